@@ -1,0 +1,1 @@
+//! Procedural macros of rosette: the pipeline compiler.

@@ -1,0 +1,4 @@
+//! Delivery semantics as sans-IO state machines: unordered, reliable and streaming channels.
+//!
+//! Nothing here uses `unsafe` or the DPDK substrate.
+#![forbid(unsafe_code)]
