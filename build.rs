@@ -73,11 +73,7 @@ fn dpdk_cflags() -> Vec<String> {
         "`{pkg_config} --cflags libdpdk` failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout)
-        .expect("pkg-config prints UTF-8")
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8(output.stdout).expect("pkg-config prints UTF-8").split_whitespace().map(str::to_owned).collect()
 }
 
 fn generate_bindings(header: &Path, cflags: &[String], out_dir: &Path) {
@@ -102,9 +98,7 @@ fn generate_bindings(header: &Path, cflags: &[String], out_dir: &Path) {
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .generate()
         .unwrap_or_else(|e| panic!("bindgen could not generate DPDK bindings: {e}"));
-    bindings
-        .write_to_file(out_dir.join("dpdk_bindings.rs"))
-        .expect("write DPDK bindings");
+    bindings.write_to_file(out_dir.join("dpdk_bindings.rs")).expect("write DPDK bindings");
 }
 
 fn compile_wrappers(manifest_dir: &Path, header: &Path, cflags: &[String], out_dir: &Path, dpdk: &pkg_config::Library) {
