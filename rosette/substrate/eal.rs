@@ -318,6 +318,7 @@ pub struct Eal {
     inner: Arc<EalInner>,
 }
 
+#[derive(Debug)]
 struct EalInner {
     info: EalInfo,
     /// Every mempool created under this EAL, to check at clean-up that all mbufs came home.
@@ -407,6 +408,12 @@ impl Eal {
             }
         }
         names
+    }
+
+    /// Mbufs currently out of every pool created under this EAL (0 when every mbuf went home). Tests
+    /// end by checking it; shutdown checks it before `rte_eal_cleanup`.
+    pub fn mbufs_outstanding(&self) -> u64 {
+        self.inner.pools.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|p| p.outstanding()).sum()
     }
 
     pub(crate) fn register_pool(&self, watch: super::mempool::PoolWatch) {

@@ -158,6 +158,12 @@ impl<R> LcoreJoin<R> {
     }
 }
 
+impl<R> core::fmt::Debug for LcoreJoin<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LcoreJoin").field("lcore", &self.lcore).field("finished", &self.is_finished()).finish()
+    }
+}
+
 impl<R> Drop for LcoreJoin<R> {
     fn drop(&mut self) {
         self.wait();

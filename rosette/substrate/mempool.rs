@@ -59,6 +59,7 @@ unsafe impl Send for PoolInner {}
 unsafe impl Sync for PoolInner {}
 
 /// What the EAL keeps of each pool to count mbufs still out at clean-up.
+#[derive(Debug)]
 pub(crate) struct PoolWatch {
     pool: usize,
     size: u32,

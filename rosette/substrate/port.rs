@@ -74,6 +74,7 @@ pub struct Port {
     inner: Arc<PortInner>,
 }
 
+#[derive(Debug)]
 struct PortInner {
     id: u16,
     name: String,
@@ -345,6 +346,7 @@ impl core::fmt::Debug for Port {
 }
 
 /// The right to poll one rx queue.
+#[derive(Debug)]
 pub struct RxQueue {
     port: u16,
     queue: u16,
@@ -371,6 +373,7 @@ impl RxQueue {
 }
 
 /// The right to send on one tx queue.
+#[derive(Debug)]
 pub struct TxQueue {
     port: u16,
     queue: u16,
