@@ -324,3 +324,116 @@ dpdk_test! {
         assert!(eal.info().args.iter().any(|a| a == "--no-huge"));
     }
 }
+
+/// Frames of the end-of-stream handshake used over memif: data frames carry a sequence number, `EOS`
+/// announces the sender is done, `EOS_ACK` confirms the receiver stopped polling. The 22.11 memif PMD can
+/// crash inside rx when the peer disconnects while rx is polled, so a side stops polling before its peer
+/// is allowed to leave.
+const KIND_DATA: u8 = 1;
+const KIND_EOS: u8 = 2;
+const KIND_EOS_ACK: u8 = 3;
+
+fn control_frame(kind: u8, seq: u32) -> Vec<u8> {
+    let mut f = frame(seq);
+    f[18] = kind;
+    f
+}
+
+fn memif_vdev(role: &str, socket: &str) -> String {
+    format!("net_memif0,role={role},socket={socket},socket-abstract=no")
+}
+
+dpdk_test! {
+    fn memif_peer_leaves_while_the_other_side_polls() {
+        let socket = format!("/tmp/rosette-memif-{}.sock", std::process::id());
+        let _ = std::fs::remove_file(&socket);
+        let eal = start_eal(&[&memif_vdev("server", &socket)]);
+        let pool = small_pool(&eal, 4095);
+        let port = Port::configure(&eal, "net_memif0", &PortConfig::default(), std::slice::from_ref(&pool)).unwrap();
+        port.start().unwrap();
+        let mut peer = common::child_command("memif_client_peer", true)
+            .env("ROSETTE_MEMIF_SOCKET", &socket)
+            .spawn()
+            .expect("spawn memif client peer");
+        assert!(common::wait_until(Duration::from_secs(20), || port.link().unwrap().up), "memif link never came up");
+        let (mut rx, mut tx) = (port.rx_queue(0).unwrap(), port.tx_queue(0).unwrap());
+        let mut burst = Burst::<U32>::new();
+        let mut expected = 0u32;
+        let mut eos = false;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !eos && std::time::Instant::now() < deadline {
+            rx.rx(&mut burst);
+            for m in burst.as_slice() {
+                match m.data()[18] {
+                    KIND_DATA => {
+                        assert_eq!(m.data(), control_frame(KIND_DATA, expected).as_slice());
+                        expected += 1;
+                    }
+                    KIND_EOS => eos = true,
+                    other => panic!("unexpected frame kind {other}"),
+                }
+            }
+            burst.clear();
+        }
+        assert!(eos, "no end-of-stream after {expected} frames");
+        assert_eq!(expected, 5000);
+        // Stop polling rx, then let the peer go.
+        burst.push(Mbuf::from_slice(&pool, &control_frame(KIND_EOS_ACK, 0)).unwrap()).unwrap();
+        while !burst.is_empty() {
+            tx.tx(&mut burst);
+        }
+        let status = peer.wait().unwrap();
+        assert!(status.success(), "memif client peer failed: {status}");
+        assert!(common::wait_until(Duration::from_secs(10), || !port.link().unwrap().up), "link still up after the peer left");
+        drop((rx, tx));
+        port.stop().unwrap();
+        drop(port);
+        let _ = std::fs::remove_file(&socket);
+        assert!(pool.is_full(), "{} mbufs still out", pool.in_use());
+        drop(pool);
+        assert_no_mbuf_leaked(&eal);
+    }
+}
+
+/// The client side of `memif_peer_leaves_while_the_other_side_polls`, spawned by it as its own process.
+#[test]
+#[ignore = "spawned as a peer process by memif_peer_leaves_while_the_other_side_polls"]
+fn memif_client_peer() {
+    let socket = std::env::var("ROSETTE_MEMIF_SOCKET").expect("ROSETTE_MEMIF_SOCKET names the server's socket");
+    let eal = start_eal(&[&memif_vdev("client", &socket)]);
+    let pool = small_pool(&eal, 4095);
+    let port = Port::configure(&eal, "net_memif0", &PortConfig::default(), std::slice::from_ref(&pool)).unwrap();
+    port.start().unwrap();
+    assert!(common::wait_until(Duration::from_secs(20), || port.link().unwrap().up), "memif link never came up");
+    let (mut rx, mut tx) = (port.rx_queue(0).unwrap(), port.tx_queue(0).unwrap());
+    let mut burst = Burst::<U32>::new();
+    let mut seq = 0u32;
+    while seq < 5000 {
+        while seq < 5000 && !burst.is_full() {
+            burst.push(Mbuf::from_slice(&pool, &control_frame(KIND_DATA, seq)).unwrap()).unwrap();
+            seq += 1;
+        }
+        tx.tx(&mut burst);
+    }
+    while !burst.is_empty() {
+        tx.tx(&mut burst);
+    }
+    burst.push(Mbuf::from_slice(&pool, &control_frame(KIND_EOS, 0)).unwrap()).unwrap();
+    while !burst.is_empty() {
+        tx.tx(&mut burst);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut acked = false;
+    while !acked && std::time::Instant::now() < deadline {
+        rx.rx(&mut burst);
+        acked = burst.as_slice().iter().any(|m| m.data()[18] == KIND_EOS_ACK);
+        burst.clear();
+    }
+    assert!(acked, "server never acknowledged end-of-stream");
+    drop((rx, tx));
+    port.stop().unwrap();
+    drop(port);
+    assert!(pool.is_full(), "{} mbufs still out", pool.in_use());
+    drop(pool);
+    assert_no_mbuf_leaked(&eal);
+}
