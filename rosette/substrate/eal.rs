@@ -186,7 +186,8 @@ impl EalBuilder {
         }
         if use_hugepages {
             if let Some(mb) = self.memory_mb {
-                args.push(format!("-m={mb}"));
+                args.push("-m".to_owned());
+                args.push(mb.to_string());
             }
             // The hugepage files are unlinked right after mapping: a crashed process leaves nothing behind.
             if !self.in_memory {
@@ -194,7 +195,8 @@ impl EalBuilder {
             }
         } else {
             args.push("--no-huge".to_owned());
-            args.push(format!("-m={}", self.memory_mb.unwrap_or(DEFAULT_NO_HUGE_MEMORY_MB)));
+            args.push("-m".to_owned());
+            args.push(self.memory_mb.unwrap_or(DEFAULT_NO_HUGE_MEMORY_MB).to_string());
         }
         if self.in_memory {
             args.push("--in-memory".to_owned());
@@ -457,7 +459,7 @@ mod tests {
         let args = EalBuilder::new().lcores([0, 1]).vdev("net_null0").file_prefix("t").args(false).unwrap();
         assert_eq!(
             args,
-            ["rosette", "-l", "0,1", "--vdev=net_null0", "--no-pci", "--no-huge", "-m=256", "--file-prefix=t"]
+            ["rosette", "-l", "0,1", "--vdev=net_null0", "--no-pci", "--no-huge", "-m", "256", "--file-prefix=t"]
         );
     }
 
@@ -489,7 +491,7 @@ mod tests {
     #[test]
     fn forced_no_huge_ignores_available_hugepages() {
         let args = EalBuilder::new().memory(MemoryMode::NoHuge).memory_mb(64).file_prefix("x").args(true).unwrap();
-        assert!(args.contains(&"--no-huge".to_owned()) && args.contains(&"-m=64".to_owned()));
+        assert!(args.contains(&"--no-huge".to_owned()) && args.windows(2).any(|w| w == ["-m", "64"]));
     }
 
     #[test]
