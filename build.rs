@@ -38,6 +38,11 @@ fn main() {
     generate_bindings(&header, &cflags, &out_dir);
     compile_wrappers(&manifest_dir, &header, &cflags, &out_dir, &dpdk);
     println!("cargo:version={}", dpdk.version);
+    // The Rust copies of the inline rx/tx burst functions (substrate/fastpath.rs) mirror DPDK 22.11.
+    println!("cargo::rustc-check-cfg=cfg(rosette_inline_fastpath)");
+    if dpdk.version.starts_with("22.11") {
+        println!("cargo:rustc-cfg=rosette_inline_fastpath");
+    }
 }
 
 /// Finds `libdpdk` with pkg-config, emitting its link flags. Stops the build with one message that names

@@ -9,6 +9,7 @@ pub mod burst;
 pub mod clock;
 pub mod eal;
 pub mod error;
+mod fastpath;
 pub(crate) mod ffi;
 pub mod lcore;
 pub mod mbuf;

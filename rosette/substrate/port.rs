@@ -360,7 +360,7 @@ impl RxQueue {
         let (slots, free) = burst.spare();
         // SAFETY: slots points at `free` writable pointer slots inside the burst; this handle is the
         // queue's only poller; the port outlives the handle.
-        let n = usize::from(unsafe { ffi::rte_eth_rx_burst(self.port, self.queue, slots, free as u16) });
+        let n = usize::from(unsafe { super::fastpath::rx_burst(self.port, self.queue, slots, free as u16) });
         // SAFETY: the PMD wrote n owned mbuf pointers into those slots.
         unsafe { burst.filled(n) };
         n
@@ -391,7 +391,7 @@ impl TxQueue {
         }
         // SAFETY: slots[..len] are owned mbufs; the PMD takes ownership of the first n it returns;
         // this handle is the queue's only sender.
-        let n = usize::from(unsafe { ffi::rte_eth_tx_burst(self.port, self.queue, slots, len as u16) });
+        let n = usize::from(unsafe { super::fastpath::tx_burst(self.port, self.queue, slots, len as u16) });
         burst.consumed_front(n);
         n
     }
