@@ -9,5 +9,6 @@
 //!   (no `unsafe`, no substrate).
 pub mod buf;
 pub mod channel;
+pub mod pipeline;
 pub mod substrate;
 pub mod wire;

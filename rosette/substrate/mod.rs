@@ -17,6 +17,7 @@ pub mod mempool;
 pub mod placement;
 pub mod port;
 pub mod ring;
+pub mod telemetry;
 
 pub use burst::{Batch, Burst, BurstSize};
 pub use clock::{tsc, TscClock};

@@ -26,10 +26,12 @@ pub enum RingMode {
     Multi,
 }
 
+#[derive(Debug)]
 struct RingInner {
     ring: NonNull<ffi::rte_ring>,
     name: String,
     capacity: u32,
+    mode: RingMode,
     _eal: Eal,
 }
 
@@ -61,11 +63,13 @@ impl Drop for RingInner {
 }
 
 /// The sending end of an mbuf ring.
+#[derive(Debug)]
 pub struct MbufProducer {
     inner: Arc<RingInner>,
 }
 
 /// The receiving end of an mbuf ring.
+#[derive(Debug)]
 pub struct MbufConsumer {
     inner: Arc<RingInner>,
 }
@@ -96,7 +100,7 @@ pub fn mbuf_ring(
     // SAFETY: EAL is running; valid C string; DPDK copies the name.
     let raw = unsafe { ffi::rte_ring_create(c_name.as_ptr(), capacity, socket as i32, flags) };
     let ring = NonNull::new(raw).ok_or_else(|| Error::from_rte_errno(format!("create ring {name} of {capacity}")))?;
-    let inner = Arc::new(RingInner { ring, name, capacity, _eal: eal.clone() });
+    let inner = Arc::new(RingInner { ring, name, capacity, mode, _eal: eal.clone() });
     Ok((MbufProducer { inner: inner.clone() }, MbufConsumer { inner }))
 }
 
@@ -131,6 +135,12 @@ impl MbufProducer {
             // SAFETY: the ring did not take it; ownership comes back to us.
             Err(unsafe { Mbuf::from_raw(raw) })
         }
+    }
+
+    /// A second producer end, for a ring created with [`RingMode::Multi`]; `None` for a
+    /// single-producer ring (two producers would corrupt it).
+    pub fn try_clone(&self) -> Option<MbufProducer> {
+        (self.inner.mode == RingMode::Multi).then(|| MbufProducer { inner: self.inner.clone() })
     }
 
     /// Capacity the ring was created with.
