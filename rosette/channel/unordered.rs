@@ -61,12 +61,14 @@ pub struct Config {
     pub ttl: u8,
     /// Whether to set the "don't fragment" flag (Linux does for UDP by default).
     pub dont_frag: bool,
+    /// IPv4 identification of the first datagram sent; each datagram takes the next value.
+    pub first_ident: u16,
 }
 
 impl Config {
     /// A configuration with Linux-like defaults: /24 subnet, no gateway, no static ARP entries, 64
     /// learned ARP entries living 60 s, ARP retried every second up to 3 requests, 64 pending datagrams
-    /// for up to 3 s, 256-frame transmit and event queues, MTU 1500, TTL 64, DF set.
+    /// for up to 3 s, 256-frame transmit and event queues, MTU 1500, TTL 64, DF set, first IP id 0.
     pub fn new(mac: ethernet::Address, addr: Ipv4Addr, ports: &[u16]) -> Config {
         Config {
             mac,
@@ -86,6 +88,7 @@ impl Config {
             mtu: 1500,
             ttl: 64,
             dont_frag: true,
+            first_ident: 0,
         }
     }
 }
@@ -437,7 +440,7 @@ impl<P: BufPool> UnorderedChannel<P> {
             pending_ready: false,
             tx: VecDeque::with_capacity(config.tx_queue_capacity),
             events: VecDeque::with_capacity(config.event_queue_capacity),
-            ident: 0,
+            ident: config.first_ident,
             stats: Stats::default(),
             config,
             pool,
@@ -930,10 +933,600 @@ impl<P: BufPool> UnorderedChannel<P> {
     /// Does the timer work due at `now`: retries ARP, gives up on addresses that never answered, and
     /// drops datagrams that waited too long (counting each).
     pub fn handle_timeout(&mut self, now: Instant) {
-        self.send_arp_requests(now);
         while self.pending.front().is_some_and(|p| p.deadline <= now) {
             self.pending.pop_front();
             self.drop_tx(TxDrop::PendingTimeout);
         }
+        self.send_arp_requests(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::{VecBuf, VecPool, DEFAULT_HEADROOM};
+    use crate::wire::captures::{
+        hex, KERNEL_ARP_REPLY, KERNEL_ARP_REQUEST, KERNEL_UDP_EMPTY, KERNEL_UDP_HELLO,
+        KERNEL_UDP_ODD, KERNEL_UDP_REPLY,
+    };
+
+    // The two ends of the kernel captures (see `wire::captures`).
+    const MAC_A: ethernet::Address = ethernet::Address([2, 0, 0, 0, 0, 0x0a]);
+    const MAC_B: ethernet::Address = ethernet::Address([2, 0, 0, 0, 0, 0x0b]);
+    const IP_A: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+    const IP_B: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+    const PORT_A: u16 = 9000;
+    const PORT_B: u16 = 40000;
+    const T0: Instant = Instant::from_secs(100);
+
+    type Channel = UnorderedChannel<VecPool>;
+
+    /// The channel playing 10.99.0.1:9000, the receiving end of the captures.
+    fn channel_a() -> Channel {
+        UnorderedChannel::new(Config::new(MAC_A, IP_A, &[PORT_A]), VecPool::default())
+    }
+
+    /// The channel playing 10.99.0.2:40000, the sending end of the captures.
+    fn channel_b(config: impl FnOnce(&mut Config)) -> Channel {
+        let mut c = Config::new(MAC_B, IP_B, &[PORT_B]);
+        config(&mut c);
+        UnorderedChannel::new(c, VecPool::default())
+    }
+
+    fn frame(capture: &str) -> VecBuf {
+        VecBuf::from_slice(&hex(capture))
+    }
+
+    fn payload(bytes: &[u8]) -> VecBuf {
+        VecBuf::from_slice(bytes)
+    }
+
+    fn datagrams(ch: &mut Channel) -> Vec<Datagram<VecBuf>> {
+        std::iter::from_fn(|| ch.poll_event())
+            .map(|Event::Datagram(d)| d)
+            .collect()
+    }
+
+    fn transmitted(ch: &mut Channel, now: Instant) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| ch.poll_transmit(now))
+            .map(|b| b.data().to_vec())
+            .collect()
+    }
+
+    fn assert_balanced(ch: &Channel) {
+        let s = ch.stats();
+        assert_eq!(
+            s.received,
+            s.delivered + s.arp_handled + s.rx_drops.total(),
+            "{s:?}"
+        );
+    }
+
+    /// A UDP/IPv4/Ethernet frame built field by field, for forging.
+    fn udp_frame(
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        dst_mac: ethernet::Address,
+        body: &[u8],
+    ) -> Vec<u8> {
+        let mut out = vec![0; HEADERS_LEN + body.len()];
+        out[HEADERS_LEN..].copy_from_slice(body);
+        let udp_repr = udp::Repr {
+            src_port: src.port(),
+            dst_port: dst.port(),
+            payload_len: body.len(),
+        };
+        udp_repr.emit(
+            &mut udp::Packet::new_unchecked(&mut out[34..]),
+            *src.ip(),
+            *dst.ip(),
+        );
+        let ip_repr = ipv4::Repr {
+            src_addr: *src.ip(),
+            dst_addr: *dst.ip(),
+            protocol: ipv4::Protocol::Udp,
+            payload_len: udp_repr.buffer_len(),
+            ttl: 64,
+            ident: 7,
+            dont_frag: true,
+            dscp_ecn: 0,
+        };
+        ip_repr.emit(&mut ipv4::Packet::new_unchecked(&mut out[14..]));
+        let eth = ethernet::Repr {
+            src_addr: MAC_B,
+            dst_addr: dst_mac,
+            ethertype: ethernet::EtherType::Ipv4,
+        };
+        eth.emit(&mut ethernet::Packet::new_unchecked(&mut out[..]));
+        out
+    }
+
+    fn b_to_a(body: &[u8]) -> Vec<u8> {
+        udp_frame(
+            SocketAddrV4::new(IP_B, PORT_B),
+            SocketAddrV4::new(IP_A, PORT_A),
+            MAC_A,
+            body,
+        )
+    }
+
+    fn refill_ip_checksum(f: &mut [u8]) {
+        ipv4::Packet::new_unchecked(&mut f[14..]).fill_checksum();
+    }
+
+    #[test]
+    fn answers_kernel_arp_request_byte_for_byte_in_the_same_buffer() {
+        let mut ch = channel_a();
+        ch.handle_packet(T0, frame(KERNEL_ARP_REQUEST));
+        let reply = ch.poll_transmit(T0).unwrap();
+        assert_eq!(reply.data(), &hex(KERNEL_ARP_REPLY)[..]);
+        assert_eq!(
+            reply.headroom(),
+            DEFAULT_HEADROOM,
+            "the request's own buffer, rewritten in place"
+        );
+        assert!(ch.poll_transmit(T0).is_none());
+        assert_eq!(ch.stats().arp_replies_sent, 1);
+        // The requester was learnt (we are its target).
+        assert_eq!(ch.arp_lookup(T0, IP_B), Some(MAC_B));
+        assert_balanced(&ch);
+    }
+
+    #[test]
+    fn answers_padded_request_with_unpadded_reply() {
+        let mut ch = channel_a();
+        let mut bytes = hex(KERNEL_ARP_REQUEST);
+        bytes.resize(60, 0);
+        ch.handle_packet(T0, VecBuf::from_slice(&bytes));
+        assert_eq!(
+            ch.poll_transmit(T0).unwrap().data(),
+            &hex(KERNEL_ARP_REPLY)[..]
+        );
+    }
+
+    #[test]
+    fn delivers_kernel_datagrams_zero_copy() {
+        let mut ch = channel_a();
+        for capture in [KERNEL_UDP_HELLO, KERNEL_UDP_ODD, KERNEL_UDP_EMPTY] {
+            ch.handle_packet(T0, frame(capture));
+        }
+        let got = datagrams(&mut ch);
+        let bodies: Vec<&[u8]> = got.iter().map(|d| d.payload.data()).collect();
+        assert_eq!(bodies, [&b"hello rosette"[..], b"odd", b""]);
+        for d in &got {
+            assert_eq!(d.src, SocketAddrV4::new(IP_B, PORT_B));
+            assert_eq!(d.dst, SocketAddrV4::new(IP_A, PORT_A));
+            // Same buffer, headers consumed by adjust: the payload sits where it arrived.
+            assert_eq!(d.payload.headroom(), DEFAULT_HEADROOM + HEADERS_LEN);
+        }
+        assert_eq!(ch.stats().delivered, 3);
+        assert_balanced(&ch);
+    }
+
+    #[test]
+    fn ethernet_padding_is_trimmed_from_delivery() {
+        let mut ch = channel_a();
+        let mut bytes = hex(KERNEL_UDP_ODD);
+        bytes.resize(60, 0xee);
+        ch.handle_packet(T0, VecBuf::from_slice(&bytes));
+        assert_eq!(datagrams(&mut ch)[0].payload.data(), b"odd");
+    }
+
+    #[test]
+    fn sends_byte_identical_to_kernel_when_mac_known() {
+        let mut ch = channel_b(|c| {
+            c.static_arp.push((IP_A, MAC_A));
+            c.first_ident = 0x8229;
+        });
+        let dst = SocketAddrV4::new(IP_A, PORT_A);
+        for body in [&b"hello rosette"[..], b"odd", b""] {
+            ch.send(T0, PORT_B, dst, payload(body)).unwrap();
+        }
+        let out = transmitted(&mut ch, T0);
+        assert_eq!(
+            out,
+            [
+                hex(KERNEL_UDP_HELLO),
+                hex(KERNEL_UDP_ODD),
+                hex(KERNEL_UDP_EMPTY)
+            ]
+        );
+        assert_eq!(ch.stats().sent, 3);
+    }
+
+    #[test]
+    fn send_is_zero_copy() {
+        let mut ch = channel_b(|c| c.static_arp.push((IP_A, MAC_A)));
+        ch.send(
+            T0,
+            PORT_B,
+            SocketAddrV4::new(IP_A, PORT_A),
+            payload(b"in place"),
+        )
+        .unwrap();
+        let f = ch.poll_transmit(T0).unwrap();
+        assert_eq!(f.headroom(), DEFAULT_HEADROOM - HEADERS_LEN);
+        assert_eq!(&f.data()[HEADERS_LEN..], b"in place");
+    }
+
+    #[test]
+    fn resolves_with_arp_then_sends_like_the_kernel() {
+        let mut ch = channel_b(|c| c.first_ident = 0x8229);
+        let dst = SocketAddrV4::new(IP_A, PORT_A);
+        ch.send(T0, PORT_B, dst, payload(b"hello rosette")).unwrap();
+        // Only the ARP request goes out, identical to the kernel's.
+        assert_eq!(transmitted(&mut ch, T0), [hex(KERNEL_ARP_REQUEST)]);
+        assert_eq!(ch.pending_len(), 1);
+        assert_eq!(ch.poll_timeout(), Some(T0 + Duration::from_secs(1)));
+        // A second datagram to the same address does not ask again.
+        ch.send(T0, PORT_B, dst, payload(b"odd")).unwrap();
+        assert!(ch.poll_transmit(T0).is_none());
+        // The kernel's reply releases both, in order.
+        ch.handle_packet(T0, frame(KERNEL_ARP_REPLY));
+        assert_eq!(
+            transmitted(&mut ch, T0),
+            [hex(KERNEL_UDP_HELLO), hex(KERNEL_UDP_ODD)]
+        );
+        assert_eq!(ch.pending_len(), 0);
+        assert_eq!(ch.poll_timeout(), None);
+        assert_eq!(ch.stats().arp_requests_sent, 1);
+        assert_balanced(&ch);
+    }
+
+    #[test]
+    fn talks_to_itself_across_a_pair() {
+        // A sends to B with nothing configured: ARP both ways, then the datagram.
+        let mut a = channel_a();
+        let mut b = channel_b(|_| {});
+        a.send(
+            T0,
+            PORT_A,
+            SocketAddrV4::new(IP_B, PORT_B),
+            payload(b"ping"),
+        )
+        .unwrap();
+        for _ in 0..4 {
+            for f in std::iter::from_fn(|| a.poll_transmit(T0)) {
+                b.handle_packet(T0, f);
+            }
+            for f in std::iter::from_fn(|| b.poll_transmit(T0)) {
+                a.handle_packet(T0, f);
+            }
+        }
+        let got = datagrams(&mut b);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].payload.data(), b"ping");
+        assert_eq!(got[0].src, SocketAddrV4::new(IP_A, PORT_A));
+        // The reply needs no ARP: B learnt A from A's request.
+        b.send(T0, PORT_B, got[0].src, payload(b"pong")).unwrap();
+        a.handle_packet(T0, b.poll_transmit(T0).unwrap());
+        assert_eq!(datagrams(&mut a)[0].payload.data(), b"pong");
+        assert_balanced(&a);
+        assert_balanced(&b);
+    }
+
+    #[test]
+    fn the_kernels_reply_is_accepted_by_the_sender_side() {
+        let mut ch = channel_b(|_| {});
+        ch.handle_packet(T0, frame(KERNEL_UDP_REPLY));
+        let got = datagrams(&mut ch);
+        assert_eq!(got[0].payload.data(), b"reply from kernel");
+        assert_eq!(got[0].src, SocketAddrV4::new(IP_A, PORT_A));
+    }
+
+    /// One frame per receive drop reason, each counted exactly there.
+    #[test]
+    fn every_rx_drop_reason_is_counted() {
+        let good = b_to_a(b"x");
+        let mut cases: Vec<(RxDrop, Vec<u8>)> = Vec::new();
+        cases.push((RxDrop::BadEthernet, good[..13].to_vec()));
+        let mut f = good.clone();
+        f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 0x99]);
+        cases.push((RxDrop::NotOurMac, f));
+        let mut f = good.clone();
+        f[0..6].copy_from_slice(&[0x01, 0, 0x5e, 0, 0, 1]);
+        cases.push((RxDrop::NotOurMac, f));
+        let mut f = good.clone();
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        cases.push((RxDrop::UnknownEtherType, f));
+        let req = hex(KERNEL_ARP_REQUEST);
+        cases.push((RxDrop::BadArp, req[..40].to_vec()));
+        let mut f = req.clone();
+        f[14 + 7] = 9; // operation 9
+        cases.push((RxDrop::BadArp, f));
+        let mut f = req.clone();
+        f[14 + 27] = 77; // who has 10.99.0.77?
+        cases.push((RxDrop::ArpNotForUs, f));
+        cases.push((RxDrop::Ipv4Truncated, good[..14 + 19].to_vec()));
+        let mut f = good.clone();
+        f[14] = 0x65;
+        refill_ip_checksum(&mut f);
+        cases.push((RxDrop::Ipv4BadVersion, f));
+        let mut f = good.clone();
+        f[14] = 0x44;
+        cases.push((RxDrop::Ipv4BadHeaderLen, f));
+        let mut f = good.clone();
+        f[16..18].copy_from_slice(&200u16.to_be_bytes());
+        cases.push((RxDrop::Ipv4BadLength, f));
+        let mut f = good.clone();
+        f[24] ^= 0xff;
+        cases.push((RxDrop::Ipv4BadChecksum, f));
+        let mut f = good.clone();
+        ipv4::Packet::new_unchecked(&mut f[14..]).set_flags_and_offset(false, true, 0);
+        refill_ip_checksum(&mut f);
+        cases.push((RxDrop::Ipv4Fragment, f));
+        cases.push((
+            RxDrop::NotOurIp,
+            udp_frame(
+                SocketAddrV4::new(IP_B, PORT_B),
+                SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 3), PORT_A),
+                MAC_A,
+                b"x",
+            ),
+        ));
+        let mut f = good.clone();
+        f[14 + 9] = 6;
+        refill_ip_checksum(&mut f);
+        cases.push((RxDrop::NotUdp, f));
+        let mut f = good.clone();
+        f[38..40].copy_from_slice(&7u16.to_be_bytes());
+        cases.push((RxDrop::UdpBadLength, f));
+        let mut f = good.clone();
+        *f.last_mut().unwrap() ^= 0x01;
+        cases.push((RxDrop::UdpBadChecksum, f));
+        cases.push((
+            RxDrop::WrongPort,
+            udp_frame(
+                SocketAddrV4::new(IP_B, PORT_B),
+                SocketAddrV4::new(IP_A, PORT_A + 1),
+                MAC_A,
+                b"x",
+            ),
+        ));
+
+        for (reason, bytes) in cases {
+            let mut ch = channel_a();
+            ch.handle_packet(T0, VecBuf::from_slice(&bytes));
+            assert_eq!(
+                ch.stats().rx_drops.get(reason),
+                1,
+                "{reason:?}: {:?}",
+                ch.stats()
+            );
+            assert_eq!(ch.stats().rx_drops.total(), 1, "{reason:?}");
+            assert!(ch.poll_event().is_none(), "{reason:?}");
+            assert!(ch.poll_transmit(T0).is_none(), "{reason:?}");
+            assert_balanced(&ch);
+        }
+
+        // The event queue bound.
+        let mut c = Config::new(MAC_A, IP_A, &[PORT_A]);
+        c.event_queue_capacity = 1;
+        let mut ch = UnorderedChannel::new(c, VecPool::default());
+        ch.handle_packet(T0, VecBuf::from_slice(&good));
+        ch.handle_packet(T0, VecBuf::from_slice(&good));
+        assert_eq!(ch.stats().rx_drops.get(RxDrop::EventQueueFull), 1);
+        assert_eq!(ch.stats().delivered, 1);
+        assert_balanced(&ch);
+    }
+
+    #[test]
+    fn broadcasts_and_zero_checksums_are_delivered() {
+        let mut ch = channel_a();
+        for dst in [Ipv4Addr::BROADCAST, Ipv4Addr::new(10, 99, 0, 255)] {
+            let f = udp_frame(
+                SocketAddrV4::new(IP_B, PORT_B),
+                SocketAddrV4::new(dst, PORT_A),
+                ethernet::Address::BROADCAST,
+                b"all",
+            );
+            ch.handle_packet(T0, VecBuf::from_slice(&f));
+        }
+        let mut f = b_to_a(b"nocsum");
+        f[40..42].copy_from_slice(&[0, 0]);
+        ch.handle_packet(T0, VecBuf::from_slice(&f));
+        assert_eq!(datagrams(&mut ch).len(), 3);
+    }
+
+    /// Every single-bit corruption of a kernel datagram is either dropped or harmless (it hit a field
+    /// that does not change what is delivered); a wrong payload or source is never delivered.
+    #[test]
+    fn corrupted_datagrams_are_never_delivered() {
+        let original = hex(KERNEL_UDP_HELLO);
+        let mut delivered = 0;
+        for byte in 0..original.len() {
+            for bit in 0..8 {
+                let mut f = original.clone();
+                f[byte] ^= 1 << bit;
+                let mut ch = channel_a();
+                ch.handle_packet(T0, VecBuf::from_slice(&f));
+                for d in datagrams(&mut ch) {
+                    delivered += 1;
+                    assert!(byte < 14, "byte {byte} bit {bit} was delivered");
+                    assert_eq!(d.payload.data(), b"hello rosette");
+                    assert_eq!(d.src, SocketAddrV4::new(IP_B, PORT_B));
+                }
+                assert_balanced(&ch);
+            }
+        }
+        // Only flips of the Ethernet source address (6 bytes × 8 bits) get through.
+        assert_eq!(delivered, 48);
+    }
+
+    #[test]
+    fn pending_queue_is_bounded_and_expires() {
+        let mut ch = channel_b(|c| c.pending_capacity = 2);
+        let dst = SocketAddrV4::new(IP_A, PORT_A);
+        ch.send(T0, PORT_B, dst, payload(b"1")).unwrap();
+        ch.send(T0, PORT_B, dst, payload(b"2")).unwrap();
+        let err = ch.send(T0, PORT_B, dst, payload(b"3")).unwrap_err();
+        assert_eq!(err.reason, TxDrop::PendingFull);
+        assert_eq!(err.payload.data(), b"3", "payload comes back untouched");
+        assert_eq!(err.payload.headroom(), DEFAULT_HEADROOM);
+        assert_eq!(ch.stats().tx_drops.pending_full, 1);
+        assert_eq!(ch.pending_len(), 2);
+        // The datagrams expire after pending_timeout (3 s), counted; ARP is retried meanwhile.
+        let mut now = T0;
+        while let Some(t) = ch.poll_timeout() {
+            assert!(t > now || t == T0);
+            now = t.max(now);
+            ch.handle_timeout(now);
+            transmitted(&mut ch, now);
+        }
+        assert_eq!(ch.stats().tx_drops.pending_timeout, 2);
+        assert_eq!(ch.pending_len(), 0);
+        assert_eq!(ch.stats().arp_requests_sent, 3);
+        assert_eq!(ch.stats().sent, 0);
+    }
+
+    #[test]
+    fn unanswered_arp_gives_up_after_max_requests() {
+        let mut ch = channel_b(|c| {
+            c.arp_max_requests = 2;
+            c.pending_timeout = Duration::from_secs(3600);
+        });
+        ch.send(
+            T0,
+            PORT_B,
+            SocketAddrV4::new(IP_A, PORT_A),
+            payload(b"lost"),
+        )
+        .unwrap();
+        assert_eq!(transmitted(&mut ch, T0).len(), 1);
+        ch.handle_timeout(T0 + Duration::from_secs(1));
+        assert_eq!(transmitted(&mut ch, T0).len(), 1);
+        ch.handle_timeout(T0 + Duration::from_secs(2));
+        assert!(ch.poll_transmit(T0).is_none());
+        assert_eq!(ch.stats().tx_drops.unresolved, 1);
+        assert_eq!(ch.pending_len(), 0);
+        assert_eq!(ch.poll_timeout(), None);
+    }
+
+    #[test]
+    fn every_send_refusal_is_counted_and_returns_the_payload() {
+        let dst = SocketAddrV4::new(IP_A, PORT_A);
+        let mut ch = channel_b(|c| {
+            c.static_arp.push((IP_A, MAC_A));
+            c.tx_queue_capacity = 1;
+        });
+        let cases: Vec<(TxDrop, u16, SocketAddrV4, VecBuf)> = vec![
+            (TxDrop::UnboundPort, PORT_B + 1, dst, payload(b"x")),
+            (
+                TxDrop::BadDestination,
+                PORT_B,
+                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 1),
+                payload(b"x"),
+            ),
+            (
+                TxDrop::BadDestination,
+                PORT_B,
+                SocketAddrV4::new(IP_A, 0),
+                payload(b"x"),
+            ),
+            (TxDrop::TooLarge, PORT_B, dst, payload(&[0; 1473])),
+            (TxDrop::NoHeadroom, PORT_B, dst, {
+                let mut b = VecBuf::with_capacity(64, HEADERS_LEN - 1);
+                b.append(1).unwrap();
+                b
+            }),
+        ];
+        for (reason, port, to, p) in cases {
+            let before = p.data().to_vec();
+            let err = ch.send(T0, port, to, p).unwrap_err();
+            assert_eq!(err.reason, reason);
+            assert_eq!(err.payload.data(), &before[..]);
+        }
+        // The largest payload that fits the MTU is accepted; then the 1-frame queue is full.
+        ch.send(T0, PORT_B, dst, payload(&[0; 1472])).unwrap();
+        assert_eq!(
+            ch.send(T0, PORT_B, dst, payload(b"x")).unwrap_err().reason,
+            TxDrop::QueueFull
+        );
+        let s = &ch.stats().tx_drops;
+        assert_eq!(
+            (
+                s.unbound_port,
+                s.bad_destination,
+                s.too_large,
+                s.no_headroom,
+                s.queue_full
+            ),
+            (1, 2, 1, 1, 1)
+        );
+        assert_eq!(ch.poll_transmit(T0).unwrap().len(), 1514);
+    }
+
+    #[test]
+    fn arp_request_without_pool_buffers_is_counted_and_retried() {
+        let c = Config::new(MAC_B, IP_B, &[PORT_B]);
+        let mut ch = UnorderedChannel::new(c, VecPool::default().with_limit(0));
+        ch.send(T0, PORT_B, SocketAddrV4::new(IP_A, PORT_A), payload(b"x"))
+            .unwrap();
+        assert!(ch.poll_transmit(T0).is_none());
+        assert_eq!(ch.stats().tx_drops.arp_alloc_failed, 1);
+        *ch.pool_mut() = VecPool::default();
+        ch.handle_timeout(T0 + Duration::from_secs(1));
+        assert_eq!(transmitted(&mut ch, T0).len(), 1);
+    }
+
+    #[test]
+    fn arp_table_is_bounded_and_entries_expire() {
+        let mut c = Config::new(MAC_A, IP_A, &[PORT_A]);
+        c.arp_table_capacity = 2;
+        let mut ch = UnorderedChannel::new(c, VecPool::default());
+        let req = hex(KERNEL_ARP_REQUEST);
+        for (i, host) in [2u8, 3, 4].into_iter().enumerate() {
+            let mut f = req.clone();
+            f[14 + 13] = host; // sender MAC last byte
+            f[14 + 17] = host; // sender IP last byte
+            ch.handle_packet(T0 + Duration::from_secs(i as u64), VecBuf::from_slice(&f));
+        }
+        assert_eq!(ch.learned.len(), 2);
+        let now = T0 + Duration::from_secs(3);
+        // The oldest (10.99.0.2) was replaced.
+        assert_eq!(ch.arp_lookup(now, IP_B), None);
+        assert_eq!(
+            ch.arp_lookup(now, Ipv4Addr::new(10, 99, 0, 4)),
+            Some(ethernet::Address([2, 0, 0, 0, 0, 4]))
+        );
+        assert_eq!(
+            ch.arp_lookup(now + Duration::from_secs(60), Ipv4Addr::new(10, 99, 0, 4)),
+            None
+        );
+        assert_eq!(ch.stats().arp_replies_sent + ch.tx.len() as u64, 3);
+    }
+
+    #[test]
+    fn static_entries_are_not_overridden_and_strangers_are_not_learnt() {
+        let mut ch = channel_a();
+        ch.config.static_arp.push((IP_B, MAC_B));
+        let mut f = hex(KERNEL_ARP_REQUEST);
+        f[14 + 13] = 0x66; // claims 10.99.0.2 is at ...:66
+        ch.handle_packet(T0, VecBuf::from_slice(&f));
+        assert_eq!(ch.arp_lookup(T0, IP_B), Some(MAC_B));
+        // A reply between two other hosts is not learnt.
+        let mut f = hex(KERNEL_ARP_REPLY);
+        f[14 + 17] = 50;
+        f[14 + 27] = 51;
+        f[0..6].copy_from_slice(&MAC_A.0);
+        ch.handle_packet(T0, VecBuf::from_slice(&f));
+        assert_eq!(ch.arp_lookup(T0, Ipv4Addr::new(10, 99, 0, 50)), None);
+        assert_eq!(ch.stats().rx_drops.arp_not_for_us, 1);
+    }
+
+    #[test]
+    fn gateway_is_the_next_hop_off_link() {
+        let gw = Ipv4Addr::new(10, 99, 0, 254);
+        let mut ch = channel_b(|c| c.gateway = Some(gw));
+        ch.send(
+            T0,
+            PORT_B,
+            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 53),
+            payload(b"q"),
+        )
+        .unwrap();
+        let arp_frame = ch.poll_transmit(T0).unwrap();
+        let packet = arp::Packet::new_checked(&arp_frame.data()[14..]).unwrap();
+        assert_eq!(packet.target_protocol_addr(), gw);
     }
 }
