@@ -120,6 +120,8 @@ pub enum RxDrop {
     Ipv4Fragment,
     /// IPv4 destination is not our address nor a broadcast.
     NotOurIp,
+    /// IPv4 source is a broadcast or multicast address (a martian: nobody can answer it).
+    BadSource,
     /// IPv4 payload is not UDP.
     NotUdp,
     /// UDP header truncated or its length field out of range.
@@ -134,7 +136,7 @@ pub enum RxDrop {
 
 impl RxDrop {
     /// Every reason, in declaration order.
-    pub const ALL: [RxDrop; 17] = [
+    pub const ALL: [RxDrop; 18] = [
         RxDrop::BadEthernet,
         RxDrop::NotOurMac,
         RxDrop::UnknownEtherType,
@@ -147,6 +149,7 @@ impl RxDrop {
         RxDrop::Ipv4BadChecksum,
         RxDrop::Ipv4Fragment,
         RxDrop::NotOurIp,
+        RxDrop::BadSource,
         RxDrop::NotUdp,
         RxDrop::UdpBadLength,
         RxDrop::UdpBadChecksum,
@@ -216,6 +219,7 @@ pub struct RxDrops {
     pub ipv4_bad_checksum: u64,
     pub ipv4_fragment: u64,
     pub not_our_ip: u64,
+    pub bad_source: u64,
     pub not_udp: u64,
     pub udp_bad_length: u64,
     pub udp_bad_checksum: u64,
@@ -238,6 +242,7 @@ impl RxDrops {
             RxDrop::Ipv4BadChecksum => &mut self.ipv4_bad_checksum,
             RxDrop::Ipv4Fragment => &mut self.ipv4_fragment,
             RxDrop::NotOurIp => &mut self.not_our_ip,
+            RxDrop::BadSource => &mut self.bad_source,
             RxDrop::NotUdp => &mut self.not_udp,
             RxDrop::UdpBadLength => &mut self.udp_bad_length,
             RxDrop::UdpBadChecksum => &mut self.udp_bad_checksum,
@@ -402,9 +407,10 @@ struct Learned {
 /// # Guarantees
 /// - A datagram is delivered only if its Ethernet destination is ours or broadcast, its IPv4 header is
 ///   well-formed (version 4, IHL ≥ 5, total length within the frame, not a fragment) with a verifying
-///   header checksum, it is UDP to our address (or a broadcast) and a bound port, and its UDP length
-///   is consistent and its checksum verifies (or is zero, "none", as Linux accepts). Everything else
-///   is dropped and counted by reason in [`Stats::rx_drops`]; no input makes the channel panic.
+///   header checksum, it is UDP from a unicast source to our address (or a broadcast) and a bound
+///   port, and its UDP length is consistent and its checksum verifies (or is zero, "none", as Linux
+///   accepts). Everything else is dropped and counted by reason in [`Stats::rx_drops`]; no input makes
+///   the channel panic.
 /// - Receive and send are zero-copy: deliveries are the received buffer with headers stripped, and sent
 ///   datagrams are the application's buffer with headers prepended in its headroom.
 /// - Memory is bounded by [`Config`]: the transmit queue, event queue, pending queue and ARP tables are
@@ -569,7 +575,7 @@ impl<P: BufPool> UnorderedChannel<P> {
         let out = if frame.is_shared() {
             self.alloc_arp_frame()
         } else {
-            let excess = frame.len() - ARP_FRAME_LEN; // checked: the ARP packet parsed
+            let excess = frame.len().saturating_sub(ARP_FRAME_LEN);
             frame.trim(excess).ok().map(|()| frame)
         };
         let Some(mut out) = out else {
@@ -645,6 +651,10 @@ impl<P: BufPool> UnorderedChannel<P> {
         let dst = ip_repr.dst_addr;
         if dst != self.config.addr && !dst.is_broadcast() && !self.is_directed_broadcast(dst) {
             return self.drop_rx(RxDrop::NotOurIp);
+        }
+        let src = ip_repr.src_addr;
+        if src.is_broadcast() || src.is_multicast() || self.is_directed_broadcast(src) {
+            return self.drop_rx(RxDrop::BadSource);
         }
         if ip_repr.protocol != ipv4::Protocol::Udp {
             return self.drop_rx(RxDrop::NotUdp);
@@ -1274,6 +1284,15 @@ mod tests {
         let mut f = good.clone();
         *f.last_mut().unwrap() ^= 0x01;
         cases.push((RxDrop::UdpBadChecksum, f));
+        cases.push((
+            RxDrop::BadSource,
+            udp_frame(
+                SocketAddrV4::new(Ipv4Addr::new(224, 0, 0, 1), PORT_B),
+                SocketAddrV4::new(IP_A, PORT_A),
+                MAC_A,
+                b"x",
+            ),
+        ));
         cases.push((
             RxDrop::WrongPort,
             udp_frame(
