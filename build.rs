@@ -31,8 +31,7 @@ fn main() {
 
     let dpdk = probe_dpdk();
     let cflags = dpdk_cflags();
-    let manifest_dir =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let header = manifest_dir.join("rosette/substrate/wrapper.h");
 
@@ -49,18 +48,10 @@ fn main() {
 /// Finds `libdpdk` with pkg-config, emitting its link flags. Stops the build with one message that names
 /// the Debian packages to install when it is missing or too old.
 fn probe_dpdk() -> pkg_config::Library {
-    match pkg_config::Config::new()
-        .atleast_version(MIN_DPDK_VERSION)
-        .probe("libdpdk")
-    {
+    match pkg_config::Config::new().atleast_version(MIN_DPDK_VERSION).probe("libdpdk") {
         Ok(lib) => lib,
         Err(err) => {
-            let first_line = err
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
+            let first_line = err.to_string().lines().next().unwrap_or_default().to_owned();
             eprintln!(
                 "\nerror: rosette needs DPDK >= {MIN_DPDK_VERSION} (pkg-config package `libdpdk`), which was not found.\n\
                  On Debian 12, install it with:\n\n    apt-get install -y dpdk dpdk-dev libdpdk-dev pkg-config libclang-dev clang\n\n\
@@ -115,13 +106,7 @@ fn generate_bindings(header: &Path, cflags: &[String], out_dir: &Path) {
     bindings.write_to_file(out_dir.join("dpdk_bindings.rs")).expect("write DPDK bindings");
 }
 
-fn compile_wrappers(
-    manifest_dir: &Path,
-    header: &Path,
-    cflags: &[String],
-    out_dir: &Path,
-    dpdk: &pkg_config::Library,
-) {
+fn compile_wrappers(manifest_dir: &Path, header: &Path, cflags: &[String], out_dir: &Path, dpdk: &pkg_config::Library) {
     let mut build = cc::Build::new();
     build
         .file(out_dir.join("static_wrappers.c"))
