@@ -11,23 +11,30 @@ pub mod runtime;
 pub mod stages;
 pub mod stats;
 
-use crate::substrate::{Batch, TscClock};
+use crate::substrate::{Batch, Mempool, TscClock};
 
 pub use runtime::{LaunchError, LaunchOptions, LcoreIo, Pipeline, PipelineReport, Runtime};
 pub use stats::{LcoreStats, LcoreStatsSnapshot};
 
-/// What a stage may ask about the loop it runs in. Cheap to build; the time is read only when asked.
-#[derive(Debug, Clone, Copy)]
+/// What a stage may ask about the loop it runs in. Built once per loop; the time is read only when asked.
+#[derive(Debug, Clone)]
 pub struct Context {
     /// The lcore running the loop.
     pub lcore: u32,
     clock: TscClock,
+    pool: Option<Mempool>,
 }
 
 impl Context {
-    /// A context for `lcore` with the given clock.
-    pub fn new(lcore: u32, clock: TscClock) -> Context {
-        Context { lcore, clock }
+    /// A context for `lcore` with the given clock and, for stages that create packets, a mempool on the
+    /// lcore's socket.
+    pub fn new(lcore: u32, clock: TscClock, pool: Option<Mempool>) -> Context {
+        Context { lcore, clock, pool }
+    }
+
+    /// A mempool on this lcore's socket, for stages that create packets.
+    pub fn pool(&self) -> Option<&Mempool> {
+        self.pool.as_ref()
     }
 
     /// Nanoseconds on the TSC clock (monotonic, arbitrary origin): the `now` of sans-IO channels.

@@ -233,6 +233,7 @@ pub struct LcoreIo {
     ring_out: Vec<Option<MbufProducer>>,
     stats: Arc<LcoreStats>,
     stop: StopFlag,
+    pool: Option<Mempool>,
 }
 
 fn take<T>(slots: &mut [Option<T>], index: usize, what: &str, lcore: u32) -> Result<T, LaunchError> {
@@ -285,7 +286,7 @@ impl LcoreIo {
 
     /// A context for the stages of this lcore.
     pub fn context(&self) -> Context {
-        Context::new(self.lcore, TscClock::new())
+        Context::new(self.lcore, TscClock::new(), self.pool.clone())
     }
 }
 
@@ -425,6 +426,7 @@ impl Runtime {
                 ring_out: Vec::new(),
                 stats: lcore_stats.clone(),
                 stop: stop.clone(),
+                pool: lcore_pool(&pools, plan.lcore_sockets.get(&lcore.lcore).copied()),
             };
             for q in lcore.rx {
                 lcore_io.rx.push(Some(ports[q.port].rx_queue(q.queue)?));
@@ -498,6 +500,11 @@ impl Runtime {
     pub fn eal(&self) -> &Eal {
         &self.eal
     }
+}
+
+/// A pool on `socket` for an lcore's stages (the first one made there), else any pool.
+fn lcore_pool(pools: &[Mempool], socket: Option<u32>) -> Option<Mempool> {
+    pools.iter().find(|p| socket.is_some_and(|s| p.socket_id() == s as i32)).or(pools.first()).cloned()
 }
 
 fn is_pci_address(device: &str) -> bool {
