@@ -1,1 +1,2 @@
 //! Procedural macros of rosette: the pipeline compiler.
+mod codegen;
