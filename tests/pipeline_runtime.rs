@@ -64,9 +64,8 @@ fn lcore_1(mut io: LcoreIo) -> Result<(), LaunchError> {
             counters.bursts += 1;
             counters.packets += received as u64;
         }
-        stage_0.poll(&mut burst.batch(), &cx);
+        counters.stage_drops[0] += u64::from(stage_0.process(&mut burst.batch(), &cx));
         if !burst.is_empty() {
-            counters.stage_drops[0] += u64::from(stage_0.process(&mut burst.batch(), &cx));
             let (sent, dropped) = tx_0.tx_or_drop(&mut burst);
             counters.tx_packets += sent as u64;
             counters.tx_dropped += dropped as u64;

@@ -347,14 +347,12 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
     let mut chain_docs = Vec::new();
     for poll in &lcore.polls {
         let mut names = Vec::new();
-        let mut poll_calls = Vec::new();
         let mut process_calls = Vec::new();
         for stage in &poll.stages {
             let var = format_ident!("stage_{stage_index}");
             let (ty, init) = (&stage.ty, &stage.init);
             stage_lets.push(quote!(let mut #var: #ty = #init;));
             stage_finish.push(quote!(#var.finish(&cx);));
-            poll_calls.push(quote!(#var.poll(&mut burst.batch(), &cx);));
             let i = lit(stage_index as u64);
             process_calls.push(quote! {
                 counters.stage_drops[#i] += u64::from(#var.process(&mut burst.batch(), &cx));
@@ -407,9 +405,8 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
                     counters.bursts += 1;
                     counters.packets += received as u64;
                 }
-                #(#poll_calls)*
+                #(#process_calls)*
                 if !burst.is_empty() {
-                    #(#process_calls)*
                     #send
                 }
             }

@@ -50,21 +50,18 @@ impl Context {
 }
 
 /// One step of a poll loop. A stage gets each burst as a [`Batch`] and may keep packets in it (they go
-/// on to the next stage), drop them (free them: `batch.retain`), or take them (`batch.retain_map`, e.g.
-/// a channel keeping a packet for retransmission). It returns how many packets it dropped, which the
-/// loop counts per stage.
+/// on to the next stage), drop them (free them: `batch.retain`), take them (`batch.retain_map`, e.g. a
+/// channel consuming what it received), or add packets (a channel's transmissions, a traffic source).
+/// It returns how many packets it dropped, which the loop counts per stage.
+///
+/// `process` runs on every loop iteration, also when nothing arrived (the batch is then empty), so
+/// stages with timers or their own output (channels) make progress without input.
 ///
 /// Stages must not allocate per packet. The generated loop calls them directly (static dispatch); the
 /// trait is also object-safe so that a `Vec<Box<dyn Stage>>` can be built for comparison.
 pub trait Stage: Send {
-    /// Processes one burst; returns the number of packets dropped.
+    /// Processes one burst (possibly empty); returns the number of packets dropped.
     fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32;
-
-    /// Called once per loop iteration, after rx, even when nothing arrived: timers and output that does
-    /// not depend on input (a channel's retransmissions) go here. `out` is the batch that continues to
-    /// the next stage. Default: nothing.
-    #[inline(always)]
-    fn poll(&mut self, _out: &mut Batch<'_>, _cx: &Context) {}
 
     /// Called once on the lcore after the loop stopped, to free what the stage holds. Default: nothing.
     fn finish(&mut self, _cx: &Context) {}
@@ -74,10 +71,6 @@ impl<S: Stage + ?Sized> Stage for Box<S> {
     #[inline(always)]
     fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32 {
         (**self).process(batch, cx)
-    }
-    #[inline(always)]
-    fn poll(&mut self, out: &mut Batch<'_>, cx: &Context) {
-        (**self).poll(out, cx)
     }
     fn finish(&mut self, cx: &Context) {
         (**self).finish(cx)

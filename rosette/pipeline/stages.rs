@@ -235,25 +235,21 @@ impl InjectUdp {
 
 impl Stage for InjectUdp {
     #[inline]
-    fn process(&mut self, _batch: &mut Batch<'_>, _cx: &Context) -> u32 {
-        0
-    }
-
-    #[inline]
-    fn poll(&mut self, out: &mut Batch<'_>, cx: &Context) {
+    fn process(&mut self, out: &mut Batch<'_>, cx: &Context) -> u32 {
         if self.remaining == 0 {
-            return;
+            return 0;
         }
-        let Some(pool) = cx.pool() else { return };
+        let Some(pool) = cx.pool() else { return 0 };
         while self.remaining > 0 && out.len() < out.capacity() {
-            let Some(mut m) = pool.alloc() else { return };
-            let Ok(frame) = m.append(42 + usize::from(self.payload_len)) else { return };
+            let Some(mut m) = pool.alloc() else { return 0 };
+            let Ok(frame) = m.append(42 + usize::from(self.payload_len)) else { return 0 };
             InjectUdp::build(frame, self.dst_port, self.remaining);
             if out.push(m).is_err() {
-                return;
+                return 0;
             }
             self.remaining -= 1;
         }
+        0
     }
 }
 
