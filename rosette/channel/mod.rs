@@ -2,3 +2,8 @@
 //!
 //! Nothing here uses `unsafe` or the DPDK substrate.
 #![forbid(unsafe_code)]
+
+pub mod conn;
+pub mod reliable;
+pub mod rtt;
+pub mod time;

@@ -2,3 +2,5 @@
 //!
 //! Nothing here uses `unsafe` or the DPDK substrate; a checked view never panics on any input.
 #![forbid(unsafe_code)]
+
+pub mod transport;
