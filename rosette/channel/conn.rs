@@ -398,7 +398,7 @@ impl<P: BufPool> Core<P> {
 
     /// Mutable access to the payload tail of the newest never-sent data packet, for coalescing.
     pub(crate) fn last_unsent_data(&mut self) -> Option<&mut P::Buf> {
-        if self.next_unsent >= self.tx.len() || self.state != State::Established {
+        if self.next_unsent >= self.tx.len() {
             return None;
         }
         let slot = self.tx.back_mut()?;

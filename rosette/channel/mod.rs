@@ -6,4 +6,5 @@
 pub mod conn;
 pub mod reliable;
 pub mod rtt;
+pub mod streaming;
 pub mod time;

@@ -274,11 +274,11 @@ impl<P: BufPool> Reliable<P> {
     pub fn poll_event(&mut self) -> Option<Event<P::Buf>> {
         if let Some(ev) = self.core.poll_core_event() {
             return Some(match ev {
-                CoreEvent::Connected => {
+                CoreEvent::Connected => Event::Connected,
+                CoreEvent::Reset(r) => {
                     self.peer_closed_reported = false;
-                    Event::Connected
+                    Event::Reset(r)
                 }
-                CoreEvent::Reset(r) => Event::Reset(r),
                 CoreEvent::Failed => Event::Failed,
             });
         }
