@@ -4,7 +4,9 @@
 #![forbid(unsafe_code)]
 
 pub mod conn;
+pub mod fault;
 pub mod reliable;
 pub mod rtt;
+pub mod sim;
 pub mod streaming;
 pub mod time;
