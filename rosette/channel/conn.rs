@@ -766,11 +766,14 @@ impl<P: BufPool> Core<P> {
 
     fn process_ack(&mut self, now: Instant, r: &Repr) {
         let mut newly = 0u32;
-        let mut sample: Option<(u64, Instant)> = None;
-        let consider = |slot: &TxSlot<P::Buf>, sample: &mut Option<(u64, Instant)>| {
-            // Karn's rule: no sample from a retransmitted packet.
-            if !slot.retransmitted && sample.is_none_or(|(o, _)| slot.tx_order > o) {
-                *sample = Some((slot.tx_order, slot.sent_at));
+        // The most recently transmitted of the newly acknowledged packets is the one whose arrival
+        // most likely triggered this acknowledgement: time it, unless it was a retransmission
+        // (Karn's rule) or was already declared lost (its ack may have been the one lost).
+        let mut sample: Option<(u64, Instant, bool)> = None;
+        let consider = |slot: &TxSlot<P::Buf>, sample: &mut Option<(u64, Instant, bool)>| {
+            if sample.is_none_or(|(o, _, _)| slot.tx_order > o) {
+                let ambiguous = slot.retransmitted || slot.state == SlotState::Lost;
+                *sample = Some((slot.tx_order, slot.sent_at, ambiguous));
             }
         };
         let advanced = lt(self.snd_una, r.ack);
@@ -789,8 +792,11 @@ impl<P: BufPool> Core<P> {
                 }
                 SlotState::Sacked | SlotState::Unsent => {}
             }
-            self.rack_order = self.rack_order.max(slot.tx_order);
-            consider(&slot, &mut sample);
+            if matches!(slot.state, SlotState::InFlight | SlotState::Lost) {
+                // A slot SACKed earlier was timed then; timing it now would inflate the RTT.
+                self.rack_order = self.rack_order.max(slot.tx_order);
+                consider(&slot, &mut sample);
+            }
             self.snd_una = self.snd_una.wrapping_add(1);
             self.next_unsent = self.next_unsent.saturating_sub(1);
         }
@@ -827,13 +833,13 @@ impl<P: BufPool> Core<P> {
                     SlotState::Lost => self.lost -= 1,
                     _ => continue,
                 }
+                consider(slot, &mut sample);
                 slot.state = SlotState::Sacked;
                 newly += 1;
                 self.rack_order = self.rack_order.max(slot.tx_order);
-                consider(&self.tx[i], &mut sample);
             }
         }
-        if let Some((_, sent_at)) = sample {
+        if let Some((_, sent_at, false)) = sample {
             self.rtt.on_sample(now.saturating_duration_since(sent_at));
         }
         // RACK-like loss detection: a packet sent well before one that arrived is lost.
@@ -864,7 +870,8 @@ impl<P: BufPool> Core<P> {
                 self.recovery_end = Some(self.snd_max());
                 self.stats.congestion_events += 1;
             }
-        } else if newly > 0 && self.recovery_end.is_none() {
+        } else if newly > 0 && (self.recovery_end.is_none() || self.cwnd < self.ssthresh) {
+            // Growth outside recovery, and slow start after a timeout (cwnd restarts at 1).
             if self.cwnd < self.ssthresh {
                 self.cwnd = self.cwnd.saturating_add(newly);
             } else {
@@ -903,6 +910,9 @@ impl<P: BufPool> Core<P> {
                 }
                 self.rtt.on_timeout();
                 self.stats.timeouts += 1;
+                if std::env::var_os("RDEBUG").is_some() {
+                    eprintln!("{} RTO now={} una={} nu={} pipe={} lost={} cwnd={} rto={:?} wnd={} q={}", self.local_id, now.as_nanos(), self.snd_una, self.next_unsent, self.pipe, self.lost, self.cwnd, self.rtt.rto(), self.peer_wnd, self.tx.len());
+                }
                 for i in 0..self.next_unsent {
                     self.mark_lost(i);
                 }

@@ -10,6 +10,8 @@ use core::time::Duration;
 pub struct RttEstimator {
     srtt: Option<Duration>,
     rttvar: Duration,
+    /// The timeout from the samples alone, before backoff.
+    base_rto: Duration,
     rto: Duration,
     backoff: u32,
     min_rto: Duration,
@@ -26,6 +28,7 @@ impl RttEstimator {
             srtt: None,
             rttvar: Duration::ZERO,
             rto: initial_rto.clamp(min_rto, max_rto),
+            base_rto: initial_rto.clamp(min_rto, max_rto),
             backoff: 0,
             min_rto,
             max_rto,
@@ -49,7 +52,9 @@ impl RttEstimator {
             }
         }
         let srtt = self.srtt.unwrap_or(rtt);
-        self.rto = (srtt + self.granularity.max(self.rttvar * 4)).clamp(self.min_rto, self.max_rto);
+        self.base_rto =
+            (srtt + self.granularity.max(self.rttvar * 4)).clamp(self.min_rto, self.max_rto);
+        self.rto = self.base_rto;
         self.backoff = 0;
     }
 
@@ -59,9 +64,14 @@ impl RttEstimator {
         self.rto = (self.rto * 2).min(self.max_rto);
     }
 
-    /// Forgets any backoff without a new sample (forward progress was made).
+    /// Forgets any backoff without a new sample, because acknowledgements show forward progress.
+    ///
+    /// RFC 6298 keeps the backed-off timeout until a valid sample; on a very lossy link where most
+    /// acknowledged packets were retransmitted (no samples under Karn's rule) that leaves the timer
+    /// at its maximum for good. Like Linux, we return to the sampled timeout on progress instead.
     pub fn reset_backoff(&mut self) {
         self.backoff = 0;
+        self.rto = self.base_rto;
     }
 
     /// The current retransmission timeout.
