@@ -20,7 +20,9 @@ use rosette::channel::time::Instant;
 
 /// FNV-1a, 64 bits: the content digest of delivered data.
 fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    bytes.iter().fold(h, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 const FNV_INIT: u64 = 0xcbf2_9ce4_8422_2325;
 
@@ -44,7 +46,13 @@ struct Scenario {
 }
 
 fn scenario(name: &'static str, faults: FaultConfig) -> Scenario {
-    Scenario { name, faults, cfg: Config::default(), slow_reader: false, limit: Duration::from_secs(30) }
+    Scenario {
+        name,
+        faults,
+        cfg: Config::default(),
+        slow_reader: false,
+        limit: Duration::from_secs(30),
+    }
 }
 
 fn matrix() -> Vec<Scenario> {
@@ -70,25 +78,70 @@ fn matrix() -> Vec<Scenario> {
         scenario("loss 30%", FaultConfig::loss(300_000)),
         scenario(
             "reorder 20%",
-            FaultConfig { reorder_ppm: 200_000, reorder_delay: Duration::from_micros(500), ..FaultConfig::default() },
+            FaultConfig {
+                reorder_ppm: 200_000,
+                reorder_delay: Duration::from_micros(500),
+                ..FaultConfig::default()
+            },
         ),
-        scenario("duplicate 20%", FaultConfig { duplicate_ppm: 200_000, ..FaultConfig::default() }),
-        scenario("corrupt 10%", FaultConfig { corrupt_ppm: 100_000, ..FaultConfig::default() }),
-        scenario("truncate 10%", FaultConfig { truncate_ppm: 100_000, ..FaultConfig::default() }),
+        scenario(
+            "duplicate 20%",
+            FaultConfig {
+                duplicate_ppm: 200_000,
+                ..FaultConfig::default()
+            },
+        ),
+        scenario(
+            "corrupt 10%",
+            FaultConfig {
+                corrupt_ppm: 100_000,
+                ..FaultConfig::default()
+            },
+        ),
+        scenario(
+            "truncate 10%",
+            FaultConfig {
+                truncate_ppm: 100_000,
+                ..FaultConfig::default()
+            },
+        ),
         scenario(
             "blackhole 2s",
-            FaultConfig { blackholes: vec![(at(ms(5)), at(ms(2005)))], ..FaultConfig::default() },
+            // Opens mid-transfer (a clean run takes ~0.4 ms) and lasts 2 s.
+            FaultConfig {
+                blackholes: vec![(
+                    at(Duration::from_micros(100)),
+                    at(Duration::from_micros(2_000_100)),
+                )],
+                ..FaultConfig::default()
+            },
         ),
         scenario("mixed faults", mixed.clone()),
-        Scenario { cfg: tiny.clone(), ..scenario("tiny window", FaultConfig::loss(20_000)) },
-        Scenario { slow_reader: true, cfg: tiny, ..scenario("tiny window, slow reader", mixed.clone()) },
-        Scenario { slow_reader: true, ..scenario("slow reader", mixed) },
+        Scenario {
+            cfg: tiny.clone(),
+            ..scenario("tiny window", FaultConfig::loss(20_000))
+        },
+        Scenario {
+            slow_reader: true,
+            cfg: tiny,
+            ..scenario("tiny window, slow reader", mixed.clone())
+        },
+        Scenario {
+            slow_reader: true,
+            ..scenario("slow reader", mixed)
+        },
     ]
 }
 
 fn links(s: &Scenario, seed: u64) -> (Link<VecBuf>, Link<VecBuf>) {
-    let ab = Link::new(LinkConfig::default(), FaultInjector::new(seed, s.faults.clone()));
-    let ba = Link::new(LinkConfig::default(), FaultInjector::new(seed ^ 0x5555, s.faults.clone()));
+    let ab = Link::new(
+        LinkConfig::default(),
+        FaultInjector::new(seed, s.faults.clone()),
+    );
+    let ba = Link::new(
+        LinkConfig::default(),
+        FaultInjector::new(seed ^ 0x5555, s.faults.clone()),
+    );
     (ab, ba)
 }
 
@@ -102,14 +155,22 @@ fn messages(seed: u64, count: usize, max: usize) -> Vec<Vec<u8>> {
                 1 => rng.below(1400) as usize,
                 _ => rng.below(max as u64 + 1) as usize,
             };
-            (0..len).map(|j| (i * 31 + j * 7 + (j >> 8)) as u8).collect()
+            (0..len)
+                .map(|j| (i * 31 + j * 7 + (j >> 8)) as u8)
+                .collect()
         })
         .collect()
 }
 
 fn check_bounds(cfg: &Config, send_q: usize, recv: usize) {
-    assert!(send_q <= cfg.send_capacity + 1, "send queue {send_q} over bound");
-    assert!(recv <= cfg.recv_capacity, "receive buffer {recv} over bound");
+    assert!(
+        send_q <= cfg.send_capacity + 1,
+        "send queue {send_q} over bound"
+    );
+    assert!(
+        recv <= cfg.recv_capacity,
+        "receive buffer {recv} over bound"
+    );
 }
 
 struct RelOutcome {
@@ -152,6 +213,7 @@ fn run_reliable(s: &Scenario, seed: u64, msgs: &[Vec<u8>]) -> RelOutcome {
         }
         loop {
             if s.slow_reader && p.now.saturating_duration_since(last_read) < ms(1) {
+                p.wake_at(last_read + ms(1));
                 break;
             }
             let Some(ev) = p.b.poll_event() else { break };
@@ -172,16 +234,45 @@ fn run_reliable(s: &Scenario, seed: u64, msgs: &[Vec<u8>]) -> RelOutcome {
         check_bounds(&cfg, p.a.send_queue_len(), p.b.recv_held());
         // The timer is never further away than the largest backed-off RTO (or a window probe).
         if let Some(t) = p.a.poll_timeout() {
-            assert!(t.saturating_duration_since(p.now) <= cfg.max_rto, "{}: timer too far", s.name);
+            assert!(
+                t.saturating_duration_since(p.now) <= cfg.max_rto,
+                "{}: timer too far",
+                s.name
+            );
         }
         closed.1 && got.len() == msgs.len()
     });
     if !done {
-        eprintln!("a {:?} q={} cwnd={} rto={:?} t={:?}\n{:?}", pair.a.state(), pair.a.send_queue_len(), pair.a.cwnd(), pair.a.rto(), pair.a.poll_timeout(), pair.a.stats());
-        eprintln!("b {:?} held={} {:?}", pair.b.state(), pair.b.recv_held(), pair.b.stats());
-        eprintln!("links {:?} {:?} {:?}", pair.ab.stats, pair.ba.stats, pair.ab.faults.stats());
+        eprintln!(
+            "a {:?} q={} cwnd={} rto={:?} t={:?}\n{:?}",
+            pair.a.state(),
+            pair.a.send_queue_len(),
+            pair.a.cwnd(),
+            pair.a.rto(),
+            pair.a.poll_timeout(),
+            pair.a.stats()
+        );
+        eprintln!(
+            "b {:?} held={} {:?}",
+            pair.b.state(),
+            pair.b.recv_held(),
+            pair.b.stats()
+        );
+        eprintln!(
+            "links {:?} {:?} {:?}",
+            pair.ab.stats,
+            pair.ba.stats,
+            pair.ab.faults.stats()
+        );
     }
-    assert!(done, "{}: no completion by {:?} (got {} of {})", s.name, s.limit, got.len(), msgs.len());
+    assert!(
+        done,
+        "{}: no completion by {:?} (got {} of {})",
+        s.name,
+        s.limit,
+        got.len(),
+        msgs.len()
+    );
     let expected: Vec<(usize, u64)> = msgs.iter().map(|m| (m.len(), fnv1a(FNV_INIT, m))).collect();
     assert_eq!(got, expected, "{}: delivered messages differ", s.name);
     RelOutcome {
@@ -199,18 +290,39 @@ fn reliable_matrix() {
         let msgs = messages(100 + i as u64, 150, s.cfg.max_message_size.min(6000));
         let out = run_reliable(s, 1000 + i as u64, &msgs);
         let packets = out.a.tx_packets + out.b.tx_packets;
-        assert!(out.timer_fires <= packets, "{}: {} timer fires for {packets} packets", s.name, out.timer_fires);
+        assert!(
+            out.timer_fires <= packets,
+            "{}: {} timer fires for {packets} packets",
+            s.name,
+            out.timer_fires
+        );
         writeln!(
             report,
             "{:<26} t={:>9.3?} tx={} retx={} rto={} drops(b)={:?}",
             s.name, out.time, out.a.tx_packets, out.a.retransmits, out.a.timeouts, out.b.drops
         )
         .unwrap();
+        if !s.faults.blackholes.is_empty() {
+            assert!(
+                out.time > Duration::from_secs(2) && out.a.timeouts > 0,
+                "{}: {:?}",
+                s.name,
+                out.time
+            );
+        }
         if s.faults.corrupt_ppm > 0 {
-            assert!(out.a.drops.bad_checksum + out.b.drops.bad_checksum > 0, "{}", s.name);
+            assert!(
+                out.a.drops.bad_checksum + out.b.drops.bad_checksum > 0,
+                "{}",
+                s.name
+            );
         }
         if s.faults.truncate_ppm > 0 {
-            assert!(out.a.drops.malformed + out.b.drops.malformed > 0, "{}", s.name);
+            assert!(
+                out.a.drops.malformed + out.b.drops.malformed > 0,
+                "{}",
+                s.name
+            );
         }
         if s.faults.duplicate_ppm > 0 {
             assert!(out.b.drops.duplicate > 0, "{}", s.name);
@@ -278,10 +390,17 @@ fn run_stream(s: &Scenario, seed: u64, data: &[u8]) -> StreamOutcome {
             }
         }
         loop {
-            if s.slow_reader && p.now.saturating_duration_since(last_read) < Duration::from_micros(200) {
+            if s.slow_reader
+                && p.now.saturating_duration_since(last_read) < Duration::from_micros(200)
+            {
+                p.wake_at(last_read + Duration::from_micros(200));
                 break;
             }
-            let want = if s.slow_reader { 1 + rng.below(2000) as usize } else { buf.len() };
+            let want = if s.slow_reader {
+                1 + rng.below(2000) as usize
+            } else {
+                buf.len()
+            };
             match p.b.read(&mut buf[..want]) {
                 Ok(0) => {
                     if !eof {
@@ -302,10 +421,25 @@ fn run_stream(s: &Scenario, seed: u64, data: &[u8]) -> StreamOutcome {
         check_bounds(&cfg, p.a.send_queue_len(), p.b.recv_held());
         eof && a_closed
     });
-    assert!(done, "{}: no completion by {:?} ({got_len} of {} bytes)", s.name, s.limit, data.len());
+    assert!(
+        done,
+        "{}: no completion by {:?} ({got_len} of {} bytes)",
+        s.name,
+        s.limit,
+        data.len()
+    );
     assert_eq!(got_len, data.len(), "{}", s.name);
-    assert_eq!(got_hash, fnv1a(FNV_INIT, data), "{}: stream content differs", s.name);
-    StreamOutcome { time: pair.now.saturating_duration_since(Instant::default()), a: *pair.a.stats(), b: *pair.b.stats() }
+    assert_eq!(
+        got_hash,
+        fnv1a(FNV_INIT, data),
+        "{}: stream content differs",
+        s.name
+    );
+    StreamOutcome {
+        time: pair.now.saturating_duration_since(Instant::default()),
+        a: *pair.a.stats(),
+        b: *pair.b.stats(),
+    }
 }
 
 #[test]
@@ -314,10 +448,31 @@ fn streaming_matrix() {
     for (i, s) in matrix().iter().enumerate() {
         let data = stream_bytes(200 + i as u64, 200_000);
         let out = run_stream(s, 2000 + i as u64, &data);
+        if !s.faults.blackholes.is_empty() {
+            assert!(
+                out.time > Duration::from_secs(2) && out.a.timeouts > 0,
+                "{}: {:?}",
+                s.name,
+                out.time
+            );
+        }
+        if s.faults.corrupt_ppm > 0 {
+            assert!(
+                out.a.drops.bad_checksum + out.b.drops.bad_checksum > 0,
+                "{}",
+                s.name
+            );
+        }
         writeln!(
             report,
             "{:<26} t={:>9.3?} tx={} retx={} rto={} probes={} drops(b)={:?}",
-            s.name, out.time, out.a.tx_packets, out.a.retransmits, out.a.timeouts, out.a.probes, out.b.drops
+            s.name,
+            out.time,
+            out.a.tx_packets,
+            out.a.retransmits,
+            out.a.timeouts,
+            out.a.probes,
+            out.b.drops
         )
         .unwrap();
     }
@@ -348,6 +503,7 @@ fn reliable_peer_restart() {
     let mut before: Vec<Vec<u8>> = Vec::new();
     let mut after: Vec<Vec<u8>> = Vec::new();
     let (mut next, mut restarted, mut reset_seen) = (0, false, false);
+    let mut zombie = None;
     let done = pair.drive_while(at(Duration::from_secs(20)), |p| {
         let list = if restarted { &new } else { &old };
         while next < list.len() {
@@ -362,7 +518,11 @@ fn reliable_peer_restart() {
                 reliable::Event::Message(m) => {
                     let mut v = Vec::new();
                     m.copy_to(&mut v);
-                    if reset_seen { after.push(v) } else { before.push(v) }
+                    if reset_seen {
+                        after.push(v)
+                    } else {
+                        before.push(v)
+                    }
                 }
                 reliable::Event::Reset(ResetReason::PeerRestarted) => reset_seen = true,
                 reliable::Event::Connected => {}
@@ -372,16 +532,31 @@ fn reliable_peer_restart() {
         while p.a.poll_event().is_some() {}
         if !restarted && before.len() >= 80 {
             // The initiator crashes and comes back with the next epoch (same connection id).
-            p.a = Reliable::connect(s.cfg.clone(), VecPool::default(), 11, 2, p.now);
+            let fresh = Reliable::connect(s.cfg.clone(), VecPool::default(), 11, 2, p.now);
+            zombie = Some(std::mem::replace(&mut p.a, fresh));
             restarted = true;
             next = 0;
+        }
+        if reset_seen {
+            // Packets of the dead incarnation still wandering the network arrive after the reset:
+            // they must be dropped as stale, never delivered.
+            if let Some(mut old) = zombie.take() {
+                old.handle_timeout(p.now + Duration::from_secs(1));
+                while let Some(pkt) = old.poll_transmit(p.now + Duration::from_secs(1)) {
+                    p.ab.send(p.now, pkt);
+                }
+            }
         }
         after.len() == new.len()
     });
     assert!(done, "restart: after={} of {}", after.len(), new.len());
     assert!(reset_seen);
     assert!(before.len() >= 80 && before.len() <= old.len());
-    assert_eq!(before[..], old[..before.len()], "old messages: not an in-order prefix");
+    assert_eq!(
+        before[..],
+        old[..before.len()],
+        "old messages: not an in-order prefix"
+    );
     assert_eq!(after, new, "new connection: messages differ");
     let drops = pair.b.stats().drops;
     assert!(drops.stale_epoch > 0, "{drops:?}");
@@ -414,36 +589,67 @@ fn reliable_acceptor_restart_resets_initiator() {
     assert!(pair.b.stats().drops.unknown_connection > 0);
 }
 
-/// A permanent blackhole ends in a reported failure, within the configured bound.
+/// A permanent blackhole ends in a reported failure within the configured bound — both when data
+/// is outstanding (retransmission timer) and when the receiver's window is closed (probes).
 #[test]
 fn reliable_permanent_blackhole_fails_in_bounded_time() {
-    let mut s = scenario(
-        "blackhole forever",
-        FaultConfig { blackholes: vec![(at(ms(5)), Instant::from_nanos(u64::MAX))], ..FaultConfig::default() },
-    );
-    s.cfg.give_up_after = Duration::from_secs(3);
-    let now = Instant::default();
-    let a = Reliable::connect(s.cfg.clone(), VecPool::default(), 11, 1, now);
-    let b = Reliable::listen(s.cfg.clone(), VecPool::default(), 22, 7, now);
-    let (ab, ba) = links(&s, 9);
-    let mut pair = Pair::new(a, b, ab, ba, now);
-    let msgs = messages(3, 400, 4000);
-    let mut next = 0;
-    let mut failed_at = None;
-    pair.drive_while(at(Duration::from_secs(60)), |p| {
-        while next < msgs.len() && p.a.send(p.now, &msgs[next]).is_ok() {
-            next += 1;
-        }
-        while let Some(ev) = p.a.poll_event() {
-            if matches!(ev, reliable::Event::Failed) {
-                failed_at = Some(p.now);
+    for reader in [true, false] {
+        let mut s = scenario(
+            "blackhole forever",
+            FaultConfig {
+                blackholes: vec![(at(ms(5)), Instant::from_nanos(u64::MAX))],
+                ..FaultConfig::default()
+            },
+        );
+        s.cfg.give_up_after = Duration::from_secs(3);
+        let now = Instant::default();
+        let a = Reliable::connect(s.cfg.clone(), VecPool::default(), 11, 1, now);
+        let b = Reliable::listen(s.cfg.clone(), VecPool::default(), 22, 7, now);
+        let (ab, ba) = links(&s, 9);
+        let mut pair = Pair::new(a, b, ab, ba, now);
+        let msgs = messages(3, 400, 4000);
+        let mut next = 0;
+        let mut failed_at = None;
+        pair.drive_while(at(Duration::from_secs(60)), |p| {
+            // An endless supply of messages, so data is outstanding when the blackhole opens.
+            while p.a.send(p.now, &msgs[next % msgs.len()]).is_ok() {
+                next += 1;
             }
-        }
-        failed_at.is_some()
-    });
-    let t = failed_at.expect("no failure reported").saturating_duration_since(Instant::default());
-    assert!(t <= Duration::from_secs(3) + s.cfg.max_rto + ms(10), "failed only at {t:?}");
-    assert!(pair.a.poll_timeout().is_none(), "timers left running after failure");
+            while let Some(ev) = p.a.poll_event() {
+                if matches!(ev, reliable::Event::Failed) {
+                    failed_at = Some(p.now);
+                }
+            }
+            while reader && p.b.poll_event().is_some() {}
+            failed_at.is_some()
+        });
+        let Some(t) = failed_at else {
+            panic!(
+                "reader={reader}: no failure: {:?} {:?} q={}",
+                pair.a.state(),
+                pair.a.stats(),
+                pair.a.send_queue_len()
+            )
+        };
+        let t = t.saturating_duration_since(Instant::default());
+        assert!(
+            t <= Duration::from_secs(3) + s.cfg.max_rto + ms(10),
+            "failed only at {t:?}"
+        );
+        assert!(
+            pair.a.poll_timeout().is_none(),
+            "timers left running after failure"
+        );
+        let st = pair.a.stats();
+        assert!(
+            if reader {
+                st.timeouts > 0
+            } else {
+                st.probes > 0
+            },
+            "{st:?}"
+        );
+    }
 }
 
 /// Streaming over a restart: the reader sees a reset, then the whole new stream.
@@ -481,7 +687,11 @@ fn streaming_peer_restart() {
             match p.b.read(&mut buf) {
                 Ok(0) => return true,
                 Ok(n) => {
-                    if reset_seen { after.extend_from_slice(&buf[..n]) } else { before.extend_from_slice(&buf[..n]) }
+                    if reset_seen {
+                        after.extend_from_slice(&buf[..n])
+                    } else {
+                        before.extend_from_slice(&buf[..n])
+                    }
                 }
                 Err(_) => break,
             }
@@ -523,11 +733,17 @@ fn goodput_by_loss_snapshot() {
         )
         .unwrap();
     }
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots/goodput_by_loss.txt");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/snapshots/goodput_by_loss.txt"
+    );
     if std::env::var_os("ROSETTE_BLESS").is_some() {
         std::fs::write(path, &table).unwrap();
         return;
     }
     let expected = std::fs::read_to_string(path).unwrap_or_default();
-    assert_eq!(table, expected, "goodput table changed; rerun with ROSETTE_BLESS=1 if intended\n{table}");
+    assert_eq!(
+        table, expected,
+        "goodput table changed; rerun with ROSETTE_BLESS=1 if intended\n{table}"
+    );
 }

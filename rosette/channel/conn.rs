@@ -249,6 +249,8 @@ pub(crate) struct Core<P: BufPool> {
     probe_backoff: u32,
     probe_due: bool,
     last_progress: Instant,
+    /// When the last valid packet of the peer arrived (bounds zero-window probing).
+    last_heard: Instant,
     fin_seq: Option<u32>,
     // --- receive side ---
     rcv_nxt: u32,
@@ -306,6 +308,7 @@ impl<P: BufPool> Core<P> {
             probe_backoff: 0,
             probe_due: false,
             last_progress: now,
+            last_heard: now,
             fin_seq: None,
             rcv_nxt: 0,
             reorder,
@@ -605,6 +608,7 @@ impl<P: BufPool> Core<P> {
         self.recovery_end = None;
         self.rtt = RttEstimator::new(self.cfg.initial_rto, self.cfg.min_rto, self.cfg.max_rto);
         self.last_progress = now;
+        self.last_heard = now;
         self.state = State::Established;
         match self.alloc_segment() {
             Some(buf) => self.push(buf, PacketType::SynAck, 0),
@@ -629,6 +633,7 @@ impl<P: BufPool> Core<P> {
                 self.rcv_nxt = r.seq.wrapping_add(1);
                 self.adv_edge = self.rcv_nxt;
                 self.state = State::Established;
+                self.last_heard = now;
                 self.process_ack(now, r);
                 self.ack_pending = true;
                 self.push_event(CoreEvent::Connected);
@@ -688,6 +693,7 @@ impl<P: BufPool> Core<P> {
             self.stats.drops.stale_epoch += 1;
             return;
         }
+        self.last_heard = now;
         if lt(self.snd_max(), r.ack) {
             // Acknowledges something never sent.
             self.stats.drops.out_of_window += 1;
@@ -910,9 +916,6 @@ impl<P: BufPool> Core<P> {
                 }
                 self.rtt.on_timeout();
                 self.stats.timeouts += 1;
-                if std::env::var_os("RDEBUG").is_some() {
-                    eprintln!("{} RTO now={} una={} nu={} pipe={} lost={} cwnd={} rto={:?} wnd={} q={}", self.local_id, now.as_nanos(), self.snd_una, self.next_unsent, self.pipe, self.lost, self.cwnd, self.rtt.rto(), self.peer_wnd, self.tx.len());
-                }
                 for i in 0..self.next_unsent {
                     self.mark_lost(i);
                 }
@@ -924,6 +927,11 @@ impl<P: BufPool> Core<P> {
             }
         }
         if self.probe_at.is_some_and(|t| t <= now) {
+            if now.saturating_duration_since(self.last_heard) >= self.cfg.give_up_after {
+                // Probes unanswered for as long as we would retransmit: the peer is gone.
+                self.fail();
+                return;
+            }
             self.probe_at = None;
             self.probe_due = true;
             self.probe_backoff = self.probe_backoff.saturating_add(1);

@@ -240,6 +240,8 @@ pub struct Pair<A: Endpoint, B: Endpoint<Buf = A::Buf>> {
     pub ba: Link<A::Buf>,
     /// Timer expiries handled so far (a measure of timer activity).
     pub timer_fires: u64,
+    /// A wakeup requested by the application side of a test (see [`Pair::wake_at`]).
+    app_wakeup: Option<Instant>,
 }
 
 /// Most datagrams taken from one endpoint in one step: a guard against a runaway endpoint.
@@ -255,6 +257,7 @@ impl<A: Endpoint, B: Endpoint<Buf = A::Buf>> Pair<A, B> {
             ab,
             ba,
             timer_fires: 0,
+            app_wakeup: None,
         }
     }
 
@@ -274,13 +277,20 @@ impl<A: Endpoint, B: Endpoint<Buf = A::Buf>> Pair<A, B> {
         }
     }
 
-    /// The next instant something happens (arrival or timer), if anything is pending.
+    /// Asks the driver to step at `t` even if nothing else is pending then (e.g. a slow reader
+    /// that reads again later). Only the earliest pending request is kept.
+    pub fn wake_at(&mut self, t: Instant) {
+        self.app_wakeup = Some(self.app_wakeup.map_or(t, |w| w.min(t)));
+    }
+
+    /// The next instant something happens (arrival, timer, application wakeup), if anything.
     pub fn next_wakeup(&self) -> Option<Instant> {
         [
             self.ab.next_arrival(),
             self.ba.next_arrival(),
             self.a.poll_timeout(),
             self.b.poll_timeout(),
+            self.app_wakeup,
         ]
         .into_iter()
         .flatten()
@@ -299,6 +309,9 @@ impl<A: Endpoint, B: Endpoint<Buf = A::Buf>> Pair<A, B> {
             return false;
         }
         self.now = self.now.max(t);
+        if self.app_wakeup.is_some_and(|w| w <= self.now) {
+            self.app_wakeup = None;
+        }
         while let Some(p) = self.ab.pop_arrived(self.now) {
             self.b.handle_datagram(self.now, p);
         }
