@@ -65,6 +65,7 @@ fn lcore_1(mut io: LcoreIo) -> Result<(), LaunchError> {
             counters.packets += received as u64;
         }
         counters.stage_drops[0] += u64::from(stage_0.process(&mut burst.batch(), &cx));
+        // (the generated loop fuses on_packet calls instead; process is the same contract)
         if !burst.is_empty() {
             let (sent, dropped) = tx_0.tx_or_drop(&mut burst);
             counters.tx_packets += sent as u64;
@@ -74,6 +75,7 @@ fn lcore_1(mut io: LcoreIo) -> Result<(), LaunchError> {
     }
     stage_0.finish(&cx);
     stats.publish(&counters);
+    rx_0.drain(1024);
     Ok(())
 }
 

@@ -2,5 +2,7 @@
 //! logger, and the two-port forwarder used by the forwarding demo and `bench-forward`.
 
 pub mod cli;
+pub mod declared;
+pub mod dispatch;
 pub mod forward;
 pub mod logging;

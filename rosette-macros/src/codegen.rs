@@ -185,6 +185,27 @@ fn burst_type(burst: u32) -> TokenStream {
     quote!(::rosette::typenum::#ident)
 }
 
+/// The body of a closure that takes `packet` through the given stages in one go: the fused form of a
+/// stage chain. A dropped packet is counted against its stage; a taken one just leaves the burst.
+fn fused_chain(stages: &[(Ident, Literal)]) -> TokenStream {
+    let steps = stages.iter().map(|(var, index)| {
+        quote! {
+            let packet = match #var.on_packet(packet, &cx) {
+                Verdict::Pass(packet) => packet,
+                Verdict::Dropped => {
+                    counters.stage_drops[#index] += 1;
+                    return None;
+                }
+                Verdict::Taken => return None,
+            };
+        }
+    });
+    quote! {
+        #(#steps)*
+        Some(packet)
+    }
+}
+
 /// The whole generated module.
 pub fn expand(model: &Model) -> TokenStream {
     let module = Ident::new(&model.name, Span::call_site());
@@ -315,6 +336,10 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
     let burst_ty = burst_type(lcore.burst);
     let stage_count = lit(lcore.polls.iter().map(|p| p.stages.len()).sum::<usize>() as u64);
 
+    let drain_rx = plan.rx.iter().enumerate().map(|(i, _)| {
+        let var = format_ident!("rx_{i}");
+        quote!(#var.drain(1024);)
+    });
     let take_rx = plan.rx.iter().enumerate().map(|(i, _)| {
         let var = format_ident!("rx_{i}");
         let i = lit(i as u64);
@@ -347,19 +372,38 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
     let mut chain_docs = Vec::new();
     for poll in &lcore.polls {
         let mut names = Vec::new();
-        let mut process_calls = Vec::new();
+        // (variable, counter index) of each stage of this poll, in order.
+        let mut vars = Vec::new();
         for stage in &poll.stages {
             let var = format_ident!("stage_{stage_index}");
             let (ty, init) = (&stage.ty, &stage.init);
             stage_lets.push(quote!(let mut #var: #ty = #init;));
             stage_finish.push(quote!(#var.finish(&cx);));
-            let i = lit(stage_index as u64);
-            process_calls.push(quote! {
-                counters.stage_drops[#i] += u64::from(#var.process(&mut burst.batch(), &cx));
-            });
+            vars.push((var, lit(stage_index as u64)));
             names.push(stage.name.clone());
             stage_index += 1;
         }
+        let pass = if vars.is_empty() {
+            quote!()
+        } else {
+            let chain = fused_chain(&vars);
+            quote! {
+                burst.batch().retain_map(|packet| { #chain });
+            }
+        };
+        let emits = vars.iter().enumerate().map(|(i, (var, _))| {
+            let rest = &vars[i + 1..];
+            if rest.is_empty() {
+                quote!(#var.emit(&mut burst.batch(), &cx);)
+            } else {
+                let chain = fused_chain(rest);
+                quote! {
+                    let start = burst.len();
+                    #var.emit(&mut burst.batch(), &cx);
+                    burst.batch().retain_map_from(start, |packet| { #chain });
+                }
+            }
+        });
         let chain = std::iter::once(model.endpoint_text(poll.from, true))
             .chain(names)
             .chain(std::iter::once(model.endpoint_text(poll.to, false)))
@@ -405,7 +449,8 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
                     counters.bursts += 1;
                     counters.packets += received as u64;
                 }
-                #(#process_calls)*
+                #pass
+                #(#emits)*
                 if !burst.is_empty() {
                     #send
                 }
@@ -419,7 +464,7 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
         pub fn #f(
             mut io: ::rosette::pipeline::LcoreIo,
         ) -> ::core::result::Result<(), ::rosette::pipeline::LaunchError> {
-            use ::rosette::pipeline::Stage as _;
+            use ::rosette::pipeline::{Stage as _, Verdict};
             #(#take_rx)*
             #(#take_tx)*
             #(#take_ring_in)*
@@ -437,6 +482,8 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
             }
             #(#stage_finish)*
             stats.publish(&counters);
+            // Free what is still queued so every mbuf returns to its pool.
+            #(#drain_rx)*
             Ok(())
         }
     }
@@ -512,6 +559,76 @@ pub(crate) mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn dump_dispatch() {
+        let Ok(path) = std::env::var("ROSETTE_DUMP_DISPATCH") else { return };
+        let stage = |name: &str, ty: TokenStream, init: TokenStream| StageModel { name: name.to_owned(), ty, init };
+        let model = Model {
+            name: "dispatch".to_owned(),
+            source_file: None,
+            eal: EalModel {
+                memory: MemoryModel::Auto,
+                memory_mb: None,
+                lcores: vec![0, 1],
+                main_lcore: Some(0),
+                file_prefix: None,
+                extra_args: vec![],
+            },
+            ports: vec![PortModel {
+                name: "loop".into(),
+                device: "net_ring0".into(),
+                rx_queues: 1,
+                tx_queues: 1,
+                rx_descriptors: 1024,
+                tx_descriptors: 1024,
+                pool_size: 4095,
+                pool_cache: 256,
+                shared_tx: false,
+            }],
+            rings: vec![],
+            lcores: vec![LcoreModel {
+                lcore: 1,
+                burst: 32,
+                polls: vec![PollModel {
+                    from: Endpoint::Port { port: 0, queue: 0 },
+                    stages: vec![
+                        stage(
+                            "inject",
+                            quote!(::rosette::pipeline::stages::InjectUdp),
+                            quote!(::rosette::pipeline::stages::InjectUdp::new(512, 18, 9000)),
+                        ),
+                        stage(
+                            "parse",
+                            quote!(::rosette::pipeline::stages::ParseUdp),
+                            quote!(::rosette::pipeline::stages::ParseUdp::new(true)),
+                        ),
+                        stage(
+                            "filter",
+                            quote!(::rosette::pipeline::stages::DropUdpPort),
+                            quote!(::rosette::pipeline::stages::DropUdpPort::new(53)),
+                        ),
+                        stage(
+                            "rewrite",
+                            quote!(::rosette::pipeline::stages::SetMacs),
+                            quote!(::rosette::pipeline::stages::SetMacs::new(
+                                [2, 0, 0, 0, 0, 0x11],
+                                [2, 0, 0, 0, 0, 0x22]
+                            )),
+                        ),
+                        stage(
+                            "count",
+                            quote!(::rosette::pipeline::stages::Count),
+                            quote!(::rosette::pipeline::stages::Count::new()),
+                        ),
+                    ],
+                    to: Endpoint::Port { port: 0, queue: 0 },
+                }],
+            }],
+        };
+        let file: syn::File = syn::parse2(expand(&model)).unwrap();
+        std::fs::write(path, prettyplease::unparse(&file)).unwrap();
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod runtime;
 pub mod stages;
 pub mod stats;
 
-use crate::substrate::{Batch, Mempool, TscClock};
+use crate::substrate::{Batch, Mbuf, Mempool, TscClock};
 
 pub use runtime::{LaunchError, LaunchOptions, LcoreIo, Pipeline, PipelineReport, Runtime};
 pub use stats::{LcoreStats, LcoreStatsSnapshot};
@@ -49,25 +49,67 @@ impl Context {
     }
 }
 
-/// One step of a poll loop. A stage gets each burst as a [`Batch`] and may keep packets in it (they go
-/// on to the next stage), drop them (free them: `batch.retain`), take them (`batch.retain_map`, e.g. a
-/// channel consuming what it received), or add packets (a channel's transmissions, a traffic source).
-/// It returns how many packets it dropped, which the loop counts per stage.
+/// What a stage decided about one packet.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The packet goes on to the next stage.
+    Pass(Mbuf),
+    /// The stage dropped the packet (it has been freed); the loop counts it against the stage.
+    Dropped,
+    /// The stage took the packet (a channel consumed it, a stage queued it); not a drop.
+    Taken,
+}
+
+/// One step of a poll loop.
 ///
-/// `process` runs on every loop iteration, also when nothing arrived (the batch is then empty), so
-/// stages with timers or their own output (channels) make progress without input.
+/// A stage sees every packet once, in [`Stage::on_packet`], and decides: pass it on (possibly changed),
+/// drop it, or take it (a channel consuming what it received). It may also add packets of its own in
+/// [`Stage::emit`] — a channel's transmissions and retransmissions, a traffic source — which then go
+/// through the stages after it. `emit` runs on every loop iteration, also when nothing arrived, so
+/// stages with timers make progress without input.
 ///
-/// Stages must not allocate per packet. The generated loop calls them directly (static dispatch); the
-/// trait is also object-safe so that a `Vec<Box<dyn Stage>>` can be built for comparison.
+/// The generated loop fuses a chain of stages into **one pass over the burst**: for each packet it
+/// calls every stage's `on_packet` in turn (all calls are static and inline), then lets each stage emit.
+/// [`Stage::process`] is the same contract as one call per stage and burst; it is what a
+/// `Vec<Box<dyn Stage>>` uses. Stages must not allocate per packet.
 pub trait Stage: Send {
-    /// Processes one burst (possibly empty); returns the number of packets dropped.
-    fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32;
+    /// Decides the fate of one packet.
+    fn on_packet(&mut self, packet: Mbuf, cx: &Context) -> Verdict;
+
+    /// Adds the stage's own packets at the end of `out` (up to its free capacity). Default: nothing.
+    #[inline(always)]
+    fn emit(&mut self, _out: &mut Batch<'_>, _cx: &Context) {}
+
+    /// The whole burst at once: [`Stage::on_packet`] for each packet, then [`Stage::emit`]; returns the
+    /// number of packets dropped.
+    #[inline]
+    fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32 {
+        let mut dropped = 0;
+        batch.retain_map(|m| match self.on_packet(m, cx) {
+            Verdict::Pass(m) => Some(m),
+            Verdict::Dropped => {
+                dropped += 1;
+                None
+            }
+            Verdict::Taken => None,
+        });
+        self.emit(batch, cx);
+        dropped
+    }
 
     /// Called once on the lcore after the loop stopped, to free what the stage holds. Default: nothing.
     fn finish(&mut self, _cx: &Context) {}
 }
 
 impl<S: Stage + ?Sized> Stage for Box<S> {
+    #[inline(always)]
+    fn on_packet(&mut self, packet: Mbuf, cx: &Context) -> Verdict {
+        (**self).on_packet(packet, cx)
+    }
+    #[inline(always)]
+    fn emit(&mut self, out: &mut Batch<'_>, cx: &Context) {
+        (**self).emit(out, cx)
+    }
     #[inline(always)]
     fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32 {
         (**self).process(batch, cx)

@@ -1,7 +1,17 @@
 //! Stock stages: small, allocation-free building blocks for pipelines and benchmarks.
 
-use super::{Context, Stage};
-use crate::substrate::Batch;
+use super::{Context, Stage, Verdict};
+use crate::substrate::{Batch, Mbuf};
+
+/// Passes `packet` on when `keep` holds, else drops (frees) it.
+#[inline(always)]
+fn keep_if(packet: Mbuf, keep: bool) -> Verdict {
+    if keep {
+        Verdict::Pass(packet)
+    } else {
+        Verdict::Dropped
+    }
+}
 
 /// Swaps source and destination MAC addresses of every frame: a reflector. Frames shorter than an
 /// Ethernet header are dropped.
@@ -17,16 +27,14 @@ impl MacSwap {
 
 impl Stage for MacSwap {
     #[inline]
-    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
-        batch.retain(|m| {
-            let data = m.data_mut();
-            if data.len() < 14 {
-                return false;
-            }
-            let (dst, rest) = data.split_at_mut(6);
-            dst.swap_with_slice(&mut rest[..6]);
-            true
-        }) as u32
+    fn on_packet(&mut self, mut packet: Mbuf, _cx: &Context) -> Verdict {
+        let data = packet.data_mut();
+        if data.len() < 14 {
+            return Verdict::Dropped;
+        }
+        let (dst, rest) = data.split_at_mut(6);
+        dst.swap_with_slice(&mut rest[..6]);
+        Verdict::Pass(packet)
     }
 }
 
@@ -48,10 +56,10 @@ impl Count {
 
 impl Stage for Count {
     #[inline]
-    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
-        self.packets += batch.len() as u64;
-        self.bytes += batch.as_slice().iter().map(|m| m.pkt_len() as u64).sum::<u64>();
-        0
+    fn on_packet(&mut self, packet: Mbuf, _cx: &Context) -> Verdict {
+        self.packets += 1;
+        self.bytes += packet.pkt_len() as u64;
+        Verdict::Pass(packet)
     }
 }
 
@@ -68,10 +76,8 @@ impl DropAll {
 
 impl Stage for DropAll {
     #[inline]
-    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
-        let n = batch.len() as u32;
-        batch.clear();
-        n
+    fn on_packet(&mut self, _packet: Mbuf, _cx: &Context) -> Verdict {
+        Verdict::Dropped
     }
 }
 
@@ -109,9 +115,9 @@ impl ParseUdp {
 
 impl Stage for ParseUdp {
     #[inline]
-    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
-        let this = *self;
-        batch.retain(|m| this.accepts(m.data())) as u32
+    fn on_packet(&mut self, packet: Mbuf, _cx: &Context) -> Verdict {
+        let ok = self.accepts(packet.data());
+        keep_if(packet, ok)
     }
 }
 
@@ -147,9 +153,9 @@ impl DropUdpPort {
 
 impl Stage for DropUdpPort {
     #[inline]
-    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
-        let this = *self;
-        batch.retain(|m| this.passes(m.data())) as u32
+    fn on_packet(&mut self, packet: Mbuf, _cx: &Context) -> Verdict {
+        let ok = self.passes(packet.data());
+        keep_if(packet, ok)
     }
 }
 
@@ -181,9 +187,9 @@ impl SetMacs {
 
 impl Stage for SetMacs {
     #[inline]
-    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
-        let this = *self;
-        batch.retain(|m| this.rewrite(m.data_mut())) as u32
+    fn on_packet(&mut self, mut packet: Mbuf, _cx: &Context) -> Verdict {
+        let ok = self.rewrite(packet.data_mut());
+        keep_if(packet, ok)
     }
 }
 
@@ -234,22 +240,26 @@ impl InjectUdp {
 }
 
 impl Stage for InjectUdp {
+    #[inline(always)]
+    fn on_packet(&mut self, packet: Mbuf, _cx: &Context) -> Verdict {
+        Verdict::Pass(packet)
+    }
+
     #[inline]
-    fn process(&mut self, out: &mut Batch<'_>, cx: &Context) -> u32 {
+    fn emit(&mut self, out: &mut Batch<'_>, cx: &Context) {
         if self.remaining == 0 {
-            return 0;
+            return;
         }
-        let Some(pool) = cx.pool() else { return 0 };
+        let Some(pool) = cx.pool() else { return };
         while self.remaining > 0 && out.len() < out.capacity() {
-            let Some(mut m) = pool.alloc() else { return 0 };
-            let Ok(frame) = m.append(42 + usize::from(self.payload_len)) else { return 0 };
+            let Some(mut m) = pool.alloc() else { return };
+            let Ok(frame) = m.append(42 + usize::from(self.payload_len)) else { return };
             InjectUdp::build(frame, self.dst_port, self.remaining);
             if out.push(m).is_err() {
-                return 0;
+                return;
             }
             self.remaining -= 1;
         }
-        0
     }
 }
 

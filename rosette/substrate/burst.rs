@@ -263,13 +263,22 @@ impl<'a> Batch<'a> {
     /// `None` means `f` consumed it (stored it, handed it on, or dropped it). The batch is compacted in
     /// place, without allocation.
     #[inline]
-    pub fn retain_map(&mut self, mut f: impl FnMut(Mbuf) -> Option<Mbuf>) {
+    pub fn retain_map(&mut self, f: impl FnMut(Mbuf) -> Option<Mbuf>) {
+        self.retain_map_from(0, f)
+    }
+
+    /// [`Batch::retain_map`] over the mbufs from index `start` on; those before it stay as they are.
+    #[inline]
+    pub fn retain_map_from(&mut self, start: usize, mut f: impl FnMut(Mbuf) -> Option<Mbuf>) {
         let len = *self.len;
+        if start >= len {
+            return;
+        }
         // While f runs, the batch must not claim slots whose mbuf has been moved out: if f panics, the
         // batch then owns only the kept prefix (the unvisited rest leaks rather than double-frees).
-        *self.len = 0;
-        let mut kept = 0;
-        for i in 0..len {
+        *self.len = start;
+        let mut kept = start;
+        for i in start..len {
             let raw = self.slots[i];
             // SAFETY: slot i < len held an owned non-null mbuf; ownership moves to f.
             let mbuf = unsafe { Mbuf::from_raw(NonNull::new_unchecked(raw)) };

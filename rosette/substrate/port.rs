@@ -366,6 +366,23 @@ impl RxQueue {
         n
     }
 
+    /// Receives and frees whatever is waiting, up to `max_bursts` bursts of 32 (a loop that stops
+    /// drains its queues so packets still in flight — in a `net_ring`, say — go back to their pool).
+    /// Returns the number of packets freed. Do not call it on a link whose peer may be gone (memif).
+    pub fn drain(&mut self, max_bursts: usize) -> usize {
+        let mut burst = Burst::<typenum::U32>::new();
+        let mut freed = 0;
+        for _ in 0..max_bursts {
+            let n = self.rx(&mut burst);
+            burst.clear();
+            freed += n;
+            if n == 0 {
+                break;
+            }
+        }
+        freed
+    }
+
     /// (port id, queue id).
     pub fn id(&self) -> (u16, u16) {
         (self.port, self.queue)
