@@ -125,6 +125,26 @@ dpdk_test! {
         }
         assert_eq!(back, total);
         drop(burst);
+
+        // The lcore's counters are served by DPDK telemetry, as dpdk-telemetry.py reads them.
+        let prefix = format!("rosette-{}", std::process::id());
+        let mut client = std::process::Command::new("dpdk-telemetry.py")
+            .args(["-f", &prefix])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("dpdk-telemetry.py (package dpdk)");
+        {
+            use std::io::Write;
+            let mut stdin = client.stdin.take().unwrap();
+            writeln!(stdin, "/rosette/sources").unwrap();
+            writeln!(stdin, "/rosette/stats,reflector_lcore1").unwrap();
+        }
+        let out = client.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("reflector_lcore1"), "telemetry did not list the lcore: {text}");
+        assert!(text.contains(&format!("\"packets\": {total}")), "telemetry counters wrong: {text}");
+        assert!(text.contains("\"drops_mac_swap\": 0"), "{text}");
         // Stop the pipeline's loop before the memif ports go down (the PMD must not be polled then).
         pipeline.stop();
         let report = pipeline.join().expect("pipeline ended cleanly");

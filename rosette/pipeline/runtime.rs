@@ -414,7 +414,7 @@ impl Runtime {
                 Arc::new(LcoreStats::new(lcore.lcore, lcore.stages.iter().map(|s| (*s).to_owned()).collect()));
             let reader_stats = lcore_stats.clone();
             telemetry::register_source(
-                &format!("{}.lcore{}", spec.name, lcore.lcore),
+                &format!("{}_lcore{}", spec.name, lcore.lcore),
                 Box::new(move || reader_stats.as_pairs()),
             )?;
             let mut lcore_io = LcoreIo {
@@ -628,7 +628,7 @@ impl Pipeline {
             }
         }
         for lcore in &lcores {
-            telemetry::unregister_source(&format!("{}.lcore{}", self.name, lcore.lcore));
+            telemetry::unregister_source(&format!("{}_lcore{}", self.name, lcore.lcore));
         }
         self.ports.clear();
         self.pools.clear();

@@ -135,7 +135,7 @@ impl LcoreStats {
             ("tx_packets".to_owned(), s.tx_packets),
             ("tx_dropped".to_owned(), s.tx_dropped),
         ];
-        pairs.extend(s.stage_drops.into_iter().map(|(n, d)| (format!("drops.{n}"), d)));
+        pairs.extend(s.stage_drops.into_iter().map(|(n, d)| (format!("drops_{n}"), d)));
         pairs
     }
 }
@@ -160,6 +160,6 @@ mod tests {
         assert_eq!(snap.packets, 64);
         assert_eq!(snap.stage_drops, vec![("parse".to_owned(), 0), ("filter".to_owned(), 3)]);
         assert_eq!(snap.total_dropped(), 4);
-        assert!(stats.as_pairs().contains(&("drops.filter".to_owned(), 3)));
+        assert!(stats.as_pairs().contains(&("drops_filter".to_owned(), 3)));
     }
 }

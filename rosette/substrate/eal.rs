@@ -234,7 +234,11 @@ impl EalBuilder {
             }
         };
         EAL_STATE.store(STATE_RUNNING, Ordering::SeqCst);
-        let eal = Eal { inner: Arc::new(EalInner { info, pools: Mutex::new(Vec::new()) }) };
+        // The default prefix is ours alone (it carries our pid), so its runtime directory is removed at
+        // clean-up instead of piling up in /var/run/dpdk.
+        let owned_runtime_dir = (self.file_prefix.is_none() && !self.in_memory)
+            .then(|| default_runtime_dir().join(format!("rosette-{}", std::process::id())));
+        let eal = Eal { inner: Arc::new(EalInner { info, pools: Mutex::new(Vec::new()), owned_runtime_dir }) };
         for vdev in &self.vdevs {
             eal.check_device(device_name(vdev))?;
         }
@@ -325,6 +329,18 @@ struct EalInner {
     info: EalInfo,
     /// Every mempool created under this EAL, to check at clean-up that all mbufs came home.
     pools: Mutex<Vec<super::mempool::PoolWatch>>,
+    /// The runtime directory to remove after clean-up (only when rosette chose the prefix).
+    owned_runtime_dir: Option<std::path::PathBuf>,
+}
+
+/// Where DPDK puts runtime directories: /var/run/dpdk for root, $XDG_RUNTIME_DIR/dpdk (or /tmp/dpdk)
+/// otherwise.
+fn default_runtime_dir() -> std::path::PathBuf {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return "/var/run/dpdk".into();
+    }
+    std::env::var_os("XDG_RUNTIME_DIR").map_or_else(|| "/tmp/dpdk".into(), |d| std::path::Path::new(&d).join("dpdk"))
 }
 
 impl core::fmt::Debug for Eal {
@@ -442,6 +458,9 @@ impl Drop for EalInner {
             log::warn!("rte_eal_cleanup failed: {}", super::error::strerror(-rc));
         }
         EAL_STATE.store(STATE_CLEANED, Ordering::SeqCst);
+        if let Some(dir) = &self.owned_runtime_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -24,12 +24,13 @@ struct Source {
 static SOURCES: Mutex<Vec<Source>> = Mutex::new(Vec::new());
 static REGISTER: Once = Once::new();
 
-/// Telemetry accepts only these characters in dictionary keys.
+/// Telemetry (22.11) accepts only letters, digits, `_` and `/` in dictionary keys.
 fn telemetry_key(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') { c } else { '_' }).collect()
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '/') { c } else { '_' }).collect()
 }
 
-/// Adds (or replaces) a counter source named `name` (letters, digits, `_`, `-`, `.`).
+/// Adds (or replaces) a counter source named `name`; characters telemetry does not accept in names
+/// (anything but letters, digits, `_` and `/`) become `_`.
 pub fn register_source(name: &str, read: CounterReader) -> Result<()> {
     let mut failure = None;
     REGISTER.call_once(|| failure = register_commands().err());

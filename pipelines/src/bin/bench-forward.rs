@@ -58,6 +58,7 @@ fn fail(message: &str) -> ! {
 /// Runs testpmd for `seconds` and returns its steady forwarding rate: the mean over its per-second
 /// reports (after the first) of the rx rate summed over both ports.
 fn run_testpmd(config: &ForwardConfig, seconds: u64, hugepages: bool) -> Result<f64, String> {
+    let prefix = format!("rosette-testpmd-{}", std::process::id());
     let mut cmd = Command::new("dpdk-testpmd");
     cmd.arg("-l")
         .arg(format!("{},{}", config.lcores[0], config.lcores[1]))
@@ -65,7 +66,7 @@ fn run_testpmd(config: &ForwardConfig, seconds: u64, hugepages: bool) -> Result<
         .arg("--no-pci")
         .arg(format!("--vdev={}", config.devices[0]))
         .arg(format!("--vdev={}", config.devices[1]))
-        .arg(format!("--file-prefix=rosette-testpmd-{}", std::process::id()))
+        .arg(format!("--file-prefix={prefix}"))
         .arg("--log-level=lib.eal:error");
     if !hugepages {
         cmd.args(["--no-huge", "-m", "256"]);
@@ -94,6 +95,7 @@ fn run_testpmd(config: &ForwardConfig, seconds: u64, hugepages: bool) -> Result<
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let status = child.wait().map_err(|e| e.to_string())?;
     let rx_pps = reader.join().map_err(|_| "reading testpmd output failed".to_owned())?;
+    let _ = std::fs::remove_dir_all(std::path::Path::new("/var/run/dpdk").join(&prefix));
     // Two ports report per period; skip the first period (start-up).
     let periods: Vec<f64> = rx_pps.chunks_exact(2).skip(1).map(|p| p[0] + p[1]).filter(|&p| p > 0.0).collect();
     for (i, p) in periods.iter().enumerate() {
