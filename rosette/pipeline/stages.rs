@@ -1,4 +1,9 @@
 //! Stock stages: small, allocation-free building blocks for pipelines and benchmarks.
+//!
+//! Every stage follows the declaration convention: its parameters are public fields and it implements
+//! `Default`, so a YAML or attribute declaration `{ type: ParseUdp, params: { verify_udp_checksum: true } }`
+//! becomes the struct literal `ParseUdp { verify_udp_checksum: true, ..Default::default() }` — rustc
+//! checks every name and type. Run-time state sits in a public `state` field of an opaque type.
 
 use super::{Context, Stage, Verdict};
 use crate::substrate::{Batch, Mbuf};
@@ -85,9 +90,10 @@ impl Stage for DropAll {
 /// EtherType, a bad IPv4 version/length/header checksum, a fragment, another protocol, a bad UDP length,
 /// and — when `verify_udp_checksum` — a bad UDP checksum. Later stages may then assume a valid
 /// Ethernet/IPv4/UDP packet.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ParseUdp {
-    verify_udp_checksum: bool,
+    /// Also verify the UDP checksum (reads the whole payload). Default: false.
+    pub verify_udp_checksum: bool,
 }
 
 impl ParseUdp {
@@ -130,9 +136,10 @@ fn udp_offset(frame: &[u8]) -> Option<usize> {
 
 /// Drops UDP datagrams sent to one destination port (a filter rule); everything else passes. Expects
 /// packets validated by [`ParseUdp`]; anything too short to hold a UDP header is dropped.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct DropUdpPort {
-    port: u16,
+    /// The destination port to drop.
+    pub port: u16,
 }
 
 impl DropUdpPort {
@@ -161,16 +168,29 @@ impl Stage for DropUdpPort {
 
 /// Rewrites the Ethernet addresses of every frame (the L2 rewrite of a forwarder). Frames shorter than
 /// an Ethernet header are dropped.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SetMacs {
-    src: [u8; 6],
-    dst: [u8; 6],
+    /// Source address, as a 48-bit number (`0x02_00_00_00_00_11` is 02:00:00:00:00:11).
+    pub src: u64,
+    /// Destination address, as a 48-bit number.
+    pub dst: u64,
+}
+
+/// The six bytes of a MAC address written as a 48-bit number.
+const fn mac_bytes(mac: u64) -> [u8; 6] {
+    let b = mac.to_be_bytes();
+    [b[2], b[3], b[4], b[5], b[6], b[7]]
+}
+
+/// A MAC address as a 48-bit number.
+const fn mac_number(m: [u8; 6]) -> u64 {
+    u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
 }
 
 impl SetMacs {
     /// Sets source `src` and destination `dst`.
     pub const fn new(src: [u8; 6], dst: [u8; 6]) -> Self {
-        SetMacs { src, dst }
+        SetMacs { src: mac_number(src), dst: mac_number(dst) }
     }
 
     /// Rewrites one frame; false when it is too short.
@@ -179,8 +199,8 @@ impl SetMacs {
         if frame.len() < 14 {
             return false;
         }
-        frame[..6].copy_from_slice(&self.dst);
-        frame[6..12].copy_from_slice(&self.src);
+        frame[..6].copy_from_slice(&mac_bytes(self.dst));
+        frame[6..12].copy_from_slice(&mac_bytes(self.src));
         true
     }
 }
@@ -196,17 +216,28 @@ impl Stage for SetMacs {
 /// A traffic source: on its first polls it adds `count` copies of a valid Ethernet/IPv4/UDP datagram
 /// (from `10.0.0.1:1024` to `10.0.0.2:<dst_port>`, `payload_len` bytes) to the loop, allocated from the
 /// lcore's pool, a burst's worth at a time. Useful to start a closed loop over a ring port.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct InjectUdp {
-    remaining: u32,
-    payload_len: u16,
-    dst_port: u16,
+    /// Datagrams to inject in all.
+    pub count: u32,
+    /// Payload bytes per datagram.
+    pub payload_len: u16,
+    /// UDP destination port.
+    pub dst_port: u16,
+    /// How many were injected so far.
+    pub state: InjectState,
+}
+
+/// Run-time state of [`InjectUdp`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InjectState {
+    injected: u32,
 }
 
 impl InjectUdp {
     /// Injects `count` datagrams of `payload_len` bytes to UDP port `dst_port`.
     pub const fn new(count: u32, payload_len: u16, dst_port: u16) -> Self {
-        InjectUdp { remaining: count, payload_len, dst_port }
+        InjectUdp { count, payload_len, dst_port, state: InjectState { injected: 0 } }
     }
 
     /// Writes one datagram into `frame` (which must be `42 + payload_len` bytes).
@@ -247,18 +278,18 @@ impl Stage for InjectUdp {
 
     #[inline]
     fn emit(&mut self, out: &mut Batch<'_>, cx: &Context) {
-        if self.remaining == 0 {
+        if self.state.injected >= self.count {
             return;
         }
         let Some(pool) = cx.pool() else { return };
-        while self.remaining > 0 && out.len() < out.capacity() {
+        while self.state.injected < self.count && out.len() < out.capacity() {
             let Some(mut m) = pool.alloc() else { return };
             let Ok(frame) = m.append(42 + usize::from(self.payload_len)) else { return };
-            InjectUdp::build(frame, self.dst_port, self.remaining);
+            InjectUdp::build(frame, self.dst_port, self.state.injected);
             if out.push(m).is_err() {
                 return;
             }
-            self.remaining -= 1;
+            self.state.injected += 1;
         }
     }
 }
