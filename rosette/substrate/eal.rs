@@ -163,8 +163,19 @@ impl EalBuilder {
         };
         let mut args = vec![self.program_name.clone().unwrap_or_else(|| "rosette".to_owned())];
         if !self.lcores.is_empty() {
-            args.push("-l".to_owned());
-            args.push(self.lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+            if self.lcores.iter().all(|&l| l < cpus) {
+                args.push("-l".to_owned());
+                args.push(self.lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+            } else {
+                // More lcores than CPUs (a small test machine): map each lcore onto a CPU explicitly, so a
+                // pipeline declared for a bigger machine still starts here, its lcores sharing CPUs.
+                log::warn!("lcores {:?} exceed the {cpus} CPU(s) here; lcores will share CPUs", self.lcores);
+                args.push(format!(
+                    "--lcores={}",
+                    self.lcores.iter().map(|l| format!("{l}@{}", l % cpus)).collect::<Vec<_>>().join(",")
+                ));
+            }
         }
         if let Some(main) = self.main_lcore {
             if !self.lcores.is_empty() && !self.lcores.contains(&main) {
@@ -485,8 +496,8 @@ mod tests {
     #[test]
     fn args_with_hugepages_and_pci_and_extras() {
         let args = EalBuilder::new()
-            .lcores([2, 3])
-            .main_lcore(3)
+            .lcores([0, 1])
+            .main_lcore(1)
             .pci("0000:03:00.0")
             .in_memory(true)
             .extra_args(["--log-level", "lib.eal:debug"])
@@ -497,8 +508,8 @@ mod tests {
             [
                 "rosette",
                 "-l",
-                "2,3",
-                "--main-lcore=3",
+                "0,1",
+                "--main-lcore=1",
                 "--allow=0000:03:00.0",
                 "--in-memory",
                 "--log-level",
@@ -511,6 +522,14 @@ mod tests {
     fn forced_no_huge_ignores_available_hugepages() {
         let args = EalBuilder::new().memory(MemoryMode::NoHuge).memory_mb(64).file_prefix("x").args(true).unwrap();
         assert!(args.contains(&"--no-huge".to_owned()) && args.windows(2).any(|w| w == ["-m", "64"]));
+    }
+
+    #[test]
+    fn more_lcores_than_cpus_share_cpus() {
+        let args = EalBuilder::new().lcores(0..200).args(false).unwrap();
+        let lcores = args.iter().find(|a| a.starts_with("--lcores=")).expect("explicit lcore mapping");
+        assert!(lcores.starts_with("--lcores=0@0,1@"), "{lcores}");
+        assert!(!args.contains(&"-l".to_owned()));
     }
 
     #[test]
