@@ -11,6 +11,7 @@ pub mod buf;
 pub mod channel;
 pub mod pipeline;
 pub mod substrate;
+pub mod testing;
 pub mod wire;
 
 /// Type-level numbers for burst sizes (`rosette::typenum::U32`), re-exported so generated code and users

@@ -3,6 +3,8 @@
 
 mod common;
 
+use rosette::dpdk_test;
+
 use std::time::Duration;
 
 use common::assert_no_mbuf_leaked;
