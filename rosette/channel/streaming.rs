@@ -178,9 +178,8 @@ impl<P: BufPool> Stream<P> {
             let take = data.len().min(out.len() - n);
             out[n..n + take].copy_from_slice(&data[..take]);
             n += take;
-            if take == data.len() {
-                self.core.pop_ready();
-            } else if front.buf.adjust(take).is_err() {
+            // Consumed entirely (or, impossibly, not adjustable): release the segment.
+            if take == data.len() || front.buf.adjust(take).is_err() {
                 self.core.pop_ready();
             }
         }
