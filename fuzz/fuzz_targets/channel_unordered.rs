@@ -2,8 +2,11 @@
 //! sequences.
 //!
 //! Input: records of `[op: u8][len: u16 big-endian][len bytes]` (a short final record takes what is
-//! left). `op % 4`: 0 and 1 = a received frame, 2 = a send of the bytes as payload to a destination
-//! picked from the op byte, 3 = advance the virtual clock by `len` milliseconds and handle timeouts.
+//! left). `op % 4`: 0 = a received frame as is; 1 = a received frame "repaired" first (addressed to
+//! us and given correct IPv4 and UDP checksums, as chosen by the high bits of `op`, then optionally
+//! corrupted in one byte) so that the fuzzer reaches delivery and near-miss corruption, which random
+//! bytes almost never do; 2 = a send of the bytes as payload to a destination picked from the op
+//! byte; 3 = advance the virtual clock by `len` milliseconds and handle timeouts.
 //!
 //! Invariants checked after every step:
 //! - every delivered datagram is one an independent from-scratch receiver (fuzz/common/oracle.rs)
@@ -52,6 +55,57 @@ fn check_transmitted(frame: &[u8]) {
     }
 }
 
+/// Addresses `frame` to us and fixes its checksums, steered by the bits of `op`:
+/// bit 2 keeps the IPv4 destination, bit 3 picks the port, bit 4 keeps the IPv4 protocol, bit 5 leaves
+/// the UDP checksum alone, bit 6 leaves the IPv4 checksum alone, bit 7 corrupts one byte afterwards.
+fn repair(op: u8, frame: &mut [u8]) {
+    if frame.len() < 14 {
+        return;
+    }
+    frame[..6].copy_from_slice(&MAC.0);
+    frame[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut frame[14..];
+    if ip.len() >= 20 {
+        let ihl = usize::from(ip[0] & 0x0f) * 4;
+        let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+        if op & 0x04 == 0 {
+            ip[16..20].copy_from_slice(&ADDR.octets());
+        }
+        if op & 0x10 == 0 {
+            ip[9] = 17;
+        }
+        if ihl >= 20 && ihl <= total && total <= ip.len() {
+            let (header, rest) = ip.split_at_mut(ihl);
+            let udp = &mut rest[..total - ihl];
+            if udp.len() >= 8 {
+                udp[2..4].copy_from_slice(&PORTS[usize::from(op >> 3 & 1)].to_be_bytes());
+                let ulen = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+                if op & 0x20 == 0 && (8..=udp.len()).contains(&ulen) {
+                    udp[6..8].copy_from_slice(&[0, 0]);
+                    let src = [header[12], header[13], header[14], header[15]];
+                    let dst = [header[16], header[17], header[18], header[19]];
+                    let l = (ulen as u16).to_be_bytes();
+                    let pseudo = [src[0], src[1], src[2], src[3], dst[0], dst[1], dst[2], dst[3], 0, 17, l[0], l[1]];
+                    let sum = !oracle::naive_sum(&[&pseudo, &udp[..ulen]]);
+                    let sum = if sum == 0 { 0xffff } else { sum };
+                    udp[6..8].copy_from_slice(&sum.to_be_bytes());
+                }
+            }
+            if op & 0x40 == 0 {
+                header[10..12].copy_from_slice(&[0, 0]);
+                let sum = !oracle::naive_sum(&[header]);
+                header[10..12].copy_from_slice(&sum.to_be_bytes());
+            }
+        }
+    }
+    if op & 0x80 != 0 {
+        // Which byte and bit: from the frame's last byte, so the fuzzer controls it.
+        let last = usize::from(frame[frame.len() - 1]);
+        let at = last * 131 % frame.len();
+        frame[at] ^= 1 << (last % 8);
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut config = Config::new(MAC, ADDR, &PORTS);
     config.pending_capacity = PENDING;
@@ -74,8 +128,11 @@ fuzz_target!(|data: &[u8]| {
 
         match op % 4 {
             0 | 1 => {
-                let copy = bytes.to_vec();
-                ch.handle_packet(now, VecBuf::from_slice(bytes));
+                let mut copy = bytes.to_vec();
+                if op % 4 == 1 {
+                    repair(op, &mut copy);
+                }
+                ch.handle_packet(now, VecBuf::from_slice(&copy));
                 let mut delivered = 0;
                 while let Some(Event::Datagram(d)) = ch.poll_event() {
                     delivered += 1;
