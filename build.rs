@@ -31,31 +31,27 @@ fn main() {
 
     let dpdk = probe_dpdk();
     let cflags = dpdk_cflags();
-    let manifest_dir =
-        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let header = manifest_dir.join("rosette/substrate/wrapper.h");
 
     generate_bindings(&header, &cflags, &out_dir);
     compile_wrappers(&manifest_dir, &header, &cflags, &out_dir, &dpdk);
     println!("cargo:version={}", dpdk.version);
+    // The Rust copies of the inline rx/tx burst functions (substrate/fastpath.rs) mirror DPDK 22.11.
+    println!("cargo::rustc-check-cfg=cfg(rosette_inline_fastpath)");
+    if dpdk.version.starts_with("22.11") {
+        println!("cargo:rustc-cfg=rosette_inline_fastpath");
+    }
 }
 
 /// Finds `libdpdk` with pkg-config, emitting its link flags. Stops the build with one message that names
 /// the Debian packages to install when it is missing or too old.
 fn probe_dpdk() -> pkg_config::Library {
-    match pkg_config::Config::new()
-        .atleast_version(MIN_DPDK_VERSION)
-        .probe("libdpdk")
-    {
+    match pkg_config::Config::new().atleast_version(MIN_DPDK_VERSION).probe("libdpdk") {
         Ok(lib) => lib,
         Err(err) => {
-            let first_line = err
-                .to_string()
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned();
+            let first_line = err.to_string().lines().next().unwrap_or_default().to_owned();
             eprintln!(
                 "\nerror: rosette needs DPDK >= {MIN_DPDK_VERSION} (pkg-config package `libdpdk`), which was not found.\n\
                  On Debian 12, install it with:\n\n    apt-get install -y dpdk dpdk-dev libdpdk-dev pkg-config libclang-dev clang\n\n\
@@ -82,11 +78,7 @@ fn dpdk_cflags() -> Vec<String> {
         "`{pkg_config} --cflags libdpdk` failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout)
-        .expect("pkg-config prints UTF-8")
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
+    String::from_utf8(output.stdout).expect("pkg-config prints UTF-8").split_whitespace().map(str::to_owned).collect()
 }
 
 fn generate_bindings(header: &Path, cflags: &[String], out_dir: &Path) {
@@ -111,18 +103,10 @@ fn generate_bindings(header: &Path, cflags: &[String], out_dir: &Path) {
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .generate()
         .unwrap_or_else(|e| panic!("bindgen could not generate DPDK bindings: {e}"));
-    bindings
-        .write_to_file(out_dir.join("dpdk_bindings.rs"))
-        .expect("write DPDK bindings");
+    bindings.write_to_file(out_dir.join("dpdk_bindings.rs")).expect("write DPDK bindings");
 }
 
-fn compile_wrappers(
-    manifest_dir: &Path,
-    header: &Path,
-    cflags: &[String],
-    out_dir: &Path,
-    dpdk: &pkg_config::Library,
-) {
+fn compile_wrappers(manifest_dir: &Path, header: &Path, cflags: &[String], out_dir: &Path, dpdk: &pkg_config::Library) {
     let mut build = cc::Build::new();
     build
         .file(out_dir.join("static_wrappers.c"))

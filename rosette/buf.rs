@@ -21,6 +21,9 @@ pub enum BufError {
     NoTailroom,
     /// Asked to remove more bytes than the buffer holds.
     TooShort,
+    /// The buffer is shared (see [`PacketBuf::share`]) and cannot be changed until the other handle is
+    /// gone.
+    Shared,
 }
 
 impl fmt::Display for BufError {
@@ -29,6 +32,7 @@ impl fmt::Display for BufError {
             BufError::NoHeadroom => "not enough headroom in the packet buffer",
             BufError::NoTailroom => "not enough tailroom in the packet buffer",
             BufError::TooShort => "packet buffer holds fewer bytes than requested",
+            BufError::Shared => "packet buffer is shared and cannot be changed",
         })
     }
 }
@@ -41,7 +45,8 @@ impl std::error::Error for BufError {}
 pub trait PacketBuf: Sized {
     /// The bytes of the packet.
     fn data(&self) -> &[u8];
-    /// The bytes of the packet, writable.
+    /// The bytes of the packet, writable. A shared buffer (see [`PacketBuf::is_shared`]) returns an
+    /// empty slice: its bytes may be read by the other handle at the same time.
     fn data_mut(&mut self) -> &mut [u8];
     /// Number of bytes in the packet.
     fn len(&self) -> usize {
@@ -99,11 +104,7 @@ impl VecBuf {
     /// `headroom` is clamped to `capacity`.
     pub fn with_capacity(capacity: usize, headroom: usize) -> Self {
         let headroom = headroom.min(capacity);
-        VecBuf {
-            storage: vec![0; capacity].into_boxed_slice(),
-            start: headroom,
-            end: headroom,
-        }
+        VecBuf { storage: vec![0; capacity].into_boxed_slice(), start: headroom, end: headroom }
     }
 
     /// A buffer holding a copy of `bytes`, with [`DEFAULT_HEADROOM`] before it and room to append up to
@@ -119,10 +120,7 @@ impl VecBuf {
 
 impl fmt::Debug for VecBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VecBuf")
-            .field("len", &self.len())
-            .field("headroom", &self.start)
-            .finish()
+        f.debug_struct("VecBuf").field("len", &self.len()).field("headroom", &self.start).finish()
     }
 }
 
@@ -188,11 +186,7 @@ impl VecPool {
     /// A pool handing out buffers of `buf_size` bytes with `headroom` reserved at the front, without
     /// limit.
     pub fn new(buf_size: usize, headroom: usize) -> Self {
-        VecPool {
-            buf_size,
-            headroom,
-            remaining: None,
-        }
+        VecPool { buf_size, headroom, remaining: None }
     }
 
     /// Limits the pool to `count` more allocations (then `alloc` returns `None`).

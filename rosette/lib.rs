@@ -9,5 +9,10 @@
 //!   (no `unsafe`, no substrate).
 pub mod buf;
 pub mod channel;
+pub mod pipeline;
 pub mod substrate;
 pub mod wire;
+
+/// Type-level numbers for burst sizes (`rosette::typenum::U32`), re-exported so generated code and users
+/// need no extra dependency.
+pub use typenum;

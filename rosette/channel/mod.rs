@@ -3,10 +3,11 @@
 //! Nothing here uses `unsafe` or the DPDK substrate.
 #![forbid(unsafe_code)]
 
+pub mod conn;
+pub mod fault;
+pub mod reliable;
+pub mod rtt;
+pub mod sim;
+pub mod streaming;
 pub mod time;
 pub mod unordered;
-// Reliable and streaming channels, fault injection and simulation (another work item) go here:
-// pub mod reliable;
-// pub mod streaming;
-// pub mod fault;
-// pub mod sim;

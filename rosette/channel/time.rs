@@ -110,12 +110,7 @@ impl Sub<Instant> for Instant {
 
 impl fmt::Debug for Instant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "Instant({}.{:09}s)",
-            self.0 / 1_000_000_000,
-            self.0 % 1_000_000_000
-        )
+        write!(f, "Instant({}.{:09}s)", self.0 / 1_000_000_000, self.0 % 1_000_000_000)
     }
 }
 
@@ -128,15 +123,9 @@ mod tests {
         let t = Instant::from_nanos(1_500);
         assert_eq!(t.as_nanos(), 1_500);
         assert_eq!((t + Duration::from_micros(1)).as_nanos(), 2_500);
-        assert_eq!(
-            (t + Duration::from_micros(1)).saturating_duration_since(t),
-            Duration::from_micros(1)
-        );
+        assert_eq!((t + Duration::from_micros(1)).saturating_duration_since(t), Duration::from_micros(1));
         assert_eq!(Instant::from_millis(2), Instant::from_micros(2_000));
-        assert_eq!(
-            Instant::from_secs(1) - Instant::from_millis(1),
-            Duration::from_millis(999)
-        );
+        assert_eq!(Instant::from_secs(1) - Instant::from_millis(1), Duration::from_millis(999));
         let mut u = t;
         u += Duration::from_nanos(5);
         assert_eq!(u - Duration::from_nanos(5), t);
@@ -144,24 +133,12 @@ mod tests {
 
     #[test]
     fn saturates_instead_of_panicking() {
-        assert_eq!(
-            Instant::ZERO.saturating_duration_since(Instant::from_nanos(1)),
-            Duration::ZERO
-        );
-        assert_eq!(
-            Instant::ZERO.checked_duration_since(Instant::from_nanos(1)),
-            None
-        );
+        assert_eq!(Instant::ZERO.saturating_duration_since(Instant::from_nanos(1)), Duration::ZERO);
+        assert_eq!(Instant::ZERO.checked_duration_since(Instant::from_nanos(1)), None);
         assert_eq!(Instant::from_nanos(1) + Duration::MAX, Instant::MAX);
         assert_eq!(Instant::MAX.checked_add(Duration::from_nanos(1)), None);
-        assert_eq!(
-            Instant::from_nanos(3) - Duration::from_secs(1),
-            Instant::ZERO
-        );
+        assert_eq!(Instant::from_nanos(3) - Duration::from_secs(1), Instant::ZERO);
         assert_eq!(Instant::from_secs(u64::MAX), Instant::MAX);
-        assert_eq!(
-            format!("{:?}", Instant::from_millis(1500)),
-            "Instant(1.500000000s)"
-        );
+        assert_eq!(format!("{:?}", Instant::from_millis(1500)), "Instant(1.500000000s)");
     }
 }

@@ -505,10 +505,7 @@ impl<P: BufPool> UnorderedChannel<P> {
         if let Some(&(_, mac)) = self.config.static_arp.iter().find(|(a, _)| *a == addr) {
             return Some(mac);
         }
-        self.learned
-            .iter()
-            .find(|e| e.addr == addr && e.expires > now)
-            .map(|e| e.mac)
+        self.learned.iter().find(|e| e.addr == addr && e.expires > now).map(|e| e.mac)
     }
 
     fn drop_rx(&mut self, reason: RxDrop) {
@@ -562,10 +559,7 @@ impl<P: BufPool> UnorderedChannel<P> {
             },
             Err(_) => return self.drop_rx(RxDrop::BadArp),
         };
-        if !matches!(
-            repr.operation,
-            arp::Operation::Request | arp::Operation::Reply
-        ) {
+        if !matches!(repr.operation, arp::Operation::Request | arp::Operation::Reply) {
             return self.drop_rx(RxDrop::BadArp);
         }
         let for_us = repr.target_protocol_addr == self.config.addr;
@@ -578,9 +572,7 @@ impl<P: BufPool> UnorderedChannel<P> {
         // RFC 826: update an entry we already have whoever the target is; add one only when we are the
         // target (so broadcast chatter cannot fill the table).
         let known = self.learned.iter().any(|e| e.addr == sender);
-        let learnt = plausible_sender
-            && (for_us || known)
-            && self.learn(now, sender, repr.source_hardware_addr);
+        let learnt = plausible_sender && (for_us || known) && self.learn(now, sender, repr.source_hardware_addr);
         if !for_us && !learnt {
             return self.drop_rx(RxDrop::ArpNotForUs);
         }
@@ -618,11 +610,7 @@ impl<P: BufPool> UnorderedChannel<P> {
         if self.config.static_arp.iter().any(|(a, _)| *a == addr) {
             return false;
         }
-        let entry = Learned {
-            addr,
-            mac,
-            expires: now + self.config.arp_entry_lifetime,
-        };
+        let entry = Learned { addr, mac, expires: now + self.config.arp_entry_lifetime };
         if let Some(e) = self.learned.iter_mut().find(|e| e.addr == addr) {
             *e = entry;
         } else if self.learned.len() < self.config.arp_table_capacity {
@@ -714,11 +702,7 @@ impl<P: BufPool> UnorderedChannel<P> {
             return self.drop_rx(RxDrop::UdpBadLength);
         }
         self.stats.delivered += 1;
-        self.events.push_back(Event::Datagram(Datagram {
-            src,
-            dst,
-            payload: frame,
-        }));
+        self.events.push_back(Event::Datagram(Datagram { src, dst, payload: frame }));
     }
 
     /// Where a datagram to `dst` goes on the link: a MAC known without ARP (broadcast, multicast) or an
@@ -730,14 +714,7 @@ impl<P: BufPool> UnorderedChannel<P> {
         if dst.is_multicast() {
             // RFC 1112: 01:00:5e followed by the low 23 bits of the group address.
             let o = dst.octets();
-            return Ok(ethernet::Address([
-                0x01,
-                0x00,
-                0x5e,
-                o[1] & 0x7f,
-                o[2],
-                o[3],
-            ]));
+            return Ok(ethernet::Address([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]));
         }
         let mask = self.subnet_mask();
         let on_link = u32::from(dst) & mask == u32::from(self.config.addr) & mask;
@@ -773,11 +750,7 @@ impl<P: BufPool> UnorderedChannel<P> {
         if dst.ip().is_unspecified() || dst.port() == 0 {
             return refuse(self, TxDrop::BadDestination, payload);
         }
-        if payload.len()
-            > self
-                .config
-                .mtu
-                .saturating_sub(ipv4::HEADER_LEN + udp::HEADER_LEN)
+        if payload.len() > self.config.mtu.saturating_sub(ipv4::HEADER_LEN + udp::HEADER_LEN)
             || payload.len() > usize::from(u16::MAX) - ipv4::HEADER_LEN - udp::HEADER_LEN
         {
             return refuse(self, TxDrop::TooLarge, payload);
@@ -820,16 +793,8 @@ impl<P: BufPool> UnorderedChannel<P> {
         let (eth_bytes, rest) = data.split_at_mut(ethernet::HEADER_LEN);
         let (ip_bytes, udp_bytes) = rest.split_at_mut(ipv4::HEADER_LEN);
         // The UDP checksum covers the payload, which is already in place right behind the header.
-        let udp_repr = udp::Repr {
-            src_port,
-            dst_port: dst.port(),
-            payload_len,
-        };
-        udp_repr.emit(
-            &mut udp::Packet::new_unchecked(udp_bytes),
-            self.config.addr,
-            *dst.ip(),
-        );
+        let udp_repr = udp::Repr { src_port, dst_port: dst.port(), payload_len };
+        udp_repr.emit(&mut udp::Packet::new_unchecked(udp_bytes), self.config.addr, *dst.ip());
         let ip_repr = ipv4::Repr {
             src_addr: self.config.addr,
             dst_addr: *dst.ip(),
@@ -854,17 +819,9 @@ impl<P: BufPool> UnorderedChannel<P> {
         match needs_resolution {
             None => self.tx.push_back((FrameKind::Datagram, frame)),
             Some((next_hop, new)) => {
-                self.pending.push_back(Pending {
-                    next_hop,
-                    deadline: now + self.config.pending_timeout,
-                    frame,
-                });
+                self.pending.push_back(Pending { next_hop, deadline: now + self.config.pending_timeout, frame });
                 if new {
-                    self.resolving.push(Resolving {
-                        addr: next_hop,
-                        requests_sent: 0,
-                        next_request: now,
-                    });
+                    self.resolving.push(Resolving { addr: next_hop, requests_sent: 0, next_request: now });
                     self.send_arp_requests(now);
                 }
             }
@@ -880,15 +837,9 @@ impl<P: BufPool> UnorderedChannel<P> {
 
     fn write_arp(&self, frame: &mut P::Buf, dst_mac: ethernet::Address, repr: &arp::Repr) {
         let data = frame.data_mut();
-        let eth = ethernet::Repr {
-            src_addr: self.config.mac,
-            dst_addr: dst_mac,
-            ethertype: ethernet::EtherType::Arp,
-        };
+        let eth = ethernet::Repr { src_addr: self.config.mac, dst_addr: dst_mac, ethertype: ethernet::EtherType::Arp };
         eth.emit(&mut ethernet::Packet::new_unchecked(&mut data[..]));
-        repr.emit(&mut arp::Packet::new_unchecked(
-            &mut data[ethernet::HEADER_LEN..],
-        ));
+        repr.emit(&mut arp::Packet::new_unchecked(&mut data[ethernet::HEADER_LEN..]));
     }
 
     /// Sends the ARP requests that are due, and gives up on addresses that had all their requests.
@@ -983,8 +934,7 @@ mod tests {
     use super::*;
     use crate::buf::{VecBuf, VecPool, DEFAULT_HEADROOM};
     use crate::wire::captures::{
-        hex, KERNEL_ARP_REPLY, KERNEL_ARP_REQUEST, KERNEL_UDP_EMPTY, KERNEL_UDP_HELLO,
-        KERNEL_UDP_ODD, KERNEL_UDP_REPLY,
+        hex, KERNEL_ARP_REPLY, KERNEL_ARP_REQUEST, KERNEL_UDP_EMPTY, KERNEL_UDP_HELLO, KERNEL_UDP_ODD, KERNEL_UDP_REPLY,
     };
 
     // The two ends of the kernel captures (see `wire::captures`).
@@ -1019,45 +969,24 @@ mod tests {
     }
 
     fn datagrams(ch: &mut Channel) -> Vec<Datagram<VecBuf>> {
-        std::iter::from_fn(|| ch.poll_event())
-            .map(|Event::Datagram(d)| d)
-            .collect()
+        std::iter::from_fn(|| ch.poll_event()).map(|Event::Datagram(d)| d).collect()
     }
 
     fn transmitted(ch: &mut Channel, now: Instant) -> Vec<Vec<u8>> {
-        std::iter::from_fn(|| ch.poll_transmit(now))
-            .map(|b| b.data().to_vec())
-            .collect()
+        std::iter::from_fn(|| ch.poll_transmit(now)).map(|b| b.data().to_vec()).collect()
     }
 
     fn assert_balanced(ch: &Channel) {
         let s = ch.stats();
-        assert_eq!(
-            s.received,
-            s.delivered + s.arp_handled + s.rx_drops.total(),
-            "{s:?}"
-        );
+        assert_eq!(s.received, s.delivered + s.arp_handled + s.rx_drops.total(), "{s:?}");
     }
 
     /// A UDP/IPv4/Ethernet frame built field by field, for forging.
-    fn udp_frame(
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
-        dst_mac: ethernet::Address,
-        body: &[u8],
-    ) -> Vec<u8> {
+    fn udp_frame(src: SocketAddrV4, dst: SocketAddrV4, dst_mac: ethernet::Address, body: &[u8]) -> Vec<u8> {
         let mut out = vec![0; HEADERS_LEN + body.len()];
         out[HEADERS_LEN..].copy_from_slice(body);
-        let udp_repr = udp::Repr {
-            src_port: src.port(),
-            dst_port: dst.port(),
-            payload_len: body.len(),
-        };
-        udp_repr.emit(
-            &mut udp::Packet::new_unchecked(&mut out[34..]),
-            *src.ip(),
-            *dst.ip(),
-        );
+        let udp_repr = udp::Repr { src_port: src.port(), dst_port: dst.port(), payload_len: body.len() };
+        udp_repr.emit(&mut udp::Packet::new_unchecked(&mut out[34..]), *src.ip(), *dst.ip());
         let ip_repr = ipv4::Repr {
             src_addr: *src.ip(),
             dst_addr: *dst.ip(),
@@ -1069,22 +998,13 @@ mod tests {
             dscp_ecn: 0,
         };
         ip_repr.emit(&mut ipv4::Packet::new_unchecked(&mut out[14..]));
-        let eth = ethernet::Repr {
-            src_addr: MAC_B,
-            dst_addr: dst_mac,
-            ethertype: ethernet::EtherType::Ipv4,
-        };
+        let eth = ethernet::Repr { src_addr: MAC_B, dst_addr: dst_mac, ethertype: ethernet::EtherType::Ipv4 };
         eth.emit(&mut ethernet::Packet::new_unchecked(&mut out[..]));
         out
     }
 
     fn b_to_a(body: &[u8]) -> Vec<u8> {
-        udp_frame(
-            SocketAddrV4::new(IP_B, PORT_B),
-            SocketAddrV4::new(IP_A, PORT_A),
-            MAC_A,
-            body,
-        )
+        udp_frame(SocketAddrV4::new(IP_B, PORT_B), SocketAddrV4::new(IP_A, PORT_A), MAC_A, body)
     }
 
     fn refill_ip_checksum(f: &mut [u8]) {
@@ -1097,11 +1017,7 @@ mod tests {
         ch.handle_packet(T0, frame(KERNEL_ARP_REQUEST));
         let reply = ch.poll_transmit(T0).unwrap();
         assert_eq!(reply.data(), &hex(KERNEL_ARP_REPLY)[..]);
-        assert_eq!(
-            reply.headroom(),
-            DEFAULT_HEADROOM,
-            "the request's own buffer, rewritten in place"
-        );
+        assert_eq!(reply.headroom(), DEFAULT_HEADROOM, "the request's own buffer, rewritten in place");
         assert!(ch.poll_transmit(T0).is_none());
         assert_eq!(ch.stats().arp_replies_sent, 1);
         // The requester was learnt (we are its target).
@@ -1115,10 +1031,7 @@ mod tests {
         let mut bytes = hex(KERNEL_ARP_REQUEST);
         bytes.resize(60, 0);
         ch.handle_packet(T0, VecBuf::from_slice(&bytes));
-        assert_eq!(
-            ch.poll_transmit(T0).unwrap().data(),
-            &hex(KERNEL_ARP_REPLY)[..]
-        );
+        assert_eq!(ch.poll_transmit(T0).unwrap().data(), &hex(KERNEL_ARP_REPLY)[..]);
     }
 
     #[test]
@@ -1160,27 +1073,14 @@ mod tests {
             ch.send(T0, PORT_B, dst, payload(body)).unwrap();
         }
         let out = transmitted(&mut ch, T0);
-        assert_eq!(
-            out,
-            [
-                hex(KERNEL_UDP_HELLO),
-                hex(KERNEL_UDP_ODD),
-                hex(KERNEL_UDP_EMPTY)
-            ]
-        );
+        assert_eq!(out, [hex(KERNEL_UDP_HELLO), hex(KERNEL_UDP_ODD), hex(KERNEL_UDP_EMPTY)]);
         assert_eq!(ch.stats().sent, 3);
     }
 
     #[test]
     fn send_is_zero_copy() {
         let mut ch = channel_b(|c| c.static_arp.push((IP_A, MAC_A)));
-        ch.send(
-            T0,
-            PORT_B,
-            SocketAddrV4::new(IP_A, PORT_A),
-            payload(b"in place"),
-        )
-        .unwrap();
+        ch.send(T0, PORT_B, SocketAddrV4::new(IP_A, PORT_A), payload(b"in place")).unwrap();
         let f = ch.poll_transmit(T0).unwrap();
         assert_eq!(f.headroom(), DEFAULT_HEADROOM - HEADERS_LEN);
         assert_eq!(&f.data()[HEADERS_LEN..], b"in place");
@@ -1200,10 +1100,7 @@ mod tests {
         assert!(ch.poll_transmit(T0).is_none());
         // The kernel's reply releases both, in order.
         ch.handle_packet(T0, frame(KERNEL_ARP_REPLY));
-        assert_eq!(
-            transmitted(&mut ch, T0),
-            [hex(KERNEL_UDP_HELLO), hex(KERNEL_UDP_ODD)]
-        );
+        assert_eq!(transmitted(&mut ch, T0), [hex(KERNEL_UDP_HELLO), hex(KERNEL_UDP_ODD)]);
         assert_eq!(ch.pending_len(), 0);
         assert_eq!(ch.poll_timeout(), None);
         assert_eq!(ch.stats().arp_requests_sent, 1);
@@ -1215,13 +1112,7 @@ mod tests {
         // A sends to B with nothing configured: ARP both ways, then the datagram.
         let mut a = channel_a();
         let mut b = channel_b(|_| {});
-        a.send(
-            T0,
-            PORT_A,
-            SocketAddrV4::new(IP_B, PORT_B),
-            payload(b"ping"),
-        )
-        .unwrap();
+        a.send(T0, PORT_A, SocketAddrV4::new(IP_B, PORT_B), payload(b"ping")).unwrap();
         for _ in 0..4 {
             for f in std::iter::from_fn(|| a.poll_transmit(T0)) {
                 b.handle_packet(T0, f);
@@ -1322,23 +1213,13 @@ mod tests {
         ));
         cases.push((
             RxDrop::WrongPort,
-            udp_frame(
-                SocketAddrV4::new(IP_B, PORT_B),
-                SocketAddrV4::new(IP_A, PORT_A + 1),
-                MAC_A,
-                b"x",
-            ),
+            udp_frame(SocketAddrV4::new(IP_B, PORT_B), SocketAddrV4::new(IP_A, PORT_A + 1), MAC_A, b"x"),
         ));
 
         for (reason, bytes) in cases {
             let mut ch = channel_a();
             ch.handle_packet(T0, VecBuf::from_slice(&bytes));
-            assert_eq!(
-                ch.stats().rx_drops.get(reason),
-                1,
-                "{reason:?}: {:?}",
-                ch.stats()
-            );
+            assert_eq!(ch.stats().rx_drops.get(reason), 1, "{reason:?}: {:?}", ch.stats());
             assert_eq!(ch.stats().rx_drops.total(), 1, "{reason:?}");
             assert!(ch.poll_event().is_none(), "{reason:?}");
             assert!(ch.poll_transmit(T0).is_none(), "{reason:?}");
@@ -1431,13 +1312,7 @@ mod tests {
             c.arp_max_requests = 2;
             c.pending_timeout = Duration::from_secs(3600);
         });
-        ch.send(
-            T0,
-            PORT_B,
-            SocketAddrV4::new(IP_A, PORT_A),
-            payload(b"lost"),
-        )
-        .unwrap();
+        ch.send(T0, PORT_B, SocketAddrV4::new(IP_A, PORT_A), payload(b"lost")).unwrap();
         assert_eq!(transmitted(&mut ch, T0).len(), 1);
         ch.handle_timeout(T0 + Duration::from_secs(1));
         assert_eq!(transmitted(&mut ch, T0).len(), 1);
@@ -1457,18 +1332,8 @@ mod tests {
         });
         let cases: Vec<(TxDrop, u16, SocketAddrV4, VecBuf)> = vec![
             (TxDrop::UnboundPort, PORT_B + 1, dst, payload(b"x")),
-            (
-                TxDrop::BadDestination,
-                PORT_B,
-                SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 1),
-                payload(b"x"),
-            ),
-            (
-                TxDrop::BadDestination,
-                PORT_B,
-                SocketAddrV4::new(IP_A, 0),
-                payload(b"x"),
-            ),
+            (TxDrop::BadDestination, PORT_B, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 1), payload(b"x")),
+            (TxDrop::BadDestination, PORT_B, SocketAddrV4::new(IP_A, 0), payload(b"x")),
             (TxDrop::TooLarge, PORT_B, dst, payload(&[0; 1473])),
             (TxDrop::NoHeadroom, PORT_B, dst, {
                 let mut b = VecBuf::with_capacity(64, HEADERS_LEN - 1);
@@ -1484,21 +1349,9 @@ mod tests {
         }
         // The largest payload that fits the MTU is accepted; then the 1-frame queue is full.
         ch.send(T0, PORT_B, dst, payload(&[0; 1472])).unwrap();
-        assert_eq!(
-            ch.send(T0, PORT_B, dst, payload(b"x")).unwrap_err().reason,
-            TxDrop::QueueFull
-        );
+        assert_eq!(ch.send(T0, PORT_B, dst, payload(b"x")).unwrap_err().reason, TxDrop::QueueFull);
         let s = &ch.stats().tx_drops;
-        assert_eq!(
-            (
-                s.unbound_port,
-                s.bad_destination,
-                s.too_large,
-                s.no_headroom,
-                s.queue_full
-            ),
-            (1, 2, 1, 1, 1)
-        );
+        assert_eq!((s.unbound_port, s.bad_destination, s.too_large, s.no_headroom, s.queue_full), (1, 2, 1, 1, 1));
         assert_eq!(ch.poll_transmit(T0).unwrap().len(), 1514);
     }
 
@@ -1506,8 +1359,7 @@ mod tests {
     fn arp_request_without_pool_buffers_is_counted_and_retried() {
         let c = Config::new(MAC_B, IP_B, &[PORT_B]);
         let mut ch = UnorderedChannel::new(c, VecPool::default().with_limit(0));
-        ch.send(T0, PORT_B, SocketAddrV4::new(IP_A, PORT_A), payload(b"x"))
-            .unwrap();
+        ch.send(T0, PORT_B, SocketAddrV4::new(IP_A, PORT_A), payload(b"x")).unwrap();
         assert!(ch.poll_transmit(T0).is_none());
         assert_eq!(ch.stats().tx_drops.arp_alloc_failed, 1);
         *ch.pool_mut() = VecPool::default();
@@ -1531,14 +1383,8 @@ mod tests {
         let now = T0 + Duration::from_secs(3);
         // The oldest (10.99.0.2) was replaced.
         assert_eq!(ch.arp_lookup(now, IP_B), None);
-        assert_eq!(
-            ch.arp_lookup(now, Ipv4Addr::new(10, 99, 0, 4)),
-            Some(ethernet::Address([2, 0, 0, 0, 0, 4]))
-        );
-        assert_eq!(
-            ch.arp_lookup(now + Duration::from_secs(60), Ipv4Addr::new(10, 99, 0, 4)),
-            None
-        );
+        assert_eq!(ch.arp_lookup(now, Ipv4Addr::new(10, 99, 0, 4)), Some(ethernet::Address([2, 0, 0, 0, 0, 4])));
+        assert_eq!(ch.arp_lookup(now + Duration::from_secs(60), Ipv4Addr::new(10, 99, 0, 4)), None);
         assert_eq!(ch.stats().arp_replies_sent + ch.tx.len() as u64, 3);
     }
 
@@ -1564,13 +1410,7 @@ mod tests {
     fn gateway_is_the_next_hop_off_link() {
         let gw = Ipv4Addr::new(10, 99, 0, 254);
         let mut ch = channel_b(|c| c.gateway = Some(gw));
-        ch.send(
-            T0,
-            PORT_B,
-            SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 53),
-            payload(b"q"),
-        )
-        .unwrap();
+        ch.send(T0, PORT_B, SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 53), payload(b"q")).unwrap();
         let arp_frame = ch.poll_transmit(T0).unwrap();
         let packet = arp::Packet::new_checked(&arp_frame.data()[14..]).unwrap();
         assert_eq!(packet.target_protocol_addr(), gw);

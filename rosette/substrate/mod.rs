@@ -1,2 +1,30 @@
 //! The substrate: the only part of rosette that touches DPDK or uses `unsafe`.
+//!
+//! Safe Rust over DPDK 22.11: EAL start-up ([`EalBuilder`]), packet mempools ([`Mempool`]), ports and
+//! their queues ([`Port`], [`RxQueue`], [`TxQueue`]), owned mbufs ([`Mbuf`]), fixed-capacity bursts
+//! ([`Burst`], [`Batch`]), `rte_ring` hand-off ([`mbuf_ring`]), lcore launch ([`launch`]) with a
+//! [`StopFlag`], the TSC clock ([`TscClock`]), and NUMA placement ([`placement`]). Every `unsafe` block
+//! carries a `// SAFETY:` comment.
+pub mod burst;
+pub mod clock;
+pub mod eal;
+pub mod error;
+mod fastpath;
 pub(crate) mod ffi;
+pub mod lcore;
+pub mod mbuf;
+pub mod mempool;
+pub mod placement;
+pub mod port;
+pub mod ring;
+pub mod telemetry;
+
+pub use burst::{Batch, Burst, BurstSize};
+pub use clock::{tsc, TscClock};
+pub use eal::{hugepage_status, Eal, EalBuilder, EalInfo, MemoryMode};
+pub use error::{Error, Result};
+pub use lcore::{current_lcore, current_socket, install_signal_handlers, launch, stop_signalled, LcoreJoin, StopFlag};
+pub use mbuf::Mbuf;
+pub use mempool::{Mempool, MempoolConfig};
+pub use port::{LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use ring::{mbuf_ring, MbufConsumer, MbufProducer, RingMode};

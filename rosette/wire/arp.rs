@@ -331,10 +331,7 @@ mod tests {
     fn truncated_packets_are_refused() {
         let req = hex(KERNEL_ARP_REQUEST);
         for len in 0..PACKET_LEN {
-            assert_eq!(
-                Packet::new_checked(&req[HEADER_LEN..HEADER_LEN + len]).unwrap_err(),
-                Error::Truncated
-            );
+            assert_eq!(Packet::new_checked(&req[HEADER_LEN..HEADER_LEN + len]).unwrap_err(), Error::Truncated);
         }
     }
 
@@ -353,10 +350,7 @@ mod tests {
         for (offset, value) in [(1usize, 6u8), (2, 0x86), (4, 8), (5, 16)] {
             let mut forged = req[HEADER_LEN..].to_vec();
             forged[offset] = value;
-            assert_eq!(
-                Repr::parse(&Packet::new_checked(&forged[..]).unwrap()).unwrap_err(),
-                Error::Unsupported
-            );
+            assert_eq!(Repr::parse(&Packet::new_checked(&forged[..]).unwrap()).unwrap_err(), Error::Unsupported);
         }
     }
 

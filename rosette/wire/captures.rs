@@ -18,7 +18,8 @@ pub(crate) const KERNEL_ARP_REQUEST: &str =
 pub(crate) const KERNEL_ARP_REPLY: &str =
     "02000000000b02000000000a0806000108000604000202000000000a0a63000102000000000b0a630002";
 /// 10.99.0.2:40000 → 10.99.0.1:9000, payload `hello rosette` (IP id 0x8229, DF, TTL 64).
-pub(crate) const KERNEL_UDP_HELLO: &str = "02000000000a02000000000b080045000029822940004011a3d20a6300020a6300019c4023280015285768656c6c6f20726f7365747465";
+pub(crate) const KERNEL_UDP_HELLO: &str =
+    "02000000000a02000000000b080045000029822940004011a3d20a6300020a6300019c4023280015285768656c6c6f20726f7365747465";
 /// 10.99.0.2:40000 → 10.99.0.1:9000, payload `odd` (odd length; IP id 0x822a).
 pub(crate) const KERNEL_UDP_ODD: &str =
     "02000000000a02000000000b08004500001f822a40004011a3db0a6300020a6300019c402328000b58426f6464";
@@ -30,8 +31,5 @@ pub(crate) const KERNEL_UDP_REPLY: &str = "02000000000b02000000000a08004500002d0
 
 /// The bytes of a hex string.
 pub(crate) fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }

@@ -80,10 +80,7 @@ mod tests {
     /// The worked example of RFC 1071 section 3: bytes 00 01 f2 03 f4 f5 f6 f7 sum to 0xddf2.
     #[test]
     fn rfc1071_example() {
-        assert_eq!(
-            data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
-            0xddf2
-        );
+        assert_eq!(data(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]), 0xddf2);
         assert_eq!(finish(0xddf2), 0x220d);
     }
 
@@ -100,10 +97,7 @@ mod tests {
         let whole = data(&bytes);
         // Any split at an even offset gives the same result.
         for split in (0..bytes.len()).step_by(2) {
-            assert_eq!(
-                combine(&[data(&bytes[..split]), data(&bytes[split..])]),
-                whole
-            );
+            assert_eq!(combine(&[data(&bytes[..split]), data(&bytes[split..])]), whole);
         }
     }
 
@@ -115,9 +109,7 @@ mod tests {
 
     #[test]
     fn incremental_update_matches_recompute() {
-        let mut hdr = [
-            0x45u8, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 0x40, 0x11, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ];
+        let mut hdr = [0x45u8, 0, 0, 0x54, 0x12, 0x34, 0x40, 0, 0x40, 0x11, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
         let ck = finish(data(&hdr));
         hdr[10..12].copy_from_slice(&ck.to_be_bytes());
         // Decrement the TTL as a router would.

@@ -44,11 +44,7 @@ impl Address {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -194,11 +190,7 @@ impl Repr {
     /// Reads the header of a checked frame (any bytes are a valid Ethernet II header).
     pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>) -> Result<Repr> {
         packet.check_len()?;
-        Ok(Repr {
-            src_addr: packet.src_addr(),
-            dst_addr: packet.dst_addr(),
-            ethertype: packet.ethertype(),
-        })
+        Ok(Repr { src_addr: packet.src_addr(), dst_addr: packet.dst_addr(), ethertype: packet.ethertype() })
     }
 
     /// Bytes the header takes.
@@ -237,10 +229,7 @@ mod tests {
     #[test]
     fn truncated_frames_are_refused() {
         for len in 0..HEADER_LEN {
-            assert_eq!(
-                Packet::new_checked(&[0u8; 20][..len]).unwrap_err(),
-                Error::Truncated
-            );
+            assert_eq!(Packet::new_checked(&[0u8; 20][..len]).unwrap_err(), Error::Truncated);
         }
         let bare = Packet::new_checked(&[0u8; HEADER_LEN][..]).unwrap();
         assert!(bare.payload().is_empty());
@@ -258,10 +247,7 @@ mod tests {
         assert!(Address::BROADCAST.is_broadcast() && Address::BROADCAST.is_multicast());
         assert!(Address([0x01, 0, 0x5e, 0, 0, 1]).is_multicast());
         assert!(Address([2, 0, 0, 0, 0, 1]).is_unicast());
-        assert_eq!(
-            Address([2, 0, 0, 0, 0, 0xab]).to_string(),
-            "02:00:00:00:00:ab"
-        );
+        assert_eq!(Address([2, 0, 0, 0, 0, 0xab]).to_string(), "02:00:00:00:00:ab");
         assert_eq!(Address::from_bytes(&[1, 2, 3]), None);
     }
 }

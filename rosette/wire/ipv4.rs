@@ -374,9 +374,7 @@ impl Repr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::captures::{
-        hex, KERNEL_UDP_EMPTY, KERNEL_UDP_HELLO, KERNEL_UDP_ODD, KERNEL_UDP_REPLY,
-    };
+    use crate::wire::captures::{hex, KERNEL_UDP_EMPTY, KERNEL_UDP_HELLO, KERNEL_UDP_ODD, KERNEL_UDP_REPLY};
     use crate::wire::ethernet;
 
     fn ip_of(capture: &str) -> Vec<u8> {
@@ -385,12 +383,7 @@ mod tests {
 
     #[test]
     fn parses_kernel_packets_and_reemits_identical_headers() {
-        for capture in [
-            KERNEL_UDP_HELLO,
-            KERNEL_UDP_ODD,
-            KERNEL_UDP_EMPTY,
-            KERNEL_UDP_REPLY,
-        ] {
+        for capture in [KERNEL_UDP_HELLO, KERNEL_UDP_ODD, KERNEL_UDP_EMPTY, KERNEL_UDP_REPLY] {
             let bytes = ip_of(capture);
             let packet = Packet::new_checked(&bytes[..]).unwrap();
             let repr = Repr::parse(&packet).unwrap();
@@ -415,41 +408,25 @@ mod tests {
     fn truncated_and_lying_lengths_are_refused() {
         let bytes = ip_of(KERNEL_UDP_HELLO);
         for len in 0..HEADER_LEN {
-            assert_eq!(
-                Packet::new_checked(&bytes[..len]).unwrap_err(),
-                Error::Truncated
-            );
+            assert_eq!(Packet::new_checked(&bytes[..len]).unwrap_err(), Error::Truncated);
         }
         // Buffer shorter than the total length.
-        assert_eq!(
-            Packet::new_checked(&bytes[..bytes.len() - 1]).unwrap_err(),
-            Error::BadLength
-        );
+        assert_eq!(Packet::new_checked(&bytes[..bytes.len() - 1]).unwrap_err(), Error::BadLength);
         // IHL below 5.
         for ihl in 0..5u8 {
             let mut forged = bytes.clone();
             forged[0] = 0x40 | ihl;
-            assert_eq!(
-                Packet::new_checked(&forged[..]).unwrap_err(),
-                Error::BadHeaderLen
-            );
+            assert_eq!(Packet::new_checked(&forged[..]).unwrap_err(), Error::BadHeaderLen);
         }
         // IHL beyond the buffer.
         let mut forged = bytes[..24].to_vec();
         forged[0] = 0x47;
-        assert_eq!(
-            Packet::new_checked(&forged[..]).unwrap_err(),
-            Error::BadHeaderLen
-        );
+        assert_eq!(Packet::new_checked(&forged[..]).unwrap_err(), Error::BadHeaderLen);
         // Total length smaller than the header, and larger than the buffer.
         for total in [0u16, 19, 0x2a, 0xffff] {
             let mut forged = bytes.clone();
             forged[2..4].copy_from_slice(&total.to_be_bytes());
-            assert_eq!(
-                Packet::new_checked(&forged[..]).unwrap_err(),
-                Error::BadLength,
-                "total {total}"
-            );
+            assert_eq!(Packet::new_checked(&forged[..]).unwrap_err(), Error::BadLength, "total {total}");
         }
     }
 
@@ -468,10 +445,7 @@ mod tests {
         let bytes = ip_of(KERNEL_UDP_HELLO);
         let mut forged = bytes.clone();
         forged[0] = 0x65;
-        assert_eq!(
-            Repr::parse(&Packet::new_checked(&forged[..]).unwrap()).unwrap_err(),
-            Error::BadVersion
-        );
+        assert_eq!(Repr::parse(&Packet::new_checked(&forged[..]).unwrap()).unwrap_err(), Error::BadVersion);
         for i in 0..HEADER_LEN {
             let mut forged = bytes.clone();
             forged[i] ^= 0x10;
@@ -479,10 +453,7 @@ mod tests {
                 continue; // a length field became inconsistent: refused earlier
             }
             let err = Repr::parse(&Packet::new_checked(&forged[..]).unwrap()).unwrap_err();
-            assert!(
-                matches!(err, Error::BadChecksum | Error::BadVersion),
-                "byte {i}: {err:?}"
-            );
+            assert!(matches!(err, Error::BadChecksum | Error::BadVersion), "byte {i}: {err:?}");
         }
     }
 

@@ -21,9 +21,8 @@ pub(crate) mod captures;
 pub mod checksum;
 pub mod ethernet;
 pub mod ipv4;
+pub mod transport;
 pub mod udp;
-// rosette's own transport header (owned by the reliable/streaming channel work):
-// pub mod transport;
 
 /// Why a packet was refused by a parser.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

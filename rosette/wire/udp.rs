@@ -169,11 +169,7 @@ pub struct Repr {
 impl Repr {
     /// Reads a checked datagram and verifies its checksum against the pseudo-header of `src_addr` and
     /// `dst_addr` (a zero checksum is accepted as "none").
-    pub fn parse<T: AsRef<[u8]>>(
-        packet: &Packet<T>,
-        src_addr: Ipv4Addr,
-        dst_addr: Ipv4Addr,
-    ) -> Result<Repr> {
+    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>, src_addr: Ipv4Addr, dst_addr: Ipv4Addr) -> Result<Repr> {
         packet.check_len()?;
         if !packet.verify_checksum(src_addr, dst_addr) {
             return Err(Error::BadChecksum);
@@ -199,12 +195,7 @@ impl Repr {
     /// buffer must hold the header followed by `payload_len` payload bytes (at least
     /// [`Repr::buffer_len`] bytes), and [`Repr::fits`] must hold. Writing the header after the payload
     /// is what lets the channel send without copying the payload.
-    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
-        &self,
-        packet: &mut Packet<T>,
-        src_addr: Ipv4Addr,
-        dst_addr: Ipv4Addr,
-    ) {
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Packet<T>, src_addr: Ipv4Addr, dst_addr: Ipv4Addr) {
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
         packet.set_len(self.buffer_len().min(usize::from(u16::MAX)) as u16);
@@ -215,9 +206,7 @@ impl Repr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::captures::{
-        hex, KERNEL_UDP_EMPTY, KERNEL_UDP_HELLO, KERNEL_UDP_ODD, KERNEL_UDP_REPLY,
-    };
+    use crate::wire::captures::{hex, KERNEL_UDP_EMPTY, KERNEL_UDP_HELLO, KERNEL_UDP_ODD, KERNEL_UDP_REPLY};
     use crate::wire::{ethernet, ipv4};
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
@@ -241,26 +230,14 @@ mod tests {
             let (bytes, src, dst) = udp_of(capture);
             let packet = Packet::new_checked(&bytes[..]).unwrap();
             let repr = Repr::parse(&packet, src, dst).unwrap();
-            assert_eq!(
-                repr,
-                Repr {
-                    src_port,
-                    dst_port,
-                    payload_len: payload.len()
-                }
-            );
+            assert_eq!(repr, Repr { src_port, dst_port, payload_len: payload.len() });
             assert_eq!(packet.payload(), payload);
         }
     }
 
     #[test]
     fn emits_byte_identical_to_kernel() {
-        for capture in [
-            KERNEL_UDP_HELLO,
-            KERNEL_UDP_ODD,
-            KERNEL_UDP_EMPTY,
-            KERNEL_UDP_REPLY,
-        ] {
+        for capture in [KERNEL_UDP_HELLO, KERNEL_UDP_ODD, KERNEL_UDP_EMPTY, KERNEL_UDP_REPLY] {
             let (bytes, src, dst) = udp_of(capture);
             let repr = Repr::parse(&Packet::new_checked(&bytes[..]).unwrap(), src, dst).unwrap();
             // Payload in place first, header garbage: emit must fill the header around it.
@@ -283,19 +260,12 @@ mod tests {
     fn computed_zero_is_sent_as_ffff() {
         // Choose the payload so that the checksum comes out as zero: sum everything else, then add the
         // word that makes the total 0xffff.
-        let repr = Repr {
-            src_port: 1,
-            dst_port: 2,
-            payload_len: 2,
-        };
+        let repr = Repr { src_port: 1, dst_port: 2, payload_len: 2 };
         let mut buf = [0u8; 10];
         repr.emit(&mut Packet::new_unchecked(&mut buf[..]), A, B);
         let mut probe = buf;
         probe[6..8].copy_from_slice(&[0, 0]);
-        let partial = checksum::combine(&[
-            checksum::pseudo_header_v4(A, B, 17, 10),
-            checksum::data(&probe),
-        ]);
+        let partial = checksum::combine(&[checksum::pseudo_header_v4(A, B, 17, 10), checksum::data(&probe)]);
         let filler = !partial;
         buf[8..10].copy_from_slice(&filler.to_be_bytes());
         repr.emit(&mut Packet::new_unchecked(&mut buf[..]), A, B);
@@ -314,37 +284,23 @@ mod tests {
             let mut forged = bytes.clone();
             forged[i] ^= 0x01;
             let packet = Packet::new_checked(&forged[..]).unwrap();
-            assert_eq!(
-                Repr::parse(&packet, src, dst).unwrap_err(),
-                Error::BadChecksum,
-                "byte {i}"
-            );
+            assert_eq!(Repr::parse(&packet, src, dst).unwrap_err(), Error::BadChecksum, "byte {i}");
         }
         // Right datagram, wrong pseudo-header (a different destination address).
         let packet = Packet::new_checked(&bytes[..]).unwrap();
-        assert_eq!(
-            Repr::parse(&packet, src, Ipv4Addr::new(10, 99, 0, 3)).unwrap_err(),
-            Error::BadChecksum
-        );
+        assert_eq!(Repr::parse(&packet, src, Ipv4Addr::new(10, 99, 0, 3)).unwrap_err(), Error::BadChecksum);
     }
 
     #[test]
     fn lying_lengths_are_refused() {
         let (bytes, _, _) = udp_of(KERNEL_UDP_HELLO);
         for len in 0..HEADER_LEN {
-            assert_eq!(
-                Packet::new_checked(&bytes[..len]).unwrap_err(),
-                Error::Truncated
-            );
+            assert_eq!(Packet::new_checked(&bytes[..len]).unwrap_err(), Error::Truncated);
         }
         for field in [0u16, 7, bytes.len() as u16 + 1, 0xffff] {
             let mut forged = bytes.clone();
             forged[4..6].copy_from_slice(&field.to_be_bytes());
-            assert_eq!(
-                Packet::new_checked(&forged[..]).unwrap_err(),
-                Error::BadLength,
-                "length {field}"
-            );
+            assert_eq!(Packet::new_checked(&forged[..]).unwrap_err(), Error::BadLength, "length {field}");
         }
         // A length shorter than the buffer is accepted and ends the payload (the checksum then fails
         // unless recomputed).

@@ -1,0 +1,476 @@
+//! The reliable channel: messages delivered exactly once and in order, over UDP datagrams.
+//!
+//! A message of up to [`Config::max_message_size`] bytes is cut into packets of at most
+//! [`Config::mss`] payload bytes; the last one carries the end-of-message flag. The connection
+//! machinery (handshake with connection ids and epochs, SACK, RFC 6298 timer, congestion window,
+//! flow control, drop counters) lives in [`crate::channel::conn`].
+//!
+//! # Calling contract (sans-IO, in the style of quinn-proto)
+//! A [`Reliable`] owns no socket and reads no clock. The driver:
+//! 1. passes every datagram received for this connection (the UDP payload) to
+//!    [`Reliable::handle_datagram`];
+//! 2. calls [`Reliable::poll_transmit`] until it returns `None` and sends each buffer as the
+//!    payload of a UDP datagram to the peer (every buffer has at least
+//!    [`Config::lower_headroom`] bytes of headroom for the UDP/IP/Ethernet headers);
+//! 3. calls [`Reliable::handle_timeout`] once [`Reliable::poll_timeout`] is reached, then polls
+//!    transmits again;
+//! 4. drains [`Reliable::poll_event`] for connection events and delivered messages.
+//!
+//! Every entry point takes `now`, which must never go backwards. After any call that takes input
+//! (`handle_datagram`, `handle_timeout`, `send`, `close`, `reset`, `poll_event`) the driver should
+//! poll transmits and the timeout again.
+//!
+//! # Buffers
+//! The channel owns its [`BufPool`] and allocates every outgoing packet from it. Sent packets are
+//! kept for retransmission and handed to the driver through [`PacketBuf::share`], so a
+//! retransmission copies nothing (unless the previous transmission is still held, then it copies
+//! once). A received message that fits one packet is delivered as the received buffer itself with
+//! the transport header removed by [`PacketBuf::adjust`]; a longer one as its received buffers in
+//! order ([`Message`]), never reassembled by copying.
+//!
+//! # Connections
+//! One `Reliable` is one connection. An initiator is made by [`Reliable::connect`], an acceptor by
+//! [`Reliable::listen`]; demultiplexing datagrams to connections (by address and connection id) is
+//! the lower layer's job. A listener whose peer restarts (a Syn with a newer epoch) reports
+//! [`Event::Reset`] with [`ResetReason::PeerRestarted`], discards everything of the old connection
+//! and accepts the new one; packets of the old epoch are dropped and counted as stale.
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+use crate::buf::{BufPool, PacketBuf};
+use crate::channel::conn::{Config, Core, CoreEvent, ResetReason, State, Stats};
+use crate::channel::time::Instant;
+use crate::wire::transport::{PacketType, FLAG_END_OF_MESSAGE};
+
+/// A delivered message: its received buffers in order, each holding only payload.
+///
+/// Single-packet messages allocate nothing beyond the packet buffer; longer ones keep their
+/// segments in one vector per message.
+#[derive(Debug)]
+pub struct Message<B> {
+    first: B,
+    rest: Vec<B>,
+}
+
+impl<B: PacketBuf> Message<B> {
+    /// Total payload bytes.
+    pub fn len(&self) -> usize {
+        self.first.len() + self.rest.iter().map(PacketBuf::len).sum::<usize>()
+    }
+
+    /// True for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The segments in order.
+    pub fn segments(&self) -> impl Iterator<Item = &B> {
+        core::iter::once(&self.first).chain(self.rest.iter())
+    }
+
+    /// The single buffer of a one-packet message, or the message back.
+    pub fn into_single(self) -> Result<B, Self> {
+        if self.rest.is_empty() {
+            Ok(self.first)
+        } else {
+            Err(self)
+        }
+    }
+
+    /// The segments, owned.
+    pub fn into_segments(self) -> Vec<B> {
+        let mut v = Vec::with_capacity(1 + self.rest.len());
+        v.push(self.first);
+        v.extend(self.rest);
+        v
+    }
+
+    /// Appends the payload to `out` (a copy, for convenience).
+    pub fn copy_to(&self, out: &mut Vec<u8>) {
+        for s in self.segments() {
+            out.extend_from_slice(s.data());
+        }
+    }
+}
+
+/// What the reliable channel reports.
+#[derive(Debug)]
+pub enum Event<B> {
+    /// The handshake completed (acceptor: a Syn was accepted).
+    Connected,
+    /// A complete message, in order, exactly once.
+    Message(Message<B>),
+    /// The peer closed its sending side; no more messages will come.
+    PeerClosed,
+    /// Both sides closed and our close was acknowledged.
+    Closed,
+    /// The connection was reset; undelivered data of it is discarded.
+    Reset(ResetReason),
+    /// Retransmissions gave up (too many backoffs or no progress for too long).
+    Failed,
+}
+
+/// Why a message was not accepted for sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The send queue is full: retry after acknowledgements free room (back-pressure).
+    WouldBlock,
+    /// Larger than [`Config::max_message_size`].
+    TooLarge,
+    /// The connection is closed, reset, failed, or already closed for sending.
+    Closed,
+    /// The buffer pool is exhausted.
+    NoBuffers,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::WouldBlock => "send queue full",
+            SendError::TooLarge => "message larger than the configured maximum",
+            SendError::Closed => "connection closed",
+            SendError::NoBuffers => "packet buffer pool exhausted",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// One reliable message connection. See the module documentation for the calling contract.
+pub struct Reliable<P: BufPool> {
+    core: Core<P>,
+    peer_closed_reported: bool,
+}
+
+impl<P: BufPool> Reliable<P> {
+    /// An initiator that sends its Syn on the first [`Reliable::poll_transmit`].
+    ///
+    /// `local_id` names this connection in the peer's packets (non-zero); `epoch` must grow each
+    /// time this endpoint restarts (a boot counter or a start time), so the peer can detect it.
+    ///
+    /// # Panics
+    /// If `cfg` fails [`Config::validate`] or `local_id` is zero.
+    pub fn connect(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
+        cfg.validate().expect("invalid reliable channel configuration");
+        assert_ne!(local_id, 0, "connection id 0 is reserved");
+        Reliable { core: Core::connect(cfg, pool, local_id, epoch, now), peer_closed_reported: false }
+    }
+
+    /// An acceptor that waits for a Syn. See [`Reliable::connect`] for the arguments.
+    ///
+    /// # Panics
+    /// If `cfg` fails [`Config::validate`] or `local_id` is zero.
+    pub fn listen(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
+        cfg.validate().expect("invalid reliable channel configuration");
+        assert_ne!(local_id, 0, "connection id 0 is reserved");
+        Reliable { core: Core::listen(cfg, pool, local_id, epoch, now), peer_closed_reported: false }
+    }
+
+    /// Queues a message, copying it into pool buffers. May be called before the handshake ends.
+    pub fn send(&mut self, _now: Instant, msg: &[u8]) -> Result<(), SendError> {
+        let cfg = self.core.config();
+        if msg.len() > cfg.max_message_size {
+            return Err(SendError::TooLarge);
+        }
+        if !self.core.can_send() {
+            return Err(SendError::Closed);
+        }
+        let mss = cfg.mss;
+        let packets = msg.len().div_ceil(mss).max(1);
+        if self.core.send_space() < packets {
+            return Err(SendError::WouldBlock);
+        }
+        // Allocate everything first so a dry pool leaves no half-queued message behind.
+        let mut chunks = msg.chunks(mss);
+        let total = packets;
+        let mut queued: Vec<P::Buf> = Vec::new();
+        if total > 1 {
+            queued.reserve_exact(total);
+        }
+        for _ in 0..total {
+            let chunk = chunks.next().unwrap_or(&[]);
+            let Some(mut buf) = self.core.alloc_segment() else {
+                self.core.stats.pool_empty += 1;
+                return Err(SendError::NoBuffers);
+            };
+            match buf.append(chunk.len()) {
+                Ok(d) => d.copy_from_slice(chunk),
+                Err(_) => return Err(SendError::NoBuffers),
+            }
+            if total == 1 {
+                self.core.push(buf, PacketType::Data, FLAG_END_OF_MESSAGE);
+                return Ok(());
+            }
+            queued.push(buf);
+        }
+        let last = queued.len() - 1;
+        for (i, buf) in queued.into_iter().enumerate() {
+            let flags = if i == last { FLAG_END_OF_MESSAGE } else { 0 };
+            self.core.push(buf, PacketType::Data, flags);
+        }
+        Ok(())
+    }
+
+    /// Queues a one-packet message given as a buffer holding the payload (zero-copy when the buffer
+    /// has room for the transport and lower headers in front, else copied once).
+    pub fn send_buf(&mut self, _now: Instant, buf: P::Buf) -> Result<(), SendError> {
+        if buf.len() > self.core.config().mss || buf.len() > self.core.config().max_message_size {
+            return Err(SendError::TooLarge);
+        }
+        if !self.core.can_send() {
+            return Err(SendError::Closed);
+        }
+        if self.core.send_space() == 0 {
+            return Err(SendError::WouldBlock);
+        }
+        let Some(buf) = self.core.wrap_payload(buf) else {
+            self.core.stats.pool_empty += 1;
+            return Err(SendError::NoBuffers);
+        };
+        self.core.push(buf, PacketType::Data, FLAG_END_OF_MESSAGE);
+        Ok(())
+    }
+
+    /// Closes the sending side after every queued message; the peer sees [`Event::PeerClosed`].
+    pub fn close(&mut self, _now: Instant) {
+        self.core.finish();
+    }
+
+    /// Aborts the connection at once and tells the peer; queued and undelivered data is dropped.
+    pub fn reset(&mut self, _now: Instant) {
+        self.core.reset();
+    }
+
+    /// Processes one received datagram (the UDP payload of a packet for this connection).
+    pub fn handle_datagram(&mut self, now: Instant, buf: P::Buf) {
+        self.core.handle(now, buf);
+    }
+
+    /// The next datagram to send, or `None` when there is nothing to send now.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<P::Buf> {
+        self.core.poll_transmit(now)
+    }
+
+    /// When [`Reliable::handle_timeout`] must next be called, if at all.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.core.poll_timeout()
+    }
+
+    /// Runs the timers that expired at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+    }
+
+    /// The next event: connection events first, then complete messages in order.
+    pub fn poll_event(&mut self) -> Option<Event<P::Buf>> {
+        if let Some(ev) = self.core.poll_core_event() {
+            return Some(match ev {
+                CoreEvent::Connected => Event::Connected,
+                CoreEvent::Reset(r) => {
+                    self.peer_closed_reported = false;
+                    Event::Reset(r)
+                }
+                CoreEvent::Failed => Event::Failed,
+            });
+        }
+        if self.core.ready_marks > 0 {
+            let first = self.core.pop_ready()?;
+            if first.kind == PacketType::Fin {
+                self.core.on_consumed();
+                self.peer_closed_reported = true;
+                return Some(Event::PeerClosed);
+            }
+            let mut msg = Message { first: first.buf, rest: Vec::new() };
+            let mut end = first.flags & FLAG_END_OF_MESSAGE != 0;
+            while !end {
+                let Some(seg) = self.core.pop_ready() else {
+                    break;
+                };
+                end = seg.is_mark();
+                msg.rest.push(seg.buf);
+            }
+            self.core.on_consumed();
+            return Some(Event::Message(msg));
+        }
+        if self.core.ready.len() >= self.core.config().recv_capacity {
+            // A message larger than our whole receive buffer can never complete.
+            self.core.reset();
+            self.core.reset_connection(ResetReason::ProtocolViolation);
+            return self.poll_event();
+        }
+        if self.core.take_closed() {
+            return Some(Event::Closed);
+        }
+        None
+    }
+
+    /// Messages' worth of packets that can still be queued.
+    pub fn send_space(&self) -> usize {
+        self.core.send_space()
+    }
+
+    /// Packets held by the sender (queued or unacknowledged).
+    pub fn send_queue_len(&self) -> usize {
+        self.core.send_queue_len()
+    }
+
+    /// Packets held by the receiver (out of order or not yet polled).
+    pub fn recv_held(&self) -> usize {
+        self.core.recv_held()
+    }
+
+    /// Connection state.
+    pub fn state(&self) -> State {
+        self.core.state()
+    }
+
+    /// True once the peer's close was delivered.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed_reported && self.core.peer_finished()
+    }
+
+    /// Counters, including per-reason receive drops.
+    pub fn stats(&self) -> &Stats {
+        &self.core.stats
+    }
+
+    /// Current congestion window, packets.
+    pub fn cwnd(&self) -> u32 {
+        self.core.cwnd()
+    }
+
+    /// Current retransmission timeout.
+    pub fn rto(&self) -> core::time::Duration {
+        self.core.rto()
+    }
+
+    /// This endpoint's epoch.
+    pub fn epoch(&self) -> u32 {
+        self.core.local_epoch()
+    }
+
+    /// The buffer pool (e.g. to check how many buffers are out).
+    pub fn pool(&self) -> &P {
+        &self.core.pool
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::{VecBuf, VecPool};
+    use core::time::Duration;
+
+    fn pair() -> (Reliable<VecPool>, Reliable<VecPool>) {
+        let now = Instant::default();
+        let a = Reliable::connect(Config::default(), VecPool::default(), 1, 1, now);
+        let b = Reliable::listen(Config::default(), VecPool::default(), 2, 1, now);
+        (a, b)
+    }
+
+    /// Moves packets both ways until quiet, without loss.
+    fn exchange(a: &mut Reliable<VecPool>, b: &mut Reliable<VecPool>, now: Instant) {
+        for _ in 0..100 {
+            let mut moved = false;
+            while let Some(p) = a.poll_transmit(now) {
+                b.handle_datagram(now, p);
+                moved = true;
+            }
+            while let Some(p) = b.poll_transmit(now) {
+                a.handle_datagram(now, p);
+                moved = true;
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn handshake_message_and_close() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(1000);
+        a.send(now, b"hello").unwrap();
+        let big: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        a.send(now, &big).unwrap();
+        a.close(now);
+        exchange(&mut a, &mut b, now);
+        assert!(matches!(a.poll_event(), Some(Event::Connected)));
+        assert!(matches!(b.poll_event(), Some(Event::Connected)));
+        let Some(Event::Message(m)) = b.poll_event() else { panic!() };
+        let single = m.into_single().unwrap();
+        assert_eq!(single.data(), b"hello");
+        let Some(Event::Message(m)) = b.poll_event() else { panic!() };
+        assert_eq!(m.segments().count(), 4);
+        let mut v = Vec::new();
+        m.copy_to(&mut v);
+        assert_eq!(v, big);
+        assert!(matches!(b.poll_event(), Some(Event::PeerClosed)));
+        b.close(now);
+        exchange(&mut a, &mut b, now);
+        assert!(matches!(a.poll_event(), Some(Event::PeerClosed)));
+        assert!(matches!(a.poll_event(), Some(Event::Closed)));
+        assert!(matches!(b.poll_event(), Some(Event::Closed)));
+    }
+
+    #[test]
+    fn lost_packet_is_retransmitted_after_rto() {
+        let (mut a, mut b) = pair();
+        let mut now = Instant::from_nanos(1000);
+        exchange(&mut a, &mut b, now);
+        a.send(now, b"x").unwrap();
+        let lost = a.poll_transmit(now).unwrap();
+        drop(lost);
+        assert!(a.poll_transmit(now).is_none());
+        let t = a.poll_timeout().unwrap();
+        now = t;
+        a.handle_timeout(now);
+        exchange(&mut a, &mut b, now);
+        assert_eq!(a.stats().timeouts, 1);
+        assert_eq!(a.stats().retransmits, 1);
+        let _ = b.poll_event();
+        assert!(matches!(b.poll_event(), Some(Event::Message(_))));
+    }
+
+    #[test]
+    fn blackhole_ends_in_failure_within_bound() {
+        let (mut a, _b) = pair();
+        let mut now = Instant::from_nanos(1000);
+        let _syn = a.poll_transmit(now);
+        let mut steps = 0;
+        while let Some(t) = a.poll_timeout() {
+            now = t;
+            a.handle_timeout(now);
+            while a.poll_transmit(now).is_some() {}
+            steps += 1;
+            assert!(steps < 100);
+        }
+        assert!(matches!(a.poll_event(), Some(Event::Failed)));
+        assert!(now.as_nanos() <= Duration::from_secs(11).as_nanos() as u64);
+    }
+
+    #[test]
+    fn back_pressure_and_size_limit() {
+        let cfg = Config { send_capacity: 4, recv_capacity: 8, max_message_size: 2800, ..Config::default() };
+        let mut a = Reliable::connect(cfg, VecPool::default(), 1, 1, Instant::default());
+        let now = Instant::default();
+        assert_eq!(a.send(now, &[0; 3000]), Err(SendError::TooLarge));
+        a.send(now, &[0; 2800]).unwrap(); // Syn + 2 packets
+        assert_eq!(a.send(now, &[0; 2000]), Err(SendError::WouldBlock));
+        a.send(now, b"1").unwrap();
+        assert_eq!(a.send(now, b"1"), Err(SendError::WouldBlock));
+    }
+
+    #[test]
+    fn garbage_is_counted_not_delivered() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        exchange(&mut a, &mut b, now);
+        b.handle_datagram(now, VecBuf::from_slice(b"garbage"));
+        b.handle_datagram(now, VecBuf::from_slice(&[0u8; 60]));
+        assert_eq!(b.stats().drops.malformed, 2);
+        assert!(matches!(b.poll_event(), Some(Event::Connected)));
+        assert!(b.poll_event().is_none());
+    }
+}

@@ -1,0 +1,301 @@
+//! Stock stages: small, allocation-free building blocks for pipelines and benchmarks.
+
+use super::{Context, Stage};
+use crate::substrate::Batch;
+
+/// Swaps source and destination MAC addresses of every frame: a reflector. Frames shorter than an
+/// Ethernet header are dropped.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MacSwap;
+
+impl MacSwap {
+    /// The stage.
+    pub const fn new() -> Self {
+        MacSwap
+    }
+}
+
+impl Stage for MacSwap {
+    #[inline]
+    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
+        batch.retain(|m| {
+            let data = m.data_mut();
+            if data.len() < 14 {
+                return false;
+            }
+            let (dst, rest) = data.split_at_mut(6);
+            dst.swap_with_slice(&mut rest[..6]);
+            true
+        }) as u32
+    }
+}
+
+/// Passes everything on unchanged and counts packets and bytes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Count {
+    /// Packets seen.
+    pub packets: u64,
+    /// Bytes seen.
+    pub bytes: u64,
+}
+
+impl Count {
+    /// A counter at zero.
+    pub const fn new() -> Self {
+        Count { packets: 0, bytes: 0 }
+    }
+}
+
+impl Stage for Count {
+    #[inline]
+    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
+        self.packets += batch.len() as u64;
+        self.bytes += batch.as_slice().iter().map(|m| m.pkt_len() as u64).sum::<u64>();
+        0
+    }
+}
+
+/// Drops every packet (a sink).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DropAll;
+
+impl DropAll {
+    /// The stage.
+    pub const fn new() -> Self {
+        DropAll
+    }
+}
+
+impl Stage for DropAll {
+    #[inline]
+    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
+        let n = batch.len() as u32;
+        batch.clear();
+        n
+    }
+}
+
+/// Parses Ethernet/IPv4/UDP and drops what is not a valid UDP datagram: a short frame, a non-IPv4
+/// EtherType, a bad IPv4 version/length/header checksum, a fragment, another protocol, a bad UDP length,
+/// and — when `verify_udp_checksum` — a bad UDP checksum. Later stages may then assume a valid
+/// Ethernet/IPv4/UDP packet.
+#[derive(Debug, Clone, Copy)]
+pub struct ParseUdp {
+    verify_udp_checksum: bool,
+}
+
+impl ParseUdp {
+    /// The stage; `verify_udp_checksum` also checks the UDP checksum (it reads the whole payload).
+    pub const fn new(verify_udp_checksum: bool) -> Self {
+        ParseUdp { verify_udp_checksum }
+    }
+
+    /// Whether `frame` is a valid Ethernet/IPv4/UDP datagram.
+    #[inline]
+    pub fn accepts(&self, frame: &[u8]) -> bool {
+        use crate::wire::{ethernet, ipv4, udp};
+        let Ok(eth) = ethernet::Packet::new_checked(frame) else { return false };
+        if eth.ethertype() != ethernet::EtherType::Ipv4 {
+            return false;
+        }
+        let Ok(ip) = ipv4::Packet::new_checked(eth.payload()) else { return false };
+        if ip.version() != 4 || ip.is_fragment() || ip.protocol() != ipv4::Protocol::Udp || !ip.verify_checksum() {
+            return false;
+        }
+        let Ok(datagram) = udp::Packet::new_checked(ip.payload()) else { return false };
+        !self.verify_udp_checksum || datagram.verify_checksum(ip.src_addr(), ip.dst_addr())
+    }
+}
+
+impl Stage for ParseUdp {
+    #[inline]
+    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
+        let this = *self;
+        batch.retain(|m| this.accepts(m.data())) as u32
+    }
+}
+
+/// Byte offset of the UDP header in an Ethernet/IPv4 frame already validated by [`ParseUdp`].
+#[inline]
+fn udp_offset(frame: &[u8]) -> Option<usize> {
+    let ihl = usize::from(frame.get(14)? & 0x0f) * 4;
+    Some(14 + ihl)
+}
+
+/// Drops UDP datagrams sent to one destination port (a filter rule); everything else passes. Expects
+/// packets validated by [`ParseUdp`]; anything too short to hold a UDP header is dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct DropUdpPort {
+    port: u16,
+}
+
+impl DropUdpPort {
+    /// Drops datagrams whose destination port is `port`.
+    pub const fn new(port: u16) -> Self {
+        DropUdpPort { port }
+    }
+
+    /// Whether the frame passes the rule.
+    #[inline]
+    pub fn passes(&self, frame: &[u8]) -> bool {
+        match udp_offset(frame).and_then(|o| frame.get(o + 2..o + 4)) {
+            Some(port) => u16::from_be_bytes([port[0], port[1]]) != self.port,
+            None => false,
+        }
+    }
+}
+
+impl Stage for DropUdpPort {
+    #[inline]
+    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
+        let this = *self;
+        batch.retain(|m| this.passes(m.data())) as u32
+    }
+}
+
+/// Rewrites the Ethernet addresses of every frame (the L2 rewrite of a forwarder). Frames shorter than
+/// an Ethernet header are dropped.
+#[derive(Debug, Clone, Copy)]
+pub struct SetMacs {
+    src: [u8; 6],
+    dst: [u8; 6],
+}
+
+impl SetMacs {
+    /// Sets source `src` and destination `dst`.
+    pub const fn new(src: [u8; 6], dst: [u8; 6]) -> Self {
+        SetMacs { src, dst }
+    }
+
+    /// Rewrites one frame; false when it is too short.
+    #[inline]
+    pub fn rewrite(&self, frame: &mut [u8]) -> bool {
+        if frame.len() < 14 {
+            return false;
+        }
+        frame[..6].copy_from_slice(&self.dst);
+        frame[6..12].copy_from_slice(&self.src);
+        true
+    }
+}
+
+impl Stage for SetMacs {
+    #[inline]
+    fn process(&mut self, batch: &mut Batch<'_>, _cx: &Context) -> u32 {
+        let this = *self;
+        batch.retain(|m| this.rewrite(m.data_mut())) as u32
+    }
+}
+
+/// A traffic source: on its first polls it adds `count` copies of a valid Ethernet/IPv4/UDP datagram
+/// (from `10.0.0.1:1024` to `10.0.0.2:<dst_port>`, `payload_len` bytes) to the loop, allocated from the
+/// lcore's pool, a burst's worth at a time. Useful to start a closed loop over a ring port.
+#[derive(Debug, Clone, Copy)]
+pub struct InjectUdp {
+    remaining: u32,
+    payload_len: u16,
+    dst_port: u16,
+}
+
+impl InjectUdp {
+    /// Injects `count` datagrams of `payload_len` bytes to UDP port `dst_port`.
+    pub const fn new(count: u32, payload_len: u16, dst_port: u16) -> Self {
+        InjectUdp { remaining: count, payload_len, dst_port }
+    }
+
+    /// Writes one datagram into `frame` (which must be `42 + payload_len` bytes).
+    pub fn build(frame: &mut [u8], dst_port: u16, seq: u32) {
+        use crate::wire::{ethernet, ipv4, udp};
+        let payload_len = frame.len() - 42;
+        for (i, b) in frame[42..].iter_mut().enumerate() {
+            *b = (i as u32 ^ seq) as u8;
+        }
+        let eth = ethernet::Repr {
+            src_addr: ethernet::Address([2, 0, 0, 0, 0, 1]),
+            dst_addr: ethernet::Address([2, 0, 0, 0, 0, 2]),
+            ethertype: ethernet::EtherType::Ipv4,
+        };
+        eth.emit(&mut ethernet::Packet::new_unchecked(&mut frame[..]));
+        let (src, dst) = (ipv4::Address::new(10, 0, 0, 1), ipv4::Address::new(10, 0, 0, 2));
+        let udp_repr = udp::Repr { src_port: 1024, dst_port, payload_len };
+        udp_repr.emit(&mut udp::Packet::new_unchecked(&mut frame[34..]), src, dst);
+        let ip = ipv4::Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol: ipv4::Protocol::Udp,
+            payload_len: udp_repr.buffer_len(),
+            ttl: 64,
+            ident: seq as u16,
+            dont_frag: true,
+            dscp_ecn: 0,
+        };
+        ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
+    }
+}
+
+impl Stage for InjectUdp {
+    #[inline]
+    fn process(&mut self, out: &mut Batch<'_>, cx: &Context) -> u32 {
+        if self.remaining == 0 {
+            return 0;
+        }
+        let Some(pool) = cx.pool() else { return 0 };
+        while self.remaining > 0 && out.len() < out.capacity() {
+            let Some(mut m) = pool.alloc() else { return 0 };
+            let Ok(frame) = m.append(42 + usize::from(self.payload_len)) else { return 0 };
+            InjectUdp::build(frame, self.dst_port, self.remaining);
+            if out.push(m).is_err() {
+                return 0;
+            }
+            self.remaining -= 1;
+        }
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(dst_port: u16) -> Vec<u8> {
+        let mut frame = vec![0u8; 42 + 18];
+        InjectUdp::build(&mut frame, dst_port, 7);
+        frame
+    }
+
+    #[test]
+    fn built_datagrams_parse_with_checksums() {
+        let frame = datagram(9000);
+        assert!(ParseUdp::new(true).accepts(&frame));
+    }
+
+    #[test]
+    fn parse_rejects_corruption_truncation_and_other_protocols() {
+        let parse = ParseUdp::new(true);
+        let mut corrupt = datagram(9000);
+        corrupt[50] ^= 0xff;
+        assert!(!parse.accepts(&corrupt), "UDP checksum not verified");
+        assert!(ParseUdp::new(false).accepts(&corrupt), "without UDP checksum check the payload is not read");
+        let mut bad_ip = datagram(9000);
+        bad_ip[22] ^= 1; // TTL, under the IPv4 header checksum
+        assert!(!parse.accepts(&bad_ip));
+        let mut arp = datagram(9000);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert!(!parse.accepts(&arp));
+        for len in [0, 13, 14, 33, 34, 41] {
+            assert!(!parse.accepts(&datagram(9000)[..len]), "accepted a {len}-byte frame");
+        }
+    }
+
+    #[test]
+    fn filter_and_rewrite() {
+        assert!(!DropUdpPort::new(53).passes(&datagram(53)));
+        assert!(DropUdpPort::new(53).passes(&datagram(54)));
+        assert!(!DropUdpPort::new(53).passes(&[0u8; 15]));
+        let mut frame = datagram(1);
+        assert!(SetMacs::new([1; 6], [2; 6]).rewrite(&mut frame));
+        assert_eq!(&frame[..12], &[2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1]);
+        assert!(ParseUdp::new(true).accepts(&frame));
+        assert!(!SetMacs::new([1; 6], [2; 6]).rewrite(&mut [0u8; 13]));
+    }
+}

@@ -1,0 +1,508 @@
+//! Starting and stopping DPDK's Environment Abstraction Layer (EAL) from a typed builder.
+//!
+//! DPDK allows exactly one `rte_eal_init` per process: a second call fails, even after
+//! `rte_eal_cleanup`, and a failed first call poisons every retry. [`EalBuilder::start`] enforces that
+//! with a process-wide state machine and returns [`Error::EalAlreadyStarted`] or
+//! [`Error::EalStartFailedBefore`] instead of calling into DPDK again.
+//!
+//! The returned [`Eal`] is a cheap, cloneable token. Every substrate object (mempool, port, ring) holds
+//! one, and `rte_eal_cleanup` runs when the last token is dropped — after every pool and port is gone —
+//! and only if every mbuf went back to its pool, so no mbuf can outlive the memory it lives in.
+
+use std::ffi::{CStr, CString};
+use std::os::raw::c_char;
+use std::path::Path;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::error::{Error, Result};
+use super::ffi;
+
+/// How EAL gets its memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MemoryMode {
+    /// Hugepages when they are reserved and mounted, otherwise `--no-huge` (slower, but works anywhere);
+    /// the choice is logged.
+    #[default]
+    Auto,
+    /// Hugepages or a clear error.
+    Hugepages,
+    /// Plain anonymous memory (`--no-huge`): no set-up needed, about 3× slower forwarding.
+    NoHuge,
+}
+
+impl MemoryMode {
+    /// Parses the spelling used in YAML and on command lines: `auto`, `hugepages`, `no-huge`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "auto" => Some(MemoryMode::Auto),
+            "hugepages" | "huge" => Some(MemoryMode::Hugepages),
+            "no-huge" | "nohuge" => Some(MemoryMode::NoHuge),
+            _ => None,
+        }
+    }
+}
+
+/// Memory EAL is given with `--no-huge` unless the builder says otherwise.
+const DEFAULT_NO_HUGE_MEMORY_MB: u32 = 256;
+
+/// A typed builder for the EAL command line.
+///
+/// ```no_run
+/// use rosette::substrate::{EalBuilder, MemoryMode};
+/// let eal = EalBuilder::new()
+///     .lcores([0, 1])
+///     .vdev("net_null0")
+///     .vdev("net_null1")
+///     .memory(MemoryMode::Auto)
+///     .start()?;
+/// # Ok::<(), rosette::substrate::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct EalBuilder {
+    lcores: Vec<u32>,
+    main_lcore: Option<u32>,
+    vdevs: Vec<String>,
+    pci: Vec<String>,
+    memory: MemoryMode,
+    memory_mb: Option<u32>,
+    file_prefix: Option<String>,
+    in_memory: bool,
+    extra_args: Vec<String>,
+    program_name: Option<String>,
+}
+
+/// What EAL was actually started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EalInfo {
+    /// The full argument list handed to `rte_eal_init` (program name first).
+    pub args: Vec<String>,
+    /// Whether hugepages back DPDK's memory.
+    pub hugepages: bool,
+    /// The main lcore (it runs the caller's thread).
+    pub main_lcore: u32,
+    /// Every enabled lcore, main included, ascending.
+    pub lcores: Vec<u32>,
+}
+
+impl EalBuilder {
+    /// A builder with no lcores, devices or arguments: EAL's own defaults apply.
+    pub fn new() -> Self {
+        EalBuilder::default()
+    }
+
+    /// The lcores EAL may use (`-l`); the first is the main lcore unless [`EalBuilder::main_lcore`] says
+    /// otherwise.
+    pub fn lcores(mut self, lcores: impl IntoIterator<Item = u32>) -> Self {
+        self.lcores = lcores.into_iter().collect();
+        self
+    }
+
+    /// The lcore that runs the calling thread (`--main-lcore`).
+    pub fn main_lcore(mut self, lcore: u32) -> Self {
+        self.main_lcore = Some(lcore);
+        self
+    }
+
+    /// A virtual device, exactly as DPDK's `--vdev` takes it (`net_null0`, `net_ring0`,
+    /// `net_memif0,role=server,socket=/tmp/m.sock`).
+    pub fn vdev(mut self, spec: impl Into<String>) -> Self {
+        self.vdevs.push(spec.into());
+        self
+    }
+
+    /// A PCI device to use (`-a 0000:03:00.0`). Without any, PCI scanning is turned off (`--no-pci`).
+    pub fn pci(mut self, address: impl Into<String>) -> Self {
+        self.pci.push(address.into());
+        self
+    }
+
+    /// Where memory comes from; see [`MemoryMode`].
+    pub fn memory(mut self, mode: MemoryMode) -> Self {
+        self.memory = mode;
+        self
+    }
+
+    /// Memory to reserve up front, in MiB (`-m`). Defaults: dynamic with hugepages, 256 MiB without.
+    pub fn memory_mb(mut self, mb: u32) -> Self {
+        self.memory_mb = Some(mb);
+        self
+    }
+
+    /// The runtime-directory prefix (`--file-prefix`), which lets several DPDK processes run side by
+    /// side. Default: `rosette-<pid>`.
+    pub fn file_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.file_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Keep nothing on the file system (`--in-memory`); disables multi-process and telemetry sockets.
+    pub fn in_memory(mut self, yes: bool) -> Self {
+        self.in_memory = yes;
+        self
+    }
+
+    /// More EAL arguments, passed through exactly as a DPDK user would type them, after rosette's own.
+    pub fn extra_args<S: Into<String>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.extra_args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// The program name EAL logs as (argv\[0\]); default `rosette`.
+    pub fn program_name(mut self, name: impl Into<String>) -> Self {
+        self.program_name = Some(name.into());
+        self
+    }
+
+    /// The argument list this builder would hand to `rte_eal_init`, given whether hugepages are usable.
+    pub fn args(&self, hugepages_usable: bool) -> Result<Vec<String>> {
+        let use_hugepages = match self.memory {
+            MemoryMode::NoHuge => false,
+            MemoryMode::Hugepages => true,
+            MemoryMode::Auto => hugepages_usable,
+        };
+        let mut args = vec![self.program_name.clone().unwrap_or_else(|| "rosette".to_owned())];
+        if !self.lcores.is_empty() {
+            args.push("-l".to_owned());
+            args.push(self.lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+        }
+        if let Some(main) = self.main_lcore {
+            if !self.lcores.is_empty() && !self.lcores.contains(&main) {
+                return Err(Error::InvalidArgument {
+                    detail: format!("main lcore {main} is not among the lcores {:?}", self.lcores),
+                });
+            }
+            args.push(format!("--main-lcore={main}"));
+        }
+        for vdev in &self.vdevs {
+            args.push(format!("--vdev={vdev}"));
+        }
+        if self.pci.is_empty() {
+            args.push("--no-pci".to_owned());
+        } else {
+            for address in &self.pci {
+                args.push(format!("--allow={address}"));
+            }
+        }
+        if use_hugepages {
+            if let Some(mb) = self.memory_mb {
+                args.push("-m".to_owned());
+                args.push(mb.to_string());
+            }
+            // The hugepage files are unlinked right after mapping: a crashed process leaves nothing behind.
+            if !self.in_memory {
+                args.push("--huge-unlink".to_owned());
+            }
+        } else {
+            args.push("--no-huge".to_owned());
+            args.push("-m".to_owned());
+            args.push(self.memory_mb.unwrap_or(DEFAULT_NO_HUGE_MEMORY_MB).to_string());
+        }
+        if self.in_memory {
+            args.push("--in-memory".to_owned());
+        } else {
+            let prefix = self.file_prefix.clone().unwrap_or_else(|| format!("rosette-{}", std::process::id()));
+            args.push(format!("--file-prefix={prefix}"));
+        }
+        args.extend(self.extra_args.iter().cloned());
+        Ok(args)
+    }
+
+    /// Starts EAL. Fails with a readable error if EAL already started (or failed) in this process, if
+    /// hugepages are required and missing, if EAL refuses the arguments, or if any requested device did
+    /// not come up as an ethdev port (DPDK itself does not fail `rte_eal_init` for that).
+    pub fn start(self) -> Result<Eal> {
+        let hugepages = hugepage_status();
+        if self.memory == MemoryMode::Hugepages {
+            if let Err(detail) = &hugepages {
+                return Err(Error::NoHugepages { detail: detail.clone() });
+            }
+        }
+        if self.memory == MemoryMode::Auto {
+            match &hugepages {
+                Ok(()) => log::info!("memory mode auto: using hugepages"),
+                Err(why) => log::warn!("memory mode auto: hugepages not usable ({why}); falling back to --no-huge"),
+            }
+        }
+        let args = self.args(hugepages.is_ok())?;
+        claim_start()?;
+        let info = match init_eal(&args) {
+            Ok(info) => info,
+            Err(err) => {
+                EAL_STATE.store(STATE_FAILED, Ordering::SeqCst);
+                return Err(err);
+            }
+        };
+        EAL_STATE.store(STATE_RUNNING, Ordering::SeqCst);
+        let eal = Eal { inner: Arc::new(EalInner { info, pools: Mutex::new(Vec::new()) }) };
+        for vdev in &self.vdevs {
+            eal.check_device(device_name(vdev))?;
+        }
+        for address in &self.pci {
+            eal.check_device(address)?;
+        }
+        Ok(eal)
+    }
+}
+
+/// The device name part of a `--vdev` spec (before the first comma).
+fn device_name(spec: &str) -> &str {
+    spec.split(',').next().unwrap_or(spec).trim()
+}
+
+const STATE_IDLE: u8 = 0;
+const STATE_STARTING: u8 = 1;
+const STATE_RUNNING: u8 = 2;
+const STATE_FAILED: u8 = 3;
+const STATE_CLEANED: u8 = 4;
+
+/// The one EAL of this process: idle → starting → running → cleaned, or → failed for good.
+static EAL_STATE: AtomicU8 = AtomicU8::new(STATE_IDLE);
+
+fn claim_start() -> Result<()> {
+    match EAL_STATE.compare_exchange(STATE_IDLE, STATE_STARTING, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => Ok(()),
+        Err(STATE_FAILED) => Err(Error::EalStartFailedBefore),
+        Err(_) => Err(Error::EalAlreadyStarted),
+    }
+}
+
+fn init_eal(args: &[String]) -> Result<EalInfo> {
+    let c_args = args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<core::result::Result<Vec<_>, _>>()
+        .map_err(|_| Error::InvalidArgument { detail: "an EAL argument contains a NUL byte".to_owned() })?;
+    // EAL may keep pointers into argv for the life of the process, so the strings are leaked on purpose
+    // (once per process).
+    let mut argv: Vec<*mut c_char> = c_args.into_iter().map(|s| s.into_raw()).collect();
+    argv.push(core::ptr::null_mut());
+    let argv = Box::leak(argv.into_boxed_slice());
+    let argc = (argv.len() - 1) as i32;
+    // SAFETY: argv holds argc valid NUL-terminated strings followed by a null pointer, all leaked so
+    // they outlive EAL; claim_start guarantees this is the only rte_eal_init call in the process.
+    let rc = unsafe { ffi::rte_eal_init(argc, argv.as_mut_ptr()) };
+    if rc < 0 {
+        return Err(Error::EalInit { args: args.to_vec(), errno: super::error::last_rte_errno() });
+    }
+    // SAFETY: EAL is initialised; these queries only read its configuration.
+    let (hugepages, main_lcore) = unsafe { (ffi::rte_eal_has_hugepages() != 0, ffi::rte_get_main_lcore()) };
+    let lcores = (0..ffi::RTE_MAX_LCORE)
+        // SAFETY: rte_lcore_is_enabled accepts any lcore id below RTE_MAX_LCORE.
+        .filter(|&id| unsafe { ffi::rte_lcore_is_enabled(id) } != 0)
+        .collect();
+    Ok(EalInfo { args: args.to_vec(), hugepages, main_lcore, lcores })
+}
+
+/// Whether hugepages can back DPDK's memory here: some free 2 MiB or 1 GiB pages and a mounted
+/// hugetlbfs. `Err` says what is missing.
+pub fn hugepage_status() -> core::result::Result<(), String> {
+    let free: u64 = ["hugepages-2048kB", "hugepages-1048576kB"]
+        .iter()
+        .filter_map(|dir| {
+            std::fs::read_to_string(Path::new("/sys/kernel/mm/hugepages").join(dir).join("free_hugepages")).ok()
+        })
+        .filter_map(|s| s.trim().parse::<u64>().ok())
+        .sum();
+    if free == 0 {
+        return Err("no free hugepages reserved".to_owned());
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if !mounts.lines().any(|line| line.split_whitespace().nth(2) == Some("hugetlbfs")) {
+        return Err("no hugetlbfs mounted".to_owned());
+    }
+    Ok(())
+}
+
+/// A running EAL. Clones share it; DPDK is cleaned up when the last clone is dropped.
+#[derive(Clone)]
+pub struct Eal {
+    inner: Arc<EalInner>,
+}
+
+#[derive(Debug)]
+struct EalInner {
+    info: EalInfo,
+    /// Every mempool created under this EAL, to check at clean-up that all mbufs came home.
+    pools: Mutex<Vec<super::mempool::PoolWatch>>,
+}
+
+impl core::fmt::Debug for Eal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Eal").field("info", &self.inner.info).finish()
+    }
+}
+
+impl Eal {
+    /// What EAL was started with.
+    pub fn info(&self) -> &EalInfo {
+        &self.inner.info
+    }
+
+    /// Whether hugepages back DPDK's memory.
+    pub fn hugepages(&self) -> bool {
+        self.inner.info.hugepages
+    }
+
+    /// The main lcore.
+    pub fn main_lcore(&self) -> u32 {
+        self.inner.info.main_lcore
+    }
+
+    /// Every enabled lcore except the main one, ascending.
+    pub fn worker_lcores(&self) -> impl Iterator<Item = u32> + '_ {
+        let main = self.main_lcore();
+        self.inner.info.lcores.iter().copied().filter(move |&l| l != main)
+    }
+
+    /// The NUMA socket of an lcore, or an error if EAL did not enable it.
+    pub fn lcore_socket(&self, lcore: u32) -> Result<u32> {
+        if !self.inner.info.lcores.contains(&lcore) {
+            return Err(Error::Lcore { lcore, detail: "not enabled in EAL (not in its -l list)".to_owned() });
+        }
+        // SAFETY: lcore is an enabled lcore id below RTE_MAX_LCORE.
+        Ok(unsafe { ffi::rte_lcore_to_socket_id(lcore) })
+    }
+
+    /// The topology of the enabled lcores: (lcore, socket) pairs.
+    pub fn topology(&self) -> super::placement::Topology {
+        let lcores = self
+            .inner
+            .info
+            .lcores
+            .iter()
+            // SAFETY: every listed lcore is enabled and below RTE_MAX_LCORE.
+            .map(|&l| (l, unsafe { ffi::rte_lcore_to_socket_id(l) }))
+            .collect();
+        super::placement::Topology { lcores }
+    }
+
+    /// The port id of an ethdev by its device name, or [`Error::DeviceNotProbed`].
+    pub fn port_id(&self, device: &str) -> Result<u16> {
+        let name = CString::new(device_name(device))
+            .map_err(|_| Error::InvalidArgument { detail: format!("device name {device:?} contains a NUL byte") })?;
+        let mut port_id = 0u16;
+        // SAFETY: name is a valid C string and port_id a valid out-pointer; EAL is running.
+        let rc = unsafe { ffi::rte_eth_dev_get_port_by_name(name.as_ptr(), &mut port_id) };
+        if rc != 0 {
+            return Err(Error::DeviceNotProbed { device: device_name(device).to_owned() });
+        }
+        Ok(port_id)
+    }
+
+    fn check_device(&self, device: &str) -> Result<()> {
+        self.port_id(device).map(|_| ())
+    }
+
+    /// The names of every ethdev port that came up.
+    pub fn port_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for port in 0..ffi::RTE_MAX_ETHPORTS as u16 {
+            // SAFETY: any port id may be asked about; EAL is running.
+            if unsafe { ffi::rte_eth_dev_is_valid_port(port) } == 0 {
+                continue;
+            }
+            let mut buf = [0 as c_char; ffi::RTE_ETH_NAME_MAX_LEN as usize];
+            // SAFETY: buf holds RTE_ETH_NAME_MAX_LEN bytes, the size DPDK writes at most.
+            if unsafe { ffi::rte_eth_dev_get_name_by_port(port, buf.as_mut_ptr()) } == 0 {
+                // SAFETY: DPDK NUL-terminated the name inside buf.
+                names.push(unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned());
+            }
+        }
+        names
+    }
+
+    /// Mbufs currently out of every pool created under this EAL (0 when every mbuf went home). Tests
+    /// end by checking it; shutdown checks it before `rte_eal_cleanup`.
+    pub fn mbufs_outstanding(&self) -> u64 {
+        self.inner.pools.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|p| p.outstanding()).sum()
+    }
+
+    pub(crate) fn register_pool(&self, watch: super::mempool::PoolWatch) {
+        self.inner.pools.lock().unwrap_or_else(|e| e.into_inner()).push(watch);
+    }
+}
+
+impl Drop for EalInner {
+    fn drop(&mut self) {
+        // Every pool and port holds an Eal clone, so by now they are all gone; mbufs are not counted by
+        // clones, so check that none is still out before unmapping DPDK's memory under them.
+        let pools = self.pools.get_mut().unwrap_or_else(|e| e.into_inner());
+        let outstanding: u64 = pools.iter().map(|p| p.outstanding()).sum();
+        if outstanding > 0 {
+            log::error!(
+                "{outstanding} mbuf(s) were never returned to their pool; skipping rte_eal_cleanup so they stay valid"
+            );
+            return;
+        }
+        // SAFETY: no substrate object refers to DPDK any more (they all held this token) and no mbuf is
+        // outstanding; EAL was started by this process.
+        let rc = unsafe { ffi::rte_eal_cleanup() };
+        if rc != 0 {
+            log::warn!("rte_eal_cleanup failed: {}", super::error::strerror(-rc));
+        }
+        EAL_STATE.store(STATE_CLEANED, Ordering::SeqCst);
+    }
+}
+
+/// True between a successful start and clean-up.
+pub fn eal_running() -> bool {
+    EAL_STATE.load(Ordering::SeqCst) == STATE_RUNNING
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_without_hugepages_fall_back_to_no_huge() {
+        let args = EalBuilder::new().lcores([0, 1]).vdev("net_null0").file_prefix("t").args(false).unwrap();
+        assert_eq!(
+            args,
+            ["rosette", "-l", "0,1", "--vdev=net_null0", "--no-pci", "--no-huge", "-m", "256", "--file-prefix=t"]
+        );
+    }
+
+    #[test]
+    fn args_with_hugepages_and_pci_and_extras() {
+        let args = EalBuilder::new()
+            .lcores([2, 3])
+            .main_lcore(3)
+            .pci("0000:03:00.0")
+            .in_memory(true)
+            .extra_args(["--log-level", "lib.eal:debug"])
+            .args(true)
+            .unwrap();
+        assert_eq!(
+            args,
+            [
+                "rosette",
+                "-l",
+                "2,3",
+                "--main-lcore=3",
+                "--allow=0000:03:00.0",
+                "--in-memory",
+                "--log-level",
+                "lib.eal:debug"
+            ]
+        );
+    }
+
+    #[test]
+    fn forced_no_huge_ignores_available_hugepages() {
+        let args = EalBuilder::new().memory(MemoryMode::NoHuge).memory_mb(64).file_prefix("x").args(true).unwrap();
+        assert!(args.contains(&"--no-huge".to_owned()) && args.windows(2).any(|w| w == ["-m", "64"]));
+    }
+
+    #[test]
+    fn main_lcore_must_be_listed() {
+        assert!(EalBuilder::new().lcores([0, 1]).main_lcore(5).args(true).is_err());
+    }
+
+    #[test]
+    fn device_name_strips_arguments() {
+        assert_eq!(device_name("net_memif0,role=server,socket=/tmp/x"), "net_memif0");
+        assert_eq!(MemoryMode::parse("no-huge"), Some(MemoryMode::NoHuge));
+        assert_eq!(MemoryMode::parse("bogus"), None);
+    }
+}

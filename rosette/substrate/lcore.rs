@@ -1,0 +1,185 @@
+//! Running work on chosen lcores, joining it, and the stop flag every poll loop watches.
+
+use std::any::Any;
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::eal::Eal;
+use super::error::{Error, Result};
+use super::ffi;
+
+/// Set by SIGINT/SIGTERM once [`install_signal_handlers`] ran; every [`StopFlag`] sees it.
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+/// A flag that tells poll loops to stop. Clones share it. It also reads as set once the process got
+/// SIGINT or SIGTERM (after [`install_signal_handlers`]).
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag {
+    flag: Arc<AtomicBool>,
+}
+
+impl StopFlag {
+    /// A flag that is not set.
+    pub fn new() -> StopFlag {
+        StopFlag::default()
+    }
+
+    /// Asks every loop watching this flag to stop.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::Release);
+    }
+
+    /// True once [`StopFlag::stop`] was called or a stop signal arrived. Cheap enough for every poll.
+    #[inline(always)]
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed) || SIGNALLED.load(Ordering::Relaxed)
+    }
+}
+
+extern "C" fn on_stop_signal(_signal: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    SIGNALLED.store(true, Ordering::Relaxed);
+}
+
+/// Makes SIGINT and SIGTERM set every [`StopFlag`] instead of killing the process, so loops drain and
+/// free their mbufs. Call once, early (before launching lcores, which inherit the signal mask).
+pub fn install_signal_handlers() -> Result<()> {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: sigaction is given a zeroed, then filled, struct with a handler that only stores to an
+        // atomic; the old action is not needed.
+        let rc = unsafe {
+            let mut action: libc::sigaction = core::mem::zeroed();
+            action.sa_sigaction = on_stop_signal as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigaction(signal, &action, core::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(Error::InvalidArgument { detail: format!("cannot install handler for signal {signal}") });
+        }
+    }
+    Ok(())
+}
+
+/// True once SIGINT or SIGTERM arrived (after [`install_signal_handlers`]).
+pub fn stop_signalled() -> bool {
+    SIGNALLED.load(Ordering::Relaxed)
+}
+
+type Outcome<R> = core::result::Result<R, Box<dyn Any + Send + 'static>>;
+
+struct Job<F, R> {
+    work: Option<F>,
+    result: Arc<Mutex<Option<Outcome<R>>>>,
+}
+
+extern "C" fn run_job<F, R>(arg: *mut c_void) -> libc::c_int
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    // SAFETY: arg is the Box<Job<F, R>> leaked by launch() for exactly this call; it is taken back once.
+    let mut job = unsafe { Box::from_raw(arg.cast::<Job<F, R>>()) };
+    let work = job.work.take();
+    // A panic must not unwind into DPDK's C frames: catch it and hand it to join().
+    let outcome = catch_unwind(AssertUnwindSafe(move || work.map(|w| w())));
+    let outcome = match outcome {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => return -1,
+        Err(panic) => Err(panic),
+    };
+    let failed = outcome.is_err();
+    *job.result.lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+    i32::from(failed)
+}
+
+/// A job running on a worker lcore. [`LcoreJoin::join`] waits for it; dropping the handle also waits, so
+/// a job never outlives what it borrowed from its launcher's scope of ownership.
+pub struct LcoreJoin<R> {
+    lcore: u32,
+    result: Arc<Mutex<Option<Outcome<R>>>>,
+    joined: bool,
+    _eal: Eal,
+}
+
+/// Runs `work` on worker lcore `lcore`. Fails if the lcore is not an enabled worker or is busy.
+pub fn launch<F, R>(eal: &Eal, lcore: u32, work: F) -> Result<LcoreJoin<R>>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    if lcore == eal.main_lcore() {
+        return Err(Error::Lcore {
+            lcore,
+            detail: "is the main lcore; work can only be launched on worker lcores".to_owned(),
+        });
+    }
+    eal.lcore_socket(lcore)?;
+    let result = Arc::new(Mutex::new(None));
+    let job = Box::new(Job { work: Some(work), result: result.clone() });
+    let arg = Box::into_raw(job).cast::<c_void>();
+    // SAFETY: run_job::<F, R> matches the job type behind arg; on success DPDK calls it exactly once on
+    // the lcore, which frees the box; on failure we free it below.
+    let rc = unsafe { ffi::rte_eal_remote_launch(Some(run_job::<F, R>), arg, lcore) };
+    if rc != 0 {
+        // SAFETY: the launch failed, so DPDK never took arg; reclaim it.
+        drop(unsafe { Box::from_raw(arg.cast::<Job<F, R>>()) });
+        return Err(Error::Lcore { lcore, detail: format!("cannot launch work: {}", super::error::strerror(-rc)) });
+    }
+    Ok(LcoreJoin { lcore, result, joined: false, _eal: eal.clone() })
+}
+
+impl<R> LcoreJoin<R> {
+    /// The lcore the job runs on.
+    pub fn lcore(&self) -> u32 {
+        self.lcore
+    }
+
+    /// True once the job has returned.
+    pub fn is_finished(&self) -> bool {
+        self.result.lock().map(|r| r.is_some()).unwrap_or(true)
+    }
+
+    fn wait(&mut self) {
+        if !self.joined {
+            // SAFETY: lcore is a worker we launched on; waiting has no other precondition.
+            unsafe { ffi::rte_eal_wait_lcore(self.lcore) };
+            self.joined = true;
+        }
+    }
+
+    /// Waits for the job and returns its value, or the panic it ended with.
+    pub fn join(mut self) -> core::result::Result<R, Box<dyn Any + Send + 'static>> {
+        self.wait();
+        let outcome = self.result.lock().unwrap_or_else(|e| e.into_inner()).take();
+        outcome.unwrap_or_else(|| Err(Box::new("lcore job did not run")))
+    }
+}
+
+impl<R> core::fmt::Debug for LcoreJoin<R> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LcoreJoin").field("lcore", &self.lcore).field("finished", &self.is_finished()).finish()
+    }
+}
+
+impl<R> Drop for LcoreJoin<R> {
+    fn drop(&mut self) {
+        self.wait();
+    }
+}
+
+/// The lcore id of the calling thread (`u32::MAX` on a thread that is not an EAL lcore).
+#[inline]
+pub fn current_lcore() -> u32 {
+    // SAFETY: reads a thread-local through DPDK's accessor; no preconditions.
+    unsafe { ffi::rte_lcore_id() }
+}
+
+/// The NUMA socket of the calling thread's lcore.
+#[inline]
+pub fn current_socket() -> u32 {
+    // SAFETY: as above.
+    unsafe { ffi::rte_socket_id() }
+}

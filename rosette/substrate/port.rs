@@ -1,0 +1,412 @@
+//! Ethernet ports: configuration, start/stop, link state, statistics, and the rx/tx queue handles that
+//! poll loops own.
+//!
+//! Each queue is handed out once ([`Port::rx_queue`], [`Port::tx_queue`]), so one queue has one poller:
+//! DPDK's rx/tx burst functions are not thread-safe per queue. Queue handles keep the port alive; the
+//! port is stopped and closed when the [`Port`] and every queue handle are gone.
+
+use std::ffi::CStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::burst::{Burst, BurstSize};
+use super::eal::Eal;
+use super::error::{Error, Result};
+use super::ffi;
+use super::mempool::Mempool;
+
+/// Queue and descriptor counts of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortConfig {
+    /// Number of rx queues.
+    pub rx_queues: u16,
+    /// Number of tx queues.
+    pub tx_queues: u16,
+    /// Descriptors per rx queue.
+    pub rx_descriptors: u16,
+    /// Descriptors per tx queue.
+    pub tx_descriptors: u16,
+    /// Receive every frame, whatever its destination MAC.
+    pub promiscuous: bool,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig { rx_queues: 1, tx_queues: 1, rx_descriptors: 1024, tx_descriptors: 1024, promiscuous: true }
+    }
+}
+
+/// Link state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// Link is up.
+    pub up: bool,
+    /// Speed in Mbit/s (0 when unknown).
+    pub speed_mbps: u32,
+    /// Full duplex.
+    pub full_duplex: bool,
+}
+
+/// Basic port counters (`rte_eth_stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PortStats {
+    /// Packets received.
+    pub ipackets: u64,
+    /// Packets sent.
+    pub opackets: u64,
+    /// Bytes received.
+    pub ibytes: u64,
+    /// Bytes sent.
+    pub obytes: u64,
+    /// Packets the hardware dropped because rx queues were full.
+    pub imissed: u64,
+    /// Erroneous received packets.
+    pub ierrors: u64,
+    /// Failed transmissions.
+    pub oerrors: u64,
+    /// Rx mbuf allocation failures.
+    pub rx_nombuf: u64,
+}
+
+/// A configured ethdev port.
+#[derive(Clone)]
+pub struct Port {
+    inner: Arc<PortInner>,
+}
+
+#[derive(Debug)]
+struct PortInner {
+    id: u16,
+    name: String,
+    config: PortConfig,
+    started: AtomicBool,
+    rx_taken: Mutex<Vec<bool>>,
+    tx_taken: Mutex<Vec<bool>>,
+    // Kept so the pools outlive the rx queues that draw from them.
+    _pools: Vec<Mempool>,
+    _eal: Eal,
+}
+
+impl Port {
+    /// Configures the port `device` (a name EAL probed: `net_null0`, a PCI address, …). Rx queue `q`
+    /// draws from `rx_pools[q]`, or from `rx_pools[0]` when one pool serves all; its descriptors are
+    /// allocated on that pool's socket. Tx queues go on the port's socket.
+    pub fn configure(eal: &Eal, device: &str, config: &PortConfig, rx_pools: &[Mempool]) -> Result<Port> {
+        let id = eal.port_id(device)?;
+        let name = device.split(',').next().unwrap_or(device).to_owned();
+        if rx_pools.is_empty() && config.rx_queues > 0 {
+            return Err(Error::InvalidArgument { detail: format!("port {name}: rx queues need at least one mempool") });
+        }
+        if rx_pools.len() > 1 && rx_pools.len() != usize::from(config.rx_queues) {
+            return Err(Error::InvalidArgument {
+                detail: format!(
+                    "port {name}: {} mempools given for {} rx queues (give one, or one per queue)",
+                    rx_pools.len(),
+                    config.rx_queues
+                ),
+            });
+        }
+        let mut info = ffi::rte_eth_dev_info::default();
+        // SAFETY: id is a valid port; info is a valid out-pointer.
+        let rc = unsafe { ffi::rte_eth_dev_info_get(id, &mut info) };
+        if rc != 0 {
+            return Err(Error::dpdk(format!("query port {name}"), rc));
+        }
+        if config.rx_queues > info.max_rx_queues || config.tx_queues > info.max_tx_queues {
+            return Err(Error::InvalidArgument {
+                detail: format!(
+                    "port {name} ({}) supports at most {} rx and {} tx queues; asked for {} rx and {} tx",
+                    driver_name(&info),
+                    info.max_rx_queues,
+                    info.max_tx_queues,
+                    config.rx_queues,
+                    config.tx_queues
+                ),
+            });
+        }
+        if config.rx_queues == 0 && config.tx_queues == 0 {
+            return Err(Error::InvalidArgument { detail: format!("port {name}: no rx and no tx queues") });
+        }
+        let conf = ffi::rte_eth_conf::default();
+        // SAFETY: valid port id and a zeroed (default) configuration that every PMD accepts.
+        let rc = unsafe { ffi::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf) };
+        if rc != 0 {
+            return Err(Error::dpdk(
+                format!("configure port {name} ({} rx, {} tx queues)", config.rx_queues, config.tx_queues),
+                rc,
+            ));
+        }
+        for q in 0..config.rx_queues {
+            let pool = &rx_pools[if rx_pools.len() == 1 { 0 } else { usize::from(q) }];
+            let socket = pool.socket_id().max(0) as u32;
+            // SAFETY: the port is configured with this many queues; the pool pointer stays valid because
+            // the port keeps a clone of every pool; a null rxconf selects the driver defaults.
+            let rc = unsafe {
+                ffi::rte_eth_rx_queue_setup(id, q, config.rx_descriptors, socket, core::ptr::null(), pool.as_ptr())
+            };
+            if rc != 0 {
+                return Err(Error::dpdk(
+                    format!("set up rx queue {q} of port {name} ({} descriptors)", config.rx_descriptors),
+                    rc,
+                ));
+            }
+        }
+        // SAFETY: valid port id.
+        let port_socket = unsafe { ffi::rte_eth_dev_socket_id(id) }.max(0) as u32;
+        for q in 0..config.tx_queues {
+            // SAFETY: as for rx; a null txconf selects the driver defaults.
+            let rc =
+                unsafe { ffi::rte_eth_tx_queue_setup(id, q, config.tx_descriptors, port_socket, core::ptr::null()) };
+            if rc != 0 {
+                return Err(Error::dpdk(
+                    format!("set up tx queue {q} of port {name} ({} descriptors)", config.tx_descriptors),
+                    rc,
+                ));
+            }
+        }
+        if config.promiscuous {
+            // SAFETY: valid port id. Some virtual PMDs do not support promiscuous mode; that is harmless.
+            let _ = unsafe { ffi::rte_eth_promiscuous_enable(id) };
+        }
+        Ok(Port {
+            inner: Arc::new(PortInner {
+                id,
+                name,
+                config: *config,
+                started: AtomicBool::new(false),
+                rx_taken: Mutex::new(vec![false; usize::from(config.rx_queues)]),
+                tx_taken: Mutex::new(vec![false; usize::from(config.tx_queues)]),
+                _pools: rx_pools.to_vec(),
+                _eal: eal.clone(),
+            }),
+        })
+    }
+
+    /// DPDK's port id.
+    pub fn id(&self) -> u16 {
+        self.inner.id
+    }
+
+    /// The device name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The configuration the port was set up with.
+    pub fn config(&self) -> &PortConfig {
+        &self.inner.config
+    }
+
+    /// Starts the port.
+    pub fn start(&self) -> Result<()> {
+        // SAFETY: the port is configured with all its queues set up.
+        let rc = unsafe { ffi::rte_eth_dev_start(self.inner.id) };
+        if rc != 0 {
+            return Err(Error::dpdk(format!("start port {}", self.inner.name), rc));
+        }
+        self.inner.started.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Stops the port. Pollers must have stopped first: stop the lcores, then the ports.
+    pub fn stop(&self) -> Result<()> {
+        self.inner.stop()
+    }
+
+    /// Whether the port is started.
+    pub fn is_started(&self) -> bool {
+        self.inner.started.load(Ordering::SeqCst)
+    }
+
+    /// The current link state, without waiting.
+    pub fn link(&self) -> Result<LinkStatus> {
+        let mut link = ffi::rte_eth_link::default();
+        // SAFETY: valid port id and out-pointer.
+        let rc = unsafe { ffi::rte_eth_link_get_nowait(self.inner.id, &mut link) };
+        if rc != 0 {
+            return Err(Error::dpdk(format!("read link of port {}", self.inner.name), rc));
+        }
+        Ok(LinkStatus {
+            up: link.link_status() != 0,
+            speed_mbps: link.link_speed,
+            full_duplex: link.link_duplex() != 0,
+        })
+    }
+
+    /// The port's counters.
+    pub fn stats(&self) -> Result<PortStats> {
+        let mut s = ffi::rte_eth_stats::default();
+        // SAFETY: valid port id and out-pointer.
+        let rc = unsafe { ffi::rte_eth_stats_get(self.inner.id, &mut s) };
+        if rc != 0 {
+            return Err(Error::dpdk(format!("read stats of port {}", self.inner.name), rc));
+        }
+        Ok(PortStats {
+            ipackets: s.ipackets,
+            opackets: s.opackets,
+            ibytes: s.ibytes,
+            obytes: s.obytes,
+            imissed: s.imissed,
+            ierrors: s.ierrors,
+            oerrors: s.oerrors,
+            rx_nombuf: s.rx_nombuf,
+        })
+    }
+
+    /// Resets the port's counters.
+    pub fn reset_stats(&self) -> Result<()> {
+        // SAFETY: valid port id.
+        let rc = unsafe { ffi::rte_eth_stats_reset(self.inner.id) };
+        if rc != 0 {
+            return Err(Error::dpdk(format!("reset stats of port {}", self.inner.name), rc));
+        }
+        Ok(())
+    }
+
+    /// The port's MAC address.
+    pub fn mac_address(&self) -> Result<[u8; 6]> {
+        let mut addr = ffi::rte_ether_addr::default();
+        // SAFETY: valid port id and out-pointer.
+        let rc = unsafe { ffi::rte_eth_macaddr_get(self.inner.id, &mut addr) };
+        if rc != 0 {
+            return Err(Error::dpdk(format!("read MAC address of port {}", self.inner.name), rc));
+        }
+        Ok(addr.addr_bytes)
+    }
+
+    /// The handle for polling rx queue `queue`; each queue can be taken once.
+    pub fn rx_queue(&self, queue: u16) -> Result<RxQueue> {
+        take(&self.inner.rx_taken, queue, &self.inner.name, "rx")?;
+        Ok(RxQueue { port: self.inner.id, queue, _owner: self.inner.clone() })
+    }
+
+    /// The handle for sending on tx queue `queue`; each queue can be taken once.
+    pub fn tx_queue(&self, queue: u16) -> Result<TxQueue> {
+        take(&self.inner.tx_taken, queue, &self.inner.name, "tx")?;
+        Ok(TxQueue { port: self.inner.id, queue, _owner: self.inner.clone() })
+    }
+}
+
+fn take(taken: &Mutex<Vec<bool>>, queue: u16, port: &str, dir: &str) -> Result<()> {
+    let mut taken = taken.lock().unwrap_or_else(|e| e.into_inner());
+    let count = taken.len();
+    match taken.get_mut(usize::from(queue)) {
+        None => Err(Error::InvalidArgument {
+            detail: format!("port {port} has {count} {dir} queue(s); there is no {dir} queue {queue}"),
+        }),
+        Some(true) => Err(Error::InvalidArgument {
+            detail: format!("{dir} queue {queue} of port {port} is already taken by another poller"),
+        }),
+        Some(slot) => {
+            *slot = true;
+            Ok(())
+        }
+    }
+}
+
+fn driver_name(info: &ffi::rte_eth_dev_info) -> String {
+    if info.driver_name.is_null() {
+        return "unknown driver".to_owned();
+    }
+    // SAFETY: DPDK fills driver_name with a static NUL-terminated string.
+    unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
+}
+
+impl PortInner {
+    fn stop(&self) -> Result<()> {
+        if self.started.swap(false, Ordering::SeqCst) {
+            // SAFETY: valid, started port.
+            let rc = unsafe { ffi::rte_eth_dev_stop(self.id) };
+            if rc != 0 {
+                return Err(Error::dpdk(format!("stop port {}", self.name), rc));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PortInner {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            log::warn!("{e}");
+        }
+        // SAFETY: no queue handle is left (each holds this inner), so nothing polls the port; closing
+        // frees the queues' descriptors and returns the mbufs they held to their pools.
+        let rc = unsafe { ffi::rte_eth_dev_close(self.id) };
+        if rc != 0 {
+            log::warn!("closing port {} failed: {}", self.name, super::error::strerror(-rc));
+        }
+    }
+}
+
+impl core::fmt::Debug for Port {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Port").field("id", &self.inner.id).field("name", &self.inner.name).finish()
+    }
+}
+
+/// The right to poll one rx queue.
+#[derive(Debug)]
+pub struct RxQueue {
+    port: u16,
+    queue: u16,
+    _owner: Arc<PortInner>,
+}
+
+impl RxQueue {
+    /// Fills the free slots of `burst` with received packets; returns how many arrived.
+    #[inline(always)]
+    pub fn rx<N: BurstSize>(&mut self, burst: &mut Burst<N>) -> usize {
+        let (slots, free) = burst.spare();
+        // SAFETY: slots points at `free` writable pointer slots inside the burst; this handle is the
+        // queue's only poller; the port outlives the handle.
+        let n = usize::from(unsafe { super::fastpath::rx_burst(self.port, self.queue, slots, free as u16) });
+        // SAFETY: the PMD wrote n owned mbuf pointers into those slots.
+        unsafe { burst.filled(n) };
+        n
+    }
+
+    /// (port id, queue id).
+    pub fn id(&self) -> (u16, u16) {
+        (self.port, self.queue)
+    }
+}
+
+/// The right to send on one tx queue.
+#[derive(Debug)]
+pub struct TxQueue {
+    port: u16,
+    queue: u16,
+    _owner: Arc<PortInner>,
+}
+
+impl TxQueue {
+    /// Hands as many packets of `burst` to the PMD as it takes, from the front; the rest stay in the
+    /// burst (owned, to retry or free). Returns how many were taken.
+    #[inline(always)]
+    pub fn tx<N: BurstSize>(&mut self, burst: &mut Burst<N>) -> usize {
+        let (slots, len) = burst.occupied();
+        if len == 0 {
+            return 0;
+        }
+        // SAFETY: slots[..len] are owned mbufs; the PMD takes ownership of the first n it returns;
+        // this handle is the queue's only sender.
+        let n = usize::from(unsafe { super::fastpath::tx_burst(self.port, self.queue, slots, len as u16) });
+        burst.consumed_front(n);
+        n
+    }
+
+    /// Sends what the PMD takes and frees the rest; returns (sent, dropped).
+    #[inline(always)]
+    pub fn tx_or_drop<N: BurstSize>(&mut self, burst: &mut Burst<N>) -> (usize, usize) {
+        let sent = self.tx(burst);
+        let dropped = burst.len();
+        burst.clear();
+        (sent, dropped)
+    }
+
+    /// (port id, queue id).
+    pub fn id(&self) -> (u16, u16) {
+        (self.port, self.queue)
+    }
+}
