@@ -1465,10 +1465,7 @@ mod tests {
     impl BufPool for MaybeSharedPool {
         type Buf = MaybeShared;
         fn alloc(&mut self) -> Option<MaybeShared> {
-            Some(MaybeShared {
-                inner: VecBuf::with_capacity(256, 64),
-                shared: false,
-            })
+            Some(MaybeShared { inner: VecBuf::with_capacity(256, 64), shared: false })
         }
     }
 
@@ -1476,37 +1473,18 @@ mod tests {
     fn shared_buffers_are_never_written() {
         let mut ch = UnorderedChannel::new(Config::new(MAC_A, IP_A, &[PORT_A]), MaybeSharedPool);
         // An ARP request in a shared buffer is answered from a fresh pool buffer.
-        ch.handle_packet(
-            T0,
-            MaybeShared {
-                inner: frame(KERNEL_ARP_REQUEST),
-                shared: true,
-            },
-        );
+        ch.handle_packet(T0, MaybeShared { inner: frame(KERNEL_ARP_REQUEST), shared: true });
         let reply = ch.poll_transmit(T0).unwrap();
         assert_eq!(reply.data(), &hex(KERNEL_ARP_REPLY)[..]);
         assert_eq!(reply.headroom(), 64);
         // A shared payload is refused, untouched.
-        let shared = MaybeShared {
-            inner: payload(b"x"),
-            shared: true,
-        };
-        let err = ch
-            .send(T0, PORT_A, SocketAddrV4::new(IP_B, PORT_B), shared)
-            .unwrap_err();
+        let shared = MaybeShared { inner: payload(b"x"), shared: true };
+        let err = ch.send(T0, PORT_A, SocketAddrV4::new(IP_B, PORT_B), shared).unwrap_err();
         assert_eq!(err.reason, TxDrop::SharedBuffer);
         assert_eq!(ch.stats().tx_drops.shared_buffer, 1);
         // Delivery only adjusts and trims, which a shared buffer allows.
-        ch.handle_packet(
-            T0,
-            MaybeShared {
-                inner: frame(KERNEL_UDP_HELLO),
-                shared: true,
-            },
-        );
-        let Some(Event::Datagram(d)) = ch.poll_event() else {
-            panic!("not delivered")
-        };
+        ch.handle_packet(T0, MaybeShared { inner: frame(KERNEL_UDP_HELLO), shared: true });
+        let Some(Event::Datagram(d)) = ch.poll_event() else { panic!("not delivered") };
         assert_eq!(d.payload.data(), b"hello rosette");
     }
 
@@ -1533,10 +1511,7 @@ mod tests {
         assert_eq!(transmitted(&mut ch, T0).len(), 1);
         ch.handle_packet(T0, frame(KERNEL_ARP_REPLY));
         assert_eq!(ch.pending_len(), 1);
-        let bodies: Vec<Vec<u8>> = transmitted(&mut ch, T0)
-            .iter()
-            .map(|f| f[HEADERS_LEN..].to_vec())
-            .collect();
+        let bodies: Vec<Vec<u8>> = transmitted(&mut ch, T0).iter().map(|f| f[HEADERS_LEN..].to_vec()).collect();
         assert_eq!(bodies, [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]);
         assert_eq!(ch.pending_len(), 0);
         assert_eq!(ch.stats().sent, 3);
