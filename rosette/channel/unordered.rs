@@ -39,7 +39,8 @@ pub struct Config {
     pub ports: Vec<u16>,
     /// ARP entries that never expire and are never overwritten by what the network says.
     pub static_arp: Vec<(Ipv4Addr, ethernet::Address)>,
-    /// How many learned ARP entries to keep; when full, the entry closest to expiry is replaced.
+    /// How many learned ARP entries to keep; when full, the entry closest to expiry is replaced. With 0
+    /// nothing is learnt and only [`Config::static_arp`] destinations (and broadcasts) can be reached.
     pub arp_table_capacity: usize,
     /// How long a learned ARP entry is trusted.
     pub arp_entry_lifetime: Duration,
