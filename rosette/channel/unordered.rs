@@ -39,7 +39,8 @@ pub struct Config {
     pub ports: Vec<u16>,
     /// ARP entries that never expire and are never overwritten by what the network says.
     pub static_arp: Vec<(Ipv4Addr, ethernet::Address)>,
-    /// How many learned ARP entries to keep; when full, the entry closest to expiry is replaced.
+    /// How many learned ARP entries to keep; when full, the entry closest to expiry is replaced. With 0
+    /// nothing is learnt and only [`Config::static_arp`] destinations (and broadcasts) can be reached.
     pub arp_table_capacity: usize,
     /// How long a learned ARP entry is trusted.
     pub arp_entry_lifetime: Duration,
@@ -205,25 +206,42 @@ impl TxDrop {
 
 /// Receive drop counters, one per [`RxDrop`] reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[allow(missing_docs)] // each field counts the RxDrop variant of the same name
 pub struct RxDrops {
+    /// Frames dropped: [`RxDrop::BadEthernet`].
     pub bad_ethernet: u64,
+    /// Frames dropped: [`RxDrop::NotOurMac`].
     pub not_our_mac: u64,
+    /// Frames dropped: [`RxDrop::UnknownEtherType`].
     pub unknown_ethertype: u64,
+    /// Frames dropped: [`RxDrop::BadArp`].
     pub bad_arp: u64,
+    /// Frames dropped: [`RxDrop::ArpNotForUs`].
     pub arp_not_for_us: u64,
+    /// Frames dropped: [`RxDrop::Ipv4Truncated`].
     pub ipv4_truncated: u64,
+    /// Frames dropped: [`RxDrop::Ipv4BadVersion`].
     pub ipv4_bad_version: u64,
+    /// Frames dropped: [`RxDrop::Ipv4BadHeaderLen`].
     pub ipv4_bad_header_len: u64,
+    /// Frames dropped: [`RxDrop::Ipv4BadLength`].
     pub ipv4_bad_length: u64,
+    /// Frames dropped: [`RxDrop::Ipv4BadChecksum`].
     pub ipv4_bad_checksum: u64,
+    /// Frames dropped: [`RxDrop::Ipv4Fragment`].
     pub ipv4_fragment: u64,
+    /// Frames dropped: [`RxDrop::NotOurIp`].
     pub not_our_ip: u64,
+    /// Frames dropped: [`RxDrop::BadSource`].
     pub bad_source: u64,
+    /// Frames dropped: [`RxDrop::NotUdp`].
     pub not_udp: u64,
+    /// Frames dropped: [`RxDrop::UdpBadLength`].
     pub udp_bad_length: u64,
+    /// Frames dropped: [`RxDrop::UdpBadChecksum`].
     pub udp_bad_checksum: u64,
+    /// Frames dropped: [`RxDrop::WrongPort`].
     pub wrong_port: u64,
+    /// Frames dropped: [`RxDrop::EventQueueFull`].
     pub event_queue_full: u64,
 }
 
@@ -264,18 +282,28 @@ impl RxDrops {
 
 /// Transmit drop counters, one per [`TxDrop`] reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[allow(missing_docs)] // each field counts the TxDrop variant of the same name
 pub struct TxDrops {
+    /// Datagrams or frames refused or dropped: [`TxDrop::UnboundPort`].
     pub unbound_port: u64,
+    /// Datagrams or frames refused or dropped: [`TxDrop::BadDestination`].
     pub bad_destination: u64,
+    /// Datagrams or frames refused or dropped: [`TxDrop::TooLarge`].
     pub too_large: u64,
+    /// Datagrams or frames refused or dropped: [`TxDrop::NoHeadroom`].
     pub no_headroom: u64,
+    /// Datagrams or frames refused or dropped: [`TxDrop::SharedBuffer`].
     pub shared_buffer: u64,
+    /// Datagrams or frames refused or dropped: [`TxDrop::PendingFull`].
     pub pending_full: u64,
+    /// Datagrams or frames refused or dropped: [`TxDrop::QueueFull`].
     pub queue_full: u64,
+    /// Datagrams or frames refused or dropped: [`TxDrop::PendingTimeout`].
     pub pending_timeout: u64,
+    /// Datagrams or frames refused or dropped: [`TxDrop::Unresolved`].
     pub unresolved: u64,
+    /// Datagrams or frames refused or dropped: [`TxDrop::ArpAllocFailed`].
     pub arp_alloc_failed: u64,
+    /// Datagrams or frames refused or dropped: [`TxDrop::ArpReplyDropped`].
     pub arp_reply_dropped: u64,
 }
 
@@ -1387,5 +1415,106 @@ mod tests {
         let arp_frame = ch.poll_transmit(T0).unwrap();
         let packet = arp::Packet::new_checked(&arp_frame.data()[14..]).unwrap();
         assert_eq!(packet.target_protocol_addr(), gw);
+    }
+
+    /// A buffer that can claim to be shared, as an mbuf whose reference count is above one.
+    #[derive(Debug)]
+    struct MaybeShared {
+        inner: VecBuf,
+        shared: bool,
+    }
+
+    impl PacketBuf for MaybeShared {
+        fn data(&self) -> &[u8] {
+            self.inner.data()
+        }
+        fn data_mut(&mut self) -> &mut [u8] {
+            assert!(!self.shared, "wrote through a shared buffer");
+            self.inner.data_mut()
+        }
+        fn headroom(&self) -> usize {
+            self.inner.headroom()
+        }
+        fn tailroom(&self) -> usize {
+            self.inner.tailroom()
+        }
+        fn prepend(&mut self, n: usize) -> Result<&mut [u8], crate::buf::BufError> {
+            assert!(!self.shared, "wrote through a shared buffer");
+            self.inner.prepend(n)
+        }
+        fn append(&mut self, n: usize) -> Result<&mut [u8], crate::buf::BufError> {
+            self.inner.append(n)
+        }
+        fn adjust(&mut self, n: usize) -> Result<(), crate::buf::BufError> {
+            self.inner.adjust(n)
+        }
+        fn trim(&mut self, n: usize) -> Result<(), crate::buf::BufError> {
+            self.inner.trim(n)
+        }
+        fn share(&self) -> Option<Self> {
+            None
+        }
+        fn is_shared(&self) -> bool {
+            self.shared
+        }
+    }
+
+    /// Hands out unshared buffers with a recognisable headroom of 64.
+    #[derive(Debug, Default)]
+    struct MaybeSharedPool;
+
+    impl BufPool for MaybeSharedPool {
+        type Buf = MaybeShared;
+        fn alloc(&mut self) -> Option<MaybeShared> {
+            Some(MaybeShared { inner: VecBuf::with_capacity(256, 64), shared: false })
+        }
+    }
+
+    #[test]
+    fn shared_buffers_are_never_written() {
+        let mut ch = UnorderedChannel::new(Config::new(MAC_A, IP_A, &[PORT_A]), MaybeSharedPool);
+        // An ARP request in a shared buffer is answered from a fresh pool buffer.
+        ch.handle_packet(T0, MaybeShared { inner: frame(KERNEL_ARP_REQUEST), shared: true });
+        let reply = ch.poll_transmit(T0).unwrap();
+        assert_eq!(reply.data(), &hex(KERNEL_ARP_REPLY)[..]);
+        assert_eq!(reply.headroom(), 64);
+        // A shared payload is refused, untouched.
+        let shared = MaybeShared { inner: payload(b"x"), shared: true };
+        let err = ch.send(T0, PORT_A, SocketAddrV4::new(IP_B, PORT_B), shared).unwrap_err();
+        assert_eq!(err.reason, TxDrop::SharedBuffer);
+        assert_eq!(ch.stats().tx_drops.shared_buffer, 1);
+        // Delivery only adjusts and trims, which a shared buffer allows.
+        ch.handle_packet(T0, MaybeShared { inner: frame(KERNEL_UDP_HELLO), shared: true });
+        let Some(Event::Datagram(d)) = ch.poll_event() else { panic!("not delivered") };
+        assert_eq!(d.payload.data(), b"hello rosette");
+    }
+
+    #[test]
+    fn arp_reply_dropped_when_transmit_queue_full() {
+        let mut c = Config::new(MAC_A, IP_A, &[PORT_A]);
+        c.tx_queue_capacity = 1;
+        let mut ch = UnorderedChannel::new(c, VecPool::default());
+        ch.handle_packet(T0, frame(KERNEL_ARP_REQUEST));
+        ch.handle_packet(T0, frame(KERNEL_ARP_REQUEST));
+        assert_eq!(ch.stats().tx_drops.arp_reply_dropped, 1);
+        assert_eq!(ch.stats().arp_handled, 2);
+        assert_eq!(transmitted(&mut ch, T0).len(), 1);
+    }
+
+    #[test]
+    fn resolved_datagrams_wait_for_room_in_the_transmit_queue() {
+        let mut ch = channel_b(|c| c.tx_queue_capacity = 2);
+        let dst = SocketAddrV4::new(IP_A, PORT_A);
+        for body in [b"1", b"2", b"3"] {
+            ch.send(T0, PORT_B, dst, payload(body)).unwrap();
+        }
+        // The ARP request leaves; the reply resolves three datagrams but only two fit at once.
+        assert_eq!(transmitted(&mut ch, T0).len(), 1);
+        ch.handle_packet(T0, frame(KERNEL_ARP_REPLY));
+        assert_eq!(ch.pending_len(), 1);
+        let bodies: Vec<Vec<u8>> = transmitted(&mut ch, T0).iter().map(|f| f[HEADERS_LEN..].to_vec()).collect();
+        assert_eq!(bodies, [b"1".to_vec(), b"2".to_vec(), b"3".to_vec()]);
+        assert_eq!(ch.pending_len(), 0);
+        assert_eq!(ch.stats().sent, 3);
     }
 }
