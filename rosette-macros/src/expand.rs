@@ -1,0 +1,50 @@
+//! Placeholder expansion and diagnostic rendering. Code generation proper replaces
+//! [`placeholder`] and consumes the [`ValidPipeline`] unchanged.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+
+use crate::diag::{Diagnostic, Loc};
+use crate::validate::ValidPipeline;
+
+/// `pub mod <name> { pub const NAME: &str = "<name>"; <extra items> }`.
+pub fn placeholder(valid: &ValidPipeline, vis: TokenStream, extra: TokenStream) -> TokenStream {
+    let name = &valid.pipeline.name.value;
+    let ident = format_ident!("{}", name);
+    quote! {
+        #vis mod #ident {
+            /// The pipeline's name as declared.
+            pub const NAME: &str = #name;
+            #extra
+        }
+    }
+}
+
+/// One `compile_error!` per diagnostic of a YAML file: the message starts with `<path>:<line>:<col>: `
+/// (path as written in the macro call) and the span is the path literal, since rustc cannot point into YAML.
+pub fn yaml_errors(path: &str, span: Span, diagnostics: &[Diagnostic]) -> TokenStream {
+    diagnostics
+        .iter()
+        .map(|d| {
+            let message = match d.loc {
+                Loc::Unknown => format!("{path}: {}", d.message),
+                loc => format!("{path}:{loc}: {}", d.message),
+            };
+            quote_spanned!(span=> ::core::compile_error!(#message);)
+        })
+        .collect()
+}
+
+/// One spanned `compile_error!` per diagnostic of an attribute declaration.
+pub fn token_errors(fallback: Span, diagnostics: &[Diagnostic]) -> TokenStream {
+    diagnostics
+        .iter()
+        .map(|d| {
+            let span = match d.loc {
+                Loc::Tokens(span) => span,
+                _ => fallback,
+            };
+            syn::Error::new(span, &d.message).to_compile_error()
+        })
+        .collect()
+}
