@@ -23,7 +23,10 @@ fn memif_options(port: &str, socket: &str) -> LaunchOptions {
     LaunchOptions::new()
         .memory(memory_mode())
         .device(port, format!("net_memif0,role=server,socket={socket},socket-abstract=no"))
-        .eal_args([format!("--vdev=net_memif1,role=client,socket={socket},socket-abstract=no"), "--log-level=lib.eal:error".to_owned()])
+        .eal_args([
+            format!("--vdev=net_memif1,role=client,socket={socket},socket-abstract=no"),
+            "--log-level=lib.eal:error".to_owned(),
+        ])
 }
 
 fn connect_peer(pipeline: &Pipeline) -> Peer {
@@ -114,7 +117,7 @@ dpdk_test! {
         for i in 0..1200u32 {
             let mut frame = udp_frame(if i % 4 == 0 { 53 } else { 7000 + (i % 5) as u16 }, i, (i % 64) as usize + 1);
             match i % 6 {
-                1 => frame[50] ^= 0x55,             // corrupt payload: bad UDP checksum
+                1 => *frame.last_mut().unwrap() ^= 0x55, // corrupt payload: bad UDP checksum
                 3 => frame.truncate(30),            // truncated inside the IPv4 header
                 _ => {}
             }
@@ -133,8 +136,8 @@ dpdk_test! {
         let lcore = &report.lcores[0];
         assert_eq!(lcore.packets, frames.len() as u64);
         let drops: std::collections::BTreeMap<_, _> = lcore.stage_drops.iter().cloned().collect();
-        assert_eq!(drops["parse"], frames.iter().enumerate().filter(|(i, _)| matches!(i % 6, 1 | 3)).count() as u64);
-        assert_eq!(drops["block_dns"] as usize, frames.len() - expected.len() - drops["parse"] as usize);
+        assert_eq!(drops["parse_udp"], frames.iter().enumerate().filter(|(i, _)| matches!(i % 6, 1 | 3)).count() as u64);
+        assert_eq!(drops["drop_udp_port"] as usize, frames.len() - expected.len() - drops["parse_udp"] as usize);
         let _ = std::fs::remove_file(socket);
     }
 }
@@ -159,7 +162,8 @@ dpdk_test! {
         }
         let rx_total: u64 = report.ports.iter().map(|(_, s)| s.ipackets).sum();
         let tx_total: u64 = report.ports.iter().map(|(_, s)| s.opackets).sum();
-        assert_eq!(rx_total, report.packets());
+        // The ports also count what the loops drained at stop (net_null never runs dry).
+        assert!(rx_total >= report.packets());
         assert_eq!(tx_total, report.lcores.iter().map(|l| l.tx_packets).sum::<u64>());
         assert_eq!(report.mbufs_leaked, 0);
         assert_no_mbuf_leaked(&eal);

@@ -229,6 +229,9 @@ pub fn expand(model: &Model) -> TokenStream {
         pub mod #module {
             #tracked
 
+            /// The pipeline's name as declared.
+            pub const NAME: &str = #name;
+
             /// The pipeline's declaration as data: what the runtime sets up before the loops start.
             pub static SPEC: ::rosette::pipeline::runtime::PipelineSpec = #spec;
 

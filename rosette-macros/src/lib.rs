@@ -1,4 +1,93 @@
 //! Procedural macros of rosette: the pipeline compiler.
-// The front ends (YAML, attributes) that feed codegen land next.
-#[allow(dead_code)]
+//!
+//! Front ends (`yaml`, `attr`) lower a declaration to one IR (`ir`); `validate` checks it and reports
+//! every error at once, each with its location; `lower` turns a `validate::ValidPipeline` into the model
+//! `codegen` expands (the `SPEC`, `launch` and one poll loop per lcore). The entry points below stay
+//! thin: everything they call is an ordinary function with unit tests.
+//!
+//! The declaration schema is documented in `SCHEMA.md`.
+
+mod attr;
 mod codegen;
+mod diag;
+mod expand;
+mod ir;
+mod lower;
+mod validate;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::PathBuf;
+
+use proc_macro::TokenStream;
+use quote::quote;
+
+/// Environment variable that overrides the directory YAML paths are relative to (trybuild compiles UI
+/// tests in its own directory, where `CARGO_MANIFEST_DIR` points elsewhere).
+const DIR_OVERRIDE: &str = "ROSETTE_PIPELINE_DIR";
+
+/// Compiles a pipeline declared in a YAML file.
+///
+/// `pipeline!("pipelines/fwd.yaml")`: the path is relative to the calling crate's `CARGO_MANIFEST_DIR`
+/// (or to `$ROSETTE_PIPELINE_DIR` when set). Errors are reported as `path:line:col: message`, one
+/// `compile_error!` each, all at once.
+#[proc_macro]
+pub fn pipeline(input: TokenStream) -> TokenStream {
+    let lit = syn::parse_macro_input!(input as syn::LitStr);
+    let written = lit.value();
+    let span = lit.span();
+    let dir = std::env::var_os(DIR_OVERRIDE)
+        .or_else(|| std::env::var_os("CARGO_MANIFEST_DIR"))
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let path = dir.join(&written);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            let msg = format!("{written}: cannot read {}: {e}", path.display());
+            return quote::quote_spanned!(span=> ::core::compile_error!(#msg);).into();
+        }
+    };
+    let abs = path.canonicalize().unwrap_or(path).display().to_string();
+    let result = yaml::parse(&text).and_then(validate::validate);
+    // Rebuild whenever the YAML changes, success or failure.
+    let track = quote!(
+        const _: &[u8] = ::core::include_bytes!(#abs);
+    );
+    let body = match result {
+        Ok(valid) => lower::expand(&valid, quote!(pub), quote!()).unwrap_or_else(|e| e.to_compile_error()),
+        Err(diags) => expand::yaml_errors(&written, span, &diags),
+    };
+    quote!(#track #body).into()
+}
+
+/// Compiles a pipeline declared with attributes on an inline module.
+///
+/// ```text
+/// #[rosette_macros::pipeline_mod(eal(lcores = "0-1", memory = "no-huge", memory_mb = 256))]
+/// mod fwd {
+///     port!(p0, device = "net_null0", rx_queues = 1, tx_queues = 1);
+///     core!(lcore = 1, burst = 32,
+///           poll(from = p0.rx[0], stages = [rosette::pipeline::stages::MacSwap], to = p0.tx[0]));
+/// }
+/// ```
+/// The module name is the pipeline name; items other than `port!`/`ring!`/`core!` are kept. Errors are
+/// spanned on the offending tokens.
+#[proc_macro_attribute]
+pub fn pipeline_mod(args: TokenStream, item: TokenStream) -> TokenStream {
+    let fallback = proc_macro2::Span::call_site();
+    match attr::parse(args.into(), item.into()) {
+        Err(diags) => expand::token_errors(fallback, &diags).into(),
+        Ok((ir, module)) => {
+            let vis = &module.vis;
+            let vis = quote!(#vis);
+            let extra = module.content.as_ref().map(|(_, items)| quote!(#(#items)*)).unwrap_or_default();
+            match validate::validate(ir) {
+                Ok(valid) => lower::expand(&valid, vis, extra).unwrap_or_else(|e| e.to_compile_error()).into(),
+                Err(diags) => expand::token_errors(fallback, &diags).into(),
+            }
+        }
+    }
+}

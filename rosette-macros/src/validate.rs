@@ -1,0 +1,398 @@
+//! Validation of the IR: every rule runs, every error is collected, each with the location of the value
+//! at fault. Rules that depend on a reference resolving (a queue index on an undeclared port, say) skip
+//! the unresolved case, which is reported once by the reference rule.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::diag::{Diagnostic, Diagnostics, Loc};
+use crate::ir::{self, Pipeline, Sink, Source, MEMPOOL_CACHE_MAX};
+
+/// A pipeline that passed validation, with the facts codegen needs already worked out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ValidPipeline {
+    /// The validated declaration.
+    pub pipeline: Pipeline,
+    /// The effective main lcore.
+    pub main_lcore: u32,
+    /// For each ring (same order as `pipeline.rings`), the distinct lcores that enqueue to it: more than
+    /// one means the ring must be created multi-producer.
+    pub ring_producers: Vec<Vec<u32>>,
+}
+
+/// EAL options that rosette generates from the declaration; passing them again in `extra_args` would
+/// conflict.
+const GENERATED_EAL_ARGS: &[(&str, &str)] = &[
+    ("-l", "eal.lcores"),
+    ("--lcores", "eal.lcores"),
+    ("-c", "eal.lcores"),
+    ("--main-lcore", "eal.main_lcore"),
+    ("-m", "eal.memory_mb"),
+    ("--no-huge", "eal.memory"),
+    ("--file-prefix", "eal.file_prefix"),
+    ("--vdev", "ports"),
+];
+
+/// Checks every rule; returns the pipeline with derived facts, or every error found.
+pub fn validate(pipeline: Pipeline) -> Result<ValidPipeline, Vec<Diagnostic>> {
+    let mut d = Diagnostics::new();
+    check_ident(&mut d, "pipeline name", &pipeline.name.value, pipeline.name.loc);
+    check_eal(&mut d, &pipeline);
+    check_ports(&mut d, &pipeline);
+    check_rings(&mut d, &pipeline);
+    check_cores(&mut d, &pipeline);
+    check_queues(&mut d, &pipeline);
+    let ring_producers = check_ring_usage(&mut d, &pipeline);
+    check_mempools(&mut d, &pipeline);
+    let main_lcore = pipeline.eal.main_lcore().unwrap_or(0);
+    d.finish(ValidPipeline { pipeline, main_lcore, ring_producers })
+}
+
+fn check_ident(d: &mut Diagnostics, what: &str, name: &str, loc: Loc) {
+    // `syn::Ident` rejects keywords too, which is what we want for generated module and field names.
+    if syn::parse_str::<syn::Ident>(name).is_err() {
+        d.error(loc, format!("{what} `{name}` is not a valid Rust identifier"));
+    }
+}
+
+fn lcore_set_text(lcores: &[u32]) -> String {
+    let list: Vec<String> = lcores.iter().map(u32::to_string).collect();
+    list.join(",")
+}
+
+fn check_eal(d: &mut Diagnostics, p: &Pipeline) {
+    let eal = &p.eal;
+    if eal.lcores.value.is_empty() {
+        d.error(eal.lcores.loc, "the EAL lcore set is empty");
+    }
+    let mut seen = Vec::new();
+    for &l in &eal.lcores.value {
+        if seen.contains(&l) {
+            d.error(eal.lcores.loc, format!("lcore {l} is listed twice in the EAL lcore set"));
+        }
+        seen.push(l);
+    }
+    if let Some(main) = &eal.main_lcore {
+        if !eal.lcores.value.contains(&main.value) {
+            d.error(
+                main.loc,
+                format!(
+                    "main lcore {} is not in the EAL lcore set ({})",
+                    main.value,
+                    lcore_set_text(&eal.lcores.value)
+                ),
+            );
+        }
+    }
+    if let Some(mb) = &eal.memory_mb {
+        if mb.value == 0 {
+            d.error(mb.loc, "memory size must be greater than 0 MiB");
+        }
+    }
+    if let Some(prefix) = &eal.file_prefix {
+        if prefix.value.is_empty() || prefix.value.contains(['/', ' ']) {
+            d.error(
+                prefix.loc,
+                format!("file prefix `{}` must be non-empty and contain no `/` or spaces", prefix.value),
+            );
+        }
+    }
+    for arg in &eal.extra_args {
+        let flag = arg.value.split('=').next().unwrap_or("");
+        if let Some((_, field)) = GENERATED_EAL_ARGS.iter().find(|(f, _)| *f == flag) {
+            d.error(arg.loc, format!("extra EAL argument `{flag}` conflicts with `{field}`, which generates it"));
+        }
+    }
+}
+
+fn check_ports(d: &mut Diagnostics, p: &Pipeline) {
+    let mut names: HashMap<&str, ()> = HashMap::new();
+    let mut devices: HashMap<&str, &str> = HashMap::new();
+    for port in &p.ports {
+        let name = port.name.value.as_str();
+        check_ident(d, "port name", name, port.name.loc);
+        if names.insert(name, ()).is_some() {
+            d.error(port.name.loc, format!("duplicate port name `{name}`"));
+        }
+        let device = port.device.value.as_str();
+        if port.device_kind() == ir::DeviceKind::Invalid {
+            d.error(
+                port.device.loc,
+                format!(
+                    "device `{device}` of port `{name}` is neither a vdev name (e.g. `net_null0`) nor a \
+                     PCI address (e.g. `0000:03:00.0`)"
+                ),
+            );
+        } else if let Some(other) = devices.insert(device_id(device), name) {
+            d.error(port.device.loc, format!("device `{device}` of port `{name}` is already used by port `{other}`"));
+        }
+        if port.rx_queues.value == 0 && port.tx_queues.value == 0 {
+            d.error(port.rx_queues.loc, format!("port `{name}` has neither rx nor tx queues"));
+        }
+        for (what, n) in [("rx", &port.rx_descriptors), ("tx", &port.tx_descriptors)] {
+            if n.value == 0 {
+                d.error(n.loc, format!("{what} descriptors of port `{name}` must be greater than 0"));
+            }
+        }
+        let cache = &port.mempool.cache;
+        if cache.value > MEMPOOL_CACHE_MAX {
+            d.error(
+                cache.loc,
+                format!("mempool cache {} of port `{name}` exceeds DPDK's maximum of {MEMPOOL_CACHE_MAX}", cache.value),
+            );
+        }
+    }
+}
+
+/// The part of a device string that identifies the device (vdev arguments do not).
+fn device_id(device: &str) -> &str {
+    device.split(',').next().unwrap_or(device)
+}
+
+fn check_rings(d: &mut Diagnostics, p: &Pipeline) {
+    let mut names: HashMap<&str, ()> = HashMap::new();
+    for ring in &p.rings {
+        let name = ring.name.value.as_str();
+        check_ident(d, "ring name", name, ring.name.loc);
+        if names.insert(name, ()).is_some() {
+            d.error(ring.name.loc, format!("duplicate ring name `{name}`"));
+        }
+        if p.ports.iter().any(|port| port.name.value == name) {
+            d.error(ring.name.loc, format!("ring `{name}` has the same name as a port"));
+        }
+        let size = ring.size.value;
+        // rte_ring needs a power of two; 1 would leave no usable slot (one is always kept free).
+        if size < 2 || !size.is_power_of_two() {
+            d.error(ring.size.loc, format!("size {size} of ring `{name}` is not a power of two (at least 2)"));
+        }
+    }
+}
+
+fn check_cores(d: &mut Diagnostics, p: &Pipeline) {
+    let main = p.eal.main_lcore();
+    let mut seen: Vec<u32> = Vec::new();
+    for core in &p.cores {
+        let lcore = core.lcore.value;
+        if seen.contains(&lcore) {
+            d.error(core.lcore.loc, format!("lcore {lcore} is declared twice in `cores`"));
+        }
+        seen.push(lcore);
+        if !p.eal.lcores.value.contains(&lcore) {
+            d.error(
+                core.lcore.loc,
+                format!("lcore {lcore} is not in the EAL lcore set ({})", lcore_set_text(&p.eal.lcores.value)),
+            );
+        } else if main == Some(lcore) {
+            d.error(core.lcore.loc, format!("lcore {lcore} is the main lcore and cannot be a worker"));
+        }
+        if core.polls.is_empty() {
+            d.error(core.lcore.loc, format!("lcore {lcore} has no polls"));
+        }
+        let burst = core.burst.value;
+        if burst == 0 {
+            d.error(core.burst.loc, format!("burst of lcore {lcore} must be greater than 0"));
+        } else if !burst.is_power_of_two() {
+            d.error(core.burst.loc, format!("burst {burst} of lcore {lcore} is not a power of two"));
+        }
+        for poll in &core.polls {
+            check_poll(d, p, core, poll);
+        }
+    }
+}
+
+fn find_port<'p>(p: &'p Pipeline, name: &str) -> Option<&'p ir::Port> {
+    p.ports.iter().find(|port| port.name.value == name)
+}
+
+fn find_ring<'p>(p: &'p Pipeline, name: &str) -> Option<&'p ir::Ring> {
+    p.rings.iter().find(|ring| ring.name.value == name)
+}
+
+fn check_poll(d: &mut Diagnostics, p: &Pipeline, core: &ir::Core, poll: &ir::Poll) {
+    let burst = core.burst.value;
+    match &poll.from.value {
+        Source::PortRx { port, queue } => match find_port(p, port) {
+            None => d.error(poll.from.loc, format!("unknown port `{port}`")),
+            Some(port_decl) => {
+                let n = port_decl.rx_queues.value;
+                if *queue >= n {
+                    d.error(poll.from.loc, format!("rx queue {queue} out of range: port `{port}` has {n} rx queue(s)"));
+                }
+                let desc = port_decl.rx_descriptors.value;
+                if burst > desc {
+                    d.error(
+                        core.burst.loc,
+                        format!(
+                            "burst {burst} of lcore {} exceeds the {desc} rx descriptors of port `{port}`",
+                            core.lcore.value
+                        ),
+                    );
+                }
+            }
+        },
+        Source::Ring(name) => {
+            if find_ring(p, name).is_none() {
+                d.error(poll.from.loc, format!("unknown ring `{name}`"));
+            }
+        }
+    }
+    match &poll.to.value {
+        Sink::PortTx { port, queue } => match find_port(p, port) {
+            None => d.error(poll.to.loc, format!("unknown port `{port}`")),
+            Some(port_decl) => {
+                let n = port_decl.tx_queues.value;
+                if *queue >= n {
+                    d.error(poll.to.loc, format!("tx queue {queue} out of range: port `{port}` has {n} tx queue(s)"));
+                }
+            }
+        },
+        Sink::Ring(name) => {
+            if find_ring(p, name).is_none() {
+                d.error(poll.to.loc, format!("unknown ring `{name}`"));
+            }
+        }
+        Sink::Drop => {}
+    }
+    for stage in &poll.stages {
+        if stage.type_path().is_err() {
+            d.error(stage.ty.loc, format!("stage type `{}` is not a Rust type path", stage.ty.value));
+        }
+        let mut names: Vec<&str> = Vec::new();
+        for param in &stage.params {
+            let name = param.name.value.as_str();
+            check_ident(d, "stage parameter", name, param.name.loc);
+            if names.contains(&name) {
+                d.error(param.name.loc, format!("duplicate parameter `{name}` of stage `{}`", stage.ty.value));
+            }
+            names.push(name);
+        }
+    }
+}
+
+/// Rx queues polled by exactly one lcore, tx queues written by one lcore unless `shared_tx`.
+fn check_queues(d: &mut Diagnostics, p: &Pipeline) {
+    // (port, queue) -> (lcore, loc) of the first poll reading it.
+    let mut rx: BTreeMap<(&str, u16), (u32, Loc)> = BTreeMap::new();
+    let mut tx: BTreeMap<(&str, u16), u32> = BTreeMap::new();
+    for core in &p.cores {
+        let lcore = core.lcore.value;
+        for poll in &core.polls {
+            if let Source::PortRx { port, queue } = &poll.from.value {
+                match rx.get(&(port.as_str(), *queue)) {
+                    Some((first, _)) if *first == lcore => {
+                        d.error(poll.from.loc, format!("rx queue {port}.rx[{queue}] is polled twice by lcore {lcore}"))
+                    }
+                    Some((first, _)) => d.error(
+                        poll.from.loc,
+                        format!(
+                            "rx queue {port}.rx[{queue}] is polled by lcore {first} and lcore {lcore}; \
+                             an rx queue has exactly one poller"
+                        ),
+                    ),
+                    None => {
+                        rx.insert((port.as_str(), *queue), (lcore, poll.from.loc));
+                    }
+                }
+            }
+            if let Sink::PortTx { port, queue } = &poll.to.value {
+                let Some(port_decl) = find_port(p, port) else {
+                    continue;
+                };
+                match tx.get(&(port.as_str(), *queue)) {
+                    // The same lcore writing twice is sequential, hence safe.
+                    Some(first) if *first != lcore && !port_decl.shared_tx.value => d.error(
+                        poll.to.loc,
+                        format!(
+                            "tx queue {port}.tx[{queue}] is written by lcore {first} and lcore {lcore}; \
+                             set `shared_tx: true` on port `{port}` to allow it"
+                        ),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        tx.insert((port.as_str(), *queue), lcore);
+                    }
+                }
+            }
+        }
+    }
+    for port in &p.ports {
+        for q in 0..port.rx_queues.value {
+            if !rx.contains_key(&(port.name.value.as_str(), q)) {
+                d.error(port.rx_queues.loc, format!("rx queue {}.rx[{q}] is not polled by any lcore", port.name.value));
+            }
+        }
+    }
+}
+
+/// Every ring needs a producer and exactly one consumer; returns the producer lcores per ring.
+fn check_ring_usage(d: &mut Diagnostics, p: &Pipeline) -> Vec<Vec<u32>> {
+    p.rings
+        .iter()
+        .map(|ring| {
+            let name = &ring.name.value;
+            let mut producers = Vec::new();
+            let mut consumers = 0;
+            for core in &p.cores {
+                for poll in &core.polls {
+                    if matches!(&poll.to.value, Sink::Ring(r) if r == name) && !producers.contains(&core.lcore.value) {
+                        producers.push(core.lcore.value);
+                    }
+                    if matches!(&poll.from.value, Source::Ring(r) if r == name) {
+                        consumers += 1;
+                        if consumers == 2 {
+                            d.error(poll.from.loc, format!("ring `{name}` is read by more than one poll"));
+                        }
+                    }
+                }
+            }
+            if producers.is_empty() {
+                d.error(ring.name.loc, format!("ring `{name}` is never written"));
+            }
+            if consumers == 0 {
+                d.error(ring.name.loc, format!("ring `{name}` is never read"));
+            }
+            producers
+        })
+        .collect()
+}
+
+/// A port's mempool must hold everything that can be out of it at once: a full ring of descriptors on
+/// every queue, a full cache on every lcore that touches the port, and a burst in flight per poll reading it.
+fn check_mempools(d: &mut Diagnostics, p: &Pipeline) {
+    for port in &p.ports {
+        let name = &port.name.value;
+        let mut lcores: Vec<u32> = Vec::new();
+        let mut bursts: u64 = 0;
+        for core in &p.cores {
+            for poll in &core.polls {
+                let reads = matches!(&poll.from.value, Source::PortRx { port, .. } if port == name);
+                let writes = matches!(&poll.to.value, Sink::PortTx { port, .. } if port == name);
+                if reads {
+                    bursts += u64::from(core.burst.value);
+                }
+                if (reads || writes) && !lcores.contains(&core.lcore.value) {
+                    lcores.push(core.lcore.value);
+                }
+            }
+        }
+        let rx = u64::from(port.rx_queues.value) * u64::from(port.rx_descriptors.value);
+        let tx = u64::from(port.tx_queues.value) * u64::from(port.tx_descriptors.value);
+        let cache = u64::from(port.mempool.cache.value) * lcores.len() as u64;
+        let needed = rx + tx + cache + bursts;
+        let size = u64::from(port.mempool.size.value);
+        if size < needed {
+            d.error(
+                port.mempool.size.loc,
+                format!(
+                    "mempool of port `{name}` has {size} mbufs but needs at least {needed}: \
+                     rx {}×{} + tx {}×{} descriptors + cache {}×{} lcore(s) + {bursts} in flight",
+                    port.rx_queues.value,
+                    port.rx_descriptors.value,
+                    port.tx_queues.value,
+                    port.tx_descriptors.value,
+                    port.mempool.cache.value,
+                    lcores.len(),
+                ),
+            );
+        }
+    }
+}
