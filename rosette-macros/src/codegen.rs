@@ -464,6 +464,9 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
     quote! {
         #[doc = #doc]
         #(#[doc = #chain_docs])*
+        // Stage parameters are written `Stage { listed: …, ..Default::default() }` whether or not every
+        // field is listed, so a stage gaining a field does not break declarations.
+        #[allow(clippy::needless_update)]
         pub fn #f(
             mut io: ::rosette::pipeline::LcoreIo,
         ) -> ::core::result::Result<(), ::rosette::pipeline::LaunchError> {
