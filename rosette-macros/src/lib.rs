@@ -11,6 +11,8 @@ mod attr;
 mod codegen;
 mod diag;
 mod expand;
+#[cfg(test)]
+mod expansion_tests;
 mod ir;
 mod lower;
 mod validate;
