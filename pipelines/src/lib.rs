@@ -6,3 +6,4 @@ pub mod declared;
 pub mod dispatch;
 pub mod forward;
 pub mod logging;
+pub mod run;

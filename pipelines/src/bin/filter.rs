@@ -1,0 +1,7 @@
+//! Runs the declared `filter` pipeline (see `pipelines/src/declared.rs`).
+//!
+//! Usage: `filter [EAL args] [--port NAME=DEVICE] [-- --seconds N]`
+
+fn main() {
+    std::process::exit(pipelines::run::run_declared("filter", pipelines::declared::filter::launch));
+}

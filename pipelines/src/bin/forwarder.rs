@@ -1,0 +1,7 @@
+//! Runs the declared `forwarder` pipeline (see `pipelines/src/declared.rs`).
+//!
+//! Usage: `forwarder [EAL args] [--port NAME=DEVICE] [-- --seconds N]`
+
+fn main() {
+    std::process::exit(pipelines::run::run_declared("forwarder", pipelines::declared::forwarder::launch));
+}

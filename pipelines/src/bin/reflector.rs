@@ -1,0 +1,7 @@
+//! Runs the declared `reflector` pipeline (see `pipelines/src/declared.rs`).
+//!
+//! Usage: `reflector [EAL args] [--port NAME=DEVICE] [-- --seconds N]`
+
+fn main() {
+    std::process::exit(pipelines::run::run_declared("reflector", pipelines::declared::reflector::launch));
+}

@@ -1,0 +1,73 @@
+//! Running a declared pipeline from a binary: DPDK-style arguments (`[EAL args] [--port NAME=DEVICE]
+//! -- [--seconds N]`), a stats line per lcore every second, and a clean stop on Ctrl-C or time-out.
+
+use std::time::Duration;
+
+use rosette::pipeline::{LaunchError, LaunchOptions, Pipeline};
+
+use crate::cli::Args;
+
+/// Launches a pipeline with the process's arguments, runs it until `--seconds` (after `--`; 0 or absent
+/// means until Ctrl-C), printing per-lcore counters each second, then stops it and prints the totals.
+/// Returns the process exit code.
+pub fn run_declared(name: &str, launch: fn(&LaunchOptions) -> Result<Pipeline, LaunchError>) -> i32 {
+    crate::logging::init();
+    let (options, app_args) = match LaunchOptions::from_args(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return 2;
+        }
+    };
+    let app = Args::from_vec(app_args);
+    if app.wants_help() {
+        println!("usage: {name} [EAL args] [--port NAME=DEVICE] [-- --seconds N]");
+        return 0;
+    }
+    let seconds: u64 = app.value("--seconds", 0);
+    let pipeline = match launch(&options) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return 1;
+        }
+    };
+    println!("{name}: running{}; Ctrl-C stops", if seconds > 0 { format!(" for {seconds} s") } else { String::new() });
+    let mut last = pipeline.stats();
+    pipeline.run_for((seconds > 0).then(|| Duration::from_secs(seconds)), Duration::from_secs(1), |now| {
+        for (before, after) in last.iter().zip(now) {
+            println!(
+                "  lcore {}: {:>8.3} Mpps, {} packets, {} dropped, {} empty polls",
+                after.lcore,
+                (after.packets - before.packets) as f64 / 1e6,
+                after.packets,
+                after.total_dropped(),
+                after.empty_polls
+            );
+        }
+        last = now.to_vec();
+    });
+    match pipeline.join() {
+        Ok(report) => {
+            for lcore in &report.lcores {
+                println!(
+                    "{name}: lcore {} received {} packets, sent {}, dropped {} ({:?})",
+                    lcore.lcore,
+                    lcore.packets,
+                    lcore.tx_packets,
+                    lcore.total_dropped(),
+                    lcore.stage_drops
+                );
+            }
+            if report.mbufs_leaked > 0 {
+                eprintln!("{name}: {} mbufs leaked", report.mbufs_leaked);
+                return 1;
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            1
+        }
+    }
+}
