@@ -31,7 +31,12 @@ fn convert_error(error: &serde_saphyr::Error) -> Diagnostic {
         .unwrap_or(Loc::Unknown);
     // The default formatter gives the bare message; we prefix the location ourselves.
     let message = serde_saphyr::DefaultMessageFormatter.format_message(error);
-    Diagnostic::new(loc, message.into_owned())
+    // The parser's advice is addressed to the programmer embedding it, not to our user.
+    let message = message
+        .split(", set DuplicateKeyPolicy")
+        .next()
+        .unwrap_or_default();
+    Diagnostic::new(loc, message)
 }
 
 fn loc_of<T>(spanned: &Spanned<T>) -> Loc {
