@@ -338,7 +338,7 @@ fn duplicate_port_name_and_device() {
     assert_eq!(errors, vec!["20:3: duplicate mapping key: p0"]);
     assert_one_error(
         &example_with("net_ring0", "net_null0"),
-        "23:13: device `net_null0` of port `p1` is already used by port `p0`",
+        "21:13: device `net_null0` of port `p1` is already used by port `p0`",
     );
 }
 
@@ -577,4 +577,28 @@ fn attribute_requires_inline_module_and_eal() {
     assert_eq!(errors, vec!["the pipeline module must be inline: `mod name { ... }`"]);
     let errors = attr_errors(quote!(), quote!(mod m {}));
     assert_eq!(errors, vec!["missing field `eal` in the pipeline attribute"]);
+}
+
+#[test]
+fn attribute_duplicate_names() {
+    // YAML rejects duplicate keys while parsing; the attribute form reaches the validator's rule.
+    let errors = attr_errors(
+        quote!(eal(lcores = "0-1")),
+        quote! {
+            mod m {
+                port!(p, device = "net_null0");
+                port!(p, device = "net_null1", rx_queues = 0);
+                ring!(r, size = 8);
+                ring!(r, size = 8);
+                core!(lcore = 1, poll(from = p.rx[0], to = ring:r), poll(from = ring:r));
+            }
+        },
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "duplicate port name `p`",
+            "duplicate ring name `r`",
+        ]
+    );
 }
