@@ -36,7 +36,18 @@ fn convert_error(error: &serde_saphyr::Error) -> Diagnostic {
         .split(", set DuplicateKeyPolicy")
         .next()
         .unwrap_or_default();
-    Diagnostic::new(loc, message)
+    Diagnostic::new(loc, explain_type_error(message))
+}
+
+/// serde-saphyr reports a scalar of the wrong type as `invalid u16` and the like; say what was expected.
+fn explain_type_error(message: &str) -> String {
+    let expected = match message {
+        "invalid u16" => "an integer from 0 to 65535",
+        "invalid u32" => "an integer from 0 to 4294967295",
+        "invalid bool" => "`true` or `false`",
+        _ => return message.to_owned(),
+    };
+    format!("{message}: expected {expected}")
 }
 
 fn loc_of<T>(spanned: &Spanned<T>) -> Loc {
