@@ -54,6 +54,18 @@ fn parse_metas(input: ParseStream) -> syn::Result<Vec<Meta>> {
     Ok(metas)
 }
 
+/// The location of a run of tokens: from its first token to its last.
+fn range(tokens: impl quote::ToTokens) -> Loc {
+    let mut iter = tokens.into_token_stream().into_iter();
+    let Some(first) = iter.next() else {
+        return Loc::Tokens(Span::call_site());
+    };
+    match iter.last() {
+        Some(last) => Loc::TokenRange(first.span(), last.span()),
+        None => Loc::Tokens(first.span()),
+    }
+}
+
 fn syn_diag(e: syn::Error) -> Diagnostic {
     Diagnostic::new(Loc::Tokens(e.span()), e.to_string())
 }
@@ -128,7 +140,7 @@ fn lit(d: &mut Diagnostics, meta: &Meta, expected: &str) -> Option<Lit> {
     match syn::parse2::<Lit>(t.clone()) {
         Ok(l) => Some(l),
         Err(_) => {
-            d.error(Loc::Tokens(t.span()), format!("expected {expected} for `{}`", meta.key));
+            d.error(range(t), format!("expected {expected} for `{}`", meta.key));
             None
         }
     }
@@ -315,7 +327,7 @@ fn lower_eal(d: &mut Diagnostics, span: Span, metas: Vec<Meta>) -> Option<ir::Ea
 
 fn lcores(d: &mut Diagnostics, meta: &Meta) -> Option<Located<Vec<u32>>> {
     let t = tokens(d, meta)?;
-    let loc = Loc::Tokens(t.span());
+    let loc = range(t);
     if let Ok(list) = syn::parse2::<syn::LitStr>(t.clone()) {
         return match ir::parse_lcore_list(&list.value()) {
             Ok(v) => Some(Located::new(v, loc)),
@@ -412,7 +424,7 @@ fn lower_poll(d: &mut Diagnostics, meta: Meta) -> Option<ir::Poll> {
             Ok(s) => s.value(),
             Err(_) => compact(t),
         };
-        Some((text, Loc::Tokens(t.span())))
+        Some((text, range(t)))
     };
     let from = f.required(d, "from").and_then(|m| endpoint(d, &m)).and_then(|(text, loc)| {
         ir::parse_source(&text).map_err(|e| d.error(loc, e)).ok().map(|s| Located::new(s, loc))
@@ -445,13 +457,13 @@ fn lower_stage(d: &mut Diagnostics, expr: Expr) -> Option<ir::Stage> {
         }
         other => {
             d.error(
-                Loc::Tokens(other.span()),
+                range(&other),
                 "expected a stage type path (`crate::Stage`) or a struct expression (`crate::Stage { field: 1 }`)",
             );
             return None;
         }
     };
-    let ty = Located::new(compact(&quote::quote!(#path)), Loc::Tokens(path.span()));
+    let ty = Located::new(compact(&quote::quote!(#path)), range(&path));
     let params = fields
         .into_iter()
         .filter_map(|fv| {
@@ -470,7 +482,7 @@ fn lower_stage(d: &mut Diagnostics, expr: Expr) -> Option<ir::Stage> {
 }
 
 fn param_value(d: &mut Diagnostics, expr: &Expr) -> Option<Located<ir::ParamValue>> {
-    let loc = Loc::Tokens(expr.span());
+    let loc = range(expr);
     let (negative, lit) = match expr {
         Expr::Lit(l) => (false, &l.lit),
         Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. }) => match &**expr {

@@ -21,8 +21,11 @@ pub enum Loc {
         /// 1-based column.
         column: u32,
     },
-    /// The span of the attribute tokens that declared it.
+    /// The span of the attribute token that declared it.
     Tokens(Span),
+    /// The first and last token of the attribute tokens that declared it (stable Rust cannot join spans,
+    /// so the range is kept as its two ends and rendered like `syn::Error::new_spanned`).
+    TokenRange(Span, Span),
     /// No better location is known (e.g. an error serde-saphyr could not place).
     Unknown,
 }
@@ -39,7 +42,7 @@ impl fmt::Display for Loc {
         match self {
             Loc::Yaml { line, column } => write!(f, "{line}:{column}"),
             // Stable proc-macro spans do not expose line numbers; the span itself is the location.
-            Loc::Tokens(_) => f.write_str("<tokens>"),
+            Loc::Tokens(_) | Loc::TokenRange(..) => f.write_str("<tokens>"),
             Loc::Unknown => f.write_str("?:?"),
         }
     }

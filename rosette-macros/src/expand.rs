@@ -2,7 +2,7 @@
 //! `codegen`, fed by `lower`).
 
 use proc_macro2::{Span, TokenStream};
-use quote::quote_spanned;
+use quote::{quote, quote_spanned};
 
 use crate::diag::{Diagnostic, Loc};
 
@@ -26,11 +26,16 @@ pub fn token_errors(fallback: Span, diagnostics: &[Diagnostic]) -> TokenStream {
     diagnostics
         .iter()
         .map(|d| {
-            let span = match d.loc {
-                Loc::Tokens(span) => span,
-                _ => fallback,
-            };
-            syn::Error::new(span, &d.message).to_compile_error()
+            match d.loc {
+                Loc::Tokens(span) => syn::Error::new(span, &d.message).to_compile_error(),
+                Loc::TokenRange(first, last) => {
+                    // `new_spanned` underlines from its first token to its last one.
+                    let first = proc_macro2::Ident::new("first", first);
+                    let last = proc_macro2::Ident::new("last", last);
+                    syn::Error::new_spanned(quote!(#first #last), &d.message).to_compile_error()
+                }
+                Loc::Yaml { .. } | Loc::Unknown => syn::Error::new(fallback, &d.message).to_compile_error(),
+            }
         })
         .collect()
 }

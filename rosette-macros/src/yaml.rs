@@ -28,7 +28,20 @@ fn convert_error(error: &serde_saphyr::Error) -> Diagnostic {
         .unwrap_or(Loc::Unknown);
     // The default formatter gives the bare message; we prefix the location ourselves.
     let message = serde_saphyr::DefaultMessageFormatter.format_message(error);
-    Diagnostic::new(loc, message.into_owned())
+    // The parser's advice is addressed to the programmer embedding it, not to our user.
+    let message = message.split(", set DuplicateKeyPolicy").next().unwrap_or_default();
+    Diagnostic::new(loc, explain_type_error(message))
+}
+
+/// serde-saphyr reports a scalar of the wrong type as `invalid u16` and the like; say what was expected.
+fn explain_type_error(message: &str) -> String {
+    let expected = match message {
+        "invalid u16" => "an integer from 0 to 65535",
+        "invalid u32" => "an integer from 0 to 4294967295",
+        "invalid bool" => "`true` or `false`",
+        _ => return message.to_owned(),
+    };
+    format!("{message}: expected {expected}")
 }
 
 fn loc_of<T>(spanned: &Spanned<T>) -> Loc {

@@ -1,0 +1,47 @@
+# Generates the YAML UI fixtures from forwarder.yaml (run once; the outputs are committed and reviewed).
+import pathlib
+ui = pathlib.Path(__file__).parent / "ui"
+base = (ui / "forwarder.yaml").read_text()
+
+def edit(*pairs):
+    s = base
+    for a, b in pairs:
+        assert a in s, a
+        s = s.replace(a, b, 1)
+    return s
+
+P1_NO_RX = ("  p1:\n    device: net_ring0      # everything else defaulted", "  p1:\n    device: net_ring0\n    rx_queues: 0")
+cases = {
+    "unknown_field": edit(("    shared_tx: false", "    shared_tx: false\n    colour: red")),
+    "wrong_type": edit(("rx_queues: 1", "rx_queues: one")),
+    "unknown_port": edit(("to: p0.tx[1]", "to: p9.tx[1]")),
+    "unknown_ring": edit(("from: ring:handoff", "from: ring:handof")),
+    "rx_polled_by_two_lcores": edit(("from: p1.rx[0]", "from: p0.rx[0]"), P1_NO_RX),
+    "rx_not_polled": edit(("rx_queues: 1", "rx_queues: 2")),
+    "tx_written_by_two_lcores": edit(("to: ring:handoff", "to: p0.tx[1]"),
+        ("      - from: ring:handoff\n        to: p1.tx[0]\n", ""), ("rings:\n  handoff: { size: 1024 }\n", "")),
+    "lcore_twice": edit(("lcore: 2", "lcore: 1")),
+    "lcore_outside_set": edit(("lcore: 2", "lcore: 7")),
+    "main_lcore_as_worker": edit(("main_lcore: 0", "main_lcore: 1")),
+    "main_lcore_outside_set": edit(("main_lcore: 0", "main_lcore: 5")),
+    "queue_out_of_range": edit(("to: p0.tx[1]", "to: p0.tx[2]")),
+    "burst_zero": edit(("burst: 32", "burst: 0")),
+    "burst_not_power_of_two": edit(("burst: 32", "burst: 24")),
+    "burst_over_descriptors": edit(("rx_descriptors: 1024", "rx_descriptors: 16")),
+    "mempool_too_small": edit(("size: 8191", "size: 2048")),
+    "mempool_cache_too_large": edit(("cache: 256", "cache: 1024")),
+    "duplicate_port": edit(("  p1:", "  p0:")),
+    "duplicate_device": edit(("net_ring0", "net_null0")),
+    "invalid_device": edit(("net_ring0", "eth0")),
+    "ring_size": edit(("size: 1024 }", "size: 1000 }")),
+    "ring_unused": edit(("rings:\n", "rings:\n  spare: { size: 8 }\n")),
+    "invalid_identifiers": edit(("name: forwarder", "name: for-warder"), ("max_len:", "max len:")),
+    "bad_endpoint": edit(("from: p0.rx[0]", "from: p0.rx0")),
+    "bad_stage_path": edit(('"crate::Filter"', '"crate::Fil ter"')),
+    "extra_arg_conflict": edit(('["--in-memory"]', '["--in-memory", "-l", "0-3"]')),
+    "memory_mode": edit(("memory: no-huge", "memory: lots")),
+    "many_errors": edit(("burst: 32", "burst: 0"), ("lcore: 2", "lcore: 9"), ("size: 1024 }", "size: 3 }")),
+}
+for name, text in cases.items():
+    (ui / f"yaml_{name}.yaml").write_text(text)
+    (ui / f"yaml_{name}.rs").write_text(f'rosette_macros::pipeline!("yaml_{name}.yaml");\n\nfn main() {{}}\n')

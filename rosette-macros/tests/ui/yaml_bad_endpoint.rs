@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_bad_endpoint.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_bad_stage_path.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_burst_over_descriptors.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_burst_zero.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_duplicate_port.yaml");
+
+fn main() {}

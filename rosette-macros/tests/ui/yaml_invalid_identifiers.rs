@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_invalid_identifiers.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_lcore_outside_set.yaml");
+
+fn main() {}

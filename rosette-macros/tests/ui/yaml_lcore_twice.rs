@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_lcore_twice.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_main_lcore_as_worker.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_many_errors.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_memory_mode.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_mempool_cache_too_large.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_mempool_too_small.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("no_such_file.yaml");
+
+fn main() {}

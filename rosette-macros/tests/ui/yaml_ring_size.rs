@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_ring_size.yaml");
+
+fn main() {}

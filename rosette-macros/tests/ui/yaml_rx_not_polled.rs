@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_rx_not_polled.yaml");
+
+fn main() {}

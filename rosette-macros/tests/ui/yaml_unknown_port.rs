@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_unknown_port.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_wrong_type.yaml");
+
+fn main() {}
