@@ -7,6 +7,9 @@
 //! configure ports and rings, and run each lcore's loop. Nothing here is called per packet except the
 //! stages themselves and [`stats::LcoreStats::publish`] (a handful of relaxed stores per burst).
 
+pub mod channels;
+pub mod endpoint;
+pub mod fault_stage;
 pub mod runtime;
 pub mod stages;
 pub mod stats;
