@@ -1,7 +1,8 @@
 //! The seeded fault injector ([`crate::channel::fault`]) as a pipeline stage that can sit on any link.
 //!
 //! Every packet of the burst gets a fate from the injector: dropped (loss, blackhole), delivered
-//! (possibly bit-flipped or truncated), duplicated (a second reference to the same mbuf, no copy), or
+//! (possibly bit-flipped or truncated), duplicated (a private copy, so that a channel after the stage
+//! can strip the headers of both), or
 //! held back for a random delay so later packets overtake it (reordering). Held packets wait in a
 //! queue allocated once at construction and are put back into a later burst when their time comes;
 //! when the queue is full a packet is delivered at once instead (and counted as not reordered).
@@ -110,7 +111,13 @@ impl Stage for FaultStage {
                     Fate::Deliver { buf, delay, duplicate } => {
                         // Duplicates follow their original through the hold queue, due now, so they go
                         // out right after this burst's survivors.
+                        // The duplicate is a second reference to the same mbuf; a private copy lets
+                        // a receiving channel strip headers of each (shared mbufs cannot be changed).
                         if let Some(dup) = duplicate {
+                            let dup = match pool.and_then(|p| dup.linearized_copy(p)) {
+                                Some(copy) => copy,
+                                None => dup,
+                            };
                             if held.len() < cap {
                                 held.push_back((now, dup));
                             }
