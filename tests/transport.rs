@@ -74,7 +74,6 @@ struct Node {
     stop: StopFlag,
     pause: Arc<AtomicBool>,
     paused: Arc<AtomicBool>,
-    join: Option<LcoreJoin<()>>,
 }
 
 impl Node {
@@ -94,19 +93,19 @@ impl Node {
             stop: StopFlag::new(),
             pause: Arc::new(AtomicBool::new(false)),
             paused: Arc::new(AtomicBool::new(false)),
-            join: None,
         }
     }
 
     /// Runs `stages` in a poll loop on the worker lcore: rx → stages → tx, with a link watchdog (rx and
-    /// tx only while the link is up, checked every millisecond) and a pause switch.
-    fn run<S: Stage + 'static>(&mut self, mut stages: S) {
+    /// tx only while the link is up, checked every millisecond) and a pause switch. The loop returns the
+    /// stages when stopped, so their counters can be checked.
+    fn run<S: Stage + 'static>(&self, mut stages: S) -> LcoreJoin<S> {
         let lcore = self.eal.worker_lcores().next().unwrap();
         let (mut rx, mut tx) = (self.port.rx_queue(0).unwrap(), self.port.tx_queue(0).unwrap());
         let port = self.port.clone();
         let (stop, pause, paused) = (self.stop.clone(), self.pause.clone(), self.paused.clone());
         let cx = Context::new(lcore, TscClock::new(), Some(self.pool.clone()));
-        let join = launch(&self.eal, lcore, move || {
+        launch(&self.eal, lcore, move || {
             let mut burst = Burst::<U32>::new();
             let every = cx.clock().hz() / 1000;
             let (mut next_check, mut up) = (0u64, false);
@@ -135,11 +134,10 @@ impl Node {
                     }
                 }
             }
-            stages.finish(&cx);
             drop((rx, tx, port));
+            stages
         })
-        .unwrap();
-        self.join = Some(join);
+        .unwrap()
     }
 
     /// Stops polling (and waits until the loop is parked): the peer may then disappear.
@@ -156,17 +154,15 @@ impl Node {
         self.port.link().map(|l| l.up).unwrap_or(false)
     }
 
-    /// Stops the loop and waits for it (its stages free what they hold).
-    fn stop_loop(&mut self) {
+    /// Stops the loop and returns its stages.
+    fn stop_loop<S>(&self, join: LcoreJoin<S>) -> S {
         self.stop.stop();
-        if let Some(join) = self.join.take() {
-            join.join().expect("poll loop panicked");
-        }
+        join.join().expect("poll loop panicked")
     }
 
-    /// Stops everything and checks that every mbuf went home.
-    fn finish(mut self) {
-        self.stop_loop();
+    /// Stops the port and checks that every mbuf went home (the loop must be stopped and its stages
+    /// dropped).
+    fn finish(self) {
         self.port.stop().unwrap();
         let Node { eal, pool, port, .. } = self;
         drop(port);
@@ -258,6 +254,19 @@ fn stream_byte(salt: u64, i: u64) -> u8 {
 }
 
 const MESSAGES: u32 = 600;
+
+/// The fault stage did damage and damaged packets were dropped by a check
+/// (IPv4/UDP checksums in the unordered channel, CRC-32C in the connection) rather than delivered.
+fn check_reliable_faults(
+    f: &rosette::channel::fault::FaultStats,
+    c: &rosette::channel::conn::Stats,
+    u: &rosette::channel::unordered::Stats,
+) {
+    println!("reliable: faults {f:?}\nconnection {c:?}\nlink {u:?}");
+    assert!(f.lost > 0 && f.corrupted + f.truncated > 0, "the fault stage inflicted too little: {f:?}");
+    assert!(u.rx_drops.total() + c.drops.bad_checksum + c.drops.malformed > 0, "damaged packets not caught");
+    assert!(c.drops.duplicate > 0 || f.duplicated == 0, "duplicates not recognised: {c:?}");
+}
 const UP_BYTES: u64 = 1 << 20;
 const DOWN_BYTES: u64 = 256 << 10;
 
@@ -269,8 +278,8 @@ fn next(ep: &ReliableEndpoint, what: &str) -> reliable::Event<Mbuf> {
 dpdk_test! {
     fn reliable_over_memif_with_faults_is_exactly_once_in_order() {
         let socket = socket_path("rel");
-        let mut node = Node::start(&memif_vdev("server", &socket), 0);
-        node.run(Chain(faults(11), ReliableStage::new(server_params("rel"))));
+        let node = Node::start(&memif_vdev("server", &socket), 0);
+        let join = node.run(Chain(faults(11), ReliableStage::new(server_params("rel"))));
         let child = spawn_peer("reliable", &socket, 1);
         let ep = ReliableEndpoint::connect("rel", LONG).unwrap();
         assert!(matches!(next(&ep, "connection"), reliable::Event::Connected));
@@ -297,7 +306,9 @@ dpdk_test! {
         ep.close(LONG).unwrap();
         assert!(matches!(next(&ep, "close"), reliable::Event::Closed));
         drop(ep);
-        node.stop_loop();
+        let Chain(fault, stage) = node.stop_loop(join);
+        check_reliable_faults(fault.stats(), stage.channel().unwrap().stats(), stage.link().unwrap().stats());
+        drop((fault, stage));
         release_peer(child);
         assert!(common::wait_until(LONG, || !node.link_up()), "link still up after the peer left");
         node.finish();
@@ -308,8 +319,8 @@ dpdk_test! {
 dpdk_test! {
     fn streaming_over_memif_with_faults_is_exactly_once_in_order() {
         let socket = socket_path("str");
-        let mut node = Node::start(&memif_vdev("server", &socket), 0);
-        node.run(Chain(faults(21), StreamingStage::new(server_params("str"))));
+        let node = Node::start(&memif_vdev("server", &socket), 0);
+        let join = node.run(Chain(faults(21), StreamingStage::new(server_params("str"))));
         let child = spawn_peer("streaming", &socket, 1);
         let mut ep = StreamEndpoint::connect("str", LONG).unwrap();
         assert_eq!(ep.wait_event(LONG).unwrap(), streaming::Event::Connected);
@@ -335,7 +346,12 @@ dpdk_test! {
         drop(ep);
         // Both directions are finished; give the last acknowledgements a moment, then hand over.
         std::thread::sleep(Duration::from_millis(200));
-        node.stop_loop();
+        let Chain(fault, stage) = node.stop_loop(join);
+        let (f, c) = (*fault.stats(), *stage.channel().unwrap().stats());
+        println!("streaming: faults {f:?}\nconnection {c:?}");
+        assert!(f.lost > 0 && f.corrupted + f.truncated > 0, "the fault stage inflicted too little: {f:?}");
+        assert!(c.retransmits > 0, "nothing was retransmitted on a lossy link: {c:?}");
+        drop((fault, stage));
         release_peer(child);
         assert!(common::wait_until(LONG, || !node.link_up()), "link still up after the peer left");
         node.finish();
@@ -346,8 +362,8 @@ dpdk_test! {
 dpdk_test! {
     fn unordered_over_memif_with_faults_counts_loss_and_never_delivers_corruption() {
         let socket = socket_path("uno");
-        let mut node = Node::start(&memif_vdev("server", &socket), 0);
-        node.run(Chain(faults(31), UnorderedStage::new(server_params("uno"))));
+        let node = Node::start(&memif_vdev("server", &socket), 0);
+        let join = node.run(Chain(faults(31), UnorderedStage::new(server_params("uno"))));
         let child = spawn_peer("unordered", &socket, 1);
         let ep = UnorderedEndpoint::connect("uno", LONG).unwrap();
         let total = 3000u32;
@@ -374,7 +390,14 @@ dpdk_test! {
         // Let the ack go out, then stop and hand over.
         std::thread::sleep(Duration::from_millis(200));
         drop(ep);
-        node.stop_loop();
+        let Chain(fault, stage) = node.stop_loop(join);
+        let (f, u) = (*fault.stats(), stage.channel().unwrap().stats().clone());
+        println!("unordered: faults {f:?}\nchannel {u:?}");
+        assert!(f.corrupted + f.truncated > 0, "nothing corrupted or truncated: {f:?}");
+        // Every damaged frame was caught by a header check or checksum (a flipped bit may also hit a
+        // MAC or a field that makes it someone else's frame, counted under another reason).
+        assert!(u.rx_drops.total() > 0, "corrupted frames were not dropped: {u:?}");
+        drop((fault, stage));
         release_peer(child);
         assert!(common::wait_until(LONG, || !node.link_up()), "link still up after the peer left");
         node.finish();
@@ -392,8 +415,8 @@ fn unordered_payload(seq: u32) -> Vec<u8> {
 dpdk_test! {
     fn peer_killed_mid_transfer_and_restarted_resets_and_reconnects() {
         let socket = socket_path("kill");
-        let mut node = Node::start(&memif_vdev("server", &socket), 0);
-        node.run(Chain(faults(41), ReliableStage::new(server_params("kill"))));
+        let node = Node::start(&memif_vdev("server", &socket), 0);
+        let join = node.run(Chain(faults(41), ReliableStage::new(server_params("kill"))));
         let mut first = spawn_peer("reliable-endless", &socket, 1);
         let ep = ReliableEndpoint::connect("kill", LONG).unwrap();
         assert!(matches!(next(&ep, "connection"), reliable::Event::Connected));
@@ -455,7 +478,9 @@ dpdk_test! {
         ep.close(LONG).unwrap();
         assert!(matches!(next(&ep, "close"), reliable::Event::Closed));
         drop(ep);
-        node.stop_loop();
+        let Chain(fault, stage) = node.stop_loop(join);
+        check_reliable_faults(fault.stats(), stage.channel().unwrap().stats(), stage.link().unwrap().stats());
+        drop((fault, stage));
         release_peer(second);
         assert!(common::wait_until(LONG, || !node.link_up()), "link still up after the peer left");
         node.finish();
@@ -471,12 +496,12 @@ fn transport_peer() {
     let mode = std::env::var("ROSETTE_PEER_MODE").expect("ROSETTE_PEER_MODE");
     let epoch: u32 = std::env::var("ROSETTE_PEER_EPOCH").unwrap().parse().unwrap();
     // Main lcore 1, loop on lcore 0: the parent's loop spins on lcore 1.
-    let mut node = Node::start(&memif_vdev("client", &socket), 1);
+    let node = Node::start(&memif_vdev("client", &socket), 1);
     assert!(common::wait_until(LONG, || node.link_up()), "memif link never came up");
     let seed = 100 + u64::from(epoch);
     match mode.as_str() {
         "reliable" | "reliable-endless" => {
-            node.run(Chain(faults(seed), ReliableStage::new(client_params("peer").epoch(epoch))));
+            let join = node.run(Chain(faults(seed), ReliableStage::new(client_params("peer").epoch(epoch))));
             let ep = ReliableEndpoint::connect("peer", LONG).unwrap();
             assert!(matches!(next(&ep, "connection"), reliable::Event::Connected));
             let count = if mode == "reliable-endless" { u32::MAX } else { MESSAGES };
@@ -492,9 +517,16 @@ fn transport_peer() {
             ep.close(LONG).unwrap();
             assert!(matches!(next(&ep, "peer close"), reliable::Event::PeerClosed));
             drop(ep);
+            // End-of-stream handshake: keep polling (acknowledging) until the parent stopped polling.
+            wait_for_bye();
+            let Chain(fault, stage) = node.stop_loop(join);
+            // The sender repaired what its peer's inbound fault stage destroyed.
+            let c = *stage.channel().unwrap().stats();
+            assert!(c.retransmits > 0, "nothing was retransmitted on a lossy link: {c:?}");
+            drop((fault, stage));
         }
         "streaming" => {
-            node.run(Chain(faults(seed), StreamingStage::new(client_params("peer").epoch(epoch))));
+            let join = node.run(Chain(faults(seed), StreamingStage::new(client_params("peer").epoch(epoch))));
             let mut ep = StreamEndpoint::connect("peer", LONG).unwrap();
             assert_eq!(ep.wait_event(LONG).unwrap(), streaming::Event::Connected);
             let up: Vec<u8> = (0..UP_BYTES).map(|i| stream_byte(1, i)).collect();
@@ -514,9 +546,12 @@ fn transport_peer() {
             }
             assert_eq!(at, DOWN_BYTES);
             drop(ep);
+            // End-of-stream handshake: keep polling (acknowledging) until the parent stopped polling.
+            wait_for_bye();
+            drop(node.stop_loop(join));
         }
         "unordered" => {
-            node.run(Chain(faults(seed), UnorderedStage::new(client_params("peer"))));
+            let join = node.run(Chain(faults(seed), UnorderedStage::new(client_params("peer"))));
             let ep = UnorderedEndpoint::connect("peer", LONG).unwrap();
             let server = SocketAddrV4::new(SERVER_IP, PORT);
             for seq in 0..3000u32 {
@@ -537,12 +572,12 @@ fn transport_peer() {
                 }
             }
             drop(ep);
+            // End-of-stream handshake: keep polling (acknowledging) until the parent stopped polling.
+            wait_for_bye();
+            drop(node.stop_loop(join));
         }
         other => panic!("unknown peer mode {other}"),
     }
-    // End-of-stream handshake: keep polling (acknowledging) until the parent stopped polling.
-    wait_for_bye();
-    node.stop_loop();
     node.finish();
 }
 
@@ -559,14 +594,14 @@ fn sh(args: &[&str]) {
 dpdk_test! {
     fn kernel_udp_socket_talks_to_unordered_channel_over_tap() {
         let iface = tap_name();
-        let mut node = Node::start(&format!("net_tap0,iface={iface}"), 0);
+        let node = Node::start(&format!("net_tap0,iface={iface}"), 0);
         let kernel_ip = Ipv4Addr::new(10, 77, 0, 1);
         let our_ip = Ipv4Addr::new(10, 77, 0, 2);
         sh(&["ip", "addr", "add", "10.77.0.1/24", "dev", &iface]);
         sh(&["ip", "link", "set", &iface, "up"]);
         assert!(common::wait_until(LONG, || node.link_up()), "tap link never came up");
         let params = ChannelParams::new("tap", [2, 0, 0, 0, 0x77, 2], our_ip, 9000, SocketAddrV4::new(kernel_ip, 0));
-        node.run(UnorderedStage::new(params));
+        let join = node.run(UnorderedStage::new(params));
         let ep = UnorderedEndpoint::connect("tap", LONG).unwrap();
         let sock = UdpSocket::bind(SocketAddrV4::new(kernel_ip, 0)).unwrap();
         sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -594,6 +629,7 @@ dpdk_test! {
             assert_eq!(&buf[..n], format!("to kernel {i}").as_bytes());
         }
         drop(ep);
+        drop(node.stop_loop(join));
         node.finish();
     }
 }
