@@ -428,9 +428,8 @@ impl StreamEndpoint {
             if let Some(seg) = &mut self.current {
                 let n = seg.data().len().min(out.len());
                 out[..n].copy_from_slice(&seg.data()[..n]);
-                if n == seg.data().len() {
-                    self.current = None;
-                } else if seg.adjust(n).is_err() {
+                // A fully read segment goes back to the pool; a partly read one keeps the rest.
+                if n == seg.data().len() || seg.adjust(n).is_err() {
                     self.current = None;
                 }
                 return Ok(n);
