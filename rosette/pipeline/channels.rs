@@ -167,6 +167,10 @@ struct UdpLink {
     ident: u16,
     /// Datagrams from addresses other than the peer.
     foreign: u64,
+    /// Shared packets sent behind a header mbuf (zero-copy).
+    chained: u64,
+    /// Shared packets copied because the peer's MAC was not resolved yet.
+    copied: u64,
 }
 
 impl UdpLink {
@@ -180,6 +184,8 @@ impl UdpLink {
             // Distinct from the unordered channel's idents, which start at 0.
             ident: 0x8000,
             foreign: 0,
+            chained: 0,
+            copied: 0,
         }
     }
 
@@ -222,7 +228,7 @@ impl UdpLink {
     /// Sends one UDP payload to the peer: prepended in place when unshared, behind a header mbuf when
     /// shared. Failures drop the packet (the connection retransmits).
     fn send(&mut self, now: Instant, payload: Mbuf, batch: &mut Batch<'_>) {
-        if !payload.is_shared_buf() {
+        if payload.refcnt() == 1 {
             let _ = self.udp.send(now, self.src.port(), self.peer, payload);
             return;
         }
@@ -230,6 +236,7 @@ impl UdpLink {
             // Rare path (peer not resolved yet): a private copy the unordered channel can hold while
             // it resolves the peer.
             if let Some(copy) = payload.linearized_copy(&self.pool) {
+                self.copied += 1;
                 drop(payload);
                 let _ = self.udp.send(now, self.src.port(), self.peer, copy);
             }
@@ -239,6 +246,7 @@ impl UdpLink {
         let Ok(hdr) = head.append(HEADERS_LEN) else { return };
         self.write_headers(hdr, dst_mac, payload.data());
         if let Ok(frame) = head.chain(payload) {
+            self.chained += 1;
             if let Err(frame) = batch.push(frame) {
                 drop(frame);
             }
@@ -289,17 +297,6 @@ impl UdpLink {
     }
 }
 
-trait SharedBuf {
-    fn is_shared_buf(&self) -> bool;
-}
-
-impl SharedBuf for Mbuf {
-    #[inline]
-    fn is_shared_buf(&self) -> bool {
-        self.refcnt() > 1
-    }
-}
-
 /// Counters of a channel stage, beyond the channel's own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StageStats {
@@ -311,6 +308,11 @@ pub struct StageStats {
     pub delivered: u64,
     /// Datagrams from addresses other than the peer (reliable/streaming).
     pub foreign: u64,
+    /// Packets shared with the connection's retransmission copy that were sent behind a separate
+    /// header mbuf, without copying (reliable/streaming).
+    pub chained: u64,
+    /// Shared packets copied once because the peer's MAC was not resolved yet (reliable/streaming).
+    pub copied: u64,
 }
 
 /// A reliable message channel as a stage. See the module documentation.
@@ -371,7 +373,9 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
     /// The stage's own counters.
     pub fn stats(&self) -> StageStats {
         let mut s = self.stats;
-        s.foreign = self.run.as_ref().map_or(0, |(l, _)| l.foreign);
+        if let Some((link, _)) = &self.run {
+            (s.foreign, s.chained, s.copied) = (link.foreign, link.chained, link.copied);
+        }
         s
     }
 
@@ -531,7 +535,9 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
     /// The stage's own counters.
     pub fn stats(&self) -> StageStats {
         let mut s = self.stats;
-        s.foreign = self.run.as_ref().map_or(0, |(l, _)| l.foreign);
+        if let Some((link, _)) = &self.run {
+            (s.foreign, s.chained, s.copied) = (link.foreign, link.chained, link.copied);
+        }
         s
     }
 

@@ -553,3 +553,55 @@ impl UnorderedEndpoint {
         pull_timeout(&self.ends.deliveries, timeout).map(|unordered::Event::Datagram(d)| d)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_hands_each_registration_out_once_and_by_kind() {
+        let _lcore = ReliableEndpoint::register("registry-test", 4, 100, 100);
+        assert_eq!(StreamEndpoint::connect("registry-test", Duration::ZERO).unwrap_err(), EndpointError::NotFound);
+        let ep = ReliableEndpoint::connect("registry-test", Duration::ZERO).unwrap();
+        assert_eq!(ReliableEndpoint::connect("registry-test", Duration::ZERO).unwrap_err(), EndpointError::NotFound);
+        // Before the stage ran there is no pool to copy into; the blocking variant waits, then times out.
+        assert_eq!(ep.try_send(b"x").unwrap_err(), EndpointError::NoBuffers);
+        assert_eq!(ep.send(b"x", Duration::from_millis(5)).unwrap_err(), EndpointError::TimedOut);
+        assert_eq!(ep.try_send(&[0; 101]).unwrap_err(), EndpointError::TooLarge);
+        assert_eq!(ep.try_recv().unwrap_err(), EndpointError::WouldBlock);
+        drop(_lcore);
+        assert_eq!(ep.try_recv().unwrap_err(), EndpointError::Disconnected);
+        assert_eq!(ep.close(Duration::ZERO).unwrap_err(), EndpointError::Disconnected);
+    }
+
+    #[test]
+    fn connect_waits_for_the_stage() {
+        let waiter = std::thread::spawn(|| UnorderedEndpoint::connect("late-stage", Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(20));
+        let _lcore = UnorderedEndpoint::register("late-stage", 4, 1472);
+        assert!(waiter.join().unwrap().is_ok());
+        assert!(!unregister("late-stage"));
+        let _again = StreamEndpoint::register("unclaimed", 4);
+        assert!(unregister("unclaimed"));
+    }
+
+    #[test]
+    fn command_queue_is_bounded() {
+        let lcore = StreamEndpoint::register("bounded", 2);
+        let ep = StreamEndpoint::connect("bounded", Duration::ZERO).unwrap();
+        assert_eq!(ep.finish(Duration::ZERO), Ok(()));
+        assert_eq!(ep.reset(Duration::ZERO), Ok(()));
+        assert_eq!(ep.finish(Duration::from_millis(2)), Err(EndpointError::TimedOut));
+        assert!(matches!(lcore.commands.try_recv(), Ok(StreamCommand::Finish)));
+        assert_eq!(ep.finish(Duration::ZERO), Ok(()));
+    }
+
+    #[test]
+    fn closures_are_sinks() {
+        let mut got = Vec::new();
+        let mut sink = |x: u32| if x < 3 { Ok(got.push(x)) } else { Err(x) };
+        assert_eq!(sink.deliver(1), Ok(()));
+        assert_eq!(sink.deliver(7), Err(7));
+        assert_eq!(got, [1]);
+    }
+}
