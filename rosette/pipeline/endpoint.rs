@@ -599,7 +599,13 @@ mod tests {
     #[test]
     fn closures_are_sinks() {
         let mut got = Vec::new();
-        let mut sink = |x: u32| if x < 3 { Ok(got.push(x)) } else { Err(x) };
+        let mut sink = |x: u32| {
+            if x >= 3 {
+                return Err(x);
+            }
+            got.push(x);
+            Ok(())
+        };
         assert_eq!(sink.deliver(1), Ok(()));
         assert_eq!(sink.deliver(7), Err(7));
         assert_eq!(got, [1]);
