@@ -411,6 +411,25 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
         if conn.poll_timeout().is_some_and(|t| t <= now) {
             conn.handle_timeout(now);
         }
+        // Deliveries first (only while the sink takes them), so a reset is seen before commands are.
+        loop {
+            let item = match self.stash.take() {
+                Some(item) => item,
+                None => match conn.poll_event() {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            if matches!(item, reliable::Event::Reset(_) | reliable::Event::Failed) && self.held.take().is_some() {
+                // A message held for the old connection must not go out on a new one.
+                self.stats.send_refused += 1;
+            }
+            if let Err(item) = self.sink.deliver(item) {
+                self.stash = Some(item);
+                break;
+            }
+            self.stats.delivered += 1;
+        }
         // Commands, only while the channel can take them (back-pressure to the application). A message
         // that does not fit yet is held and retried on a later iteration.
         loop {
@@ -453,21 +472,6 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
             if res.is_err() {
                 self.stats.send_refused += 1;
             }
-        }
-        // Deliveries, only while the sink takes them.
-        loop {
-            let item = match self.stash.take() {
-                Some(item) => item,
-                None => match conn.poll_event() {
-                    Some(item) => item,
-                    None => break,
-                },
-            };
-            if let Err(item) = self.sink.deliver(item) {
-                self.stash = Some(item);
-                break;
-            }
-            self.stats.delivered += 1;
         }
         link.flush(now, batch);
         while batch.len() < batch.capacity() {
@@ -587,6 +591,31 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             if stream.poll_timeout().is_some_and(|t| t <= now) {
                 stream.handle_timeout(now);
             }
+            dropped
+        };
+        // Deliveries first (only while the sink takes them), so a reset is seen before writes are.
+        loop {
+            let item = match self.stash.take() {
+                Some(item) => item,
+                None => match self.next_delivery() {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            if matches!(item, StreamDelivery::Event(streaming::Event::Reset(_) | streaming::Event::Failed))
+                && self.writing.take().is_some()
+            {
+                // Bytes written for the old connection must not go out on a new one.
+                self.stats.send_refused += 1;
+            }
+            if let Err(item) = self.sink.deliver(item) {
+                self.stash = Some(item);
+                break;
+            }
+            self.stats.delivered += 1;
+        }
+        {
+            let Some((_, stream)) = &mut self.run else { return dropped };
             // Writes: one partly taken write is retried before new commands are taken.
             loop {
                 if self.writing.is_none() {
@@ -627,21 +656,6 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
                     }
                 }
             }
-            dropped
-        };
-        loop {
-            let item = match self.stash.take() {
-                Some(item) => item,
-                None => match self.next_delivery() {
-                    Some(item) => item,
-                    None => break,
-                },
-            };
-            if let Err(item) = self.sink.deliver(item) {
-                self.stash = Some(item);
-                break;
-            }
-            self.stats.delivered += 1;
         }
         let Some((link, stream)) = &mut self.run else { return dropped };
         link.flush(now, batch);
