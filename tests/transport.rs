@@ -530,7 +530,12 @@ fn transport_peer() {
             drop((fault, stage));
         }
         "streaming" => {
-            let join = node.run(Chain(faults(seed), StreamingStage::new(client_params("peer").epoch(epoch))));
+            // Also corrupt on the way out, where packets are shared with the retransmission copies and
+            // chained behind header mbufs: the fault stage must damage a private copy, never the copy
+            // kept for retransmission (or the stream could not complete).
+            let outbound = FaultStage::new(seed + 1, FaultConfig { corrupt_ppm: 20_000, ..FaultConfig::default() });
+            let stream = StreamingStage::new(client_params("peer").epoch(epoch));
+            let join = node.run(Chain(faults(seed), Chain(stream, outbound)));
             let mut ep = StreamEndpoint::connect("peer", LONG).unwrap();
             assert_eq!(ep.wait_event(LONG).unwrap(), streaming::Event::Connected);
             let up: Vec<u8> = (0..UP_BYTES).map(|i| stream_byte(1, i)).collect();
@@ -552,7 +557,9 @@ fn transport_peer() {
             drop(ep);
             // End-of-stream handshake: keep polling (acknowledging) until the parent stopped polling.
             wait_for_bye();
-            drop(node.stop_loop(join));
+            let Chain(inbound, Chain(stream, outbound)) = node.stop_loop(join);
+            assert!(outbound.stats().corrupted > 0, "{:?}", outbound.stats());
+            drop((inbound, stream, outbound));
         }
         "unordered" => {
             let join = node.run(Chain(faults(seed), UnorderedStage::new(client_params("peer"))));

@@ -215,10 +215,13 @@ impl Mbuf {
     /// Appends `tail` as the next segment(s) of this packet, which takes ownership of it: the
     /// zero-copy way to put freshly written headers in front of a payload that another handle shares
     /// (a channel keeping a packet for retransmission). Neither packet's bytes are written, so a shared
-    /// `tail` stays valid for its other handles. Gives both back when DPDK refuses (too many segments)
-    /// or when `self` is shared (its segment list would change under the other handle).
+    /// single-segment `tail` stays valid for its other handles. Gives both back when DPDK refuses (too
+    /// many segments), when `self` is shared (its segment list would change under the other handle), or
+    /// when `tail` is shared and has several segments.
     pub fn chain(self, tail: Mbuf) -> core::result::Result<Mbuf, (Mbuf, Mbuf)> {
-        if self.refcnt() > 1 {
+        // A shared tail must be a single segment: DPDK rewrites the tail's pkt_len, which for one
+        // segment already equals the value written, but for several would change the other handle's view.
+        if self.refcnt() > 1 || (tail.refcnt() > 1 && !tail.is_contiguous()) {
             return Err((self, tail));
         }
         let (head, tail_raw) = (self.raw, tail.raw);
