@@ -24,9 +24,10 @@ use rosette::channel::{reliable, streaming, unordered};
 use rosette::pipeline::channels::{ChannelParams, ReliableStage, Role, StreamingStage, UnorderedStage};
 use rosette::pipeline::endpoint::{EndpointError, ReliableEndpoint, StreamEndpoint, UnorderedEndpoint};
 use rosette::pipeline::fault_stage::FaultStage;
+use rosette::pipeline::watchdog::LinkWatchdog;
 use rosette::pipeline::{Context, Stage};
 use rosette::substrate::{
-    launch, tsc, Batch, Burst, Eal, LcoreJoin, Mbuf, Mempool, MempoolConfig, Port, PortConfig, StopFlag, TscClock,
+    launch, Batch, Burst, Eal, LcoreJoin, Mbuf, Mempool, MempoolConfig, Port, PortConfig, StopFlag, TscClock,
 };
 use rosette::typenum::U32;
 
@@ -107,21 +108,16 @@ impl Node {
         let cx = Context::new(lcore, TscClock::new(), Some(self.pool.clone()));
         launch(&self.eal, lcore, move || {
             let mut burst = Burst::<U32>::new();
-            let every = cx.clock().hz() / 1000;
-            let (mut next_check, mut up) = (0u64, false);
+            let mut link = LinkWatchdog::new(port.clone(), cx.clock(), 1000);
             while !stop.is_set() {
                 if pause.load(Ordering::Acquire) {
                     paused.store(true, Ordering::Release);
-                    up = false;
+                    link.invalidate();
                     std::thread::sleep(Duration::from_micros(100));
                     continue;
                 }
                 paused.store(false, Ordering::Release);
-                let t = tsc();
-                if t >= next_check {
-                    up = port.link().map(|l| l.up).unwrap_or(false);
-                    next_check = t + every;
-                }
+                let up = link.poll();
                 if up {
                     rx.rx(&mut burst);
                 }

@@ -16,6 +16,7 @@ pub mod fault_stage;
 pub mod runtime;
 pub mod stages;
 pub mod stats;
+pub mod watchdog;
 
 use crate::substrate::{Batch, Mempool, TscClock};
 
