@@ -430,12 +430,13 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
             }
             self.stats.delivered += 1;
         }
-        // Commands, only while the channel can take them (back-pressure to the application). A message
-        // that does not fit yet is held and retried on a later iteration.
+        // Commands, only while the channel can take them (back-pressure to the application): a message
+        // that does not fit yet is held, and no further command is taken until it went out.
         loop {
             let cmd = match self.held.take() {
                 Some(cmd) => cmd,
-                None if conn.send_space() == 0 => break,
+                // With the channel full, at most one message is taken and held, so a close or reset
+                // behind full-queue messages is still reached once they drain.
                 None => match self.ends.commands.try_recv() {
                     Ok(cmd) => {
                         self.stats.commands += 1;

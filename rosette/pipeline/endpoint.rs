@@ -11,8 +11,8 @@
 //!
 //! The queues are `std::sync::mpsc::sync_channel`s: bounded and array-backed, allocated once when the
 //! stage is built, so the lcore side never allocates per packet. Back-pressure is end to end: the lcore
-//! takes a command only when its channel has send space, so a slow peer fills the channel, then the
-//! command queue, and `try_send` / `try_write` return [`EndpointError::WouldBlock`]; the blocking
+//! takes commands only while its channel has send space (holding at most one that does not fit), so a
+//! slow peer fills the channel, then the command queue, and `try_send` / `try_write` return [`EndpointError::WouldBlock`]; the blocking
 //! variants (`send`, `write_all`, `recv`, …) retry until their timeout. In the other direction, the lcore
 //! stops polling deliveries from the channel while the delivery queue is full, so the channel's receive
 //! window closes and the peer is slowed down (the unordered channel drops instead, as UDP does).
