@@ -602,9 +602,11 @@ dpdk_test! {
     fn kernel_udp_socket_talks_to_unordered_channel_over_tap() {
         let iface = tap_name();
         let node = Node::start(&format!("net_tap0,iface={iface}"), 0);
-        let kernel_ip = Ipv4Addr::new(10, 77, 0, 1);
-        let our_ip = Ipv4Addr::new(10, 77, 0, 2);
-        sh(&["ip", "addr", "add", "10.77.0.1/24", "dev", &iface]);
+        // A subnet of this process's own, so concurrent runs of the suite do not share routes.
+        let net = (std::process::id() % 250 + 1) as u8;
+        let kernel_ip = Ipv4Addr::new(10, 77, net, 1);
+        let our_ip = Ipv4Addr::new(10, 77, net, 2);
+        sh(&["ip", "addr", "add", &format!("{kernel_ip}/24"), "dev", &iface]);
         sh(&["ip", "link", "set", &iface, "up"]);
         assert!(common::wait_until(LONG, || node.link_up()), "tap link never came up");
         let params = ChannelParams::new("tap", [2, 0, 0, 0, 0x77, 2], our_ip, 9000, SocketAddrV4::new(kernel_ip, 0));
@@ -614,7 +616,7 @@ dpdk_test! {
         let (sink_next, sink_bad) = (next.clone(), bad.clone());
         let sink = move |unordered::Event::Datagram(d): unordered::Event<Mbuf>| {
             let i = sink_next.load(Ordering::Acquire);
-            if d.payload.data() != format!("to rosette {i}").as_bytes() || *d.dst.ip() != Ipv4Addr::new(10, 77, 0, 2) {
+            if d.payload.data() != format!("to rosette {i}").as_bytes() || *d.dst.ip() != our_ip {
                 sink_bad.store(true, Ordering::Release);
             }
             sink_next.store(i + 1, Ordering::Release);
