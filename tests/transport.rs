@@ -2,6 +2,14 @@
 //! on its own lcore, with a fault stage on its inbound side), a peer killed and restarted, and a Linux
 //! kernel UDP socket talking to an unordered channel over net_tap.
 //!
+//! Tests: reliable and streaming transfers over memif with faults (digest- and byte-checked, exactly
+//! once, in order; damaged packets caught by checksums, losses repaired by retransmission, corruption
+//! of shared packets on the way out done on private copies); unordered datagrams over memif with faults
+//! (loss counted, nothing corrupted delivered); a peer killed mid-transfer and restarted; a Linux
+//! kernel UDP socket and an unordered channel over net_tap, both directions, with an in-pipeline sink;
+//! endpoint back-pressure on a full channel; the fault stage's blackhole window and accounting. Each
+//! ends with every mbuf back in its pool, in every process.
+//!
 //! Every scenario runs in its own process; the memif peer is this test binary again, running the
 //! ignored test `transport_peer` in the mode named by `ROSETTE_PEER_MODE`. Teardown follows an
 //! end-of-stream handshake: the parent stops its loop, then writes `bye` to the peer's stdin; the peer
@@ -411,6 +419,15 @@ fn unordered_payload(seq: u32) -> Vec<u8> {
     p
 }
 
+// What the kill test covers: a peer SIGKILLed at an arbitrary point of an endless transfer (messages
+// in flight, unacknowledged, some delivered to the survivor's application queue): the survivor keeps
+// running, reports `Reset(PeerRestarted)` when the peer comes back with a new epoch, delivers nothing
+// of the old connection after that (and the old connection's messages before it in order, without
+// gaps), and completes a new digest-checked transfer and an orderly close.
+// What it does not cover: the kill racing with an rx poll on the survivor. The survivor pauses its loop
+// (rx and tx) before the kill and resumes once the link is down, because the 22.11 memif PMD can crash
+// inside rx when the peer disappears meanwhile; the `LinkWatchdog` of the loop only narrows that window
+// for unplanned losses, it cannot close it.
 dpdk_test! {
     fn peer_killed_mid_transfer_and_restarted_resets_and_reconnects() {
         let socket = socket_path("kill");
