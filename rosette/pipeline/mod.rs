@@ -6,10 +6,17 @@
 //! `launch` function that uses [`runtime::Runtime`] to start EAL, create pools on the right NUMA sockets,
 //! configure ports and rings, and run each lcore's loop. Nothing here is called per packet except the
 //! stages themselves and [`stats::LcoreStats::publish`] (a handful of relaxed stores per burst).
+//!
+//! The channels of [`crate::channel`] run as stages ([`channels`]), with application threads attached
+//! through bounded queues ([`endpoint`]); [`fault_stage`] injects seeded faults on any link.
 
+pub mod channels;
+pub mod endpoint;
+pub mod fault_stage;
 pub mod runtime;
 pub mod stages;
 pub mod stats;
+pub mod watchdog;
 
 use crate::substrate::{Batch, Mbuf, Mempool, TscClock};
 

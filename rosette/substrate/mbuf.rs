@@ -205,6 +205,72 @@ impl Mbuf {
     }
 }
 
+impl Mbuf {
+    /// Number of segments of the packet (1 for everything rosette receives).
+    #[inline]
+    pub fn segments(&self) -> u16 {
+        self.header().nb_segs
+    }
+
+    /// Appends `tail` as the next segment(s) of this packet, which takes ownership of it: the
+    /// zero-copy way to put freshly written headers in front of a payload that another handle shares
+    /// (a channel keeping a packet for retransmission). Neither packet's bytes are written, so a shared
+    /// single-segment `tail` stays valid for its other handles. Gives both back when DPDK refuses (too
+    /// many segments), when `self` is shared (its segment list would change under the other handle), or
+    /// when `tail` is shared and has several segments.
+    pub fn chain(self, tail: Mbuf) -> core::result::Result<Mbuf, (Mbuf, Mbuf)> {
+        // A shared tail must be a single segment: DPDK rewrites the tail's pkt_len, which for one
+        // segment already equals the value written, but for several would change the other handle's view.
+        if self.refcnt() > 1 || (tail.refcnt() > 1 && !tail.is_contiguous()) {
+            return Err((self, tail));
+        }
+        let (head, tail_raw) = (self.raw, tail.raw);
+        // SAFETY: both pointers are valid mbufs; `self` is the only handle of the head (refcnt 1), so
+        // changing its segment list races with nobody. rte_pktmbuf_chain only writes the head's
+        // last-segment `next`, `nb_segs` and `pkt_len`, and the tail's `pkt_len` (set to its
+        // `data_len`, which it already equals for a single-segment tail). On success the chain owns the
+        // tail's reference, so the tail handle is forgotten below, not dropped.
+        let rc = unsafe { ffi::rte_pktmbuf_chain(head.as_ptr(), tail_raw.as_ptr()) };
+        if rc != 0 {
+            return Err((self, tail));
+        }
+        core::mem::forget(tail);
+        Ok(self)
+    }
+
+    /// Copies the bytes of every segment, in order, into `out`; returns how many were copied (at most
+    /// `out.len()`).
+    pub fn read_all(&self, out: &mut [u8]) -> usize {
+        let mut off = 0;
+        let mut seg = self.raw.as_ptr();
+        while !seg.is_null() && off < out.len() {
+            // SAFETY: `seg` walks the valid segment list of a packet this handle keeps alive; each
+            // segment's data lies at buf_addr + data_off for data_len initialised bytes, and nothing
+            // writes them while `&self` is borrowed (writers need `&mut` to the only handle).
+            let (bytes, next) = unsafe {
+                let h = &*seg;
+                let data = (h.buf_addr as *const u8).add(usize::from(h.data_off));
+                (core::slice::from_raw_parts(data, usize::from(h.data_len)), h.next)
+            };
+            let n = bytes.len().min(out.len() - off);
+            out[off..off + n].copy_from_slice(&bytes[..n]);
+            off += n;
+            seg = next;
+        }
+        off
+    }
+
+    /// A single-segment copy of the whole packet (every segment) in a fresh mbuf of `pool`; `None` when
+    /// the pool is empty or the packet does not fit one mbuf. For tools that must write a packet whose
+    /// bytes are shared (fault injection), not for the fast path.
+    pub fn linearized_copy(&self, pool: &super::mempool::Mempool) -> Option<Mbuf> {
+        let mut out = pool.alloc()?;
+        let len = self.pkt_len();
+        let dst = out.append(len).ok()?;
+        (self.read_all(dst) == len).then_some(out)
+    }
+}
+
 impl Drop for Mbuf {
     #[inline]
     fn drop(&mut self) {

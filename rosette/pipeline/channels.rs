@@ -1,0 +1,782 @@
+//! Channels as pipeline stages: [`UnorderedStage`], [`ReliableStage`] and [`StreamingStage`] drive the
+//! sans-IO channels of [`crate::channel`] on DPDK mbufs, inside an lcore's poll loop.
+//!
+//! All three are built the same way — `Stage::new(ChannelParams)` — so swapping one for another in a
+//! pipeline declaration changes one word. Each stage:
+//! - consumes every frame of the burst it is given (ARP and Ethernet/IPv4/UDP for its address and port
+//!   are acted on, everything else is dropped and counted; put a filter stage in front to share a port);
+//! - drives its channel's timers from the TSC clock of the loop (`cx.now_nanos()` →
+//!   [`Instant::from_nanos`]) on every iteration, also when nothing arrived;
+//! - takes commands from its application endpoint ([`super::endpoint`]) while the channel has room,
+//!   and hands deliveries to it (or to a user [`Deliver`] sink given to `with_sink`);
+//! - appends what the channel transmits to the burst, for the stages after it (a fault stage, tx).
+//!
+//! Encapsulation: reliable and streaming are carried in UDP. Receive and ARP go through an
+//! [`UnorderedChannel`] (validation of every header and checksum, ARP answers and resolution). A packet
+//! the connection engine hands out is shared with its retransmission copy, so its headroom cannot be
+//! written: the stage writes Ethernet/IPv4/UDP headers into a fresh small mbuf and chains the shared
+//! packet behind it ([`Mbuf::chain`]) — no payload byte is copied. Packets that are not shared (acks,
+//! control) get their headers prepended in place by the unordered channel. Until the peer's MAC is
+//! known (ARP), a shared packet is copied once so the unordered channel can hold it while resolving.
+//!
+//! Pool: the stage learns the lcore's mempool from [`Context::pool`] on its first iteration and builds
+//! its channel then; the loop must provide one.
+//!
+//! # Declaring the stages (YAML)
+//! ```yaml
+//! stages:
+//!   - name: rx_channel
+//!     type: rosette::pipeline::channels::ReliableStage   # or StreamingStage / UnorderedStage
+//!     params:
+//!       name: "ingest"               # endpoint name: ReliableEndpoint::connect("ingest", timeout)
+//!       mac: "02:00:00:00:00:01"
+//!       ip: "10.10.0.1"
+//!       port: 7000
+//!       peer: "10.10.0.2:7000"
+//!       role: listen                 # listen | connect (ignored by UnorderedStage)
+//!       peer_mac: "02:00:00:00:00:02"   # optional static ARP entry
+//!       queue_depth: 1024            # application queues, each direction
+//!   - name: chaos
+//!     type: rosette::pipeline::fault_stage::FaultStage
+//!     params: { seed: 7, loss_ppm: 20000, reorder_ppm: 20000, reorder_delay_us: 200,
+//!               duplicate_ppm: 10000, corrupt_ppm: 10000, truncate_ppm: 5000 }
+//! ```
+//! which the code generator turns into `ReliableStage::new(ChannelParams { .. })` and
+//! `FaultStage::new(seed, FaultConfig { .. })`.
+use core::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::mpsc::TryRecvError;
+
+use super::endpoint::{
+    AppQueue, Deliver, LcoreEnds, ReliableCommand, ReliableEndpoint, StreamCommand, StreamDelivery, StreamEndpoint,
+    UnorderedCommand, UnorderedEndpoint,
+};
+use super::{Context, Stage};
+use crate::channel::conn;
+use crate::channel::reliable::{self, Reliable};
+use crate::channel::streaming::{self, Stream};
+use crate::channel::time::Instant;
+use crate::channel::unordered::{self, UnorderedChannel, HEADERS_LEN};
+use crate::substrate::{Batch, Mbuf, Mempool};
+use crate::wire::{checksum, ethernet, ipv4, udp};
+
+/// Which side opens a reliable or streaming connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Send the handshake.
+    Connect,
+    /// Wait for the peer's handshake (and accept a restarted peer's new one).
+    Listen,
+}
+
+/// Parameters shared by every channel stage (the unordered stage ignores the connection ones).
+#[derive(Debug, Clone)]
+pub struct ChannelParams {
+    /// Endpoint name in the process-wide registry.
+    pub name: String,
+    /// Our MAC address.
+    pub mac: [u8; 6],
+    /// Our IPv4 address.
+    pub ip: Ipv4Addr,
+    /// Our UDP port.
+    pub port: u16,
+    /// The peer (reliable/streaming: the only address accepted and sent to).
+    pub peer: SocketAddrV4,
+    /// The peer's MAC as a static ARP entry; `None` resolves it with ARP.
+    pub peer_mac: Option<[u8; 6]>,
+    /// Connect or listen.
+    pub role: Role,
+    /// Connection settings (reliable/streaming).
+    pub conn: conn::Config,
+    /// This endpoint's epoch: must grow each time the process restarts (default: time-based).
+    pub epoch: u32,
+    /// Connection id (non-zero; default: the process id).
+    pub local_id: u32,
+    /// Depth of each application queue.
+    pub queue_depth: usize,
+}
+
+impl ChannelParams {
+    /// Parameters with defaults: listen, ARP resolution, default connection settings, a time-based
+    /// epoch, the process id as connection id, queues of 1024.
+    pub fn new(name: &str, mac: [u8; 6], ip: Ipv4Addr, port: u16, peer: SocketAddrV4) -> ChannelParams {
+        ChannelParams {
+            name: name.to_owned(),
+            mac,
+            ip,
+            port,
+            peer,
+            peer_mac: None,
+            role: Role::Listen,
+            conn: conn::Config::default(),
+            epoch: default_epoch(),
+            local_id: std::process::id().max(1),
+            queue_depth: 1024,
+        }
+    }
+
+    /// Sets the role.
+    pub fn role(mut self, role: Role) -> Self {
+        self.role = role;
+        self
+    }
+
+    /// Sets the epoch.
+    pub fn epoch(mut self, epoch: u32) -> Self {
+        self.epoch = epoch;
+        self
+    }
+
+    /// Sets a static ARP entry for the peer.
+    pub fn peer_mac(mut self, mac: [u8; 6]) -> Self {
+        self.peer_mac = Some(mac);
+        self
+    }
+
+    fn unordered_config(&self) -> unordered::Config {
+        let mut cfg = unordered::Config::new(ethernet::Address(self.mac), self.ip, &[self.port]);
+        if let Some(mac) = self.peer_mac {
+            cfg.static_arp.push((*self.peer.ip(), ethernet::Address(mac)));
+        }
+        // Losing an ARP exchange on a faulty link must not stall a connection for seconds.
+        cfg.arp_retry_interval = core::time::Duration::from_millis(100);
+        cfg.arp_max_requests = 50;
+        cfg
+    }
+}
+
+/// Tenths of a second since 2025-01-01 (grows on every restart more than 0.1 s apart; wraps after
+/// 13 years).
+fn default_epoch() -> u32 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    (now.as_millis().saturating_sub(1_735_689_600_000) / 100) as u32
+}
+
+#[inline]
+fn now_of(cx: &Context) -> Instant {
+    Instant::from_nanos(cx.now_nanos())
+}
+
+/// UDP encapsulation shared by the reliable and streaming stages: an unordered channel for receive,
+/// ARP and unshared sends, plus header mbufs for shared packets.
+struct UdpLink {
+    udp: UnorderedChannel<Mempool>,
+    pool: Mempool,
+    src: SocketAddrV4,
+    mac: ethernet::Address,
+    peer: SocketAddrV4,
+    ident: u16,
+    /// Datagrams from addresses other than the peer.
+    foreign: u64,
+    /// Shared packets sent behind a header mbuf (zero-copy).
+    chained: u64,
+    /// Shared packets copied because the peer's MAC was not resolved yet.
+    copied: u64,
+}
+
+impl UdpLink {
+    fn new(params: &ChannelParams, pool: Mempool) -> UdpLink {
+        UdpLink {
+            udp: UnorderedChannel::new(params.unordered_config(), pool.clone()),
+            pool,
+            src: SocketAddrV4::new(params.ip, params.port),
+            mac: ethernet::Address(params.mac),
+            peer: params.peer,
+            // Distinct from the unordered channel's idents, which start at 0.
+            ident: 0x8000,
+            foreign: 0,
+            chained: 0,
+            copied: 0,
+        }
+    }
+
+    /// Feeds every frame of the batch to the unordered channel; returns how many it dropped.
+    fn receive(&mut self, now: Instant, batch: &mut Batch<'_>) -> u32 {
+        if batch.is_empty() {
+            return 0;
+        }
+        let before = self.udp.stats().rx_drops.total();
+        let udp = &mut self.udp;
+        batch.retain_map(|m| {
+            udp.handle_packet(now, m);
+            None
+        });
+        (self.udp.stats().rx_drops.total() - before) as u32
+    }
+
+    /// The next UDP payload from the peer.
+    fn next_datagram(&mut self) -> Option<Mbuf> {
+        while let Some(unordered::Event::Datagram(d)) = self.udp.poll_event() {
+            if d.src == self.peer {
+                return Some(d.payload);
+            }
+            self.foreign += 1;
+        }
+        None
+    }
+
+    /// Moves frames ready in the unordered channel into the batch, as room allows.
+    fn flush(&mut self, now: Instant, batch: &mut Batch<'_>) {
+        while batch.len() < batch.capacity() {
+            let Some(frame) = self.udp.poll_transmit(now) else { return };
+            if let Err(frame) = batch.push(frame) {
+                drop(frame);
+                return;
+            }
+        }
+    }
+
+    /// Sends one UDP payload to the peer: prepended in place when unshared, behind a header mbuf when
+    /// shared. Failures drop the packet (the connection retransmits).
+    fn send(&mut self, now: Instant, payload: Mbuf, batch: &mut Batch<'_>) {
+        if payload.refcnt() == 1 {
+            let _ = self.udp.send(now, self.src.port(), self.peer, payload);
+            return;
+        }
+        let Some(dst_mac) = self.udp.arp_lookup(now, *self.peer.ip()) else {
+            // Rare path (peer not resolved yet): a private copy the unordered channel can hold while
+            // it resolves the peer.
+            if let Some(copy) = payload.linearized_copy(&self.pool) {
+                self.copied += 1;
+                drop(payload);
+                let _ = self.udp.send(now, self.src.port(), self.peer, copy);
+            }
+            return;
+        };
+        let Some(mut head) = self.pool.alloc() else { return };
+        let Ok(hdr) = head.append(HEADERS_LEN) else { return };
+        self.write_headers(hdr, dst_mac, payload.data());
+        if let Ok(frame) = head.chain(payload) {
+            self.chained += 1;
+            if let Err(frame) = batch.push(frame) {
+                drop(frame);
+            }
+        }
+    }
+
+    /// Writes Ethernet, IPv4 and UDP headers for `payload` (which follows them in another segment).
+    fn write_headers(&mut self, hdr: &mut [u8], dst_mac: ethernet::Address, payload: &[u8]) {
+        let (eth_bytes, rest) = hdr.split_at_mut(ethernet::HEADER_LEN);
+        let (ip_bytes, udp_bytes) = rest.split_at_mut(ipv4::HEADER_LEN);
+        let udp_len = (udp::HEADER_LEN + payload.len()) as u16;
+        let mut u = udp::Packet::new_unchecked(&mut *udp_bytes);
+        u.set_src_port(self.src.port());
+        u.set_dst_port(self.peer.port());
+        u.set_len(udp_len);
+        u.set_checksum(0);
+        let (src, dst) = (*self.src.ip(), *self.peer.ip());
+        let sum = checksum::combine(&[
+            checksum::pseudo_header_v4(src, dst, 17, udp_len),
+            checksum::data(udp_bytes),
+            checksum::data(payload),
+        ]);
+        let value = match checksum::finish(sum) {
+            0 => 0xffff,
+            v => v,
+        };
+        udp::Packet::new_unchecked(&mut *udp_bytes).set_checksum(value);
+        let ip = ipv4::Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol: ipv4::Protocol::Udp,
+            payload_len: usize::from(udp_len),
+            ttl: 64,
+            ident: self.ident,
+            dont_frag: true,
+            dscp_ecn: 0,
+        };
+        self.ident = self.ident.wrapping_add(1);
+        ip.emit(&mut ipv4::Packet::new_unchecked(ip_bytes));
+        let eth = ethernet::Repr { src_addr: self.mac, dst_addr: dst_mac, ethertype: ethernet::EtherType::Ipv4 };
+        eth.emit(&mut ethernet::Packet::new_unchecked(eth_bytes));
+    }
+
+    fn timers(&mut self, now: Instant) {
+        if self.udp.poll_timeout().is_some_and(|t| t <= now) {
+            self.udp.handle_timeout(now);
+        }
+    }
+}
+
+/// Counters of a channel stage, beyond the channel's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StageStats {
+    /// Commands taken from the application.
+    pub commands: u64,
+    /// Sends the channel refused (too large, closed, pool empty); the payload was freed.
+    pub send_refused: u64,
+    /// Deliveries handed to the sink.
+    pub delivered: u64,
+    /// Datagrams from addresses other than the peer (reliable/streaming).
+    pub foreign: u64,
+    /// Packets shared with the connection's retransmission copy that were sent behind a separate
+    /// header mbuf, without copying (reliable/streaming).
+    pub chained: u64,
+    /// Shared packets copied once because the peer's MAC was not resolved yet (reliable/streaming).
+    pub copied: u64,
+}
+
+/// A reliable message channel as a stage. See the module documentation.
+pub struct ReliableStage<D: Deliver<reliable::Event<Mbuf>> = AppQueue<reliable::Event<Mbuf>>> {
+    params: ChannelParams,
+    ends: LcoreEnds<ReliableCommand, reliable::Event<Mbuf>>,
+    sink: D,
+    stash: Option<reliable::Event<Mbuf>>,
+    /// A command that did not fit the channel yet.
+    held: Option<ReliableCommand>,
+    run: Option<(UdpLink, Reliable<Mempool>)>,
+    /// Preallocated room to gather a multi-packet message (the channel copies from a slice).
+    scratch: Vec<u8>,
+    stats: StageStats,
+}
+
+impl ReliableStage {
+    /// A reliable channel stage whose deliveries go to the application endpoint named `params.name`.
+    pub fn new(params: ChannelParams) -> ReliableStage {
+        let ends =
+            ReliableEndpoint::register(&params.name, params.queue_depth, params.conn.max_message_size, params.conn.mss);
+        let sink = AppQueue::clone_of(&ends.deliveries);
+        ReliableStage::build(params, ends, sink)
+    }
+}
+
+impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
+    /// A reliable channel stage whose deliveries go to `sink` (a user stage's consumer) instead of
+    /// the application; the endpoint named `params.name` can still send.
+    pub fn with_sink(params: ChannelParams, sink: D) -> ReliableStage<D> {
+        let ends =
+            ReliableEndpoint::register(&params.name, params.queue_depth, params.conn.max_message_size, params.conn.mss);
+        ReliableStage::build(params, ends, sink)
+    }
+
+    fn build(
+        params: ChannelParams,
+        ends: LcoreEnds<ReliableCommand, reliable::Event<Mbuf>>,
+        sink: D,
+    ) -> ReliableStage<D> {
+        ReliableStage {
+            scratch: vec![0; params.conn.max_message_size],
+            params,
+            ends,
+            sink,
+            stash: None,
+            held: None,
+            run: None,
+            stats: StageStats::default(),
+        }
+    }
+
+    /// The connection, once the stage ran (for counters and state).
+    pub fn channel(&self) -> Option<&Reliable<Mempool>> {
+        self.run.as_ref().map(|(_, c)| c)
+    }
+
+    /// The stage's own counters.
+    pub fn stats(&self) -> StageStats {
+        let mut s = self.stats;
+        if let Some((link, _)) = &self.run {
+            (s.foreign, s.chained, s.copied) = (link.foreign, link.chained, link.copied);
+        }
+        s
+    }
+
+    /// The unordered channel carrying the connection (UDP/ARP counters), once the stage ran.
+    pub fn link(&self) -> Option<&UnorderedChannel<Mempool>> {
+        self.run.as_ref().map(|(l, _)| &l.udp)
+    }
+}
+
+impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
+    fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32 {
+        let now = now_of(cx);
+        if self.run.is_none() {
+            let Some(pool) = cx.pool() else {
+                let n = batch.len() as u32;
+                batch.clear();
+                return n;
+            };
+            let _ = self.ends.shared.pool.set(pool.clone());
+            let p = &self.params;
+            let conn = match p.role {
+                Role::Connect => Reliable::connect(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
+                Role::Listen => Reliable::listen(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
+            };
+            self.run = Some((UdpLink::new(p, pool.clone()), conn));
+        }
+        let Some((link, conn)) = &mut self.run else { return 0 };
+        let dropped = link.receive(now, batch);
+        while let Some(d) = link.next_datagram() {
+            conn.handle_datagram(now, d);
+        }
+        link.timers(now);
+        if conn.poll_timeout().is_some_and(|t| t <= now) {
+            conn.handle_timeout(now);
+        }
+        // Deliveries first (only while the sink takes them), so a reset is seen before commands are.
+        loop {
+            let item = match self.stash.take() {
+                Some(item) => item,
+                None => match conn.poll_event() {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            if matches!(item, reliable::Event::Reset(_) | reliable::Event::Failed) && self.held.take().is_some() {
+                // A message held for the old connection must not go out on a new one.
+                self.stats.send_refused += 1;
+            }
+            if let Err(item) = self.sink.deliver(item) {
+                self.stash = Some(item);
+                break;
+            }
+            self.stats.delivered += 1;
+        }
+        // Commands, only while the channel can take them (back-pressure to the application): a message
+        // that does not fit yet is held, and no further command is taken until it went out.
+        loop {
+            let cmd = match self.held.take() {
+                Some(cmd) => cmd,
+                // With the channel full, at most one message is taken and held, so a close or reset
+                // behind full-queue messages is still reached once they drain.
+                None => match self.ends.commands.try_recv() {
+                    Ok(cmd) => {
+                        self.stats.commands += 1;
+                        cmd
+                    }
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                },
+            };
+            let res = match cmd {
+                ReliableCommand::Send(m) => {
+                    let packets = m.pkt_len().div_ceil(self.params.conn.mss).max(1);
+                    if conn.send_space() < packets {
+                        self.held = Some(ReliableCommand::Send(m));
+                        break;
+                    }
+                    if m.segments() == 1 && packets == 1 {
+                        // Zero-copy: the application's mbuf becomes the packet.
+                        conn.send_buf(now, m)
+                    } else {
+                        let n = m.read_all(&mut self.scratch);
+                        drop(m);
+                        conn.send(now, &self.scratch[..n])
+                    }
+                }
+                ReliableCommand::Close => {
+                    conn.close(now);
+                    Ok(())
+                }
+                ReliableCommand::Reset => {
+                    conn.reset(now);
+                    Ok(())
+                }
+            };
+            if res.is_err() {
+                self.stats.send_refused += 1;
+            }
+        }
+        link.flush(now, batch);
+        while batch.len() < batch.capacity() {
+            let Some(p) = conn.poll_transmit(now) else { break };
+            link.send(now, p, batch);
+            link.flush(now, batch);
+        }
+        dropped
+    }
+
+    fn finish(&mut self, _cx: &Context) {
+        self.stash = None;
+        self.held = None;
+        self.run = None;
+    }
+}
+
+/// A byte-stream channel as a stage. See the module documentation.
+pub struct StreamingStage<D: Deliver<StreamDelivery> = AppQueue<StreamDelivery>> {
+    params: ChannelParams,
+    ends: LcoreEnds<StreamCommand, StreamDelivery>,
+    sink: D,
+    stash: Option<StreamDelivery>,
+    /// A write the stream took only part of (the rest is retried).
+    writing: Option<Mbuf>,
+    end_delivered: bool,
+    run: Option<(UdpLink, Stream<Mempool>)>,
+    stats: StageStats,
+}
+
+impl StreamingStage {
+    /// A streaming channel stage whose deliveries go to the application endpoint named `params.name`.
+    pub fn new(params: ChannelParams) -> StreamingStage {
+        let ends = StreamEndpoint::register(&params.name, params.queue_depth);
+        let sink = AppQueue::clone_of(&ends.deliveries);
+        StreamingStage::with_ends(params, ends, sink)
+    }
+}
+
+impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
+    /// A streaming channel stage whose deliveries go to `sink`; the endpoint can still write.
+    pub fn with_sink(params: ChannelParams, sink: D) -> StreamingStage<D> {
+        let ends = StreamEndpoint::register(&params.name, params.queue_depth);
+        StreamingStage::with_ends(params, ends, sink)
+    }
+
+    fn with_ends(params: ChannelParams, ends: LcoreEnds<StreamCommand, StreamDelivery>, sink: D) -> Self {
+        StreamingStage {
+            params,
+            ends,
+            sink,
+            stash: None,
+            writing: None,
+            end_delivered: false,
+            run: None,
+            stats: StageStats::default(),
+        }
+    }
+
+    /// The stream, once the stage ran.
+    pub fn channel(&self) -> Option<&Stream<Mempool>> {
+        self.run.as_ref().map(|(_, c)| c)
+    }
+
+    /// The stage's own counters.
+    pub fn stats(&self) -> StageStats {
+        let mut s = self.stats;
+        if let Some((link, _)) = &self.run {
+            (s.foreign, s.chained, s.copied) = (link.foreign, link.chained, link.copied);
+        }
+        s
+    }
+
+    fn next_delivery(&mut self) -> Option<StreamDelivery> {
+        let (_, stream) = self.run.as_mut()?;
+        if let Some(e) = stream.poll_event() {
+            if matches!(e, streaming::Event::Reset(_)) {
+                self.end_delivered = false;
+            }
+            return Some(StreamDelivery::Event(e));
+        }
+        if let Some(seg) = stream.read_segment() {
+            return Some(StreamDelivery::Data(seg));
+        }
+        if stream.is_finished() && !self.end_delivered {
+            self.end_delivered = true;
+            return Some(StreamDelivery::End);
+        }
+        None
+    }
+}
+
+impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
+    fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32 {
+        let now = now_of(cx);
+        if self.run.is_none() {
+            let Some(pool) = cx.pool() else {
+                let n = batch.len() as u32;
+                batch.clear();
+                return n;
+            };
+            let _ = self.ends.shared.pool.set(pool.clone());
+            let p = &self.params;
+            let conn = match p.role {
+                Role::Connect => Stream::connect(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
+                Role::Listen => Stream::listen(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
+            };
+            self.run = Some((UdpLink::new(p, pool.clone()), conn));
+        }
+        let dropped = {
+            let Some((link, stream)) = &mut self.run else { return 0 };
+            let dropped = link.receive(now, batch);
+            while let Some(d) = link.next_datagram() {
+                stream.handle_datagram(now, d);
+            }
+            link.timers(now);
+            if stream.poll_timeout().is_some_and(|t| t <= now) {
+                stream.handle_timeout(now);
+            }
+            dropped
+        };
+        // Deliveries first (only while the sink takes them), so a reset is seen before writes are.
+        loop {
+            let item = match self.stash.take() {
+                Some(item) => item,
+                None => match self.next_delivery() {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            if matches!(item, StreamDelivery::Event(streaming::Event::Reset(_) | streaming::Event::Failed))
+                && self.writing.take().is_some()
+            {
+                // Bytes written for the old connection must not go out on a new one.
+                self.stats.send_refused += 1;
+            }
+            if let Err(item) = self.sink.deliver(item) {
+                self.stash = Some(item);
+                break;
+            }
+            self.stats.delivered += 1;
+        }
+        {
+            let Some((_, stream)) = &mut self.run else { return dropped };
+            // Writes: one partly taken write is retried before new commands are taken.
+            loop {
+                if self.writing.is_none() {
+                    if stream.send_space() == 0 {
+                        break;
+                    }
+                    match self.ends.commands.try_recv() {
+                        Ok(StreamCommand::Write(m)) => {
+                            self.stats.commands += 1;
+                            self.writing = Some(m);
+                        }
+                        Ok(StreamCommand::Finish) => {
+                            self.stats.commands += 1;
+                            stream.finish(now);
+                            continue;
+                        }
+                        Ok(StreamCommand::Reset) => {
+                            self.stats.commands += 1;
+                            stream.reset(now);
+                            continue;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let Some(m) = &mut self.writing else { break };
+                match stream.write(now, m.data()) {
+                    Ok(n) if n >= m.data().len() => self.writing = None,
+                    Ok(n) => {
+                        if m.adjust(n).is_err() {
+                            self.writing = None;
+                        }
+                        break;
+                    }
+                    Err(streaming::WriteError::WouldBlock | streaming::WriteError::NoBuffers) => break,
+                    Err(streaming::WriteError::Closed) => {
+                        self.stats.send_refused += 1;
+                        self.writing = None;
+                    }
+                }
+            }
+        }
+        let Some((link, stream)) = &mut self.run else { return dropped };
+        link.flush(now, batch);
+        while batch.len() < batch.capacity() {
+            let Some(p) = stream.poll_transmit(now) else { break };
+            link.send(now, p, batch);
+            link.flush(now, batch);
+        }
+        dropped
+    }
+
+    fn finish(&mut self, _cx: &Context) {
+        self.stash = None;
+        self.writing = None;
+        self.run = None;
+    }
+}
+
+/// The unordered (UDP) channel as a stage: datagrams to and from any UDP peer, the Linux kernel
+/// included. See the module documentation; `params.peer` and the connection parameters are unused.
+pub struct UnorderedStage<D: Deliver<unordered::Event<Mbuf>> = AppQueue<unordered::Event<Mbuf>>> {
+    params: ChannelParams,
+    ends: LcoreEnds<UnorderedCommand, unordered::Event<Mbuf>>,
+    sink: D,
+    stash: Option<unordered::Event<Mbuf>>,
+    run: Option<UnorderedChannel<Mempool>>,
+    stats: StageStats,
+}
+
+/// Largest UDP payload of a default (MTU 1500) unordered channel.
+const MAX_DATAGRAM: usize = 1500 - ipv4::HEADER_LEN - udp::HEADER_LEN;
+
+impl UnorderedStage {
+    /// An unordered channel stage whose deliveries go to the application endpoint `params.name`.
+    pub fn new(params: ChannelParams) -> UnorderedStage {
+        let ends = UnorderedEndpoint::register(&params.name, params.queue_depth, MAX_DATAGRAM);
+        let sink = AppQueue::clone_of(&ends.deliveries);
+        UnorderedStage::with_ends(params, ends, sink)
+    }
+}
+
+impl<D: Deliver<unordered::Event<Mbuf>>> UnorderedStage<D> {
+    /// An unordered channel stage whose deliveries go to `sink`; the endpoint can still send.
+    pub fn with_sink(params: ChannelParams, sink: D) -> UnorderedStage<D> {
+        let ends = UnorderedEndpoint::register(&params.name, params.queue_depth, MAX_DATAGRAM);
+        UnorderedStage::with_ends(params, ends, sink)
+    }
+
+    fn with_ends(params: ChannelParams, ends: LcoreEnds<UnorderedCommand, unordered::Event<Mbuf>>, sink: D) -> Self {
+        UnorderedStage { params, ends, sink, stash: None, run: None, stats: StageStats::default() }
+    }
+
+    /// The channel (counters: receive drops by reason, ARP), once the stage ran.
+    pub fn channel(&self) -> Option<&UnorderedChannel<Mempool>> {
+        self.run.as_ref()
+    }
+
+    /// The stage's own counters.
+    pub fn stats(&self) -> StageStats {
+        self.stats
+    }
+}
+
+impl<D: Deliver<unordered::Event<Mbuf>>> Stage for UnorderedStage<D> {
+    fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32 {
+        let now = now_of(cx);
+        if self.run.is_none() {
+            let Some(pool) = cx.pool() else {
+                let n = batch.len() as u32;
+                batch.clear();
+                return n;
+            };
+            let _ = self.ends.shared.pool.set(pool.clone());
+            self.run = Some(UnorderedChannel::new(self.params.unordered_config(), pool.clone()));
+        }
+        let Some(udp) = &mut self.run else { return 0 };
+        let before = udp.stats().rx_drops.total();
+        batch.retain_map(|m| {
+            udp.handle_packet(now, m);
+            None
+        });
+        let dropped = (udp.stats().rx_drops.total() - before) as u32;
+        if udp.poll_timeout().is_some_and(|t| t <= now) {
+            udp.handle_timeout(now);
+        }
+        // At most a burst's worth of sends per iteration, so the transmit queue drains as fast as it
+        // fills; a refused send frees the payload and is counted by the channel.
+        for _ in 0..batch.capacity() {
+            let Ok(UnorderedCommand { dst, payload }) = self.ends.commands.try_recv() else { break };
+            self.stats.commands += 1;
+            if udp.send(now, self.params.port, dst, payload).is_err() {
+                self.stats.send_refused += 1;
+            }
+        }
+        loop {
+            let item = match self.stash.take() {
+                Some(item) => item,
+                None => match udp.poll_event() {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            if let Err(item) = self.sink.deliver(item) {
+                self.stash = Some(item);
+                break;
+            }
+            self.stats.delivered += 1;
+        }
+        while batch.len() < batch.capacity() {
+            let Some(frame) = udp.poll_transmit(now) else { break };
+            if let Err(frame) = batch.push(frame) {
+                drop(frame);
+                break;
+            }
+        }
+        dropped
+    }
+
+    fn finish(&mut self, _cx: &Context) {
+        self.stash = None;
+        self.run = None;
+    }
+}

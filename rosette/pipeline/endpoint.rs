@@ -1,0 +1,613 @@
+//! Application endpoints: how ordinary threads send and receive through a channel that an lcore owns.
+//!
+//! A channel stage ([`super::channels`]) is constructed with a name. At construction it creates two
+//! bounded queues — commands from the application to the lcore, deliveries from the lcore to the
+//! application — and registers the application's ends in a process-wide registry under that name.
+//! An application thread picks them up with [`ReliableEndpoint::connect`],
+//! [`StreamEndpoint::connect`] or [`UnorderedEndpoint::connect`] (`connect("name", timeout)` waits for
+//! the stage to be constructed; each registration can be taken once). Endpoints are `Send` and their
+//! methods take `&self` (except the stream reader, which keeps a partly read segment), so one thread
+//! can send while another receives through an `Arc` of the endpoint.
+//!
+//! The queues are `std::sync::mpsc::sync_channel`s: bounded and array-backed, allocated once when the
+//! stage is built, so the lcore side never allocates per packet. Back-pressure is end to end: the lcore
+//! takes commands only while its channel has send space (holding at most one that does not fit), so a
+//! slow peer fills the channel, then the command queue, and `try_send` / `try_write` return [`EndpointError::WouldBlock`]; the blocking
+//! variants (`send`, `write_all`, `recv`, …) retry until their timeout. In the other direction, the lcore
+//! stops polling deliveries from the channel while the delivery queue is full, so the channel's receive
+//! window closes and the peer is slowed down (the unordered channel drops instead, as UDP does).
+//!
+//! Payload memory: the application copies outgoing bytes once, into mbufs of the lcore's own mempool
+//! (allocation from a non-EAL thread is thread-safe in DPDK); the lcore passes a one-packet reliable
+//! message or an unordered datagram on without copying. Deliveries are the received mbufs themselves
+//! (headers stripped), freed back to the pool when the application drops them.
+use core::net::SocketAddrV4;
+use core::time::Duration;
+use std::collections::VecDeque;
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::channel::{reliable, streaming, unordered};
+use crate::substrate::{Mbuf, Mempool};
+
+/// Why an endpoint call did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointError {
+    /// The queue to the lcore is full (send) or nothing was delivered yet (receive): try again later.
+    WouldBlock,
+    /// A blocking call's timeout passed.
+    TimedOut,
+    /// The channel stage is gone (its loop ended and it was dropped).
+    Disconnected,
+    /// The payload is larger than the channel accepts.
+    TooLarge,
+    /// No mbuf could be had from the lcore's pool, or the lcore has not run yet (the pool is learnt on
+    /// the stage's first iteration).
+    NoBuffers,
+    /// No endpoint of this kind was registered under the name within the timeout (or it was taken).
+    NotFound,
+}
+
+impl core::fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            EndpointError::WouldBlock => "queue full or empty; try again",
+            EndpointError::TimedOut => "timed out",
+            EndpointError::Disconnected => "the channel stage is gone",
+            EndpointError::TooLarge => "payload too large for the channel",
+            EndpointError::NoBuffers => "no mbuf available (pool empty or lcore not started)",
+            EndpointError::NotFound => "no endpoint registered under that name",
+        })
+    }
+}
+
+impl std::error::Error for EndpointError {}
+
+/// Where a channel stage puts what it delivers. The stage calls [`Deliver::deliver`] only when it has
+/// something; `Err(item)` means "no room now": the stage keeps the item and offers it again on a later
+/// iteration, and stops pulling from its channel meanwhile (back-pressure).
+///
+/// The application queue ([`AppQueue`]) is the default; a user stage that wants deliveries inside the
+/// pipeline implements this trait (or passes a closure `FnMut(T) -> Result<(), T>`) and is given to the
+/// channel stage's `with_sink` constructor. Called directly, no `dyn`.
+pub trait Deliver<T>: Send {
+    /// Takes one delivery, or gives it back when full.
+    fn deliver(&mut self, item: T) -> Result<(), T>;
+}
+
+impl<T, F: FnMut(T) -> Result<(), T> + Send> Deliver<T> for F {
+    #[inline]
+    fn deliver(&mut self, item: T) -> Result<(), T> {
+        self(item)
+    }
+}
+
+/// The lcore's end of an application delivery queue.
+#[derive(Debug)]
+pub struct AppQueue<T> {
+    tx: SyncSender<T>,
+}
+
+impl<T> AppQueue<T> {
+    /// A second sender into the same queue.
+    pub(crate) fn clone_of(queue: &AppQueue<T>) -> AppQueue<T> {
+        AppQueue { tx: queue.tx.clone() }
+    }
+}
+
+impl<T: Send> Deliver<T> for AppQueue<T> {
+    #[inline]
+    fn deliver(&mut self, item: T) -> Result<(), T> {
+        match self.tx.try_send(item) {
+            Ok(()) => Ok(()),
+            // A vanished application frees the delivery (by dropping it here): nothing can read it.
+            Err(TrySendError::Disconnected(_)) => Ok(()),
+            Err(TrySendError::Full(item)) => Err(item),
+        }
+    }
+}
+
+/// What both ends know: the lcore's mempool (set on the stage's first iteration) and size limits.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) pool: OnceLock<Mempool>,
+    /// Largest payload per send (message size for reliable, datagram size for unordered).
+    pub(crate) max_payload: usize,
+    /// Payload bytes that fit one packet without a copy on the lcore (reliable: the channel's mss).
+    pub(crate) single_packet: usize,
+}
+
+/// Commands of a reliable endpoint.
+#[derive(Debug)]
+pub(crate) enum ReliableCommand {
+    /// One message: a single mbuf (zero-copy on the lcore), or a chain of mbufs for a message larger
+    /// than one packet (copied once on the lcore into the channel's packets).
+    Send(Mbuf),
+    Close,
+    Reset,
+}
+
+/// Commands of a stream endpoint.
+#[derive(Debug)]
+pub(crate) enum StreamCommand {
+    Write(Mbuf),
+    Finish,
+    Reset,
+}
+
+/// Commands of an unordered endpoint.
+#[derive(Debug)]
+pub(crate) struct UnorderedCommand {
+    pub(crate) dst: SocketAddrV4,
+    pub(crate) payload: Mbuf,
+}
+
+/// What a stream delivers.
+#[derive(Debug)]
+pub enum StreamDelivery {
+    /// A connection event.
+    Event(streaming::Event),
+    /// Received bytes, in order (the received mbuf, transport headers stripped).
+    Data(Mbuf),
+    /// The peer finished its direction: end of stream.
+    End,
+}
+
+/// The lcore's ends of an endpoint's queues, taken by the channel stage.
+#[derive(Debug)]
+pub(crate) struct LcoreEnds<C, D> {
+    pub(crate) commands: Receiver<C>,
+    pub(crate) deliveries: AppQueue<D>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// The application's ends.
+#[derive(Debug)]
+struct AppEnds<C, D> {
+    commands: SyncSender<C>,
+    deliveries: Receiver<D>,
+    shared: Arc<Shared>,
+}
+
+fn queues<C, D>(depth: usize, max_payload: usize, single_packet: usize) -> (LcoreEnds<C, D>, AppEnds<C, D>) {
+    let (ctx, crx) = sync_channel(depth);
+    let (dtx, drx) = sync_channel(depth);
+    let shared = Arc::new(Shared { pool: OnceLock::new(), max_payload, single_packet });
+    (
+        LcoreEnds { commands: crx, deliveries: AppQueue { tx: dtx }, shared: shared.clone() },
+        AppEnds { commands: ctx, deliveries: drx, shared },
+    )
+}
+
+enum Registered {
+    Reliable(ReliableEndpoint),
+    Streaming(StreamEndpoint),
+    Unordered(UnorderedEndpoint),
+}
+
+/// The process-wide registry: channel name → the application's ends, until an endpoint takes them.
+static REGISTRY: Mutex<Vec<(String, Registered)>> = Mutex::new(Vec::new());
+
+fn register(name: &str, entry: Registered) {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    // A new stage of the same name replaces an unclaimed older registration.
+    reg.retain(|(n, _)| n != name);
+    reg.push((name.to_owned(), entry));
+}
+
+fn take_registered<T>(
+    name: &str,
+    timeout: Duration,
+    pick: impl Fn(Registered) -> Result<T, Registered>,
+) -> Result<T, EndpointError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        {
+            let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(i) = reg.iter().position(|(n, _)| n == name) {
+                let (n, entry) = reg.swap_remove(i);
+                match pick(entry) {
+                    Ok(endpoint) => return Ok(endpoint),
+                    Err(other) => {
+                        reg.push((n, other));
+                        return Err(EndpointError::NotFound);
+                    }
+                }
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(EndpointError::NotFound);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Forgets an unclaimed registration (frees whatever was delivered to it). Returns true if one existed.
+pub fn unregister(name: &str) -> bool {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let before = reg.len();
+    reg.retain(|(n, _)| n != name);
+    reg.len() != before
+}
+
+/// Retries `attempt` while it says [`EndpointError::WouldBlock`], sleeping a little longer each time
+/// (up to 1 ms), until `timeout`.
+fn retry<T>(timeout: Duration, mut attempt: impl FnMut() -> Result<T, EndpointError>) -> Result<T, EndpointError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pause = Duration::from_micros(20);
+    loop {
+        match attempt() {
+            Err(EndpointError::WouldBlock) => {}
+            other => return other,
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(EndpointError::TimedOut);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(1));
+    }
+}
+
+fn push<C>(tx: &SyncSender<C>, command: C) -> Result<(), EndpointError> {
+    match tx.try_send(command) {
+        Ok(()) => Ok(()),
+        // The command (and any mbuf in it) is dropped here, freed to its pool.
+        Err(TrySendError::Full(_)) => Err(EndpointError::WouldBlock),
+        Err(TrySendError::Disconnected(_)) => Err(EndpointError::Disconnected),
+    }
+}
+
+fn pull<D>(rx: &Receiver<D>) -> Result<D, EndpointError> {
+    rx.try_recv().map_err(|e| match e {
+        TryRecvError::Empty => EndpointError::WouldBlock,
+        TryRecvError::Disconnected => EndpointError::Disconnected,
+    })
+}
+
+fn pull_timeout<D>(rx: &Receiver<D>, timeout: Duration) -> Result<D, EndpointError> {
+    rx.recv_timeout(timeout).map_err(|e| match e {
+        RecvTimeoutError::Timeout => EndpointError::TimedOut,
+        RecvTimeoutError::Disconnected => EndpointError::Disconnected,
+    })
+}
+
+/// Copies `bytes` into mbufs of `pool`: one mbuf when it fits, else a chain. Empty `bytes` give one
+/// empty mbuf.
+fn to_mbufs(pool: &Mempool, bytes: &[u8]) -> Result<Mbuf, EndpointError> {
+    let mut head: Option<Mbuf> = None;
+    let mut rest = bytes;
+    loop {
+        let mut m = pool.alloc().ok_or(EndpointError::NoBuffers)?;
+        let n = rest.len().min(m.tailroom());
+        m.append(n).map_err(|_| EndpointError::NoBuffers)?.copy_from_slice(&rest[..n]);
+        rest = &rest[n..];
+        head = Some(match head {
+            None => m,
+            Some(h) => h.chain(m).map_err(|_| EndpointError::TooLarge)?,
+        });
+        if rest.is_empty() {
+            return head.ok_or(EndpointError::NoBuffers);
+        }
+    }
+}
+
+fn pool_of(shared: &Shared) -> Result<&Mempool, EndpointError> {
+    shared.pool.get().ok_or(EndpointError::NoBuffers)
+}
+
+/// The application's handle on a reliable channel: sends and receives whole messages.
+#[derive(Debug)]
+pub struct ReliableEndpoint {
+    ends: AppEnds<ReliableCommand, reliable::Event<Mbuf>>,
+}
+
+impl ReliableEndpoint {
+    pub(crate) fn register(
+        name: &str,
+        depth: usize,
+        max_message: usize,
+        mss: usize,
+    ) -> LcoreEnds<ReliableCommand, reliable::Event<Mbuf>> {
+        let (lcore, app) = queues(depth, max_message, mss);
+        register(name, Registered::Reliable(ReliableEndpoint { ends: app }));
+        lcore
+    }
+
+    /// Takes the endpoint of the reliable channel stage named `name`, waiting up to `timeout` for the
+    /// stage to be constructed.
+    pub fn connect(name: &str, timeout: Duration) -> Result<ReliableEndpoint, EndpointError> {
+        take_registered(name, timeout, |r| match r {
+            Registered::Reliable(e) => Ok(e),
+            other => Err(other),
+        })
+    }
+
+    /// Queues a message without waiting: [`EndpointError::WouldBlock`] when the queue to the lcore is
+    /// full (the message was not queued; retry later).
+    pub fn try_send(&self, msg: &[u8]) -> Result<(), EndpointError> {
+        if msg.len() > self.ends.shared.max_payload {
+            return Err(EndpointError::TooLarge);
+        }
+        let pool = pool_of(&self.ends.shared)?;
+        let mbufs = if msg.len() <= self.ends.shared.single_packet {
+            let mut m = pool.alloc().ok_or(EndpointError::NoBuffers)?;
+            m.append(msg.len()).map_err(|_| EndpointError::TooLarge)?.copy_from_slice(msg);
+            m
+        } else {
+            to_mbufs(pool, msg)?
+        };
+        push(&self.ends.commands, ReliableCommand::Send(mbufs))
+    }
+
+    /// Queues a message, retrying while the queue is full, for up to `timeout`.
+    pub fn send(&self, msg: &[u8], timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || match self.try_send(msg) {
+            // The pool may be empty only for a moment (mbufs in flight) or the lcore not started yet.
+            Err(EndpointError::NoBuffers) => Err(EndpointError::WouldBlock),
+            other => other,
+        })
+    }
+
+    /// The next delivery (message or connection event) if there is one.
+    pub fn try_recv(&self) -> Result<reliable::Event<Mbuf>, EndpointError> {
+        pull(&self.ends.deliveries)
+    }
+
+    /// The next delivery, waiting up to `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Result<reliable::Event<Mbuf>, EndpointError> {
+        pull_timeout(&self.ends.deliveries, timeout)
+    }
+
+    /// Closes the sending side after every queued message (the peer sees `PeerClosed`).
+    pub fn close(&self, timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || push(&self.ends.commands, ReliableCommand::Close))
+    }
+
+    /// Aborts the connection (queued and undelivered data is dropped; the peer sees a reset).
+    pub fn reset(&self, timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || push(&self.ends.commands, ReliableCommand::Reset))
+    }
+}
+
+/// The application's handle on a streaming channel: writes and reads bytes.
+#[derive(Debug)]
+pub struct StreamEndpoint {
+    ends: AppEnds<StreamCommand, StreamDelivery>,
+    /// The segment being read, with what was read already removed from its front.
+    current: Option<Mbuf>,
+    events: VecDeque<streaming::Event>,
+    ended: bool,
+}
+
+impl StreamEndpoint {
+    pub(crate) fn register(name: &str, depth: usize) -> LcoreEnds<StreamCommand, StreamDelivery> {
+        let (lcore, app) = queues(depth, usize::MAX, 0);
+        register(
+            name,
+            Registered::Streaming(StreamEndpoint { ends: app, current: None, events: VecDeque::new(), ended: false }),
+        );
+        lcore
+    }
+
+    /// Takes the endpoint of the streaming channel stage named `name`, waiting up to `timeout`.
+    pub fn connect(name: &str, timeout: Duration) -> Result<StreamEndpoint, EndpointError> {
+        take_registered(name, timeout, |r| match r {
+            Registered::Streaming(e) => Ok(e),
+            other => Err(other),
+        })
+    }
+
+    /// Writes as much of `data` as one mbuf holds without waiting; returns the bytes taken.
+    pub fn try_write(&self, data: &[u8]) -> Result<usize, EndpointError> {
+        let pool = pool_of(&self.ends.shared)?;
+        let mut m = pool.alloc().ok_or(EndpointError::NoBuffers)?;
+        let n = data.len().min(m.tailroom());
+        m.append(n).map_err(|_| EndpointError::NoBuffers)?.copy_from_slice(&data[..n]);
+        push(&self.ends.commands, StreamCommand::Write(m)).map(|()| n)
+    }
+
+    /// Writes all of `data`, waiting while the queue is full, for up to `timeout` in all.
+    pub fn write_all(&self, mut data: &[u8], timeout: Duration) -> Result<(), EndpointError> {
+        let deadline = std::time::Instant::now() + timeout;
+        while !data.is_empty() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let n = retry(left, || match self.try_write(data) {
+                Err(EndpointError::NoBuffers) => Err(EndpointError::WouldBlock),
+                other => other,
+            })?;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    /// Reads received bytes into `out` without waiting. `Ok(0)` is end of stream;
+    /// [`EndpointError::WouldBlock`] means nothing is there yet. Connection events met on the way are
+    /// kept for [`StreamEndpoint::poll_event`].
+    pub fn try_read(&mut self, out: &mut [u8]) -> Result<usize, EndpointError> {
+        loop {
+            if let Some(seg) = &mut self.current {
+                let n = seg.data().len().min(out.len());
+                out[..n].copy_from_slice(&seg.data()[..n]);
+                // A fully read segment goes back to the pool; a partly read one keeps the rest.
+                if n == seg.data().len() || seg.adjust(n).is_err() {
+                    self.current = None;
+                }
+                return Ok(n);
+            }
+            if self.ended {
+                return Ok(0);
+            }
+            match pull(&self.ends.deliveries)? {
+                StreamDelivery::Data(m) => self.current = Some(m),
+                StreamDelivery::End => self.ended = true,
+                StreamDelivery::Event(e) => {
+                    if matches!(e, streaming::Event::Reset(_)) {
+                        // A new connection may follow: a new stream.
+                        self.ended = false;
+                    }
+                    self.events.push_back(e);
+                }
+            }
+        }
+    }
+
+    /// Reads into `out`, waiting up to `timeout` for something to arrive.
+    pub fn read(&mut self, out: &mut [u8], timeout: Duration) -> Result<usize, EndpointError> {
+        retry(timeout, || self.try_read(out))
+    }
+
+    /// The next connection event seen by the reader, if any (reading fetches them; when only events
+    /// are wanted, [`StreamEndpoint::wait_event`] fetches them).
+    pub fn poll_event(&mut self) -> Option<streaming::Event> {
+        self.events.pop_front()
+    }
+
+    /// Waits up to `timeout` for the next connection event. Data that arrives meanwhile is kept for
+    /// reading.
+    pub fn wait_event(&mut self, timeout: Duration) -> Result<streaming::Event, EndpointError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Ok(e);
+            }
+            if self.current.is_some() || self.ended {
+                // Unread data comes first; the event will be fetched after it.
+                return Err(EndpointError::WouldBlock);
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match pull_timeout(&self.ends.deliveries, left)? {
+                StreamDelivery::Data(m) => self.current = Some(m),
+                StreamDelivery::End => self.ended = true,
+                StreamDelivery::Event(e) => return Ok(e),
+            }
+        }
+    }
+
+    /// True once end of stream was read.
+    pub fn is_ended(&self) -> bool {
+        self.ended && self.current.is_none()
+    }
+
+    /// Finishes the writing direction after everything written (the peer reads end of stream).
+    pub fn finish(&self, timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || push(&self.ends.commands, StreamCommand::Finish))
+    }
+
+    /// Aborts both directions.
+    pub fn reset(&self, timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || push(&self.ends.commands, StreamCommand::Reset))
+    }
+}
+
+/// The application's handle on an unordered channel: datagrams to and from UDP peers.
+#[derive(Debug)]
+pub struct UnorderedEndpoint {
+    ends: AppEnds<UnorderedCommand, unordered::Event<Mbuf>>,
+}
+
+impl UnorderedEndpoint {
+    pub(crate) fn register(
+        name: &str,
+        depth: usize,
+        max_datagram: usize,
+    ) -> LcoreEnds<UnorderedCommand, unordered::Event<Mbuf>> {
+        let (lcore, app) = queues(depth, max_datagram, max_datagram);
+        register(name, Registered::Unordered(UnorderedEndpoint { ends: app }));
+        lcore
+    }
+
+    /// Takes the endpoint of the unordered channel stage named `name`, waiting up to `timeout`.
+    pub fn connect(name: &str, timeout: Duration) -> Result<UnorderedEndpoint, EndpointError> {
+        take_registered(name, timeout, |r| match r {
+            Registered::Unordered(e) => Ok(e),
+            other => Err(other),
+        })
+    }
+
+    /// Queues a datagram to `dst` (from the stage's port) without waiting.
+    pub fn try_send_to(&self, dst: SocketAddrV4, payload: &[u8]) -> Result<(), EndpointError> {
+        if payload.len() > self.ends.shared.max_payload {
+            return Err(EndpointError::TooLarge);
+        }
+        let pool = pool_of(&self.ends.shared)?;
+        let mut m = pool.alloc().ok_or(EndpointError::NoBuffers)?;
+        m.append(payload.len()).map_err(|_| EndpointError::TooLarge)?.copy_from_slice(payload);
+        push(&self.ends.commands, UnorderedCommand { dst, payload: m })
+    }
+
+    /// Queues a datagram, retrying while the queue is full, for up to `timeout`.
+    pub fn send_to(&self, dst: SocketAddrV4, payload: &[u8], timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || match self.try_send_to(dst, payload) {
+            Err(EndpointError::NoBuffers) => Err(EndpointError::WouldBlock),
+            other => other,
+        })
+    }
+
+    /// The next received datagram, if any.
+    pub fn try_recv_from(&self) -> Result<unordered::Datagram<Mbuf>, EndpointError> {
+        pull(&self.ends.deliveries).map(|unordered::Event::Datagram(d)| d)
+    }
+
+    /// The next received datagram, waiting up to `timeout`.
+    pub fn recv_from(&self, timeout: Duration) -> Result<unordered::Datagram<Mbuf>, EndpointError> {
+        pull_timeout(&self.ends.deliveries, timeout).map(|unordered::Event::Datagram(d)| d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_hands_each_registration_out_once_and_by_kind() {
+        let _lcore = ReliableEndpoint::register("registry-test", 4, 100, 100);
+        assert_eq!(StreamEndpoint::connect("registry-test", Duration::ZERO).unwrap_err(), EndpointError::NotFound);
+        let ep = ReliableEndpoint::connect("registry-test", Duration::ZERO).unwrap();
+        assert_eq!(ReliableEndpoint::connect("registry-test", Duration::ZERO).unwrap_err(), EndpointError::NotFound);
+        // Before the stage ran there is no pool to copy into; the blocking variant waits, then times out.
+        assert_eq!(ep.try_send(b"x").unwrap_err(), EndpointError::NoBuffers);
+        assert_eq!(ep.send(b"x", Duration::from_millis(5)).unwrap_err(), EndpointError::TimedOut);
+        assert_eq!(ep.try_send(&[0; 101]).unwrap_err(), EndpointError::TooLarge);
+        assert_eq!(ep.try_recv().unwrap_err(), EndpointError::WouldBlock);
+        drop(_lcore);
+        assert_eq!(ep.try_recv().unwrap_err(), EndpointError::Disconnected);
+        assert_eq!(ep.close(Duration::ZERO).unwrap_err(), EndpointError::Disconnected);
+    }
+
+    #[test]
+    fn connect_waits_for_the_stage() {
+        let waiter = std::thread::spawn(|| UnorderedEndpoint::connect("late-stage", Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(20));
+        let _lcore = UnorderedEndpoint::register("late-stage", 4, 1472);
+        assert!(waiter.join().unwrap().is_ok());
+        assert!(!unregister("late-stage"));
+        let _again = StreamEndpoint::register("unclaimed", 4);
+        assert!(unregister("unclaimed"));
+    }
+
+    #[test]
+    fn command_queue_is_bounded() {
+        let lcore = StreamEndpoint::register("bounded", 2);
+        let ep = StreamEndpoint::connect("bounded", Duration::ZERO).unwrap();
+        assert_eq!(ep.finish(Duration::ZERO), Ok(()));
+        assert_eq!(ep.reset(Duration::ZERO), Ok(()));
+        assert_eq!(ep.finish(Duration::from_millis(2)), Err(EndpointError::TimedOut));
+        assert!(matches!(lcore.commands.try_recv(), Ok(StreamCommand::Finish)));
+        assert_eq!(ep.finish(Duration::ZERO), Ok(()));
+    }
+
+    #[test]
+    fn closures_are_sinks() {
+        let mut got = Vec::new();
+        let mut sink = |x: u32| {
+            if x >= 3 {
+                return Err(x);
+            }
+            got.push(x);
+            Ok(())
+        };
+        assert_eq!(sink.deliver(1), Ok(()));
+        assert_eq!(sink.deliver(7), Err(7));
+        assert_eq!(got, [1]);
+    }
+}

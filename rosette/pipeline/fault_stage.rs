@@ -1,0 +1,157 @@
+//! The seeded fault injector ([`crate::channel::fault`]) as a pipeline stage that can sit on any link.
+//!
+//! Every packet of the burst gets a fate from the injector: dropped (loss, blackhole), delivered
+//! (possibly bit-flipped or truncated), duplicated (a private copy, so that a channel after the stage
+//! can strip the headers of both), or
+//! held back for a random delay so later packets overtake it (reordering). Held packets wait in a
+//! queue allocated once at construction and are put back into a later burst when their time comes;
+//! when the queue is full a packet is delivered at once instead (and counted as not reordered).
+//!
+//! Corruption and truncation must not write bytes another handle can see: a packet that is shared (a
+//! channel keeps it for retransmission) or chained behind a header mbuf is first replaced by a private
+//! single-segment copy — only when corruption or truncation is configured, as a cost of the test
+//! instrument, never on a production path.
+//!
+//! Blackhole windows are relative to the stage's first iteration (the TSC origin is arbitrary).
+use std::collections::VecDeque;
+
+use super::{Context, Stage};
+use crate::channel::fault::{Fate, FaultConfig, FaultInjector, FaultStats};
+use crate::channel::time::Instant;
+use crate::substrate::{Batch, Mbuf};
+
+/// Packets that can be held back for reordering at once.
+pub const DEFAULT_HOLD_CAPACITY: usize = 1024;
+
+/// A fault-injecting stage. See the module documentation.
+pub struct FaultStage {
+    injector: FaultInjector,
+    /// Whether packets must be made private before the injector may write them.
+    writes: bool,
+    held: VecDeque<(Instant, Mbuf)>,
+    hold_capacity: usize,
+    start: Option<u64>,
+    enabled: bool,
+    /// Packets released from the hold queue.
+    released: u64,
+}
+
+impl FaultStage {
+    /// A stage injecting the faults of `config`, seeded with `seed` (same seed and traffic, same fates).
+    pub fn new(seed: u64, config: FaultConfig) -> FaultStage {
+        FaultStage::with_hold_capacity(seed, config, DEFAULT_HOLD_CAPACITY)
+    }
+
+    /// As [`FaultStage::new`], holding at most `capacity` packets back for reordering.
+    pub fn with_hold_capacity(seed: u64, config: FaultConfig, capacity: usize) -> FaultStage {
+        FaultStage {
+            writes: config.corrupt_ppm > 0 || config.truncate_ppm > 0,
+            injector: FaultInjector::new(seed, config),
+            held: VecDeque::with_capacity(capacity),
+            hold_capacity: capacity,
+            start: None,
+            enabled: true,
+            released: 0,
+        }
+    }
+
+    /// What was inflicted so far.
+    pub fn stats(&self) -> &FaultStats {
+        self.injector.stats()
+    }
+
+    /// Turns injection on or off (off: packets pass untouched; held ones are still released on time).
+    pub fn set_enabled(&mut self, enabled: bool) {
+        self.enabled = enabled;
+    }
+
+    /// Packets currently held back.
+    pub fn held(&self) -> usize {
+        self.held.len()
+    }
+
+    fn hold(&mut self, due: Instant, m: Mbuf) -> Option<Mbuf> {
+        if self.held.len() >= self.hold_capacity {
+            return Some(m);
+        }
+        self.held.push_back((due, m));
+        None
+    }
+}
+
+impl Stage for FaultStage {
+    fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32 {
+        let nanos = cx.now_nanos();
+        let start = *self.start.get_or_insert(nanos);
+        let now = Instant::from_nanos(nanos);
+        // The injector sees time since the stage started, so blackhole windows are relative.
+        let rel = Instant::from_nanos(nanos - start);
+        let mut dropped = 0u32;
+        if self.enabled && !batch.is_empty() {
+            let pool = cx.pool();
+            let writes = self.writes;
+            // Split borrows: the closure needs the injector and the hold queue, not the whole stage.
+            let injector = &mut self.injector;
+            let held = &mut self.held;
+            let cap = self.hold_capacity;
+            batch.retain_map(|m| {
+                let m = if writes && (m.refcnt() > 1 || m.segments() > 1) {
+                    match pool.and_then(|p| m.linearized_copy(p)) {
+                        Some(copy) => copy,
+                        None => m,
+                    }
+                } else {
+                    m
+                };
+                match injector.apply(rel, m) {
+                    Fate::Drop => {
+                        dropped += 1;
+                        None
+                    }
+                    Fate::Deliver { buf, delay, duplicate } => {
+                        // Duplicates follow their original through the hold queue, due now, so they go
+                        // out right after this burst's survivors.
+                        // The duplicate is a second reference to the same mbuf; a private copy lets
+                        // a receiving channel strip headers of each (shared mbufs cannot be changed).
+                        if let Some(dup) = duplicate {
+                            let dup = match pool.and_then(|p| dup.linearized_copy(p)) {
+                                Some(copy) => copy,
+                                None => dup,
+                            };
+                            if held.len() < cap {
+                                held.push_back((now, dup));
+                            }
+                        }
+                        if delay.is_zero() || held.len() >= cap {
+                            Some(buf)
+                        } else {
+                            held.push_back((now + delay, buf));
+                            None
+                        }
+                    }
+                }
+            });
+        }
+        // Release what is due, oldest first, as room allows. The queue is not sorted by due time, so
+        // scan it once; packets not yet due keep their order.
+        let mut i = 0;
+        while i < self.held.len() && batch.len() < batch.capacity() {
+            if self.held[i].0 <= now {
+                if let Some((_, m)) = self.held.remove(i) {
+                    if let Err(m) = batch.push(m) {
+                        let _ = self.hold(now, m);
+                        break;
+                    }
+                    self.released += 1;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        dropped
+    }
+
+    fn finish(&mut self, _cx: &Context) {
+        self.held.clear();
+    }
+}
