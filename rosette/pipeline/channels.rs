@@ -50,7 +50,7 @@ use super::endpoint::{
     AppQueue, Deliver, LcoreEnds, ReliableCommand, ReliableEndpoint, StreamCommand, StreamDelivery, StreamEndpoint,
     UnorderedCommand, UnorderedEndpoint,
 };
-use super::{Context, Stage};
+use super::{Context, Stage, Verdict};
 use crate::channel::conn;
 use crate::channel::reliable::{self, Reliable};
 use crate::channel::streaming::{self, Stream};
@@ -189,18 +189,9 @@ impl UdpLink {
         }
     }
 
-    /// Feeds every frame of the batch to the unordered channel; returns how many it dropped.
-    fn receive(&mut self, now: Instant, batch: &mut Batch<'_>) -> u32 {
-        if batch.is_empty() {
-            return 0;
-        }
-        let before = self.udp.stats().rx_drops.total();
-        let udp = &mut self.udp;
-        batch.retain_map(|m| {
-            udp.handle_packet(now, m);
-            None
-        });
-        (self.udp.stats().rx_drops.total() - before) as u32
+    /// Feeds one frame to the unordered channel.
+    fn receive_one(&mut self, now: Instant, frame: Mbuf) -> Verdict {
+        receive_frame(&mut self.udp, now, frame)
     }
 
     /// The next UDP payload from the peer.
@@ -385,15 +376,11 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
     }
 }
 
-impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
-    fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32 {
-        let now = now_of(cx);
+impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
+    /// Creates the connection on first use (it needs the lcore's pool); false when there is none.
+    fn start(&mut self, cx: &Context, now: Instant) -> bool {
         if self.run.is_none() {
-            let Some(pool) = cx.pool() else {
-                let n = batch.len() as u32;
-                batch.clear();
-                return n;
-            };
+            let Some(pool) = cx.pool() else { return false };
             let _ = self.ends.shared.pool.set(pool.clone());
             let p = &self.params;
             let conn = match p.role {
@@ -402,8 +389,28 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
             };
             self.run = Some((UdpLink::new(p, pool.clone()), conn));
         }
-        let Some((link, conn)) = &mut self.run else { return 0 };
-        let dropped = link.receive(now, batch);
+        true
+    }
+}
+
+impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
+    fn on_packet(&mut self, packet: Mbuf, cx: &Context) -> Verdict {
+        let now = now_of(cx);
+        if !self.start(cx, now) {
+            return Verdict::Dropped;
+        }
+        match &mut self.run {
+            Some((link, _)) => link.receive_one(now, packet),
+            None => Verdict::Dropped,
+        }
+    }
+
+    fn emit(&mut self, batch: &mut Batch<'_>, cx: &Context) {
+        let now = now_of(cx);
+        if !self.start(cx, now) {
+            return;
+        }
+        let Some((link, conn)) = &mut self.run else { return };
         while let Some(d) = link.next_datagram() {
             conn.handle_datagram(now, d);
         }
@@ -480,13 +487,23 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
             link.send(now, p, batch);
             link.flush(now, batch);
         }
-        dropped
     }
 
     fn finish(&mut self, _cx: &Context) {
         self.stash = None;
         self.held = None;
         self.run = None;
+    }
+}
+
+/// Hands one frame to an unordered channel: taken, or dropped (and freed) when the channel refused it.
+fn receive_frame(udp: &mut UnorderedChannel<Mempool>, now: Instant, frame: Mbuf) -> Verdict {
+    let before = udp.stats().rx_drops.total();
+    udp.handle_packet(now, frame);
+    if udp.stats().rx_drops.total() > before {
+        Verdict::Dropped
+    } else {
+        Verdict::Taken
     }
 }
 
@@ -565,15 +582,11 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
     }
 }
 
-impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
-    fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32 {
-        let now = now_of(cx);
+impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
+    /// Creates the stream on first use (it needs the lcore's pool); false when there is none.
+    fn start(&mut self, cx: &Context, now: Instant) -> bool {
         if self.run.is_none() {
-            let Some(pool) = cx.pool() else {
-                let n = batch.len() as u32;
-                batch.clear();
-                return n;
-            };
+            let Some(pool) = cx.pool() else { return false };
             let _ = self.ends.shared.pool.set(pool.clone());
             let p = &self.params;
             let conn = match p.role {
@@ -582,9 +595,29 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             };
             self.run = Some((UdpLink::new(p, pool.clone()), conn));
         }
-        let dropped = {
-            let Some((link, stream)) = &mut self.run else { return 0 };
-            let dropped = link.receive(now, batch);
+        true
+    }
+}
+
+impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
+    fn on_packet(&mut self, packet: Mbuf, cx: &Context) -> Verdict {
+        let now = now_of(cx);
+        if !self.start(cx, now) {
+            return Verdict::Dropped;
+        }
+        match &mut self.run {
+            Some((link, _)) => link.receive_one(now, packet),
+            None => Verdict::Dropped,
+        }
+    }
+
+    fn emit(&mut self, batch: &mut Batch<'_>, cx: &Context) {
+        let now = now_of(cx);
+        if !self.start(cx, now) {
+            return;
+        }
+        {
+            let Some((link, stream)) = &mut self.run else { return };
             while let Some(d) = link.next_datagram() {
                 stream.handle_datagram(now, d);
             }
@@ -592,8 +625,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             if stream.poll_timeout().is_some_and(|t| t <= now) {
                 stream.handle_timeout(now);
             }
-            dropped
-        };
+        }
         // Deliveries first (only while the sink takes them), so a reset is seen before writes are.
         loop {
             let item = match self.stash.take() {
@@ -616,7 +648,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             self.stats.delivered += 1;
         }
         {
-            let Some((_, stream)) = &mut self.run else { return dropped };
+            let Some((_, stream)) = &mut self.run else { return };
             // Writes: one partly taken write is retried before new commands are taken.
             loop {
                 if self.writing.is_none() {
@@ -658,14 +690,13 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
                 }
             }
         }
-        let Some((link, stream)) = &mut self.run else { return dropped };
+        let Some((link, stream)) = &mut self.run else { return };
         link.flush(now, batch);
         while batch.len() < batch.capacity() {
             let Some(p) = stream.poll_transmit(now) else { break };
             link.send(now, p, batch);
             link.flush(now, batch);
         }
-        dropped
     }
 
     fn finish(&mut self, _cx: &Context) {
@@ -720,25 +751,34 @@ impl<D: Deliver<unordered::Event<Mbuf>>> UnorderedStage<D> {
     }
 }
 
-impl<D: Deliver<unordered::Event<Mbuf>>> Stage for UnorderedStage<D> {
-    fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32 {
-        let now = now_of(cx);
+impl<D: Deliver<unordered::Event<Mbuf>>> UnorderedStage<D> {
+    /// Creates the channel on first use (it needs the lcore's pool); false when there is none.
+    fn start(&mut self, cx: &Context) -> bool {
         if self.run.is_none() {
-            let Some(pool) = cx.pool() else {
-                let n = batch.len() as u32;
-                batch.clear();
-                return n;
-            };
+            let Some(pool) = cx.pool() else { return false };
             let _ = self.ends.shared.pool.set(pool.clone());
             self.run = Some(UnorderedChannel::new(self.params.unordered_config(), pool.clone()));
         }
-        let Some(udp) = &mut self.run else { return 0 };
-        let before = udp.stats().rx_drops.total();
-        batch.retain_map(|m| {
-            udp.handle_packet(now, m);
-            None
-        });
-        let dropped = (udp.stats().rx_drops.total() - before) as u32;
+        true
+    }
+}
+
+impl<D: Deliver<unordered::Event<Mbuf>>> Stage for UnorderedStage<D> {
+    fn on_packet(&mut self, packet: Mbuf, cx: &Context) -> Verdict {
+        let now = now_of(cx);
+        if !self.start(cx) {
+            return Verdict::Dropped;
+        }
+        let Some(udp) = &mut self.run else { return Verdict::Dropped };
+        receive_frame(udp, now, packet)
+    }
+
+    fn emit(&mut self, batch: &mut Batch<'_>, cx: &Context) {
+        let now = now_of(cx);
+        if !self.start(cx) {
+            return;
+        }
+        let Some(udp) = &mut self.run else { return };
         if udp.poll_timeout().is_some_and(|t| t <= now) {
             udp.handle_timeout(now);
         }
@@ -772,7 +812,6 @@ impl<D: Deliver<unordered::Event<Mbuf>>> Stage for UnorderedStage<D> {
                 break;
             }
         }
-        dropped
     }
 
     fn finish(&mut self, _cx: &Context) {

@@ -15,7 +15,7 @@
 //! Blackhole windows are relative to the stage's first iteration (the TSC origin is arbitrary).
 use std::collections::VecDeque;
 
-use super::{Context, Stage};
+use super::{Context, Stage, Verdict};
 use crate::channel::fault::{Fate, FaultConfig, FaultInjector, FaultStats};
 use crate::channel::time::Instant;
 use crate::substrate::{Batch, Mbuf};
@@ -79,59 +79,60 @@ impl FaultStage {
     }
 }
 
-impl Stage for FaultStage {
-    fn process(&mut self, batch: &mut Batch<'_>, cx: &Context) -> u32 {
+impl FaultStage {
+    /// Times as the injector sees them: (now, time since the stage first ran — blackhole windows are
+    /// relative to that).
+    fn clocks(&mut self, cx: &Context) -> (Instant, Instant) {
         let nanos = cx.now_nanos();
         let start = *self.start.get_or_insert(nanos);
-        let now = Instant::from_nanos(nanos);
-        // The injector sees time since the stage started, so blackhole windows are relative.
-        let rel = Instant::from_nanos(nanos - start);
-        let mut dropped = 0u32;
-        if self.enabled && !batch.is_empty() {
-            let pool = cx.pool();
-            let writes = self.writes;
-            // Split borrows: the closure needs the injector and the hold queue, not the whole stage.
-            let injector = &mut self.injector;
-            let held = &mut self.held;
-            let cap = self.hold_capacity;
-            batch.retain_map(|m| {
-                let m = if writes && (m.refcnt() > 1 || m.segments() > 1) {
-                    match pool.and_then(|p| m.linearized_copy(p)) {
+        (Instant::from_nanos(nanos), Instant::from_nanos(nanos - start))
+    }
+}
+
+impl Stage for FaultStage {
+    fn on_packet(&mut self, packet: Mbuf, cx: &Context) -> Verdict {
+        let (now, rel) = self.clocks(cx);
+        if !self.enabled {
+            return Verdict::Pass(packet);
+        }
+        let pool = cx.pool();
+        // A packet another handle shares (kept for retransmission) or spread over segments is damaged in
+        // a private copy, never in place.
+        let packet = if self.writes && (packet.refcnt() > 1 || packet.segments() > 1) {
+            match pool.and_then(|p| packet.linearized_copy(p)) {
+                Some(copy) => copy,
+                None => packet,
+            }
+        } else {
+            packet
+        };
+        match self.injector.apply(rel, packet) {
+            Fate::Drop => Verdict::Dropped,
+            Fate::Deliver { buf, delay, duplicate } => {
+                // Duplicates follow their original through the hold queue, due now, so they go out right
+                // after this burst's survivors. A private copy lets a receiving channel strip the headers
+                // of each (shared mbufs cannot be changed).
+                if let Some(dup) = duplicate {
+                    let dup = match pool.and_then(|p| dup.linearized_copy(p)) {
                         Some(copy) => copy,
-                        None => m,
-                    }
-                } else {
-                    m
-                };
-                match injector.apply(rel, m) {
-                    Fate::Drop => {
-                        dropped += 1;
-                        None
-                    }
-                    Fate::Deliver { buf, delay, duplicate } => {
-                        // Duplicates follow their original through the hold queue, due now, so they go
-                        // out right after this burst's survivors.
-                        // The duplicate is a second reference to the same mbuf; a private copy lets
-                        // a receiving channel strip headers of each (shared mbufs cannot be changed).
-                        if let Some(dup) = duplicate {
-                            let dup = match pool.and_then(|p| dup.linearized_copy(p)) {
-                                Some(copy) => copy,
-                                None => dup,
-                            };
-                            if held.len() < cap {
-                                held.push_back((now, dup));
-                            }
-                        }
-                        if delay.is_zero() || held.len() >= cap {
-                            Some(buf)
-                        } else {
-                            held.push_back((now + delay, buf));
-                            None
-                        }
+                        None => dup,
+                    };
+                    if self.held.len() < self.hold_capacity {
+                        self.held.push_back((now, dup));
                     }
                 }
-            });
+                if delay.is_zero() || self.held.len() >= self.hold_capacity {
+                    Verdict::Pass(buf)
+                } else {
+                    self.held.push_back((now + delay, buf));
+                    Verdict::Taken
+                }
+            }
         }
+    }
+
+    fn emit(&mut self, batch: &mut Batch<'_>, cx: &Context) {
+        let (now, _) = self.clocks(cx);
         // Release what is due, oldest first, as room allows. The queue is not sorted by due time, so
         // scan it once; packets not yet due keep their order.
         let mut i = 0;
@@ -148,7 +149,6 @@ impl Stage for FaultStage {
                 i += 1;
             }
         }
-        dropped
     }
 
     fn finish(&mut self, _cx: &Context) {
