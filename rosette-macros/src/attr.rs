@@ -36,7 +36,10 @@ fn parse_metas(input: ParseStream) -> syn::Result<Vec<Meta>> {
                 tokens.extend([input.parse::<TokenTree>()?]);
             }
             if tokens.is_empty() {
-                return Err(syn::Error::new(key.span(), format!("missing value for `{key}`")));
+                return Err(syn::Error::new(
+                    key.span(),
+                    format!("missing value for `{key}`"),
+                ));
             }
             MetaValue::Tokens(tokens)
         } else if input.peek(syn::token::Paren) {
@@ -81,7 +84,13 @@ struct Fields {
 }
 
 impl Fields {
-    fn new(d: &mut Diagnostics, what: &'static str, span: Span, metas: Vec<Meta>, allowed: &[&str]) -> Self {
+    fn new(
+        d: &mut Diagnostics,
+        what: &'static str,
+        span: Span,
+        metas: Vec<Meta>,
+        allowed: &[&str],
+    ) -> Self {
         let mut seen: Vec<String> = Vec::new();
         for m in &metas {
             let key = m.key.to_string();
@@ -94,7 +103,10 @@ impl Fields {
                     ),
                 );
             } else if seen.contains(&key) && key != "poll" {
-                d.error(Loc::Tokens(m.key.span()), format!("duplicate field `{key}` in {what}"));
+                d.error(
+                    Loc::Tokens(m.key.span()),
+                    format!("duplicate field `{key}` in {what}"),
+                );
             }
             seen.push(key);
         }
@@ -157,10 +169,7 @@ fn lit(d: &mut Diagnostics, meta: &Meta, expected: &str) -> Option<Lit> {
     match syn::parse2::<Lit>(t.clone()) {
         Ok(l) => Some(l),
         Err(_) => {
-            d.error(
-                range(t),
-                format!("expected {expected} for `{}`", meta.key),
-            );
+            d.error(range(t), format!("expected {expected} for `{}`", meta.key));
             None
         }
     }
@@ -175,7 +184,10 @@ where
         Lit::Int(i) => match i.base10_parse::<T>() {
             Ok(v) => Some(Located::new(v, Loc::Tokens(i.span()))),
             Err(e) => {
-                d.error(Loc::Tokens(i.span()), format!("invalid value for `{}`: {e}", meta.key));
+                d.error(
+                    Loc::Tokens(i.span()),
+                    format!("invalid value for `{}`: {e}", meta.key),
+                );
                 None
             }
         },
@@ -238,12 +250,19 @@ fn bracketed<T: syn::parse::Parse>(d: &mut Diagnostics, meta: &Meta) -> Option<V
 
 /// Tokens as the text a YAML user would write: `p0 . rx [0]` becomes `p0.rx[0]`.
 fn compact(tokens: &TokenStream) -> String {
-    tokens.to_string().chars().filter(|c| !c.is_whitespace()).collect()
+    tokens
+        .to_string()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
 }
 
 /// Lowers `#[pipeline_mod(args)] mod name { ... }`. Returns the IR and the module items that are not
 /// pipeline declarations (they are kept in the expansion).
-pub fn parse(args: TokenStream, item: TokenStream) -> Result<(ir::Pipeline, syn::ItemMod), Vec<Diagnostic>> {
+pub fn parse(
+    args: TokenStream,
+    item: TokenStream,
+) -> Result<(ir::Pipeline, syn::ItemMod), Vec<Diagnostic>> {
     let mut module: syn::ItemMod = syn::parse2(item).map_err(|e| vec![syn_diag(e)])?;
     let Some((_, items)) = module.content.take() else {
         return Err(vec![Diagnostic::new(
@@ -333,7 +352,14 @@ pub fn parse(args: TokenStream, item: TokenStream) -> Result<(ir::Pipeline, syn:
 }
 
 fn lower_eal(d: &mut Diagnostics, span: Span, metas: Vec<Meta>) -> Option<ir::Eal> {
-    let allowed = ["memory", "memory_mb", "lcores", "main_lcore", "file_prefix", "extra_args"];
+    let allowed = [
+        "memory",
+        "memory_mb",
+        "lcores",
+        "main_lcore",
+        "file_prefix",
+        "extra_args",
+    ];
     let mut f = Fields::new(d, "`eal`", span, metas, &allowed);
     let memory = match f.take("memory") {
         None => Located::new(ir::MemoryMode::Auto, Loc::Tokens(span)),
@@ -498,12 +524,15 @@ fn lower_poll(d: &mut Diagnostics, meta: Meta) -> Option<ir::Poll> {
         };
         Some((text, range(t)))
     };
-    let from = f.required(d, "from").and_then(|m| endpoint(d, &m)).and_then(|(text, loc)| {
-        ir::parse_source(&text)
-            .map_err(|e| d.error(loc, e))
-            .ok()
-            .map(|s| Located::new(s, loc))
-    });
+    let from = f
+        .required(d, "from")
+        .and_then(|m| endpoint(d, &m))
+        .and_then(|(text, loc)| {
+            ir::parse_source(&text)
+                .map_err(|e| d.error(loc, e))
+                .ok()
+                .map(|s| Located::new(s, loc))
+        });
     let to = match f.take("to") {
         None => Some(Located::new(ir::Sink::Drop, Loc::Tokens(span))),
         Some(m) => endpoint(d, &m).and_then(|(text, loc)| {

@@ -316,7 +316,9 @@ pub fn parse_lcore_list(text: &str) -> Result<Vec<u32>, String> {
             Some((lo, hi)) => {
                 let (lo, hi) = (num(lo)?, num(hi)?);
                 if lo > hi {
-                    return Err(format!("empty lcore range `{piece}` in lcore list `{text}`"));
+                    return Err(format!(
+                        "empty lcore range `{piece}` in lcore list `{text}`"
+                    ));
                 }
                 out.extend(lo..=hi);
             }
@@ -357,7 +359,10 @@ pub fn parse_sink(text: &str) -> Result<Sink, String> {
 
 fn parse_queue_ref(text: &str, dir: &str) -> Option<(String, u16)> {
     let (port, rest) = text.split_once('.')?;
-    let rest = rest.strip_prefix(dir)?.strip_prefix('[')?.strip_suffix(']')?;
+    let rest = rest
+        .strip_prefix(dir)?
+        .strip_prefix('[')?
+        .strip_suffix(']')?;
     let queue = rest.trim().parse().ok()?;
     let port = port.trim();
     (!port.is_empty()).then(|| (port.to_owned(), queue))
@@ -381,7 +386,10 @@ mod tests {
     fn endpoints() {
         assert_eq!(
             parse_source("p0.rx[1]").unwrap(),
-            Source::PortRx { port: "p0".into(), queue: 1 }
+            Source::PortRx {
+                port: "p0".into(),
+                queue: 1
+            }
         );
         assert_eq!(parse_source("ring:r").unwrap(), Source::Ring("r".into()));
         assert!(parse_source("p0.tx[1]").is_err());
@@ -389,7 +397,10 @@ mod tests {
         assert_eq!(parse_sink("drop").unwrap(), Sink::Drop);
         assert_eq!(
             parse_sink("p0.tx[0]").unwrap(),
-            Sink::PortTx { port: "p0".into(), queue: 0 }
+            Sink::PortTx {
+                port: "p0".into(),
+                queue: 0
+            }
         );
         assert!(parse_sink("p0.rx[0]").is_err());
     }

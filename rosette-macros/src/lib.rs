@@ -51,7 +51,9 @@ pub fn pipeline(input: TokenStream) -> TokenStream {
     let abs = path.canonicalize().unwrap_or(path).display().to_string();
     let result = yaml::parse(&text).and_then(validate::validate);
     // Rebuild whenever the YAML changes, success or failure.
-    let track = quote!(const _: &[u8] = ::core::include_bytes!(#abs););
+    let track = quote!(
+        const _: &[u8] = ::core::include_bytes!(#abs);
+    );
     let body = match result {
         Ok(valid) => expand::placeholder(&valid, quote!(pub), quote!()),
         Err(diags) => expand::yaml_errors(&written, span, &diags),

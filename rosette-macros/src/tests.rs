@@ -119,9 +119,15 @@ fn lcores_as_single_integer_and_param_kinds() {
 
 #[test]
 fn unknown_field_is_located() {
-    let errors = yaml_errors(&example_with("    shared_tx: false", "    shared_tx: false\n    colour: red"));
+    let errors = yaml_errors(&example_with(
+        "    shared_tx: false",
+        "    shared_tx: false\n    colour: red",
+    ));
     assert_eq!(errors.len(), 1);
-    assert!(errors[0].starts_with("20:5: unknown field `colour`"), "{errors:?}");
+    assert!(
+        errors[0].starts_with("20:5: unknown field `colour`"),
+        "{errors:?}"
+    );
 }
 
 #[test]
@@ -133,7 +139,10 @@ fn wrong_type_is_located() {
 
 #[test]
 fn missing_field_is_reported() {
-    let errors = yaml_errors(&example_with("    device: net_ring0      # everything else defaulted\n", ""));
+    let errors = yaml_errors(&example_with(
+        "    device: net_ring0      # everything else defaulted\n",
+        "",
+    ));
     assert_eq!(errors.len(), 1);
     assert!(errors[0].contains("missing field `device`"), "{errors:?}");
 }
@@ -182,7 +191,7 @@ fn unknown_ring_reference() {
 #[test]
 fn rx_queue_polled_by_two_lcores() {
     assert_one_error(
-        &example_with("from: p1.rx[0]", "from: p0.rx[0]").replacen("p0:\n    device: net_null0\n    rx_queues: 1", "p0:\n    device: net_null0\n    rx_queues: 1", 1).replacen("  p1:\n    device: net_ring0      # everything else defaulted", "  p1:\n    device: net_ring0\n    rx_queues: 0", 1),
+        &example_with("from: p1.rx[0]", "from: p0.rx[0]").replacen("  p1:\n    device: net_ring0      # everything else defaulted", "  p1:\n    device: net_ring0\n    rx_queues: 0", 1),
         "39:15: rx queue p0.rx[0] is polled by lcore 1 and lcore 2; an rx queue has exactly one poller",
     );
 }
@@ -230,7 +239,7 @@ fn tx_queue_written_by_two_lcores() {
 #[test]
 fn lcore_listed_twice() {
     assert_one_error(
-        &example_with("lcore: 2", "lcore: 1").replacen("from: p1.rx[0]", "from: p1.rx[0]", 1),
+        &example_with("lcore: 2", "lcore: 1"),
         "33:12: lcore 1 is declared twice in `cores`",
     );
 }
@@ -254,8 +263,11 @@ fn main_lcore_as_worker() {
 #[test]
 fn default_main_lcore_is_first() {
     assert_one_error(
-        &example_with("  main_lcore: 0            # default: the first lcore of the set\n", "")
-            .replacen("\"0-2\"", "\"1-2,0\"", 1),
+        &example_with(
+            "  main_lcore: 0            # default: the first lcore of the set\n",
+            "",
+        )
+        .replacen("\"0-2\"", "\"1-2,0\"", 1),
         "24:12: lcore 1 is the main lcore and cannot be a worker",
     );
 }
@@ -278,7 +290,11 @@ fn eal_lcore_listed_twice() {
 
 #[test]
 fn queue_index_out_of_range() {
-    let text = example_with("from: p1.rx[0]", "from: p1.rx[3]").replacen("to: p0.tx[1]", "to: p0.tx[2]", 1);
+    let text = example_with("from: p1.rx[0]", "from: p1.rx[3]").replacen(
+        "to: p0.tx[1]",
+        "to: p0.tx[2]",
+        1,
+    );
     assert_eq!(
         yaml_errors(&text),
         vec![
@@ -362,7 +378,11 @@ fn ring_size_not_power_of_two() {
 fn ring_read_twice_and_unused() {
     let text = example_with("from: p1.rx[0]", "from: ring:handoff")
         .replacen("rings:\n", "rings:\n  spare: { size: 8 }\n", 1)
-        .replacen("  p1:\n    device: net_ring0      # everything else defaulted", "  p1:\n    device: net_ring0\n    rx_queues: 0", 1);
+        .replacen(
+            "  p1:\n    device: net_ring0      # everything else defaulted",
+            "  p1:\n    device: net_ring0\n    rx_queues: 0",
+            1,
+        );
     assert_eq!(
         yaml_errors(&text),
         vec![
@@ -573,10 +593,26 @@ fn attribute_bad_stage_and_endpoint() {
 
 #[test]
 fn attribute_requires_inline_module_and_eal() {
-    let errors = attr_errors(quote!(), quote!(mod m;));
-    assert_eq!(errors, vec!["the pipeline module must be inline: `mod name { ... }`"]);
-    let errors = attr_errors(quote!(), quote!(mod m {}));
-    assert_eq!(errors, vec!["missing field `eal` in the pipeline attribute"]);
+    let errors = attr_errors(
+        quote!(),
+        quote!(
+            mod m;
+        ),
+    );
+    assert_eq!(
+        errors,
+        vec!["the pipeline module must be inline: `mod name { ... }`"]
+    );
+    let errors = attr_errors(
+        quote!(),
+        quote!(
+            mod m {}
+        ),
+    );
+    assert_eq!(
+        errors,
+        vec!["missing field `eal` in the pipeline attribute"]
+    );
 }
 
 #[test]
@@ -596,9 +632,6 @@ fn attribute_duplicate_names() {
     );
     assert_eq!(
         errors,
-        vec![
-            "duplicate port name `p`",
-            "duplicate ring name `r`",
-        ]
+        vec!["duplicate port name `p`", "duplicate ring name `r`",]
     );
 }

@@ -35,7 +35,12 @@ const GENERATED_EAL_ARGS: &[(&str, &str)] = &[
 /// Checks every rule; returns the pipeline with derived facts, or every error found.
 pub fn validate(pipeline: Pipeline) -> Result<ValidPipeline, Vec<Diagnostic>> {
     let mut d = Diagnostics::new();
-    check_ident(&mut d, "pipeline name", &pipeline.name.value, pipeline.name.loc);
+    check_ident(
+        &mut d,
+        "pipeline name",
+        &pipeline.name.value,
+        pipeline.name.loc,
+    );
     check_eal(&mut d, &pipeline);
     check_ports(&mut d, &pipeline);
     check_rings(&mut d, &pipeline);
@@ -54,7 +59,10 @@ pub fn validate(pipeline: Pipeline) -> Result<ValidPipeline, Vec<Diagnostic>> {
 fn check_ident(d: &mut Diagnostics, what: &str, name: &str, loc: Loc) {
     // `syn::Ident` rejects keywords too, which is what we want for generated module and field names.
     if syn::parse_str::<syn::Ident>(name).is_err() {
-        d.error(loc, format!("{what} `{name}` is not a valid Rust identifier"));
+        d.error(
+            loc,
+            format!("{what} `{name}` is not a valid Rust identifier"),
+        );
     }
 }
 
@@ -71,7 +79,10 @@ fn check_eal(d: &mut Diagnostics, p: &Pipeline) {
     let mut seen = Vec::new();
     for &l in &eal.lcores.value {
         if seen.contains(&l) {
-            d.error(eal.lcores.loc, format!("lcore {l} is listed twice in the EAL lcore set"));
+            d.error(
+                eal.lcores.loc,
+                format!("lcore {l} is listed twice in the EAL lcore set"),
+            );
         }
         seen.push(l);
     }
@@ -96,7 +107,10 @@ fn check_eal(d: &mut Diagnostics, p: &Pipeline) {
         if prefix.value.is_empty() || prefix.value.contains(['/', ' ']) {
             d.error(
                 prefix.loc,
-                format!("file prefix `{}` must be non-empty and contain no `/` or spaces", prefix.value),
+                format!(
+                    "file prefix `{}` must be non-empty and contain no `/` or spaces",
+                    prefix.value
+                ),
             );
         }
     }
@@ -136,11 +150,17 @@ fn check_ports(d: &mut Diagnostics, p: &Pipeline) {
             );
         }
         if port.rx_queues.value == 0 && port.tx_queues.value == 0 {
-            d.error(port.rx_queues.loc, format!("port `{name}` has neither rx nor tx queues"));
+            d.error(
+                port.rx_queues.loc,
+                format!("port `{name}` has neither rx nor tx queues"),
+            );
         }
         for (what, n) in [("rx", &port.rx_descriptors), ("tx", &port.tx_descriptors)] {
             if n.value == 0 {
-                d.error(n.loc, format!("{what} descriptors of port `{name}` must be greater than 0"));
+                d.error(
+                    n.loc,
+                    format!("{what} descriptors of port `{name}` must be greater than 0"),
+                );
             }
         }
         let cache = &port.mempool.cache;
@@ -170,7 +190,10 @@ fn check_rings(d: &mut Diagnostics, p: &Pipeline) {
             d.error(ring.name.loc, format!("duplicate ring name `{name}`"));
         }
         if p.ports.iter().any(|port| port.name.value == name) {
-            d.error(ring.name.loc, format!("ring `{name}` has the same name as a port"));
+            d.error(
+                ring.name.loc,
+                format!("ring `{name}` has the same name as a port"),
+            );
         }
         let size = ring.size.value;
         // rte_ring needs a power of two; 1 would leave no usable slot (one is always kept free).
@@ -189,7 +212,10 @@ fn check_cores(d: &mut Diagnostics, p: &Pipeline) {
     for core in &p.cores {
         let lcore = core.lcore.value;
         if seen.contains(&lcore) {
-            d.error(core.lcore.loc, format!("lcore {lcore} is declared twice in `cores`"));
+            d.error(
+                core.lcore.loc,
+                format!("lcore {lcore} is declared twice in `cores`"),
+            );
         }
         seen.push(lcore);
         if !p.eal.lcores.value.contains(&lcore) {
@@ -211,7 +237,10 @@ fn check_cores(d: &mut Diagnostics, p: &Pipeline) {
         }
         let burst = core.burst.value;
         if burst == 0 {
-            d.error(core.burst.loc, format!("burst of lcore {lcore} must be greater than 0"));
+            d.error(
+                core.burst.loc,
+                format!("burst of lcore {lcore} must be greater than 0"),
+            );
         } else if !burst.is_power_of_two() {
             d.error(
                 core.burst.loc,
@@ -357,7 +386,10 @@ fn check_queues(d: &mut Diagnostics, p: &Pipeline) {
             if !rx.contains_key(&(port.name.value.as_str(), q)) {
                 d.error(
                     port.rx_queues.loc,
-                    format!("rx queue {}.rx[{q}] is not polled by any lcore", port.name.value),
+                    format!(
+                        "rx queue {}.rx[{q}] is not polled by any lcore",
+                        port.name.value
+                    ),
                 );
             }
         }
