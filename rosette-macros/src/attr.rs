@@ -577,7 +577,9 @@ fn lower_stage(d: &mut Diagnostics, expr: Expr) -> Option<ir::Stage> {
             return None;
         }
     };
-    let ty = Located::new(compact(&quote::quote!(#path)), range(&path));
+    // A struct expression needs `a::B::<T>`; the YAML spelling (and the IR) is the type form `a::B<T>`.
+    let ty = compact(&quote::quote!(#path)).replace("::<", "<");
+    let ty = Located::new(ty, range(&path));
     let params = fields
         .into_iter()
         .filter_map(|fv| {

@@ -19,6 +19,32 @@ pub struct ValidPipeline {
     pub ring_producers: Vec<Vec<u32>>,
 }
 
+impl ValidPipeline {
+    /// The port named `name`.
+    pub fn port(&self, name: &str) -> Option<&ir::Port> {
+        find_port(&self.pipeline, name)
+    }
+
+    /// The ring named `name`.
+    pub fn ring(&self, name: &str) -> Option<&ir::Ring> {
+        find_ring(&self.pipeline, name)
+    }
+
+    /// Distinct lcores that write tx queue `queue` of port `port` (more than one only with `shared_tx`).
+    pub fn tx_writers(&self, port: &str, queue: u16) -> Vec<u32> {
+        let mut lcores = Vec::new();
+        for core in &self.pipeline.cores {
+            let writes = core.polls.iter().any(|poll| {
+                matches!(&poll.to.value, Sink::PortTx { port: p, queue: q } if p == port && *q == queue)
+            });
+            if writes && !lcores.contains(&core.lcore.value) {
+                lcores.push(core.lcore.value);
+            }
+        }
+        lcores
+    }
+}
+
 /// EAL options that rosette generates from the declaration; passing them again in `extra_args` would
 /// conflict.
 const GENERATED_EAL_ARGS: &[(&str, &str)] = &[
