@@ -98,6 +98,9 @@ fn check_ident(d: &mut Diagnostics, what: &str, name: &str, loc: Loc) {
 }
 
 fn lcore_set_text(lcores: &[u32]) -> String {
+    if lcores.is_empty() {
+        return "empty".to_owned();
+    }
     let list: Vec<String> = lcores.iter().map(u32::to_string).collect();
     list.join(",")
 }
@@ -306,7 +309,8 @@ fn check_poll(d: &mut Diagnostics, p: &Pipeline, core: &ir::Core, poll: &ir::Pol
                     );
                 }
                 let desc = port_decl.rx_descriptors.value;
-                if burst > desc {
+                // Zero descriptors is reported by the port rule; do not pile a burst error on it.
+                if desc > 0 && burst > desc {
                     d.error(
                         core.burst.loc,
                         format!(
