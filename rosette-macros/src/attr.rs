@@ -297,12 +297,20 @@ fn lower_eal(d: &mut Diagnostics, span: Span, metas: Vec<Meta>) -> Option<ir::Ea
     let memory = match f.take("memory") {
         None => Located::new(ir::MemoryMode::Auto, Loc::Tokens(span)),
         Some(m) => {
-            let s = string(d, &m)?;
-            let Some(mode) = ir::MemoryMode::parse(&s.value) else {
-                d.error(s.loc, format!("unknown memory mode `{}`, expected `auto`, `hugepages` or `no-huge`", s.value));
-                return None;
-            };
-            Located::new(mode, s.loc)
+            // On error keep going with the default so the other `eal` fields are still checked.
+            match string(d, &m) {
+                None => Located::new(ir::MemoryMode::Auto, Loc::Tokens(span)),
+                Some(s) => {
+                    let mode = ir::MemoryMode::parse(&s.value).unwrap_or_else(|| {
+                        d.error(
+                            s.loc,
+                            format!("unknown memory mode `{}`, expected `auto`, `hugepages` or `no-huge`", s.value),
+                        );
+                        ir::MemoryMode::Auto
+                    });
+                    Located::new(mode, s.loc)
+                }
+            }
         }
     };
     let lcores = {
@@ -463,7 +471,9 @@ fn lower_stage(d: &mut Diagnostics, expr: Expr) -> Option<ir::Stage> {
             return None;
         }
     };
-    let ty = Located::new(compact(&quote::quote!(#path)), range(&path));
+    // A struct expression needs `a::B::<T>`; the YAML spelling (and the IR) is the type form `a::B<T>`.
+    let ty = compact(&quote::quote!(#path)).replace("::<", "<");
+    let ty = Located::new(ty, range(&path));
     let params = fields
         .into_iter()
         .filter_map(|fv| {

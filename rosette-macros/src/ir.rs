@@ -2,7 +2,7 @@
 //!
 //! Plain data: no behaviour beyond small helpers, no dependence on which front end produced it. Defaults
 //! are already applied, so codegen never has to know them. Every user-written value is [`Located`] so the
-//! validator can point at it; [`Loc`] compares equal to every `Loc`, so a YAML and an attribute declaration
+//! validator can point at it; [`Loc`](crate::diag::Loc) compares equal to every `Loc`, so a YAML and an attribute declaration
 //! of the same pipeline produce equal IR values.
 
 use std::fmt;

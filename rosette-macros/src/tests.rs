@@ -161,13 +161,11 @@ fn unknown_ring_reference() {
 #[test]
 fn rx_queue_polled_by_two_lcores() {
     assert_one_error(
-        &example_with("from: p1.rx[0]", "from: p0.rx[0]")
-            .replacen("p0:\n    device: net_null0\n    rx_queues: 1", "p0:\n    device: net_null0\n    rx_queues: 1", 1)
-            .replacen(
-                "  p1:\n    device: net_ring0      # everything else defaulted",
-                "  p1:\n    device: net_ring0\n    rx_queues: 0",
-                1,
-            ),
+        &example_with("from: p1.rx[0]", "from: p0.rx[0]").replacen(
+            "  p1:\n    device: net_ring0      # everything else defaulted",
+            "  p1:\n    device: net_ring0\n    rx_queues: 0",
+            1,
+        ),
         "39:15: rx queue p0.rx[0] is polled by lcore 1 and lcore 2; an rx queue has exactly one poller",
     );
 }
@@ -213,10 +211,7 @@ fn tx_queue_written_by_two_lcores() {
 
 #[test]
 fn lcore_listed_twice() {
-    assert_one_error(
-        &example_with("lcore: 2", "lcore: 1").replacen("from: p1.rx[0]", "from: p1.rx[0]", 1),
-        "33:12: lcore 1 is declared twice in `cores`",
-    );
+    assert_one_error(&example_with("lcore: 2", "lcore: 1"), "33:12: lcore 1 is declared twice in `cores`");
 }
 
 #[test]
@@ -586,4 +581,83 @@ fn attribute_duplicate_names() {
         },
     );
     assert_eq!(errors, vec!["duplicate port name `p`", "duplicate ring name `r`",]);
+}
+
+#[test]
+fn remaining_eal_and_port_rules() {
+    let text = example_with("memory_mb: 256", "memory_mb: 0")
+        .replacen("file_prefix: fwd", "file_prefix: a/b", 1)
+        .replacen("rx_descriptors: 1024", "rx_descriptors: 0", 1)
+        .replacen(
+            "  p1:\n    device: net_ring0      # everything else defaulted",
+            "  p1:\n    device: net_ring0\n    rx_queues: 0\n    tx_queues: 0",
+            1,
+        )
+        .replacen("from: p1.rx[0]", "from: ring:handoff", 1)
+        .replacen("to: p1.tx[0]", "to: drop", 1)
+        .replacen("burst: 32", "burst: 1", 1);
+    let errors = yaml_errors(&text);
+    assert_eq!(
+        errors,
+        vec![
+            "6:14: memory size must be greater than 0 MiB",
+            "9:16: file prefix `a/b` must be non-empty and contain no `/` or spaces",
+            "16:21: rx descriptors of port `p0` must be greater than 0",
+            "22:16: port `p1` has neither rx nor tx queues",
+            "40:15: ring `handoff` is read by more than one poll",
+        ]
+    );
+}
+
+#[test]
+fn empty_lcore_set_and_ring_named_like_port() {
+    let text = example_with("lcores: \"0-2\"", "lcores: []")
+        .replacen("  main_lcore: 0            # default: the first lcore of the set\n", "", 1)
+        .replacen("handoff: { size", "p1: { size", 1)
+        .replacen("ring:handoff", "ring:p1", 2);
+    let errors = yaml_errors(&text);
+    assert_eq!(
+        errors,
+        vec![
+            "7:11: the EAL lcore set is empty",
+            "22:3: ring `p1` has the same name as a port",
+            "24:12: lcore 1 is not in the EAL lcore set (empty)",
+            "32:12: lcore 2 is not in the EAL lcore set (empty)",
+        ]
+    );
+}
+
+#[test]
+fn valid_pipeline_helpers() {
+    let v = yaml_ok(
+        &example_with("to: ring:handoff", "to: p0.tx[1]")
+            .replacen("      - from: ring:handoff\n        to: p1.tx[0]\n", "", 1)
+            .replacen("rings:\n  handoff: { size: 1024 }\n", "", 1)
+            .replacen("shared_tx: false", "shared_tx: true", 1),
+    );
+    assert_eq!(v.tx_writers("p0", 1), vec![1, 2]);
+    assert_eq!(v.tx_writers("p0", 0), Vec::<u32>::new());
+    assert_eq!(v.port("p1").unwrap().device.value, "net_ring0");
+    assert!(v.ring("handoff").is_none());
+}
+
+#[test]
+fn attribute_generic_stage_matches_yaml_spelling() {
+    let (p, _) = attr::parse(
+        quote!(eal(lcores = "0-1")),
+        quote! {
+            mod m {
+                port!(p, device = "net_null0");
+                core!(lcore = 1, poll(from = p.rx[0], stages = [a::B::<u8> { x: -1 }, c::D::<u16>, e::F::<u8> { x: 1, x: 2 }]));
+            }
+        },
+    )
+    .unwrap();
+    let stages = &p.cores[0].polls[0].stages;
+    assert_eq!(stages[0].ty.value, "a::B<u8>");
+    assert_eq!(stages[0].params[0].value.value, ParamValue::Int(-1));
+    assert_eq!(stages[1].ty.value, "c::D<u16>");
+    let errors = validate(p).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].message, "duplicate parameter `x` of stage `e::F<u8>`");
 }

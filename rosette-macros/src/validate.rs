@@ -19,6 +19,35 @@ pub struct ValidPipeline {
     pub ring_producers: Vec<Vec<u32>>,
 }
 
+// Look-ups for codegen, which is not written yet; the `expect` turns into a warning to delete once it is.
+#[cfg_attr(not(test), expect(dead_code, reason = "used by codegen, which consumes ValidPipeline"))]
+impl ValidPipeline {
+    /// The port named `name`.
+    pub fn port(&self, name: &str) -> Option<&ir::Port> {
+        find_port(&self.pipeline, name)
+    }
+
+    /// The ring named `name`.
+    pub fn ring(&self, name: &str) -> Option<&ir::Ring> {
+        find_ring(&self.pipeline, name)
+    }
+
+    /// Distinct lcores that write tx queue `queue` of port `port` (more than one only with `shared_tx`).
+    pub fn tx_writers(&self, port: &str, queue: u16) -> Vec<u32> {
+        let mut lcores = Vec::new();
+        for core in &self.pipeline.cores {
+            let writes = core
+                .polls
+                .iter()
+                .any(|poll| matches!(&poll.to.value, Sink::PortTx { port: p, queue: q } if p == port && *q == queue));
+            if writes && !lcores.contains(&core.lcore.value) {
+                lcores.push(core.lcore.value);
+            }
+        }
+        lcores
+    }
+}
+
 /// EAL options that rosette generates from the declaration; passing them again in `extra_args` would
 /// conflict.
 const GENERATED_EAL_ARGS: &[(&str, &str)] = &[
@@ -55,6 +84,9 @@ fn check_ident(d: &mut Diagnostics, what: &str, name: &str, loc: Loc) {
 }
 
 fn lcore_set_text(lcores: &[u32]) -> String {
+    if lcores.is_empty() {
+        return "empty".to_owned();
+    }
     let list: Vec<String> = lcores.iter().map(u32::to_string).collect();
     list.join(",")
 }
@@ -218,7 +250,8 @@ fn check_poll(d: &mut Diagnostics, p: &Pipeline, core: &ir::Core, poll: &ir::Pol
                     d.error(poll.from.loc, format!("rx queue {queue} out of range: port `{port}` has {n} rx queue(s)"));
                 }
                 let desc = port_decl.rx_descriptors.value;
-                if burst > desc {
+                // Zero descriptors is reported by the port rule; do not pile a burst error on it.
+                if desc > 0 && burst > desc {
                     d.error(
                         core.burst.loc,
                         format!(

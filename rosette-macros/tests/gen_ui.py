@@ -40,6 +40,16 @@ cases = {
     "bad_stage_path": edit(('"crate::Filter"', '"crate::Fil ter"')),
     "extra_arg_conflict": edit(('["--in-memory"]', '["--in-memory", "-l", "0-3"]')),
     "memory_mode": edit(("memory: no-huge", "memory: lots")),
+    "rx_queue_out_of_range": edit(("from: p1.rx[0]", "from: p1.rx[3]")),
+    "rx_polled_twice_by_one_lcore": edit(("        to: p0.tx[1]", "        to: p0.tx[1]\n      - from: p1.rx[0]")),
+    "eal_rules": edit(("memory_mb: 256", "memory_mb: 0"), ("file_prefix: fwd", "file_prefix: a/b"),
+        ('"0-2"', '"0-2,2"')),
+    "empty_lcore_set": edit(('lcores: "0-2"', "lcores: []"), ("  main_lcore: 0            # default: the first lcore of the set\n", "")),
+    "port_rules": edit(("rx_descriptors: 1024", "rx_descriptors: 0"),
+        ("  p1:\n    device: net_ring0      # everything else defaulted", "  p1:\n    device: net_ring0\n    rx_queues: 0\n    tx_queues: 0"),
+        ("from: p1.rx[0]", "from: ring:handoff"), ("to: p1.tx[0]", "to: drop"), ("burst: 32", "burst: 1")),
+    "ring_named_like_port": edit(("handoff: { size", "p1: { size"), ("ring:handoff", "ring:p1"), ("ring:handoff", "ring:p1")),
+    "core_without_polls": edit(("  - lcore: 2\n    burst: 32\n    polls:\n      - from: ring:handoff\n        to: p1.tx[0]\n      - from: p1.rx[0]\n        to: p0.tx[1]\n", "  - lcore: 2\n    polls: []\n")),
     "many_errors": edit(("burst: 32", "burst: 0"), ("lcore: 2", "lcore: 9"), ("size: 1024 }", "size: 3 }")),
 }
 for name, text in cases.items():

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_core_without_polls.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_empty_lcore_set.yaml");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_port_rules.yaml");
+
+fn main() {}

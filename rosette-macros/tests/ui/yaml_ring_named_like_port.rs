@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_ring_named_like_port.yaml");
+
+fn main() {}
