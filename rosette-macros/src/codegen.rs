@@ -380,7 +380,10 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
         for stage in &poll.stages {
             let var = format_ident!("stage_{stage_index}");
             let (ty, init) = (&stage.ty, &stage.init);
-            stage_lets.push(quote!(let mut #var: #ty = #init;));
+            stage_lets.push(quote! {
+                ::rosette::pipeline::require_stage::<#ty>();
+                let mut #var: #ty = #init;
+            });
             stage_finish.push(quote!(#var.finish(&cx);));
             vars.push((var, lit(stage_index as u64)));
             names.push(stage.name.clone());

@@ -56,6 +56,11 @@ impl Context {
     }
 }
 
+/// Compiles only when `S` is a stage. Generated loops call it for every declared stage type, so a type
+/// that is not a stage is reported as "the trait bound `Type: Stage` is not satisfied", naming it.
+#[inline(always)]
+pub const fn require_stage<S: Stage>() {}
+
 /// What a stage decided about one packet.
 #[derive(Debug)]
 pub enum Verdict {

@@ -4,3 +4,24 @@ rosette_macros::pipeline!("forwarder.yaml");
 fn main() {
     assert_eq!(forwarder::NAME, "forwarder");
 }
+
+/// A user-defined stage: drops frames longer than `max_len`.
+#[derive(Default)]
+pub struct Filter {
+    pub max_len: u32,
+    pub proto: &'static str,
+}
+
+impl rosette::pipeline::Stage for Filter {
+    fn on_packet(
+        &mut self,
+        packet: rosette::substrate::Mbuf,
+        _cx: &rosette::pipeline::Context,
+    ) -> rosette::pipeline::Verdict {
+        if packet.pkt_len() as u32 > self.max_len {
+            rosette::pipeline::Verdict::Dropped
+        } else {
+            rosette::pipeline::Verdict::Pass(packet)
+        }
+    }
+}
