@@ -850,7 +850,7 @@ impl<P: BufPool> Core<P> {
         }
         // RACK-like loss detection: a packet sent well before one that arrived is lost.
         let mut newly_lost = 0;
-        if self.pipe > 0 && self.rack_order > REORDER_THRESHOLD {
+        if newly > 0 && self.pipe > 0 && self.rack_order > REORDER_THRESHOLD {
             for i in 0..self.next_unsent {
                 let s = &self.tx[i];
                 if s.state == SlotState::InFlight
@@ -1066,7 +1066,11 @@ impl<P: BufPool> Core<P> {
                 // so a lost window update cannot deadlock the connection.
                 if self.pipe == 0 && self.probe_at.is_none() && !self.probe_due {
                     let shift = self.probe_backoff.min(16);
-                    let wait = (self.rtt.rto() * (1u32 << shift)).min(self.cfg.max_rto);
+                    let wait = self
+                        .rtt
+                        .rto()
+                        .saturating_mul(1u32 << shift)
+                        .min(self.cfg.max_rto);
                     self.probe_at = Some(now + wait);
                 }
                 return None;
@@ -1081,7 +1085,10 @@ impl<P: BufPool> Core<P> {
             r.payload_len = (slot.buf.len() - HEADER_LEN) as u16;
             r
         };
-        if r.kind != PacketType::Syn {
+        if r.kind == PacketType::Syn {
+            // No acknowledgement yet, but the window lets the acceptor send more than its SynAck.
+            r.window = self.rcv_wnd();
+        } else {
             self.fill_ack(&mut r);
         }
         if self.tx[idx].buf.is_shared() {

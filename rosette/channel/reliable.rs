@@ -371,6 +371,7 @@ impl<P: BufPool> Reliable<P> {
 mod tests {
     use super::*;
     use crate::buf::{VecBuf, VecPool};
+    use crate::channel::conn::{ResetReason, State};
     use core::time::Duration;
 
     fn pair() -> (Reliable<VecPool>, Reliable<VecPool>) {
@@ -492,5 +493,71 @@ mod tests {
         assert_eq!(b.stats().drops.malformed, 2);
         assert!(matches!(b.poll_event(), Some(Event::Connected)));
         assert!(b.poll_event().is_none());
+    }
+
+    /// Builds a valid packet as the peer would, for injection tests.
+    fn forged(kind: PacketType, src: u32, dst: u32, epoch: u32, seq: u32, ack: u32) -> VecBuf {
+        use crate::wire::transport::Repr;
+        let mut r = Repr::new(kind, src, dst, epoch);
+        r.seq = seq;
+        r.ack = ack;
+        r.window = 8;
+        let mut buf = VecBuf::from_slice(&[0; crate::wire::transport::HEADER_LEN]);
+        r.emit(buf.data_mut()).unwrap();
+        buf
+    }
+
+    #[test]
+    fn blind_reset_is_challenged_exact_reset_is_accepted() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        a.send(now, b"m").unwrap();
+        exchange(&mut a, &mut b, now);
+        while b.poll_event().is_some() {}
+        // a has sent Syn(0) and one message(1): b expects seq 2 next.
+        b.handle_datagram(now, forged(PacketType::Reset, 1, 2, 1, 7, 0));
+        assert_eq!(b.stats().drops.out_of_window, 1);
+        assert_eq!(b.state(), State::Established);
+        assert!(b.poll_transmit(now).is_some(), "challenge acknowledgement");
+        b.handle_datagram(now, forged(PacketType::Reset, 1, 2, 1, 2, 0));
+        assert!(matches!(
+            b.poll_event(),
+            Some(Event::Reset(ResetReason::PeerReset))
+        ));
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn wrong_ids_and_stale_epochs_are_dropped_and_counted() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        exchange(&mut a, &mut b, now);
+        while b.poll_event().is_some() {}
+        b.handle_datagram(now, forged(PacketType::Data, 9, 2, 1, 1, 1));
+        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 0, 1, 1));
+        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 1, 1000, 1));
+        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 1, 1, 77));
+        let d = b.stats().drops;
+        assert_eq!(
+            (d.unknown_connection, d.stale_epoch, d.out_of_window),
+            (1, 1, 2)
+        );
+        assert!(b.poll_event().is_none());
+    }
+
+    #[test]
+    fn local_reset_reaches_the_peer() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        a.send(now, b"m").unwrap();
+        exchange(&mut a, &mut b, now);
+        while b.poll_event().is_some() {}
+        a.reset(now);
+        exchange(&mut a, &mut b, now);
+        assert!(matches!(
+            b.poll_event(),
+            Some(Event::Reset(ResetReason::PeerReset))
+        ));
+        assert_eq!(a.send(now, b"x"), Err(SendError::Closed));
     }
 }
