@@ -302,6 +302,12 @@ fn reliable_matrix() {
             s.name, out.time, out.a.tx_packets, out.a.retransmits, out.a.timeouts, out.b.drops
         )
         .unwrap();
+        // The receiver counts any packet beyond its advertised window: the sender never sent one.
+        assert_eq!(
+            out.b.drops.out_of_window, 0,
+            "{}: sender exceeded the window",
+            s.name
+        );
         if !s.faults.blackholes.is_empty() {
             assert!(
                 out.time > Duration::from_secs(2) && out.a.timeouts > 0,
@@ -448,6 +454,12 @@ fn streaming_matrix() {
     for (i, s) in matrix().iter().enumerate() {
         let data = stream_bytes(200 + i as u64, 200_000);
         let out = run_stream(s, 2000 + i as u64, &data);
+        // The receiver counts any packet beyond its advertised window: the sender never sent one.
+        assert_eq!(
+            out.b.drops.out_of_window, 0,
+            "{}: sender exceeded the window",
+            s.name
+        );
         if !s.faults.blackholes.is_empty() {
             assert!(
                 out.time > Duration::from_secs(2) && out.a.timeouts > 0,

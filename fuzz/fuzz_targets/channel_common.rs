@@ -58,7 +58,9 @@ pub fn stream_byte(i: usize) -> u8 {
 
 /// True if `bytes` is a valid transport packet (so injecting it may forge data).
 pub fn parses(bytes: &[u8]) -> bool {
-    Packet::new_checked(bytes).and_then(|p| Repr::parse(&p)).is_ok()
+    Packet::new_checked(bytes)
+        .and_then(|p| Repr::parse(&p))
+        .is_ok()
 }
 
 /// XORs `mask` into `buf` at positions chosen by the mask bytes themselves.
