@@ -211,6 +211,16 @@ impl<B> RxSeg<B> {
     }
 }
 
+/// The initial sequence number of a connection, from the sender's epoch and connection id.
+///
+/// Distinct epochs of one connection id always give distinct numbers (xor with a constant and
+/// multiplication by an odd constant are bijections), so a SynAck that answers the Syn of an
+/// earlier incarnation (its ack is that incarnation's ISN + 1) is never taken for ours, and blind
+/// injection has to guess the sequence window, not just the ids.
+pub(crate) fn initial_seq(epoch: u32, local_id: u32) -> u32 {
+    (epoch ^ local_id.rotate_left(16)).wrapping_mul(0x9E37_79B9)
+}
+
 fn lt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
@@ -328,6 +338,8 @@ impl<P: BufPool> Core<P> {
     /// An initiator: queues the Syn at once.
     pub(crate) fn connect(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
         let mut core = Core::new(cfg, pool, false, local_id, epoch, now);
+        core.snd_una = initial_seq(epoch, local_id);
+        core.wnd_ack = core.snd_una;
         if let Some(buf) = core.alloc_segment() {
             core.push(buf, PacketType::Syn, 0);
         } else {
@@ -597,8 +609,8 @@ impl<P: BufPool> Core<P> {
         self.peer_epoch = r.epoch;
         self.rcv_nxt = r.seq.wrapping_add(1);
         self.adv_edge = self.rcv_nxt;
-        self.snd_una = 0;
-        self.wnd_ack = 0;
+        self.snd_una = initial_seq(self.local_epoch ^ r.epoch, self.local_id);
+        self.wnd_ack = self.snd_una;
         self.peer_wnd = r.window.max(1);
         self.fin_seq = None;
         self.peer_fin = false;

@@ -514,12 +514,13 @@ mod tests {
         a.send(now, b"m").unwrap();
         exchange(&mut a, &mut b, now);
         while b.poll_event().is_some() {}
-        // a has sent Syn(0) and one message(1): b expects seq 2 next.
-        b.handle_datagram(now, forged(PacketType::Reset, 1, 2, 1, 7, 0));
+        // a has sent its Syn and one message: b expects ISN + 2 next.
+        let next = crate::channel::conn::initial_seq(1, 1).wrapping_add(2);
+        b.handle_datagram(now, forged(PacketType::Reset, 1, 2, 1, next + 5, 0));
         assert_eq!(b.stats().drops.out_of_window, 1);
         assert_eq!(b.state(), State::Established);
         assert!(b.poll_transmit(now).is_some(), "challenge acknowledgement");
-        b.handle_datagram(now, forged(PacketType::Reset, 1, 2, 1, 2, 0));
+        b.handle_datagram(now, forged(PacketType::Reset, 1, 2, 1, next, 0));
         assert!(matches!(
             b.poll_event(),
             Some(Event::Reset(ResetReason::PeerReset))
@@ -533,10 +534,12 @@ mod tests {
         let now = Instant::from_nanos(5);
         exchange(&mut a, &mut b, now);
         while b.poll_event().is_some() {}
-        b.handle_datagram(now, forged(PacketType::Data, 9, 2, 1, 1, 1));
-        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 0, 1, 1));
-        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 1, 1000, 1));
-        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 1, 1, 77));
+        let seq = crate::channel::conn::initial_seq(1, 1).wrapping_add(1);
+        let ack = crate::channel::conn::initial_seq(1 ^ 1, 2).wrapping_add(1);
+        b.handle_datagram(now, forged(PacketType::Data, 9, 2, 1, seq, ack));
+        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 0, seq, ack));
+        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 1, seq + 1000, ack));
+        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 1, seq, ack + 77));
         let d = b.stats().drops;
         assert_eq!(
             (d.unknown_connection, d.stale_epoch, d.out_of_window),
@@ -559,5 +562,19 @@ mod tests {
             Some(Event::Reset(ResetReason::PeerReset))
         ));
         assert_eq!(a.send(now, b"x"), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn synack_of_an_earlier_incarnation_is_not_taken() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        b.handle_datagram(now, a.poll_transmit(now).unwrap());
+        let old_synack = b.poll_transmit(now).unwrap();
+        // a restarts (same connection id, next epoch) before the SynAck arrives.
+        let mut a2 = Reliable::connect(Config::default(), VecPool::default(), 1, 2, now);
+        let _syn = a2.poll_transmit(now);
+        a2.handle_datagram(now, old_synack);
+        assert_eq!(a2.state(), State::SynSent);
+        assert_eq!(a2.stats().drops.unknown_connection, 1);
     }
 }
