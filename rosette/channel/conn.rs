@@ -1,7 +1,7 @@
 //! The connection engine shared by the reliable and streaming channels.
 //!
-//! One [`Core`] is one connection: handshake with connection ids and epochs, a packet-numbered
-//! sequence space, cumulative and selective acknowledgements, RFC 6298 retransmission timer,
+//! One engine (`Core`, crate-private) is one connection: handshake with connection ids and
+//! epochs, a packet-numbered sequence space, cumulative and selective acknowledgements, RFC 6298 retransmission timer,
 //! RACK-like loss detection with a NewReno-style congestion window, receiver-window flow control with
 //! zero-window probes, orderly FIN and RFC 5961-style reset validation. The channels above it decide
 //! what a packet payload means (a message segment, or a run of stream bytes).
