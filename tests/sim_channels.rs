@@ -723,11 +723,11 @@ fn streaming_peer_restart() {
 /// Goodput of the reliable channel by loss rate, in virtual time, against a committed snapshot.
 #[test]
 fn goodput_by_loss_snapshot() {
-    let total = 1_000_000usize;
+    let total = 4_000_000usize;
     let msgs: Vec<Vec<u8>> = (0..total / 4000).map(|i| vec![i as u8; 4000]).collect();
     let mut table = String::from(
         "# Reliable channel goodput by loss rate (both directions), virtual time, seeded.\n\
-         # 10 Gbit/s link, 20 us one way, 1 MB of 4000-byte messages, default Config.\n\
+         # 10 Gbit/s link, 20 us one way, 4 MB of 4000-byte messages, default Config.\n\
          # loss%  goodput_Mbit/s  time_ms  retransmits  timeouts  congestion_events\n",
     );
     for (i, loss_pct) in [0u32, 1, 2, 5, 10, 20, 30].into_iter().enumerate() {
