@@ -577,4 +577,38 @@ mod tests {
         assert_eq!(a2.state(), State::SynSent);
         assert_eq!(a2.stats().drops.unknown_connection, 1);
     }
+
+    #[test]
+    fn single_packet_messages_are_zero_copy_both_ways() {
+        let now = Instant::from_nanos(5);
+        // The sender's pool allows one allocation: its Syn. The message must not need another.
+        let mut a = Reliable::connect(
+            Config::default(),
+            VecPool::default().with_limit(1),
+            1,
+            1,
+            now,
+        );
+        let mut b = Reliable::listen(Config::default(), VecPool::default(), 2, 1, now);
+        exchange(&mut a, &mut b, now);
+        let payload = VecBuf::from_slice(b"zero-copy payload");
+        let headroom = payload.headroom();
+        a.send_buf(now, payload).unwrap();
+        let pkt = a.poll_transmit(now).unwrap();
+        // The transport header went into the payload buffer's headroom, leaving room below.
+        assert_eq!(
+            pkt.headroom(),
+            headroom - crate::wire::transport::HEADER_LEN
+        );
+        assert!(pkt.headroom() >= Config::default().lower_headroom);
+        b.handle_datagram(now, pkt);
+        let _ = b.poll_event();
+        let Some(Event::Message(m)) = b.poll_event() else {
+            panic!("no message")
+        };
+        let buf = m.into_single().unwrap();
+        // Delivered as the received buffer with the header stripped in place.
+        assert_eq!(buf.data(), b"zero-copy payload");
+        assert_eq!(buf.headroom(), headroom);
+    }
 }
