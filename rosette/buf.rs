@@ -188,11 +188,7 @@ impl VecPool {
     /// A pool handing out buffers of `buf_size` bytes with `headroom` reserved at the front, without
     /// limit.
     pub fn new(buf_size: usize, headroom: usize) -> Self {
-        VecPool {
-            buf_size,
-            headroom,
-            remaining: None,
-        }
+        VecPool { buf_size, headroom, remaining: None }
     }
 
     /// Limits the pool to `count` more allocations (then `alloc` returns `None`).
