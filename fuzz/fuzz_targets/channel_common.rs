@@ -30,9 +30,24 @@ pub fn config() -> Config {
     }
 }
 
-/// Message `i` of the simulated peer (0 to 1399 bytes, content from `i`).
+/// Length of message `i` (0 to 1399 bytes).
+pub fn message_len(i: usize) -> usize {
+    (i * 379) % 1400
+}
+
+/// Packets message `i` takes with [`config`]'s mss.
+pub fn message_packets(i: usize) -> usize {
+    message_len(i).div_ceil(200).max(1)
+}
+
+/// Small pool buffers (mss 200 + header + headroom fit in 512 bytes): cheap to allocate.
+pub fn pool() -> rosette::buf::VecPool {
+    rosette::buf::VecPool::new(512, 128)
+}
+
+/// Message `i` of the simulated peer (content from `i`).
 pub fn message(i: usize) -> Vec<u8> {
-    let len = (i * 379) % 1400;
+    let len = message_len(i);
     (0..len).map(|j| (i * 13 + j * 7) as u8).collect()
 }
 
@@ -43,7 +58,9 @@ pub fn stream_byte(i: usize) -> u8 {
 
 /// True if `bytes` is a valid transport packet (so injecting it may forge data).
 pub fn parses(bytes: &[u8]) -> bool {
-    Packet::new_checked(bytes).and_then(|p| Repr::parse(&p)).is_ok()
+    Packet::new_checked(bytes)
+        .and_then(|p| Repr::parse(&p))
+        .is_ok()
 }
 
 /// XORs `mask` into `buf` at positions chosen by the mask bytes themselves.

@@ -12,9 +12,9 @@ mod channel_common;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use channel_common::{config, forge, message, mutate, parses, Records};
+use channel_common::{config, forge, message, message_packets, mutate, parses, pool, Records};
 use libfuzzer_sys::fuzz_target;
-use rosette::buf::{PacketBuf, VecBuf, VecPool};
+use rosette::buf::{PacketBuf, VecBuf};
 use rosette::channel::reliable::{Event, Reliable};
 use rosette::channel::time::Instant;
 
@@ -30,12 +30,15 @@ fn push(q: &mut VecDeque<VecBuf>, p: VecBuf) {
 fuzz_target!(|data: &[u8]| {
     let mut now = Instant::from_nanos(1_000);
     let cfg = config();
-    let mut peer = Reliable::connect(cfg.clone(), VecPool::default(), 1, 1, now);
-    let mut rx = Reliable::listen(cfg.clone(), VecPool::default(), 2, 1, now);
+    let mut peer = Reliable::connect(cfg.clone(), pool(), 1, 1, now);
+    let mut rx = Reliable::listen(cfg.clone(), pool(), 2, 1, now);
     let (mut to_rx, mut to_peer) = (VecDeque::new(), VecDeque::new());
     let (mut next_send, mut next_expect, mut forged) = (0usize, 0usize, false);
     for (op, body) in Records(data) {
-        while next_send < 10_000 && peer.send(now, &message(next_send)).is_ok() {
+        while next_send < 10_000
+            && peer.send_space() >= message_packets(next_send)
+            && peer.send(now, &message(next_send)).is_ok()
+        {
             next_send += 1;
         }
         while let Some(p) = peer.poll_transmit(now) {
@@ -63,7 +66,8 @@ fuzz_target!(|data: &[u8]| {
                     push(&mut to_rx, p);
                 }
             }
-            5 => to_rx.rotate_left(usize::from(body.first().copied().unwrap_or(1)) % to_rx.len().max(1)),
+            5 => to_rx
+                .rotate_left(usize::from(body.first().copied().unwrap_or(1)) % to_rx.len().max(1)),
             6 => {
                 forged |= parses(body);
                 rx.handle_datagram(now, VecBuf::from_slice(body));

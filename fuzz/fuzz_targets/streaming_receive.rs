@@ -12,14 +12,20 @@ mod channel_common;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use channel_common::{config, forge, mutate, parses, stream_byte, Records};
+use channel_common::{config, forge, mutate, parses, pool, stream_byte, Records};
 use libfuzzer_sys::fuzz_target;
-use rosette::buf::{PacketBuf, VecBuf, VecPool};
+use rosette::buf::{PacketBuf, VecBuf};
 use rosette::channel::streaming::{Event, Stream};
 use rosette::channel::time::Instant;
 
 const MAX_QUEUE: usize = 64;
-const STREAM_LEN: usize = 200_000;
+const STREAM_LEN: usize = 100_000;
+
+/// The peer's whole stream, built once (not per input).
+fn source() -> &'static [u8] {
+    static SOURCE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| (0..STREAM_LEN).map(stream_byte).collect())
+}
 
 fn push(q: &mut VecDeque<VecBuf>, p: VecBuf) {
     if q.len() == MAX_QUEUE {
@@ -31,11 +37,11 @@ fn push(q: &mut VecDeque<VecBuf>, p: VecBuf) {
 fuzz_target!(|data: &[u8]| {
     let mut now = Instant::from_nanos(1_000);
     let cfg = config();
-    let mut peer = Stream::connect(cfg.clone(), VecPool::default(), 1, 1, now);
-    let mut rx = Stream::listen(cfg.clone(), VecPool::default(), 2, 1, now);
+    let mut peer = Stream::connect(cfg.clone(), pool(), 1, 1, now);
+    let mut rx = Stream::listen(cfg.clone(), pool(), 2, 1, now);
     let (mut to_rx, mut to_peer) = (VecDeque::new(), VecDeque::new());
     let (mut sent, mut read, mut forged, mut finished) = (0usize, 0usize, false, false);
-    let source: Vec<u8> = (0..STREAM_LEN).map(stream_byte).collect();
+    let source = source();
     let mut buf = [0u8; 600];
     for (op, body) in Records(data) {
         if sent < STREAM_LEN {
@@ -72,7 +78,8 @@ fuzz_target!(|data: &[u8]| {
                     push(&mut to_rx, p);
                 }
             }
-            5 => to_rx.rotate_left(usize::from(body.first().copied().unwrap_or(1)) % to_rx.len().max(1)),
+            5 => to_rx
+                .rotate_left(usize::from(body.first().copied().unwrap_or(1)) % to_rx.len().max(1)),
             6 => {
                 forged |= parses(body);
                 rx.handle_datagram(now, VecBuf::from_slice(body));
@@ -99,7 +106,11 @@ fuzz_target!(|data: &[u8]| {
                 if let Ok(n) = rx.read(&mut buf[..want]) {
                     if !forged {
                         assert!(read + n <= sent, "read bytes never written");
-                        assert_eq!(&buf[..n], &source[read..read + n], "stream corrupted at {read}");
+                        assert_eq!(
+                            &buf[..n],
+                            &source[read..read + n],
+                            "stream corrupted at {read}"
+                        );
                     }
                     read += n;
                 }

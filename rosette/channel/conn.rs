@@ -1,7 +1,7 @@
 //! The connection engine shared by the reliable and streaming channels.
 //!
-//! One [`Core`] is one connection: handshake with connection ids and epochs, a packet-numbered
-//! sequence space, cumulative and selective acknowledgements, RFC 6298 retransmission timer,
+//! One engine (`Core`, crate-private) is one connection: handshake with connection ids and
+//! epochs, a packet-numbered sequence space, cumulative and selective acknowledgements, RFC 6298 retransmission timer,
 //! RACK-like loss detection with a NewReno-style congestion window, receiver-window flow control with
 //! zero-window probes, orderly FIN and RFC 5961-style reset validation. The channels above it decide
 //! what a packet payload means (a message segment, or a run of stream bytes).
@@ -210,6 +210,16 @@ impl<B> RxSeg<B> {
     }
 }
 
+/// The initial sequence number of a connection, from the sender's epoch and connection id.
+///
+/// Distinct epochs of one connection id always give distinct numbers (xor with a constant and
+/// multiplication by an odd constant are bijections), so a SynAck that answers the Syn of an
+/// earlier incarnation (its ack is that incarnation's ISN + 1) is never taken for ours, and blind
+/// injection has to guess the sequence window, not just the ids.
+pub(crate) fn initial_seq(epoch: u32, local_id: u32) -> u32 {
+    (epoch ^ local_id.rotate_left(16)).wrapping_mul(0x9E37_79B9)
+}
+
 fn lt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
@@ -323,6 +333,8 @@ impl<P: BufPool> Core<P> {
     /// An initiator: queues the Syn at once.
     pub(crate) fn connect(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
         let mut core = Core::new(cfg, pool, false, local_id, epoch, now);
+        core.snd_una = initial_seq(epoch, local_id);
+        core.wnd_ack = core.snd_una;
         if let Some(buf) = core.alloc_segment() {
             core.push(buf, PacketType::Syn, 0);
         } else {
@@ -587,8 +599,8 @@ impl<P: BufPool> Core<P> {
         self.peer_epoch = r.epoch;
         self.rcv_nxt = r.seq.wrapping_add(1);
         self.adv_edge = self.rcv_nxt;
-        self.snd_una = 0;
-        self.wnd_ack = 0;
+        self.snd_una = initial_seq(self.local_epoch ^ r.epoch, self.local_id);
+        self.wnd_ack = self.snd_una;
         self.peer_wnd = r.window.max(1);
         self.fin_seq = None;
         self.peer_fin = false;
@@ -824,7 +836,7 @@ impl<P: BufPool> Core<P> {
         }
         // RACK-like loss detection: a packet sent well before one that arrived is lost.
         let mut newly_lost = 0;
-        if self.pipe > 0 && self.rack_order > REORDER_THRESHOLD {
+        if newly > 0 && self.pipe > 0 && self.rack_order > REORDER_THRESHOLD {
             for i in 0..self.next_unsent {
                 let s = &self.tx[i];
                 if s.state == SlotState::InFlight && s.tx_order + REORDER_THRESHOLD <= self.rack_order {
@@ -1032,7 +1044,7 @@ impl<P: BufPool> Core<P> {
                 // so a lost window update cannot deadlock the connection.
                 if self.pipe == 0 && self.probe_at.is_none() && !self.probe_due {
                     let shift = self.probe_backoff.min(16);
-                    let wait = (self.rtt.rto() * (1u32 << shift)).min(self.cfg.max_rto);
+                    let wait = self.rtt.rto().saturating_mul(1u32 << shift).min(self.cfg.max_rto);
                     self.probe_at = Some(now + wait);
                 }
                 return None;
@@ -1047,7 +1059,10 @@ impl<P: BufPool> Core<P> {
             r.payload_len = (slot.buf.len() - HEADER_LEN) as u16;
             r
         };
-        if r.kind != PacketType::Syn {
+        if r.kind == PacketType::Syn {
+            // No acknowledgement yet, but the window lets the acceptor send more than its SynAck.
+            r.window = self.rcv_wnd();
+        } else {
             self.fill_ack(&mut r);
         }
         if self.tx[idx].buf.is_shared() {

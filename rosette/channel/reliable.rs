@@ -360,6 +360,7 @@ impl<P: BufPool> Reliable<P> {
 mod tests {
     use super::*;
     use crate::buf::{VecBuf, VecPool};
+    use crate::channel::conn::{ResetReason, State};
     use core::time::Duration;
 
     fn pair() -> (Reliable<VecPool>, Reliable<VecPool>) {
@@ -472,5 +473,102 @@ mod tests {
         assert_eq!(b.stats().drops.malformed, 2);
         assert!(matches!(b.poll_event(), Some(Event::Connected)));
         assert!(b.poll_event().is_none());
+    }
+
+    /// Builds a valid packet as the peer would, for injection tests.
+    fn forged(kind: PacketType, src: u32, dst: u32, epoch: u32, seq: u32, ack: u32) -> VecBuf {
+        use crate::wire::transport::Repr;
+        let mut r = Repr::new(kind, src, dst, epoch);
+        r.seq = seq;
+        r.ack = ack;
+        r.window = 8;
+        let mut buf = VecBuf::from_slice(&[0; crate::wire::transport::HEADER_LEN]);
+        r.emit(buf.data_mut()).unwrap();
+        buf
+    }
+
+    #[test]
+    fn blind_reset_is_challenged_exact_reset_is_accepted() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        a.send(now, b"m").unwrap();
+        exchange(&mut a, &mut b, now);
+        while b.poll_event().is_some() {}
+        // a has sent its Syn and one message: b expects ISN + 2 next.
+        let next = crate::channel::conn::initial_seq(1, 1).wrapping_add(2);
+        b.handle_datagram(now, forged(PacketType::Reset, 1, 2, 1, next + 5, 0));
+        assert_eq!(b.stats().drops.out_of_window, 1);
+        assert_eq!(b.state(), State::Established);
+        assert!(b.poll_transmit(now).is_some(), "challenge acknowledgement");
+        b.handle_datagram(now, forged(PacketType::Reset, 1, 2, 1, next, 0));
+        assert!(matches!(b.poll_event(), Some(Event::Reset(ResetReason::PeerReset))));
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn wrong_ids_and_stale_epochs_are_dropped_and_counted() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        exchange(&mut a, &mut b, now);
+        while b.poll_event().is_some() {}
+        let seq = crate::channel::conn::initial_seq(1, 1).wrapping_add(1);
+        let ack = crate::channel::conn::initial_seq(1 ^ 1, 2).wrapping_add(1);
+        b.handle_datagram(now, forged(PacketType::Data, 9, 2, 1, seq, ack));
+        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 0, seq, ack));
+        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 1, seq + 1000, ack));
+        b.handle_datagram(now, forged(PacketType::Data, 1, 2, 1, seq, ack + 77));
+        let d = b.stats().drops;
+        assert_eq!((d.unknown_connection, d.stale_epoch, d.out_of_window), (1, 1, 2));
+        assert!(b.poll_event().is_none());
+    }
+
+    #[test]
+    fn local_reset_reaches_the_peer() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        a.send(now, b"m").unwrap();
+        exchange(&mut a, &mut b, now);
+        while b.poll_event().is_some() {}
+        a.reset(now);
+        exchange(&mut a, &mut b, now);
+        assert!(matches!(b.poll_event(), Some(Event::Reset(ResetReason::PeerReset))));
+        assert_eq!(a.send(now, b"x"), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn synack_of_an_earlier_incarnation_is_not_taken() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        b.handle_datagram(now, a.poll_transmit(now).unwrap());
+        let old_synack = b.poll_transmit(now).unwrap();
+        // a restarts (same connection id, next epoch) before the SynAck arrives.
+        let mut a2 = Reliable::connect(Config::default(), VecPool::default(), 1, 2, now);
+        let _syn = a2.poll_transmit(now);
+        a2.handle_datagram(now, old_synack);
+        assert_eq!(a2.state(), State::SynSent);
+        assert_eq!(a2.stats().drops.unknown_connection, 1);
+    }
+
+    #[test]
+    fn single_packet_messages_are_zero_copy_both_ways() {
+        let now = Instant::from_nanos(5);
+        // The sender's pool allows one allocation: its Syn. The message must not need another.
+        let mut a = Reliable::connect(Config::default(), VecPool::default().with_limit(1), 1, 1, now);
+        let mut b = Reliable::listen(Config::default(), VecPool::default(), 2, 1, now);
+        exchange(&mut a, &mut b, now);
+        let payload = VecBuf::from_slice(b"zero-copy payload");
+        let headroom = payload.headroom();
+        a.send_buf(now, payload).unwrap();
+        let pkt = a.poll_transmit(now).unwrap();
+        // The transport header went into the payload buffer's headroom, leaving room below.
+        assert_eq!(pkt.headroom(), headroom - crate::wire::transport::HEADER_LEN);
+        assert!(pkt.headroom() >= Config::default().lower_headroom);
+        b.handle_datagram(now, pkt);
+        let _ = b.poll_event();
+        let Some(Event::Message(m)) = b.poll_event() else { panic!("no message") };
+        let buf = m.into_single().unwrap();
+        // Delivered as the received buffer with the header stripped in place.
+        assert_eq!(buf.data(), b"zero-copy payload");
+        assert_eq!(buf.headroom(), headroom);
     }
 }

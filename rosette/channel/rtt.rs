@@ -60,7 +60,7 @@ impl RttEstimator {
     /// Doubles the timeout after an expiry (RFC 6298 §5.5), up to the maximum.
     pub fn on_timeout(&mut self) {
         self.backoff = self.backoff.saturating_add(1);
-        self.rto = (self.rto * 2).min(self.max_rto);
+        self.rto = self.rto.saturating_mul(2).min(self.max_rto);
     }
 
     /// Forgets any backoff without a new sample, because acknowledgements show forward progress.

@@ -365,4 +365,29 @@ mod tests {
         // Syn + one packet of 1000 bytes.
         assert_eq!(a.send_queue_len(), 2);
     }
+
+    #[test]
+    fn lost_window_update_is_recovered_by_a_probe() {
+        let cfg = Config { send_capacity: 8, recv_capacity: 2, max_message_size: 1400, ..Config::default() };
+        let mut now = Instant::from_nanos(1);
+        let mut a = Stream::connect(cfg.clone(), VecPool::default(), 1, 1, now);
+        let mut b = Stream::listen(cfg, VecPool::default(), 2, 1, now);
+        a.write(now, &[7u8; 5000]).unwrap();
+        exchange(&mut a, &mut b, now);
+        // b holds 2 packets and advertised a zero window; a is blocked with data queued.
+        assert_eq!(b.recv_held(), 2);
+        assert!(a.send_queue_len() > 0);
+        let mut buf = [0u8; 5000];
+        let n = b.read(&mut buf).unwrap();
+        // The window update b now sends is lost.
+        while b.poll_transmit(now).is_some() {}
+        assert!(a.poll_transmit(now).is_none());
+        // a's probe timer fires; the probe draws a fresh window and the transfer resumes.
+        now = a.poll_timeout().expect("probe timer armed");
+        a.handle_timeout(now);
+        exchange(&mut a, &mut b, now);
+        assert!(a.stats().probes >= 1);
+        let m = b.read(&mut buf[n..]).unwrap();
+        assert!(m > 0);
+    }
 }
