@@ -72,6 +72,7 @@ pub mod reflector {
         let stats = io.stats();
         let stop = io.stop_flag();
         let cx = io.context();
+        ::rosette::pipeline::require_stage::<rosette::pipeline::stages::MacSwap>();
         let mut stage_0: rosette::pipeline::stages::MacSwap = <rosette::pipeline::stages::MacSwap as ::core::default::Default>::default();
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<1>::new();
