@@ -196,6 +196,27 @@ impl Mbuf {
         Mbuf { raw: self.raw }
     }
 
+    /// Appends `tail` as the next segment(s) of this packet (`rte_pktmbuf_chain`), so headers built in
+    /// a fresh mbuf can go in front of a packet that is shared (held for retransmission) without copying
+    /// its bytes. The chain owns `tail`'s reference from then on and releases it when dropped. Gives
+    /// `tail` back when this mbuf is shared or the chain would exceed DPDK's segment limit.
+    #[inline]
+    pub fn chain(&mut self, tail: Mbuf) -> Result<(), Mbuf> {
+        if self.refcnt() > 1 {
+            return Err(tail);
+        }
+        // SAFETY: both pointers are valid mbufs; this handle is the only one to the head (refcnt 1), and
+        // DPDK only rewrites the tail's pkt_len with the value it already has for a one-segment tail (a
+        // multi-segment tail is never shared by rosette). On success the head's chain holds the tail's
+        // reference, which `tail` gives up below; on failure nothing changed.
+        let rc = unsafe { ffi::rte_pktmbuf_chain(self.raw.as_ptr(), tail.raw.as_ptr()) };
+        if rc != 0 {
+            return Err(tail);
+        }
+        let _ = tail.into_raw();
+        Ok(())
+    }
+
     /// Copies `bytes` into a fresh mbuf of `pool` (for building test or control packets, not the fast
     /// path). `None` if the pool is empty or the bytes do not fit.
     pub fn from_slice(pool: &super::mempool::Mempool, bytes: &[u8]) -> Option<Mbuf> {
