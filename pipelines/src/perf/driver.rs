@@ -829,7 +829,8 @@ pub fn run_client<T: Transport>(io: &mut Io, t: &mut T, plan: ClientPlan, progre
         if t.idle() && io.out.is_empty() {
             break;
         }
-        if tsc() > drain_end || io.stop.is_set() {
+        // Ctrl-C stops new data, not the drain: what is in flight is still delivered and checked.
+        if tsc() > drain_end {
             out.drain_timed_out = true;
             break;
         }
@@ -896,7 +897,9 @@ pub fn run_server<T: Transport>(io: &mut Io, t: &mut T, size: usize, dedup_capac
     let mut rx = Receiver::new(io.clock, true, size, dedup_capacity);
     let mut eos = false;
     let mut raw = 0u64;
-    while !eos && !io.stop.is_set() {
+    // The server ends on EOS only, not on Ctrl-C: leaving while the client still polls rx could crash
+    // the client's memif PMD, and the client ends its run (and sends EOS) on Ctrl-C itself.
+    while !eos {
         let now = io.pump(t, &mut rx, |mut m, out| match link::ctrl_kind(m.data()) {
             link::KIND_RAW_DATA => {
                 raw += 1;

@@ -128,7 +128,8 @@ pub struct Options {
 }
 
 /// The usage text.
-pub const USAGE: &str = "usage: rosette-perf --channel unordered|reliable|streaming [--size BYTES (64)] [--seconds N (10)]
+pub const USAGE: &str =
+    "usage: rosette-perf --channel unordered|reliable|streaming [--size BYTES (64)] [--seconds N (10)]
        [--loss P --reorder P --duplicate P --corrupt P --seed S] [--compare-kernel [--baseline-seconds N (3)]]
        [--pings N (5000)] [--server | --client] [--socket PATH] [--memory auto|hugepages|no-huge] [-- EAL args]
 Without --server/--client it spawns the server side as a child process over net_memif and runs the client.";
@@ -161,7 +162,9 @@ impl Options {
         };
         let memory = match args.raw("--memory") {
             None => MemoryMode::Auto,
-            Some(m) => MemoryMode::parse(m).ok_or_else(|| format!("--memory takes auto, hugepages or no-huge, not {m:?}"))?,
+            Some(m) => {
+                MemoryMode::parse(m).ok_or_else(|| format!("--memory takes auto, hugepages or no-huge, not {m:?}"))?
+            }
         };
         let socket = args
             .raw("--socket")
@@ -274,7 +277,8 @@ pub fn run(opts: &Options) -> i32 {
                     return 1;
                 }
             };
-            let result = wait_for_socket(&opts.socket, &mut child).and_then(|()| run_client_process(opts, Some(&mut child)));
+            let result =
+                wait_for_socket(&opts.socket, &mut child).and_then(|()| run_client_process(opts, Some(&mut child)));
             let server_ok = wait_child(&mut child, Duration::from_secs(20));
             let _ = std::fs::remove_file(&opts.socket);
             match result {
@@ -356,9 +360,10 @@ fn endpoint(opts: &Options, side: Side) -> Result<Endpoint, String> {
     Ok(Endpoint { port, pool, eal })
 }
 
-fn wait_link(port: &Port, up: bool, limit: Duration, stop: &StopFlag) -> bool {
+/// Waits until the link is `up` (or down); `stop` (Ctrl-C) ends the wait early when given.
+fn wait_link(port: &Port, up: bool, limit: Duration, stop: Option<&StopFlag>) -> bool {
     let deadline = StdInstant::now() + limit;
-    while StdInstant::now() < deadline && !stop.is_set() {
+    while StdInstant::now() < deadline && !stop.is_some_and(StopFlag::is_set) {
         if port.link().map(|l| l.up == up).unwrap_or(false) {
             return true;
         }
@@ -375,7 +380,7 @@ fn epoch() -> u32 {
 fn run_server_process(opts: &Options) -> Result<(), String> {
     let ep = endpoint(opts, Side::Server)?;
     let stop = StopFlag::new();
-    if !wait_link(&ep.port, true, Duration::from_secs(30), &stop) {
+    if !wait_link(&ep.port, true, Duration::from_secs(30), Some(&stop)) {
         return Err("memif link never came up".to_owned());
     }
     let worker = ep.eal.worker_lcores().next().ok_or("no worker lcore")?;
@@ -390,7 +395,9 @@ fn run_server_process(opts: &Options) -> Result<(), String> {
         let mut io = Io::new(rxq, txq, pool.clone(), stop, faults);
         let now = io.now();
         let out = match channel {
-            ChannelKind::Unordered => driver::run_server(&mut io, &mut UnorderedT::new(Side::Server, pool), size, dedup),
+            ChannelKind::Unordered => {
+                driver::run_server(&mut io, &mut UnorderedT::new(Side::Server, pool), size, dedup)
+            }
             ChannelKind::Reliable => {
                 driver::run_server(&mut io, &mut ReliableT::new(Side::Server, pool, now, epoch()), size, dedup)
             }
@@ -411,9 +418,9 @@ fn run_server_process(opts: &Options) -> Result<(), String> {
         report.owd_p50_ns as f64 / 1e3,
         report.owd_p99_ns as f64 / 1e3
     );
-    // rx is no longer polled: wait for the client to close its side, then close ours.
-    let never = StopFlag::new();
-    if !wait_link(&ep.port, false, Duration::from_secs(60), &never) {
+    // rx is no longer polled: wait for the client to close its side, then close ours. Not even Ctrl-C
+    // cuts this short: the client may still be polling rx for our acknowledgement.
+    if !wait_link(&ep.port, false, Duration::from_secs(60), None) {
         eprintln!("rosette-perf server: the client never closed the link");
     }
     drop(io);
@@ -426,7 +433,7 @@ fn run_server_process(opts: &Options) -> Result<(), String> {
 fn run_client_process(opts: &Options, _child: Option<&mut Child>) -> Result<bool, String> {
     let ep = endpoint(opts, Side::Client)?;
     let stop = StopFlag::new();
-    if !wait_link(&ep.port, true, Duration::from_secs(30), &stop) {
+    if !wait_link(&ep.port, true, Duration::from_secs(30), Some(&stop)) {
         return Err("memif link never came up (is the server running on this socket?)".to_owned());
     }
     let worker = ep.eal.worker_lcores().next().ok_or("no worker lcore")?;
