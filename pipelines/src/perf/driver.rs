@@ -48,6 +48,10 @@ pub trait Transport {
     }
     /// Retransmitted packets so far.
     fn retransmits(&self) -> u64;
+    /// The channel's counters, for the log at the end of a run.
+    fn describe(&self) -> String {
+        String::new()
+    }
 }
 
 /// Turns deliveries into counts, a digest, latencies, and pings to echo or time.
@@ -290,10 +294,20 @@ impl Transport for UnorderedT {
     }
 }
 
-/// Connection settings for the perf runs: deeper queues than the defaults so a 64-byte message
-/// stream is not window-bound on a link with a few microseconds of RTT.
+/// Connection settings for the perf runs. Two changes from the defaults, both for two busy-polling
+/// processes that share CPUs with other work (the machines this runs on have 2 CPUs): deeper queues
+/// (4096 packets), so the sender keeps going while the receiver's worker is descheduled for a few
+/// milliseconds, and a 10 ms RTO floor instead of 1 ms, so such a pause is not taken for loss (each
+/// spurious timeout halves the congestion window).
 pub fn conn_config() -> ConnConfig {
-    ConnConfig { send_capacity: 1024, recv_capacity: 1024, initial_cwnd: 64, ..ConnConfig::default() }
+    ConnConfig {
+        send_capacity: 4096,
+        recv_capacity: 4096,
+        initial_cwnd: 64,
+        min_rto: core::time::Duration::from_millis(10),
+        initial_rto: core::time::Duration::from_millis(20),
+        ..ConnConfig::default()
+    }
 }
 
 /// The reliable channel over UDP.
@@ -403,6 +417,9 @@ impl Transport for ReliableT {
     fn retransmits(&self) -> u64 {
         self.conn.stats().retransmits
     }
+    fn describe(&self) -> String {
+        format!("{:?} cwnd={} decap={:?}", self.conn.stats(), self.conn.cwnd(), self.rx.stats().rx_drops)
+    }
 }
 
 /// The streaming channel over UDP: messages are written back to back into the byte stream.
@@ -495,6 +512,9 @@ impl Transport for StreamT {
     }
     fn retransmits(&self) -> u64 {
         self.conn.stats().retransmits
+    }
+    fn describe(&self) -> String {
+        format!("{:?} cwnd={} decap={:?}", self.conn.stats(), self.conn.cwnd(), self.rx.stats().rx_drops)
     }
 }
 
@@ -860,6 +880,7 @@ pub fn run_client<T: Transport>(io: &mut Io, t: &mut T, plan: ClientPlan, progre
     // Keep the measured rounds only (the warm-up ones are in the histogram too: they are few and the
     // same for both rosette and raw memif, 5 %).
     out.rtt = rx.rtt.clone();
+    log::debug!("client channel: {}", t.describe());
     out.retransmits = t.retransmits();
     // Let the last echoes' acknowledgements go out, then end the stream.
     for _ in 0..1000 {
@@ -931,6 +952,7 @@ pub fn run_server<T: Transport>(io: &mut Io, t: &mut T, size: usize, dedup_capac
         t.deliver(&mut rx);
     }
     t.deliver(&mut rx);
+    log::debug!("server channel: {}", t.describe());
     let report = rx.report();
     if let Some(ack) = link::eos_ack(&io.pool, &report) {
         io.send_now(ack);
