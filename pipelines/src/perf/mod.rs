@@ -483,7 +483,8 @@ fn run_client_process(opts: &Options, _child: Option<&mut Child>) -> Result<bool
         next += Duration::from_secs(1);
         let phase = Phase::from_u64(progress.phase.load(Ordering::Relaxed));
         let sent = progress.sent.load(Ordering::Relaxed);
-        let rate = if phase == last.1 { sent.saturating_sub(last.0) } else { sent };
+        // Counters restart at 0 in a new phase, except that the drain continues the sending count.
+        let rate = if sent >= last.0 && (phase == last.1 || phase == Phase::Drain) { sent - last.0 } else { sent };
         last = (sent, phase);
         println!(
             "[{:>3.0}s] {:<20} total={:<11} per_s={:<10} retransmits={}",
