@@ -1,9 +1,11 @@
 //! Declared rosette pipelines and the support code their binaries share: command-line flags, a stderr
-//! logger, and the two-port forwarder used by the forwarding demo and `bench-forward`.
+//! logger, the two-port forwarder used by the forwarding demo and `bench-forward`, the runner of the
+//! declared pipelines, and `rosette-perf`'s measurement code ([`perf`]).
 
 pub mod cli;
 pub mod declared;
 pub mod dispatch;
 pub mod forward;
 pub mod logging;
+pub mod perf;
 pub mod run;

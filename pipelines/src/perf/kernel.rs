@@ -1,0 +1,147 @@
+//! Kernel baselines on loopback with the same message pattern: `size`-byte messages, one `write` /
+//! `send_to` per message, for a fixed time, then a ping-pong with one message outstanding. Two threads
+//! of this process, `std::net` sockets.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::stats::{fill_message, Histogram};
+
+/// What a baseline measured.
+#[derive(Debug, Default)]
+pub struct Baseline {
+    /// Messages received per second.
+    pub msgs_per_s: f64,
+    /// Messages sent.
+    pub sent: u64,
+    /// Messages received.
+    pub received: u64,
+    /// Ping-pong round trips, ns.
+    pub rtt: Histogram,
+}
+
+/// TCP: a stream of messages (Nagle on, as a bulk sender would have it), then a ping-pong with
+/// `TCP_NODELAY`.
+pub fn tcp(size: usize, seconds: f64, pings: u32) -> std::io::Result<Baseline> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let receiver = thread::spawn(move || -> std::io::Result<(u64, Duration)> {
+        let (mut s, _) = listener.accept()?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut bytes = 0u64;
+        let start = Instant::now();
+        loop {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            bytes += n as u64;
+        }
+        let elapsed = start.elapsed();
+        // Ping-pong: echo each message back.
+        let (mut p, _) = listener.accept()?;
+        p.set_nodelay(true)?;
+        let mut msg = vec![0u8; size];
+        while p.read_exact(&mut msg).is_ok() {
+            p.write_all(&msg)?;
+        }
+        Ok((bytes / size as u64, elapsed))
+    });
+    let mut s = TcpStream::connect(addr)?;
+    let mut msg = vec![0u8; size];
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut sent = 0u64;
+    while Instant::now() < end {
+        for _ in 0..64 {
+            fill_message(&mut msg, sent, 0);
+            s.write_all(&msg)?;
+            sent += 1;
+        }
+    }
+    s.shutdown(Shutdown::Write)?;
+    let mut out = Baseline { sent, ..Baseline::default() };
+    let mut p = TcpStream::connect(addr)?;
+    p.set_nodelay(true)?;
+    let mut back = vec![0u8; size];
+    for i in 0..pings {
+        fill_message(&mut msg, u64::from(i), 0);
+        let t0 = Instant::now();
+        p.write_all(&msg)?;
+        p.read_exact(&mut back)?;
+        if i >= pings / 20 {
+            out.rtt.record(t0.elapsed().as_nanos() as u64);
+        }
+    }
+    drop(p);
+    let (received, elapsed) = receiver.join().map_err(|_| std::io::Error::other("tcp receiver panicked"))??;
+    out.received = received;
+    out.msgs_per_s = received as f64 / elapsed.as_secs_f64();
+    Ok(out)
+}
+
+/// UDP: one datagram per message as fast as `send_to` goes (the receiver counts what arrives; the
+/// kernel drops when its buffer is full), then a ping-pong.
+pub fn udp(size: usize, seconds: f64, pings: u32) -> std::io::Result<Baseline> {
+    let rsock = UdpSocket::bind("127.0.0.1:0")?;
+    let raddr = rsock.local_addr()?;
+    rsock.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let done = Arc::new(AtomicBool::new(false));
+    let done2 = done.clone();
+    let receiver = thread::spawn(move || -> (u64, Duration) {
+        let mut buf = vec![0u8; 65536];
+        let mut received = 0u64;
+        let mut start = None;
+        let mut last = Instant::now();
+        loop {
+            match rsock.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if n == size && buf[7] == 0xff {
+                        let _ = rsock.send_to(&buf[..n], from);
+                        continue;
+                    }
+                    start.get_or_insert_with(Instant::now);
+                    last = Instant::now();
+                    received += 1;
+                }
+                Err(_) if done2.load(Ordering::Relaxed) => break,
+                Err(_) => {}
+            }
+        }
+        (received, start.map(|s| last - s).unwrap_or_default())
+    });
+    let s = UdpSocket::bind("127.0.0.1:0")?;
+    let mut msg = vec![0u8; size];
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut sent = 0u64;
+    while Instant::now() < end {
+        for _ in 0..64 {
+            // Data sequence numbers never reach 2^56, so byte 7 is free for the ping tag.
+            fill_message(&mut msg, sent, 0);
+            if s.send_to(&msg, raddr).is_ok() {
+                sent += 1;
+            }
+        }
+    }
+    let mut out = Baseline { sent, ..Baseline::default() };
+    thread::sleep(Duration::from_millis(50));
+    s.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let mut back = vec![0u8; size];
+    for i in 0..pings {
+        fill_message(&mut msg, u64::from(i), 0);
+        msg[7] = 0xff;
+        let t0 = Instant::now();
+        s.send_to(&msg, raddr)?;
+        if s.recv_from(&mut back).is_ok() && i >= pings / 20 {
+            out.rtt.record(t0.elapsed().as_nanos() as u64);
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let (received, elapsed) = receiver.join().map_err(|_| std::io::Error::other("udp receiver panicked"))?;
+    out.received = received;
+    out.msgs_per_s = received as f64 / elapsed.as_secs_f64().max(1e-9);
+    Ok(out)
+}

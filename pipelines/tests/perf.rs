@@ -1,0 +1,121 @@
+//! Runs the built `rosette-perf` briefly for each channel (two processes over net_memif each) and checks
+//! its result line: `digest=match`, and for reliable and streaming every message sent was delivered.
+//!
+//! The runs are serialized: each one busy-polls two lcores, and running them side by side on a small
+//! machine would only make each slower.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs rosette-perf with `args`; returns (exit success, stdout). Fails the test after `limit`.
+fn run_perf(args: &[&str], limit: Duration) -> (bool, String) {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rosette-perf"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start rosette-perf");
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text);
+        text
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for rosette-perf") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rosette-perf {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status.success(), reader.join().expect("stdout reader"))
+}
+
+/// The `key=value` fields of the result line (the last line starting with `channel=`).
+fn result_fields(stdout: &str) -> Vec<(String, String)> {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("channel="))
+        .unwrap_or_else(|| panic!("no result line in:\n{stdout}"));
+    line.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+fn field<'a>(fields: &'a [(String, String)], key: &str) -> &'a str {
+    fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).unwrap_or_else(|| panic!("no {key}= field"))
+}
+
+fn check(channel: &str, extra: &[&str]) {
+    let mut args = vec!["--channel", channel, "--seconds", "1", "--pings", "200"];
+    args.extend_from_slice(extra);
+    // CI runs the suite with and without hugepages.
+    let memory = std::env::var("ROSETTE_TEST_MEMORY").ok().map(|m| format!("--memory={m}"));
+    if let Some(m) = &memory {
+        args.push(m);
+    }
+    let (ok, stdout) = run_perf(&args, Duration::from_secs(30));
+    let fields = result_fields(&stdout);
+    assert_eq!(field(&fields, "channel"), channel);
+    assert_eq!(field(&fields, "digest"), "match", "{stdout}");
+    let sent: u64 = field(&fields, "sent").parse().unwrap();
+    let delivered: u64 = field(&fields, "delivered").parse().unwrap();
+    assert!(sent > 0, "nothing was sent:\n{stdout}");
+    if channel == "unordered" {
+        assert!(delivered <= sent && delivered > 0, "{stdout}");
+    } else {
+        assert_eq!(delivered, sent, "{stdout}");
+    }
+    assert!(field(&fields, "msgs_per_s").parse::<f64>().unwrap() > 0.0);
+    assert!(field(&fields, "p50_us").parse::<f64>().unwrap() > 0.0);
+    assert!(ok, "rosette-perf exited with failure:\n{stdout}");
+}
+
+#[test]
+fn reliable_delivers_everything_in_order() {
+    check("reliable", &[]);
+}
+
+#[test]
+fn streaming_delivers_every_byte_in_order() {
+    check("streaming", &[]);
+}
+
+#[test]
+fn unordered_delivers_intact_datagrams() {
+    check("unordered", &[]);
+}
+
+#[test]
+fn reliable_recovers_from_injected_faults() {
+    check(
+        "reliable",
+        &["--loss", "0.01", "--reorder", "0.01", "--duplicate", "0.01", "--corrupt", "0.01", "--seed", "3"],
+    );
+}
+
+#[test]
+fn streaming_recovers_from_injected_faults() {
+    check(
+        "streaming",
+        &["--loss", "0.01", "--reorder", "0.01", "--duplicate", "0.01", "--corrupt", "0.01", "--seed", "5"],
+    );
+}
+
+#[test]
+fn result_line_fields_parse() {
+    let f = result_fields(
+        "x\nchannel=reliable sent=3 delivered=3 digest=match msgs_per_s=1 p50_us=2.0 p99_us=3.0\nratio a: 1\n",
+    );
+    assert_eq!(field(&f, "delivered"), "3");
+}
