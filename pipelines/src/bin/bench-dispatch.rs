@@ -3,7 +3,10 @@
 //! run. Each variant runs in its own process (DPDK's EAL starts once per process). Prints each rate in
 //! Mpps and, last, `ratio generated/hand-fused: X.XX generated/dyn: Y.YY`.
 //!
-//! Usage: `cargo run --release -p pipelines --bin bench-dispatch -- --seconds N [--memory auto|hugepages|no-huge]`
+//! Usage: `cargo run --release -p pipelines --bin bench-dispatch -- --seconds N [--rounds R] [--memory …]`
+//!
+//! The machine is shared and noisy, so the variants run interleaved: `R` rounds (default 3), each running
+//! all three for `N` seconds in a rotated order; each variant's rate is the median of its rounds.
 
 use std::process::Command;
 use std::time::Duration;
@@ -32,22 +35,36 @@ fn main() {
         }
         return;
     }
+    let rounds: usize = args.value("--rounds", 3).max(1);
     let exe = std::env::current_exe().unwrap_or_else(|e| fail(&e.to_string()));
-    let mut rates = Vec::new();
-    for variant in VARIANTS {
-        let out = Command::new(&exe)
-            .args(["--variant", variant, "--seconds", &seconds.to_string(), "--memory", &memory])
-            .output()
-            .unwrap_or_else(|e| fail(&e.to_string()));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let mpps = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("variant={variant} mpps=")).and_then(|v| v.parse::<f64>().ok()))
-            .unwrap_or_else(|| fail(&format!("{variant} failed: {}", String::from_utf8_lossy(&out.stderr))));
-        println!("{variant:>10}: {mpps:8.2} Mpps");
-        rates.push(mpps);
+    let mut samples: [Vec<f64>; 3] = Default::default();
+    for round in 0..rounds {
+        for k in 0..VARIANTS.len() {
+            let index = (round + k) % VARIANTS.len();
+            let variant = VARIANTS[index];
+            let out = Command::new(&exe)
+                .args(["--variant", variant, "--seconds", &seconds.to_string(), "--memory", &memory])
+                .output()
+                .unwrap_or_else(|e| fail(&e.to_string()));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let mpps = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("variant={variant} mpps=")).and_then(|v| v.parse::<f64>().ok()))
+                .unwrap_or_else(|| fail(&format!("{variant} failed: {}", String::from_utf8_lossy(&out.stderr))));
+            println!("  round {}: {variant:>10} {mpps:8.2} Mpps", round + 1);
+            samples[index].push(mpps);
+        }
+    }
+    let rates: Vec<f64> = samples.iter_mut().map(|s| median(s)).collect();
+    for (variant, rate) in VARIANTS.iter().zip(&rates) {
+        println!("{variant:>10}: {rate:8.2} Mpps (median of {rounds})");
     }
     println!("ratio generated/hand-fused: {:.2} generated/dyn: {:.2}", rates[0] / rates[1], rates[0] / rates[2]);
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn fail(message: &str) -> ! {
