@@ -51,7 +51,8 @@ fn probe_dpdk() -> pkg_config::Library {
     match pkg_config::Config::new().atleast_version(MIN_DPDK_VERSION).probe("libdpdk") {
         Ok(lib) => lib,
         Err(err) => {
-            let first_line = err.to_string().lines().next().unwrap_or_default().to_owned();
+            let reason = err.to_string();
+            let first_line = reason.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("no details");
             eprintln!(
                 "\nerror: rosette needs DPDK >= {MIN_DPDK_VERSION} (pkg-config package `libdpdk`), which was not found.\n\
                  On Debian 12, install it with:\n\n    apt-get install -y dpdk dpdk-dev libdpdk-dev pkg-config libclang-dev clang\n\n\
