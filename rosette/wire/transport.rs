@@ -407,12 +407,18 @@ impl Repr {
     }
 }
 
-/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), table-driven, slicing by one byte.
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), table-driven, slicing by eight bytes.
+///
+/// The hardware `crc32` instruction would need `unsafe` intrinsics, which this module forbids;
+/// slicing-by-8 processes eight bytes per step with eight independent table lookups instead of one
+/// dependent lookup per byte, several times faster than the byte-wise table.
 #[derive(Debug, Clone, Copy)]
 pub struct Crc32c(u32);
 
-const CRC32C_TABLE: [u32; 256] = {
-    let mut table = [0u32; 256];
+/// `CRC32C_TABLES[0]` is the classic byte-wise table; `CRC32C_TABLES[k][b]` is the CRC of byte `b`
+/// followed by `k` zero bytes, so eight lookups combine the contributions of eight bytes at once.
+const CRC32C_TABLES: [[u32; 256]; 8] = {
+    let mut tables = [[0u32; 256]; 8];
     let mut i = 0;
     while i < 256 {
         let mut crc = i as u32;
@@ -421,11 +427,27 @@ const CRC32C_TABLE: [u32; 256] = {
             crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
             bit += 1;
         }
-        table[i] = crc;
+        tables[0][i] = crc;
         i += 1;
     }
-    table
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = tables[k - 1][i];
+            tables[k][i] = (prev >> 8) ^ tables[0][(prev & 0xff) as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    tables
 };
+
+/// One byte-wise CRC step (the tail that does not fill a whole eight-byte chunk).
+#[inline(always)]
+fn crc_byte(crc: u32, b: u8) -> u32 {
+    CRC32C_TABLES[0][((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8)
+}
 
 impl Crc32c {
     /// A fresh CRC computation.
@@ -434,9 +456,25 @@ impl Crc32c {
     }
     /// Feeds bytes.
     pub fn update(&mut self, bytes: &[u8]) {
+        let t = &CRC32C_TABLES;
         let mut crc = self.0;
-        for &b in bytes {
-            crc = CRC32C_TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            // The reflected CRC consumes bytes least significant first: fold the register into the
+            // first four bytes, then each byte's table accounts for the bytes that follow it.
+            let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+            crc = t[7][(lo & 0xff) as usize]
+                ^ t[6][((lo >> 8) & 0xff) as usize]
+                ^ t[5][((lo >> 16) & 0xff) as usize]
+                ^ t[4][(lo >> 24) as usize]
+                ^ t[3][(hi & 0xff) as usize]
+                ^ t[2][((hi >> 8) & 0xff) as usize]
+                ^ t[1][((hi >> 16) & 0xff) as usize]
+                ^ t[0][(hi >> 24) as usize];
+        }
+        for &b in chunks.remainder() {
+            crc = crc_byte(crc, b);
         }
         self.0 = crc;
     }
@@ -479,6 +517,43 @@ mod tests {
     fn crc32c_known_vector() {
         assert_eq!(Crc32c::checksum(b"123456789"), 0xE306_9283);
         assert_eq!(Crc32c::checksum(b""), 0);
+    }
+
+    /// The byte-at-a-time reference the sliced implementation must agree with.
+    fn crc32c_bytewise(bytes: &[u8]) -> u32 {
+        !bytes.iter().fold(!0u32, |crc, &b| crc_byte(crc, b))
+    }
+
+    #[test]
+    fn crc32c_sliced_matches_bytewise() {
+        // Deterministic pseudo-random data (xorshift), so a failure reproduces.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let data: Vec<u8> = (0..4096)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for _ in 0..2000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let start = (x % 64) as usize;
+            let len = ((x >> 8) % 1500) as usize;
+            let s = &data[start..start + len];
+            assert_eq!(Crc32c::checksum(s), crc32c_bytewise(s), "start {start} len {len}");
+            // Feeding in two arbitrary pieces must give the same result as one slice.
+            let split = ((x >> 24) as usize) % (len + 1);
+            let mut c = Crc32c::new();
+            c.update(&s[..split]);
+            c.update(&s[split..]);
+            assert_eq!(c.finish(), crc32c_bytewise(s), "start {start} len {len} split {split}");
+        }
+        for len in 0..=40 {
+            assert_eq!(Crc32c::checksum(&data[..len]), crc32c_bytewise(&data[..len]), "len {len}");
+        }
     }
 
     #[test]
