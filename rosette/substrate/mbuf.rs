@@ -225,11 +225,11 @@ impl Mbuf {
             return Err((self, tail));
         }
         let (head, tail_raw) = (self.raw, tail.raw);
-        // SAFETY: both pointers are valid mbufs; `self` is the only handle of the head (refcnt 1), so
-        // changing its segment list races with nobody. rte_pktmbuf_chain only writes the head's
-        // last-segment `next`, `nb_segs` and `pkt_len`, and the tail's `pkt_len` (set to its
-        // `data_len`, which it already equals for a single-segment tail). On success the chain owns the
-        // tail's reference, so the tail handle is forgotten below, not dropped.
+        // rte_pktmbuf_chain only writes the head's last-segment `next`, `nb_segs` and `pkt_len`, and the
+        // tail's `pkt_len` (set to its `data_len`, which it already equals for a single-segment tail). On
+        // success the chain owns the tail's reference, so the tail handle is forgotten below, not dropped.
+        // SAFETY: both pointers are valid mbufs and `self` is the only handle of the head (refcnt 1), so
+        // changing its segment list races with nobody; the writes are the ones listed above.
         let rc = unsafe { ffi::rte_pktmbuf_chain(head.as_ptr(), tail_raw.as_ptr()) };
         if rc != 0 {
             return Err((self, tail));
