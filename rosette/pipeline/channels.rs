@@ -53,6 +53,7 @@ use super::endpoint::{
 use super::{Context, Stage, Verdict};
 use crate::channel::conn;
 use crate::channel::reliable::{self, Reliable};
+use crate::channel::sim::Endpoint;
 use crate::channel::streaming::{self, Stream};
 use crate::channel::time::Instant;
 use crate::channel::unordered::{self, UnorderedChannel, HEADERS_LEN};
@@ -192,6 +193,27 @@ impl UdpLink {
     /// Feeds one frame to the unordered channel.
     fn receive_one(&mut self, now: Instant, frame: Mbuf) -> Verdict {
         receive_frame(&mut self.udp, now, frame)
+    }
+
+    /// Feeds the connection what arrived from the peer and runs the link's and the connection's due timers.
+    fn advance<C: Endpoint<Buf = Mbuf>>(&mut self, conn: &mut C, now: Instant) {
+        while let Some(d) = self.next_datagram() {
+            conn.handle_datagram(now, d);
+        }
+        self.timers(now);
+        if conn.poll_timeout().is_some_and(|t| t <= now) {
+            conn.handle_timeout(now);
+        }
+    }
+
+    /// Moves what the link and the connection have to send into the batch, as room allows.
+    fn transmit<C: Endpoint<Buf = Mbuf>>(&mut self, conn: &mut C, now: Instant, batch: &mut Batch<'_>) {
+        self.flush(now, batch);
+        while batch.len() < batch.capacity() {
+            let Some(p) = conn.poll_transmit(now) else { break };
+            self.send(now, p, batch);
+            self.flush(now, batch);
+        }
     }
 
     /// The next UDP payload from the peer.
@@ -411,13 +433,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
             return;
         }
         let Some((link, conn)) = &mut self.run else { return };
-        while let Some(d) = link.next_datagram() {
-            conn.handle_datagram(now, d);
-        }
-        link.timers(now);
-        if conn.poll_timeout().is_some_and(|t| t <= now) {
-            conn.handle_timeout(now);
-        }
+        link.advance(conn, now);
         // Deliveries first (only while the sink takes them), so a reset is seen before commands are.
         loop {
             let item = match self.stash.take() {
@@ -481,12 +497,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
                 self.stats.send_refused += 1;
             }
         }
-        link.flush(now, batch);
-        while batch.len() < batch.capacity() {
-            let Some(p) = conn.poll_transmit(now) else { break };
-            link.send(now, p, batch);
-            link.flush(now, batch);
-        }
+        link.transmit(conn, now, batch);
     }
 
     fn finish(&mut self, _cx: &Context) {
@@ -616,15 +627,8 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
         if !self.start(cx, now) {
             return;
         }
-        {
-            let Some((link, stream)) = &mut self.run else { return };
-            while let Some(d) = link.next_datagram() {
-                stream.handle_datagram(now, d);
-            }
-            link.timers(now);
-            if stream.poll_timeout().is_some_and(|t| t <= now) {
-                stream.handle_timeout(now);
-            }
+        if let Some((link, stream)) = &mut self.run {
+            link.advance(stream, now);
         }
         // Deliveries first (only while the sink takes them), so a reset is seen before writes are.
         loop {
@@ -691,12 +695,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             }
         }
         let Some((link, stream)) = &mut self.run else { return };
-        link.flush(now, batch);
-        while batch.len() < batch.capacity() {
-            let Some(p) = stream.poll_transmit(now) else { break };
-            link.send(now, p, batch);
-            link.flush(now, batch);
-        }
+        link.transmit(stream, now, batch);
     }
 
     fn finish(&mut self, _cx: &Context) {
