@@ -5,6 +5,7 @@ use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::eal::Eal;
 use super::error::{Error, Result};
@@ -144,6 +145,15 @@ impl<R> LcoreJoin<R> {
 
     fn wait(&mut self) {
         if !self.joined {
+            // rte_eal_wait_lcore spins on the lcore's state, burning a CPU for as long as the job runs
+            // (a whole benchmark, on a machine where the workers need every CPU). Sleep until the job
+            // is over (its result is stored, or its box, which holds the other reference, is gone),
+            // then let DPDK observe the lcore go back to WAIT, which takes a moment at most.
+            let mut nap = Duration::from_micros(50);
+            while !self.is_finished() && Arc::strong_count(&self.result) > 1 {
+                std::thread::sleep(nap);
+                nap = (nap * 2).min(Duration::from_millis(2));
+            }
             // SAFETY: lcore is a worker we launched on; waiting has no other precondition.
             unsafe { ffi::rte_eal_wait_lcore(self.lcore) };
             self.joined = true;
