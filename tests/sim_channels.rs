@@ -164,6 +164,10 @@ fn run_reliable(s: &Scenario, seed: u64, msgs: &[Vec<u8>]) -> RelOutcome {
                     got.push((m.len(), h));
                     last_read = p.now;
                 }
+                reliable::Event::Messages(packed) => {
+                    got.extend(packed.iter().map(|r| (r.len(), fnv1a(FNV_INIT, r))));
+                    last_read = p.now;
+                }
                 reliable::Event::PeerClosed => p.b.close(p.now),
                 reliable::Event::Connected | reliable::Event::Closed => {}
                 other => panic!("{}: receiver event {other:?}", s.name),
@@ -389,6 +393,10 @@ fn reliable_peer_restart() {
                     } else {
                         before.push(v)
                     }
+                }
+                reliable::Event::Messages(packed) => {
+                    let into = if reset_seen { &mut after } else { &mut before };
+                    into.extend(packed.iter().map(<[u8]>::to_vec));
                 }
                 reliable::Event::Reset(ResetReason::PeerRestarted) => reset_seen = true,
                 reliable::Event::Connected => {}

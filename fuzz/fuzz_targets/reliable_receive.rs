@@ -109,6 +109,14 @@ fuzz_target!(|data: &[u8]| {
                     }
                     next_expect += 1;
                 }
+                Event::Messages(packed) => {
+                    for record in packed.iter() {
+                        if !forged {
+                            assert_eq!(record, &message(next_expect)[..], "packed message {next_expect} corrupted");
+                        }
+                        next_expect += 1;
+                    }
+                }
                 Event::Reset(_) | Event::Failed => forged = true,
                 _ => {}
             }

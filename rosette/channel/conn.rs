@@ -25,7 +25,8 @@ use crate::buf::{BufPool, PacketBuf};
 use crate::channel::rtt::RttEstimator;
 use crate::channel::time::Instant;
 use crate::wire::transport::{
-    Error as WireError, Packet, PacketType, Repr, FLAG_ACK_REQUESTED, FLAG_END_OF_MESSAGE, HEADER_LEN, MAX_SACK_BLOCKS,
+    Error as WireError, Packet, PacketType, Repr, FLAG_ACK_REQUESTED, FLAG_END_OF_MESSAGE, FLAG_PACKED, HEADER_LEN,
+    MAX_SACK_BLOCKS,
 };
 
 /// Packets sent after a lost one (in transmission order) before it is declared lost.
@@ -162,6 +163,8 @@ pub struct Stats {
     pub probes: u64,
     /// Times the buffer pool was empty when a packet had to be built.
     pub pool_empty: u64,
+    /// Messages appended to a queued packet that already held others (reliable packing).
+    pub packed: u64,
     /// Connection events dropped because the application did not poll them.
     pub events_dropped: u64,
     /// Receive drops by reason.
@@ -420,6 +423,19 @@ impl<P: BufPool> Core<P> {
         }
         let slot = self.tx.back_mut()?;
         (slot.kind == PacketType::Data && slot.state == SlotState::Unsent).then_some(&mut slot.buf)
+    }
+
+    /// The newest never-sent data packet if it is packed ([`FLAG_PACKED`]) and `extra` more payload
+    /// bytes fit in it (within the mss and the buffer's tailroom), for appending one more record.
+    pub(crate) fn last_unsent_packed(&mut self, extra: usize) -> Option<&mut P::Buf> {
+        if self.next_unsent >= self.tx.len() {
+            return None;
+        }
+        let mss = self.cfg.mss;
+        let slot = self.tx.back_mut()?;
+        let fits = slot.buf.len() - HEADER_LEN + extra <= mss && slot.buf.tailroom() >= extra;
+        (slot.kind == PacketType::Data && slot.state == SlotState::Unsent && slot.flags & FLAG_PACKED != 0 && fits)
+            .then_some(&mut slot.buf)
     }
 
     /// Queues a sequenced packet whose buffer starts with [`HEADER_LEN`] reserved bytes.

@@ -1,7 +1,12 @@
 //! The reliable channel: messages delivered exactly once and in order, over UDP datagrams.
 //!
 //! A message of up to [`Config::max_message_size`] bytes is cut into packets of at most
-//! [`Config::mss`] payload bytes; the last one carries the end-of-message flag. The connection
+//! [`Config::mss`] payload bytes; the last one carries the end-of-message flag. Messages small
+//! enough to share a packet are *packed* ([`crate::wire::packed`]): a message sent while the newest
+//! queued packet has not gone out yet is appended to it as one more record, so a burst of small
+//! messages costs one header, one checksum and one acknowledgement per packet rather than per
+//! message. Packing never waits: a packet leaves as soon as the congestion and flow windows let
+//! it, holding whatever was queued by then. The connection
 //! machinery (handshake with connection ids and epochs, SACK, RFC 6298 timer, congestion window,
 //! flow control, drop counters) lives in [`crate::channel::conn`].
 //!
@@ -26,7 +31,9 @@
 //! retransmission copies nothing (unless the previous transmission is still held, then it copies
 //! once). A received message that fits one packet is delivered as the received buffer itself with
 //! the transport header removed by [`PacketBuf::adjust`]; a longer one as its received buffers in
-//! order ([`Message`]), never reassembled by copying.
+//! order ([`Message`]), never reassembled by copying; several messages that arrived packed in one
+//! packet as that packet ([`Packed`]), read in place. [`Reliable::send_with`] lets the caller write
+//! a message straight into the packet that carries it.
 //!
 //! # Connections
 //! One `Reliable` is one connection. An initiator is made by [`Reliable::connect`], an acceptor by
@@ -41,7 +48,8 @@ use core::fmt;
 use crate::buf::{BufPool, PacketBuf};
 use crate::channel::conn::{Config, Core, CoreEvent, ResetReason, State, Stats};
 use crate::channel::time::Instant;
-use crate::wire::transport::{PacketType, FLAG_END_OF_MESSAGE};
+use crate::wire::packed::{self, record_len, Records, RECORD_HEADER_LEN};
+use crate::wire::transport::{PacketType, FLAG_END_OF_MESSAGE, FLAG_PACKED};
 
 /// A delivered message: its received buffers in order, each holding only payload.
 ///
@@ -94,6 +102,38 @@ impl<B: PacketBuf> Message<B> {
     }
 }
 
+/// Several complete messages that arrived packed in one packet, in the order they were sent.
+///
+/// Holds the received buffer itself; [`Packed::iter`] reads the messages in place (no copy). The
+/// records were checked when the packet was taken from the connection.
+#[derive(Debug)]
+pub struct Packed<B> {
+    buf: B,
+    count: usize,
+}
+
+impl<B: PacketBuf> Packed<B> {
+    /// Number of messages (at least two).
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Always false: a packed delivery holds at least two messages.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The messages, in order.
+    pub fn iter(&self) -> Records<'_> {
+        Records::new_unchecked(self.buf.data(), self.count)
+    }
+
+    /// The packet buffer, holding the records ([`crate::wire::packed`]).
+    pub fn into_buf(self) -> B {
+        self.buf
+    }
+}
+
 /// What the reliable channel reports.
 #[derive(Debug)]
 pub enum Event<B> {
@@ -101,6 +141,8 @@ pub enum Event<B> {
     Connected,
     /// A complete message, in order, exactly once.
     Message(Message<B>),
+    /// Several complete messages that shared one packet, in order, exactly once.
+    Messages(Packed<B>),
     /// The peer closed its sending side; no more messages will come.
     PeerClosed,
     /// Both sides closed and our close was acknowledged.
@@ -168,7 +210,13 @@ impl<P: BufPool> Reliable<P> {
     }
 
     /// Queues a message, copying it into pool buffers. May be called before the handshake ends.
-    pub fn send(&mut self, _now: Instant, msg: &[u8]) -> Result<(), SendError> {
+    ///
+    /// A message that fits a packet with its record header is packed with its neighbours
+    /// ([`Reliable::send_with`]); a longer one is cut into packets of its own.
+    pub fn send(&mut self, now: Instant, msg: &[u8]) -> Result<(), SendError> {
+        if record_len(msg.len()) <= self.core.config().mss {
+            return self.send_with(now, msg.len(), |out| out.copy_from_slice(msg));
+        }
         let cfg = self.core.config();
         if msg.len() > cfg.max_message_size {
             return Err(SendError::TooLarge);
@@ -209,6 +257,41 @@ impl<P: BufPool> Reliable<P> {
             let flags = if i == last { FLAG_END_OF_MESSAGE } else { 0 };
             self.core.push(buf, PacketType::Data, flags);
         }
+        Ok(())
+    }
+
+    /// Queues a message of `len` bytes that `fill` writes straight into the packet carrying it: the
+    /// newest queued packet when it has not been sent and has room, else a new packet. No copy.
+    ///
+    /// `fill` gets exactly `len` bytes (their previous content is unspecified) and is called only
+    /// when the message is accepted. `len` plus the 2-byte record header must fit [`Config::mss`].
+    pub fn send_with(&mut self, _now: Instant, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), SendError> {
+        let cfg = self.core.config();
+        let need = record_len(len);
+        if need > cfg.mss || len > cfg.max_message_size {
+            return Err(SendError::TooLarge);
+        }
+        if !self.core.can_send() {
+            return Err(SendError::Closed);
+        }
+        if let Some(buf) = self.core.last_unsent_packed(need) {
+            let Ok(room) = buf.append(need) else { return Err(SendError::NoBuffers) };
+            let Ok(body) = packed::emit_record(room, len) else { return Err(SendError::TooLarge) };
+            fill(body);
+            self.core.stats.packed += 1;
+            return Ok(());
+        }
+        if self.core.send_space() == 0 {
+            return Err(SendError::WouldBlock);
+        }
+        let Some(mut buf) = self.core.alloc_segment() else {
+            self.core.stats.pool_empty += 1;
+            return Err(SendError::NoBuffers);
+        };
+        let Ok(room) = buf.append(need) else { return Err(SendError::NoBuffers) };
+        let Ok(body) = packed::emit_record(room, len) else { return Err(SendError::TooLarge) };
+        fill(body);
+        self.core.push(buf, PacketType::Data, FLAG_END_OF_MESSAGE | FLAG_PACKED);
         Ok(())
     }
 
@@ -280,6 +363,22 @@ impl<P: BufPool> Reliable<P> {
                 self.core.on_consumed();
                 self.peer_closed_reported = true;
                 return Some(Event::PeerClosed);
+            }
+            if first.flags & FLAG_PACKED != 0 {
+                self.core.on_consumed();
+                let mut buf = first.buf;
+                return match packed::count_records(buf.data()) {
+                    // One record: delivered as a plain message, its record header stripped in place.
+                    Ok(1) if buf.adjust(RECORD_HEADER_LEN).is_ok() => {
+                        Some(Event::Message(Message { first: buf, rest: Vec::new() }))
+                    }
+                    Ok(count) if count > 1 => Some(Event::Messages(Packed { buf, count })),
+                    _ => {
+                        // Well checksummed but not records: a broken or hostile peer. Drop, count.
+                        self.core.stats.drops.malformed += 1;
+                        self.poll_event()
+                    }
+                };
             }
             let mut msg = Message { first: first.buf, rest: Vec::new() };
             let mut end = first.flags & FLAG_END_OF_MESSAGE != 0;
@@ -460,7 +559,109 @@ mod tests {
         a.send(now, &[0; 2800]).unwrap(); // Syn + 2 packets
         assert_eq!(a.send(now, &[0; 2000]), Err(SendError::WouldBlock));
         a.send(now, b"1").unwrap();
-        assert_eq!(a.send(now, b"1"), Err(SendError::WouldBlock));
+        // The queue is full, but a small message still fits the unsent packet before it.
+        a.send(now, b"2").unwrap();
+        assert_eq!(a.stats().packed, 1);
+        assert_eq!(a.send(now, &[0; 1400]), Err(SendError::WouldBlock));
+    }
+
+    /// Collects every delivered message's bytes, whether plain or packed.
+    fn drain_messages(b: &mut Reliable<VecPool>, out: &mut Vec<Vec<u8>>, packed_deliveries: &mut usize) {
+        while let Some(ev) = b.poll_event() {
+            match ev {
+                Event::Message(m) => {
+                    let mut v = Vec::new();
+                    m.copy_to(&mut v);
+                    out.push(v);
+                }
+                Event::Messages(p) => {
+                    *packed_deliveries += 1;
+                    assert!(p.len() >= 2 && !p.is_empty());
+                    assert_eq!(p.iter().len(), p.len());
+                    out.extend(p.iter().map(<[u8]>::to_vec));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn small_messages_share_packets_and_arrive_in_order() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        exchange(&mut a, &mut b, now);
+        let sent: Vec<Vec<u8>> = (0..100u32).map(|i| vec![i as u8; 1 + (i as usize * 7) % 90]).collect();
+        for m in &sent {
+            a.send(now, m).unwrap();
+        }
+        // A message too large to pack goes alone, and the next small one starts a new packet.
+        let big = vec![0xAB; 3000];
+        a.send(now, &big).unwrap();
+        a.send(now, b"after").unwrap();
+        let packets_before = a.stats().tx_packets;
+        exchange(&mut a, &mut b, now);
+        let data_packets = a.stats().tx_packets - packets_before;
+        let bytes: usize = sent.iter().map(|m| m.len() + 2).sum();
+        assert!(data_packets <= (bytes.div_ceil(1400) + 3 + 1) as u64, "{data_packets} packets");
+        assert!(a.stats().packed >= 90);
+        let mut got = Vec::new();
+        let mut packed = 0;
+        drain_messages(&mut b, &mut got, &mut packed);
+        assert!(packed >= 1);
+        let mut want = sent.clone();
+        want.push(big);
+        want.push(b"after".to_vec());
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn send_with_writes_in_place_and_a_lone_record_arrives_as_a_plain_message() {
+        let now = Instant::from_nanos(5);
+        // The sender's pool allows its Syn, its Ack and one data packet: three messages must share it.
+        let mut a = Reliable::connect(Config::default(), VecPool::default().with_limit(3), 1, 1, now);
+        let mut b = Reliable::listen(Config::default(), VecPool::default(), 2, 1, now);
+        exchange(&mut a, &mut b, now);
+        for i in 0..3u8 {
+            a.send_with(now, 4, |out| out.copy_from_slice(&[i; 4])).unwrap();
+        }
+        assert_eq!(a.send_with(now, 1399, |_| {}), Err(SendError::TooLarge));
+        exchange(&mut a, &mut b, now);
+        let mut got = Vec::new();
+        let mut packed = 0;
+        drain_messages(&mut b, &mut got, &mut packed);
+        assert_eq!((got, packed), (vec![vec![0; 4], vec![1; 4], vec![2; 4]], 1));
+        // Once sent, the packet takes no more records: a lone message goes in a packet of its own
+        // and is delivered as the received buffer with both headers stripped in place.
+        let (mut a, mut b) = pair();
+        exchange(&mut a, &mut b, now);
+        a.send(now, b"lone").unwrap();
+        exchange(&mut a, &mut b, now);
+        let _ = b.poll_event();
+        let Some(Event::Message(m)) = b.poll_event() else { panic!("no message") };
+        assert_eq!(m.into_single().unwrap().data(), b"lone");
+    }
+
+    #[test]
+    fn forged_packed_payload_is_dropped_and_counted() {
+        use crate::wire::transport::{Repr, HEADER_LEN};
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        exchange(&mut a, &mut b, now);
+        while b.poll_event().is_some() {}
+        let seq = crate::channel::conn::initial_seq(1, 1).wrapping_add(1);
+        let ack = crate::channel::conn::initial_seq(1 ^ 1, 2).wrapping_add(1);
+        // A correctly checksummed packet whose records run past the payload.
+        let payload = [0u8, 9, 1, 2, 3];
+        let mut r = Repr::new(PacketType::Data, 1, 2, 1);
+        (r.seq, r.ack, r.window, r.flags) = (seq, ack, 8, FLAG_END_OF_MESSAGE | FLAG_PACKED);
+        r.payload_len = payload.len() as u16;
+        let mut buf = VecBuf::from_slice(&[0; HEADER_LEN]);
+        buf.append(payload.len()).unwrap().copy_from_slice(&payload);
+        r.emit(buf.data_mut()).unwrap();
+        b.handle_datagram(now, buf);
+        assert!(b.poll_event().is_none());
+        assert_eq!(b.stats().drops.malformed, 1);
+        assert_eq!(b.state(), State::Established);
     }
 
     #[test]

@@ -369,10 +369,14 @@ mod tests {
         let mut got = Vec::new();
         let done = pair.drive_while(Instant::from_nanos(5_000_000_000), |p| {
             while let Some(ev) = p.b.poll_event() {
-                if let Event::Message(m) = ev {
-                    let mut v = Vec::new();
-                    m.copy_to(&mut v);
-                    got.push(v);
+                match ev {
+                    Event::Message(m) => {
+                        let mut v = Vec::new();
+                        m.copy_to(&mut v);
+                        got.push(v);
+                    }
+                    Event::Messages(packed) => got.extend(packed.iter().map(<[u8]>::to_vec)),
+                    _ => {}
                 }
             }
             got.len() == 50

@@ -21,6 +21,7 @@ pub(crate) mod captures;
 pub mod checksum;
 pub mod ethernet;
 pub mod ipv4;
+pub mod packed;
 pub mod transport;
 pub mod udp;
 

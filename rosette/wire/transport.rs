@@ -48,6 +48,8 @@ pub const MAX_HEADER_LEN: usize = HEADER_LEN + MAX_SACK_BLOCKS * SACK_BLOCK_LEN;
 pub const FLAG_END_OF_MESSAGE: u8 = 0x01;
 /// Flag: the receiver should answer with an acknowledgement at once (window probe).
 pub const FLAG_ACK_REQUESTED: u8 = 0x02;
+/// Flag: the payload is several whole messages packed as records ([`crate::wire::packed`]).
+pub const FLAG_PACKED: u8 = crate::wire::packed::FLAG_PACKED;
 
 mod field {
     use core::ops::Range;

@@ -12,11 +12,12 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rosette::channel::conn::Config as ConnConfig;
-use rosette::channel::reliable::{self, Reliable};
+use rosette::channel::reliable::{self, Reliable, SendError};
 use rosette::channel::streaming::{self, Stream, WriteError};
 use rosette::channel::time::Instant;
 use rosette::channel::unordered::{self, UnorderedChannel};
 use rosette::substrate::{tsc, Burst, Mbuf, Mempool, RxQueue, StopFlag, TscClock, TxQueue};
+use rosette::wire::packed::record_len;
 use typenum::U32;
 
 use super::link::{self, Report, RxFaults, Side, UdpEncap, CTRL_ETHERTYPE};
@@ -318,7 +319,6 @@ pub struct ReliableT {
     conn: Reliable<Mempool>,
     rx: UnorderedChannel<Mempool>,
     encap: UdpEncap,
-    pool: Mempool,
     scratch: Vec<u8>,
 }
 
@@ -329,13 +329,7 @@ impl ReliableT {
             Side::Client => Reliable::connect(conn_config(), pool.clone(), 1, epoch, now),
             Side::Server => Reliable::listen(conn_config(), pool.clone(), 2, epoch, now),
         };
-        ReliableT {
-            conn,
-            rx: udp_rx(side, pool.clone()),
-            encap: UdpEncap::new(side, pool.clone()),
-            pool,
-            scratch: vec![0; MAX_SIZE],
-        }
+        ReliableT { conn, rx: udp_rx(side, pool.clone()), encap: UdpEncap::new(side, pool), scratch: vec![0; MAX_SIZE] }
     }
 }
 
@@ -351,25 +345,19 @@ fn decap(rx: &mut UnorderedChannel<Mempool>, now: Instant, frame: Mbuf, mut hand
 impl Transport for ReliableT {
     #[inline]
     fn try_send(&mut self, now: Instant, seq: u64, tsc: u64, size: usize, digest: Option<&mut Digest>) -> bool {
-        if self.conn.send_space() == 0 {
-            return false;
-        }
-        if size <= conn_config().mss {
-            // The one copy of the fast path: the message is written straight into the mbuf the channel
-            // sends (headers go in front of it, in its headroom).
-            let Some(mut m) = self.pool.alloc() else {
-                return false;
-            };
-            let Ok(bytes) = m.append(size) else {
-                return false;
-            };
-            fill_message(bytes, seq, tsc);
-            if let Some(d) = digest {
-                d.update(m.data());
-            }
-            return match self.conn.send_buf(now, m) {
+        if record_len(size) <= conn_config().mss {
+            // The one write of the fast path: the message is written straight into the packet that
+            // carries it (packed with the messages queued before it while that packet waits).
+            let res = self.conn.send_with(now, size, |bytes| {
+                fill_message(bytes, seq, tsc);
+                if let Some(d) = digest {
+                    d.update(bytes);
+                }
+            });
+            return match res {
                 Ok(()) => true,
-                Err(e) => panic!("reliable send_buf refused a message it had room for: {e}"),
+                Err(SendError::WouldBlock | SendError::NoBuffers) => false,
+                Err(e) => panic!("reliable send_with refused a message that fits: {e}"),
             };
         }
         let msg = &mut self.scratch[..size];
@@ -400,6 +388,11 @@ impl Transport for ReliableT {
         while let Some(ev) = self.conn.poll_event() {
             match ev {
                 reliable::Event::Message(m) => rx.on_message(m.segments().map(|s| s.data())),
+                reliable::Event::Messages(packed) => {
+                    for record in packed.iter() {
+                        rx.on_message(core::iter::once(record));
+                    }
+                }
                 reliable::Event::Reset(_) | reliable::Event::Failed => rx.failed = true,
                 _ => {}
             }
