@@ -197,6 +197,9 @@ struct TxSlot<B> {
     sent_at: Instant,
     tx_order: u64,
     retransmitted: bool,
+    /// Lower-layer header bytes the driver prepended in place at the last transmission; stripped
+    /// again before the packet is next used.
+    lower: usize,
 }
 
 /// An in-order received payload (header stripped).
@@ -453,6 +456,7 @@ impl<P: BufPool> Core<P> {
             sent_at: Instant::default(),
             tx_order: 0,
             retransmitted: false,
+            lower: 0,
         });
     }
 
@@ -1043,6 +1047,19 @@ impl<P: BufPool> Core<P> {
 
     /// The next datagram to send, if any.
     pub(crate) fn poll_transmit(&mut self, now: Instant) -> Option<P::Buf> {
+        self.poll_transmit_with(now, |_| 0)
+    }
+
+    /// [`Core::poll_transmit`], letting `encapsulate` write the lower layers' headers in front of a
+    /// sequenced packet in its own buffer before the channel shares it. `encapsulate` returns how
+    /// many bytes it prepended (0 when it did not); they are stripped again before the packet is
+    /// retransmitted. Control packets (acknowledgements, resets) are built fresh each time and are
+    /// handed out bare, as from `poll_transmit`, without calling `encapsulate`.
+    pub(crate) fn poll_transmit_with(
+        &mut self,
+        now: Instant,
+        encapsulate: impl FnOnce(&mut P::Buf) -> usize,
+    ) -> Option<P::Buf> {
         if let Some(mut r) = self.reset_reply.take() {
             return self.emit_control(&mut r);
         }
@@ -1052,7 +1069,7 @@ impl<P: BufPool> Core<P> {
         if !matches!(self.state, State::SynSent | State::Established) {
             return None;
         }
-        if let Some(buf) = self.transmit_slot(now) {
+        if let Some(buf) = self.transmit_slot(now, encapsulate) {
             return Some(buf);
         }
         if self.state == State::Established && (self.ack_pending || self.probe_due) {
@@ -1075,7 +1092,7 @@ impl<P: BufPool> Core<P> {
         None
     }
 
-    fn transmit_slot(&mut self, now: Instant) -> Option<P::Buf> {
+    fn transmit_slot(&mut self, now: Instant, encapsulate: impl FnOnce(&mut P::Buf) -> usize) -> Option<P::Buf> {
         if self.pipe >= self.cwnd {
             return None;
         }
@@ -1100,12 +1117,23 @@ impl<P: BufPool> Core<P> {
             }
             i
         };
+        {
+            // Back to the transport header if the last transmission left lower headers in front
+            // (a buffer still shared is copied below, without them).
+            let slot = &mut self.tx[idx];
+            if slot.lower > 0 && !slot.buf.is_shared() {
+                if slot.buf.adjust(slot.lower).is_err() {
+                    return None;
+                }
+                slot.lower = 0;
+            }
+        }
         let mut r = {
             let slot = &self.tx[idx];
             let mut r = Repr::new(slot.kind, self.local_id, self.peer_id, self.local_epoch);
             r.seq = slot.seq;
             r.flags = slot.flags;
-            r.payload_len = (slot.buf.len() - HEADER_LEN) as u16;
+            r.payload_len = (slot.buf.len() - slot.lower - HEADER_LEN) as u16;
             r
         };
         if r.kind == PacketType::Syn {
@@ -1120,18 +1148,21 @@ impl<P: BufPool> Core<P> {
                 self.stats.pool_empty += 1;
                 return None;
             };
-            let old = &self.tx[idx].buf;
-            match copy.append(old.len()) {
-                Ok(d) => d.copy_from_slice(old.data()),
+            let (old, lower) = (&self.tx[idx].buf, self.tx[idx].lower);
+            let datagram = old.data().get(lower..).unwrap_or_default();
+            match copy.append(datagram.len()) {
+                Ok(d) => d.copy_from_slice(datagram),
                 Err(_) => {
                     self.stats.pool_empty += 1;
                     return None;
                 }
             }
             self.tx[idx].buf = copy;
+            self.tx[idx].lower = 0;
         }
         let slot = &mut self.tx[idx];
         r.emit(slot.buf.data_mut()).ok()?;
+        slot.lower = encapsulate(&mut slot.buf);
         let Some(out) = slot.buf.share() else {
             self.stats.pool_empty += 1;
             return None;

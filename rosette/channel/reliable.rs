@@ -335,6 +335,20 @@ impl<P: BufPool> Reliable<P> {
         self.core.poll_transmit(now)
     }
 
+    /// [`Reliable::poll_transmit`] with the lower layers' headers written in place: `encapsulate` gets
+    /// each data-bearing packet's buffer (transport header first, headroom in front) before the
+    /// channel keeps a reference for retransmission, prepends its headers and returns how many bytes
+    /// it prepended (0 if it could not). The packet then leaves as one buffer, not a header buffer
+    /// chained to a shared payload. Acknowledgements and resets come back bare, without a call to
+    /// `encapsulate`: the driver knows which it got by whether its closure ran.
+    pub fn poll_transmit_with(
+        &mut self,
+        now: Instant,
+        encapsulate: impl FnOnce(&mut P::Buf) -> usize,
+    ) -> Option<P::Buf> {
+        self.core.poll_transmit_with(now, encapsulate)
+    }
+
     /// When [`Reliable::handle_timeout`] must next be called, if at all.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.core.poll_timeout()
@@ -639,6 +653,44 @@ mod tests {
         let _ = b.poll_event();
         let Some(Event::Message(m)) = b.poll_event() else { panic!("no message") };
         assert_eq!(m.into_single().unwrap().data(), b"lone");
+    }
+
+    #[test]
+    fn lower_headers_written_in_place_are_stripped_before_a_retransmission() {
+        let (mut a, mut b) = pair();
+        let mut now = Instant::from_nanos(5);
+        exchange(&mut a, &mut b, now);
+        while b.poll_event().is_some() {}
+        a.send(now, b"payload").unwrap();
+        let frame = |a: &mut Reliable<VecPool>, now| {
+            let mut calls = 0;
+            let out = a
+                .poll_transmit_with(now, |buf| {
+                    calls += 1;
+                    buf.prepend(8).unwrap().copy_from_slice(b"LOWERHDR");
+                    8
+                })
+                .unwrap();
+            assert_eq!(calls, 1);
+            assert_eq!(&out.data()[..8], b"LOWERHDR");
+            out
+        };
+        drop(frame(&mut a, now)); // lost
+        now = a.poll_timeout().unwrap();
+        a.handle_timeout(now);
+        // Retransmitted with exactly one set of lower headers, while the first frame is still held.
+        let second = frame(&mut a, now);
+        now = a.poll_timeout().unwrap();
+        a.handle_timeout(now);
+        let third = frame(&mut a, now);
+        assert_eq!(second.data(), third.data());
+        assert_eq!(a.stats().retransmits, 2);
+        b.handle_datagram(now, VecBuf::from_slice(&third.data()[8..]));
+        let mut got = Vec::new();
+        drain_messages(&mut b, &mut got, &mut 0);
+        assert_eq!(got, vec![b"payload".to_vec()]);
+        // An acknowledgement is built fresh and comes back bare, without the closure.
+        assert!(b.poll_transmit_with(now, |_| panic!("not for control packets")).is_some());
     }
 
     #[test]

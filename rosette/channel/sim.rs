@@ -27,6 +27,17 @@ pub trait Endpoint {
     fn handle_datagram(&mut self, now: Instant, buf: Self::Buf);
     /// Gives the next datagram to send.
     fn poll_transmit(&mut self, now: Instant) -> Option<Self::Buf>;
+    /// Gives the next datagram to send, letting `encapsulate` prepend lower-layer headers in place
+    /// to a data-bearing packet first ([`Reliable::poll_transmit_with`]). By default the datagram
+    /// comes back bare and `encapsulate` is not called.
+    fn poll_transmit_with(
+        &mut self,
+        now: Instant,
+        encapsulate: impl FnOnce(&mut Self::Buf) -> usize,
+    ) -> Option<Self::Buf> {
+        let _ = encapsulate;
+        self.poll_transmit(now)
+    }
     /// The next timer deadline.
     fn poll_timeout(&self) -> Option<Instant>;
     /// Runs expired timers.
@@ -40,6 +51,9 @@ impl<P: BufPool> Endpoint for Reliable<P> {
     }
     fn poll_transmit(&mut self, now: Instant) -> Option<P::Buf> {
         Reliable::poll_transmit(self, now)
+    }
+    fn poll_transmit_with(&mut self, now: Instant, encapsulate: impl FnOnce(&mut P::Buf) -> usize) -> Option<P::Buf> {
+        Reliable::poll_transmit_with(self, now, encapsulate)
     }
     fn poll_timeout(&self) -> Option<Instant> {
         Reliable::poll_timeout(self)
@@ -56,6 +70,9 @@ impl<P: BufPool> Endpoint for Stream<P> {
     }
     fn poll_transmit(&mut self, now: Instant) -> Option<P::Buf> {
         Stream::poll_transmit(self, now)
+    }
+    fn poll_transmit_with(&mut self, now: Instant, encapsulate: impl FnOnce(&mut P::Buf) -> usize) -> Option<P::Buf> {
+        Stream::poll_transmit_with(self, now, encapsulate)
     }
     fn poll_timeout(&self) -> Option<Instant> {
         Stream::poll_timeout(self)

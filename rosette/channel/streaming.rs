@@ -230,6 +230,20 @@ impl<P: BufPool> Stream<P> {
         self.core.poll_transmit(now)
     }
 
+    /// [`Stream::poll_transmit`] with the lower layers' headers written in place: `encapsulate` gets
+    /// each data-bearing packet's buffer (transport header first, headroom in front) before the
+    /// channel keeps a reference for retransmission, prepends its headers and returns how many bytes
+    /// it prepended (0 if it could not). The packet then leaves as one buffer, not a header buffer
+    /// chained to a shared payload. Acknowledgements and resets come back bare, without a call to
+    /// `encapsulate`: the driver knows which it got by whether its closure ran.
+    pub fn poll_transmit_with(
+        &mut self,
+        now: Instant,
+        encapsulate: impl FnOnce(&mut P::Buf) -> usize,
+    ) -> Option<P::Buf> {
+        self.core.poll_transmit_with(now, encapsulate)
+    }
+
     /// When [`Stream::handle_timeout`] must next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.core.poll_timeout()

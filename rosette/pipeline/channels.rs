@@ -158,7 +158,8 @@ fn now_of(cx: &Context) -> Instant {
 }
 
 /// UDP encapsulation shared by the reliable and streaming stages: an unordered channel for receive,
-/// ARP and unshared sends, plus header mbufs for shared packets.
+/// ARP and control packets; data packets framed in their own headroom before the connection keeps
+/// them; header mbufs for the rare shared packet without room.
 struct UdpLink {
     udp: UnorderedChannel<Mempool>,
     pool: Mempool,
@@ -168,6 +169,8 @@ struct UdpLink {
     ident: u16,
     /// Datagrams from addresses other than the peer.
     foreign: u64,
+    /// Packets framed in their own headroom before the connection kept them (one mbuf per frame).
+    framed: u64,
     /// Shared packets sent behind a header mbuf (zero-copy).
     chained: u64,
     /// Shared packets copied because the peer's MAC was not resolved yet.
@@ -185,6 +188,7 @@ impl UdpLink {
             // Distinct from the unordered channel's idents, which start at 0.
             ident: 0x8000,
             foreign: 0,
+            framed: 0,
             chained: 0,
             copied: 0,
         }
@@ -209,11 +213,40 @@ impl UdpLink {
     /// Moves what the link and the connection have to send into the batch, as room allows.
     fn transmit<C: Endpoint<Buf = Mbuf>>(&mut self, conn: &mut C, now: Instant, batch: &mut Batch<'_>) {
         self.flush(now, batch);
+        let dst_mac = self.udp.arp_lookup(now, *self.peer.ip());
         while batch.len() < batch.capacity() {
-            let Some(p) = conn.poll_transmit(now) else { break };
-            self.send(now, p, batch);
+            // Data packets get their headers in their own headroom before the connection keeps them
+            // for retransmission (once the peer's MAC is known): one mbuf per frame, nothing chained.
+            let mut framed = false;
+            let Some(p) = conn.poll_transmit_with(now, |buf| {
+                let n = dst_mac.map_or(0, |mac| self.frame_in_place(buf, mac));
+                framed = n > 0;
+                n
+            }) else {
+                break;
+            };
+            if framed {
+                self.framed += 1;
+                if let Err(frame) = batch.push(p) {
+                    drop(frame);
+                }
+            } else {
+                self.send(now, p, batch);
+            }
             self.flush(now, batch);
         }
+    }
+
+    /// Prepends Ethernet, IPv4 and UDP headers to an unshared single-segment datagram with room in
+    /// front; returns the bytes prepended, 0 when it could not.
+    fn frame_in_place(&mut self, buf: &mut Mbuf, dst_mac: ethernet::Address) -> usize {
+        if buf.refcnt() != 1 || buf.segments() != 1 || buf.headroom() < HEADERS_LEN || buf.prepend(HEADERS_LEN).is_err()
+        {
+            return 0;
+        }
+        let (hdr, payload) = buf.data_mut().split_at_mut(HEADERS_LEN);
+        self.write_headers(hdr, dst_mac, payload);
+        HEADERS_LEN
     }
 
     /// The next UDP payload from the peer.
@@ -321,8 +354,11 @@ pub struct StageStats {
     pub delivered: u64,
     /// Datagrams from addresses other than the peer (reliable/streaming).
     pub foreign: u64,
+    /// Packets framed in their own headroom before the connection kept them for retransmission:
+    /// one mbuf per frame, no copy (reliable/streaming; the usual path once the peer is resolved).
+    pub framed: u64,
     /// Packets shared with the connection's retransmission copy that were sent behind a separate
-    /// header mbuf, without copying (reliable/streaming).
+    /// header mbuf, without copying (reliable/streaming; rare: no headroom).
     pub chained: u64,
     /// Shared packets copied once because the peer's MAC was not resolved yet (reliable/streaming).
     pub copied: u64,
@@ -387,7 +423,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
     pub fn stats(&self) -> StageStats {
         let mut s = self.stats;
         if let Some((link, _)) = &self.run {
-            (s.foreign, s.chained, s.copied) = (link.foreign, link.chained, link.copied);
+            (s.foreign, s.framed, s.chained, s.copied) = (link.foreign, link.framed, link.chained, link.copied);
         }
         s
     }
@@ -569,7 +605,7 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
     pub fn stats(&self) -> StageStats {
         let mut s = self.stats;
         if let Some((link, _)) = &self.run {
-            (s.foreign, s.chained, s.copied) = (link.foreign, link.chained, link.copied);
+            (s.foreign, s.framed, s.chained, s.copied) = (link.foreign, link.framed, link.chained, link.copied);
         }
         s
     }

@@ -401,8 +401,18 @@ impl Transport for ReliableT {
     #[inline]
     fn transmit(&mut self, now: Instant, out: &mut Burst<U32>) {
         while !out.is_full() {
-            let Some(d) = self.conn.poll_transmit(now) else { break };
-            if let Some(f) = self.encap.encap(d) {
+            // Data packets get their UDP/IP/Ethernet headers in their own headroom before the
+            // channel keeps them for retransmission: one mbuf per frame.
+            let mut framed = 0;
+            let encap = &mut self.encap;
+            let Some(d) = self.conn.poll_transmit_with(now, |b| {
+                framed = encap.encap_in_place(b);
+                framed
+            }) else {
+                break;
+            };
+            let frame = if framed > 0 { Some(d) } else { self.encap.encap(d) };
+            if let Some(f) = frame {
                 let _ = out.push(f);
             }
         }

@@ -205,6 +205,26 @@ impl UdpEncap {
         udp::Packet::new_unchecked(udp_bytes).set_len((udp::HEADER_LEN + payload_len) as u16);
     }
 
+    /// Prepends the headers to `dgram` in place when it has the headroom and is not shared; returns
+    /// the bytes prepended (0 when it could not). For [`Reliable::poll_transmit_with`].
+    ///
+    /// [`Reliable::poll_transmit_with`]: rosette::channel::reliable::Reliable::poll_transmit_with
+    #[inline]
+    pub fn encap_in_place(&mut self, dgram: &mut Mbuf) -> usize {
+        if dgram.is_shared() || dgram.headroom() < UDP_HEADERS_LEN {
+            return 0;
+        }
+        let mut hdr = [0u8; UDP_HEADERS_LEN];
+        self.write(&mut hdr, dgram.pkt_len());
+        match dgram.prepend(UDP_HEADERS_LEN) {
+            Ok(room) => {
+                room.copy_from_slice(&hdr);
+                UDP_HEADERS_LEN
+            }
+            Err(_) => 0,
+        }
+    }
+
     /// The datagram as a frame, or `None` when no header mbuf could be had (the datagram is dropped,
     /// as a full NIC queue would; the channel retransmits).
     #[inline]
