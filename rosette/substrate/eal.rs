@@ -223,6 +223,13 @@ impl EalBuilder {
     /// hugepages are required and missing, if EAL refuses the arguments, or if any requested device did
     /// not come up as an ethdev port (DPDK itself does not fail `rte_eal_init` for that).
     pub fn start(self) -> Result<Eal> {
+        // Before anything can send: every transport checksum from here on uses the CPU's CRC-32C
+        // instruction when it has one.
+        if super::crc::install_crc32c_accelerator() {
+            log::debug!("CRC-32C: hardware (SSE4.2)");
+        } else {
+            log::debug!("CRC-32C: software (no hardware CRC-32C on this CPU)");
+        }
         let hugepages = hugepage_status();
         if self.memory == MemoryMode::Hugepages {
             if let Err(detail) = &hugepages {

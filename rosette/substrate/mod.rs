@@ -3,10 +3,12 @@
 //! Safe Rust over DPDK 22.11: EAL start-up ([`EalBuilder`]), packet mempools ([`Mempool`]), ports and
 //! their queues ([`Port`], [`RxQueue`], [`TxQueue`]), owned mbufs ([`Mbuf`]), fixed-capacity bursts
 //! ([`Burst`], [`Batch`]), `rte_ring` hand-off ([`mbuf_ring`]), lcore launch ([`launch`]) with a
-//! [`StopFlag`], the TSC clock ([`TscClock`]), and NUMA placement ([`placement`]). Every `unsafe` block
-//! carries a `// SAFETY:` comment.
+//! [`StopFlag`], the TSC clock ([`TscClock`]), NUMA placement ([`placement`]), and the hardware CRC-32C
+//! for the transport checksum ([`install_crc32c_accelerator`]). Every `unsafe` block carries a
+//! `// SAFETY:` comment.
 pub mod burst;
 pub mod clock;
+pub mod crc;
 pub mod eal;
 pub mod error;
 mod fastpath;
@@ -21,6 +23,7 @@ pub mod telemetry;
 
 pub use burst::{Batch, Burst, BurstSize};
 pub use clock::{tsc, TscClock};
+pub use crc::install_crc32c_accelerator;
 pub use eal::{hugepage_status, Eal, EalBuilder, EalInfo, MemoryMode};
 pub use error::{Error, Result};
 pub use lcore::{current_lcore, current_socket, install_signal_handlers, launch, stop_signalled, LcoreJoin, StopFlag};

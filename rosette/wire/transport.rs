@@ -409,11 +409,14 @@ impl Repr {
     }
 }
 
-/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), table-driven, slicing by eight bytes.
+/// CRC-32C (Castagnoli, reflected polynomial 0x82F63B78).
 ///
-/// The hardware `crc32` instruction would need `unsafe` intrinsics, which this module forbids;
-/// slicing-by-8 processes eight bytes per step with eight independent table lookups instead of one
-/// dependent lookup per byte, several times faster than the byte-wise table.
+/// By default table-driven, slicing by eight bytes ([`crc32c_update_software`]): eight independent
+/// table lookups per eight-byte step instead of one dependent lookup per byte, several times faster
+/// than the byte-wise table. The hardware `crc32` instruction needs `unsafe` intrinsics, which this
+/// module forbids, so a faster implementation is supplied from outside through
+/// [`set_crc32c_accelerator`] (the substrate installs an SSE4.2 one when the CPU has it); every
+/// [`Crc32c::update`] then goes through it.
 #[derive(Debug, Clone, Copy)]
 pub struct Crc32c(u32);
 
@@ -451,34 +454,66 @@ fn crc_byte(crc: u32, b: u8) -> u32 {
     CRC32C_TABLES[0][((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8)
 }
 
+/// Advances a raw CRC-32C register over `bytes` in software (slicing-by-8) and returns the new register.
+///
+/// The register is the pre-inverted state [`Crc32c`] keeps: `!0` at the start, inverted once at the end
+/// to give the checksum. An accelerator installed with [`set_crc32c_accelerator`] must compute exactly
+/// this function; it is public so that such an implementation can be tested against it.
+pub fn crc32c_update_software(reg: u32, bytes: &[u8]) -> u32 {
+    let t = &CRC32C_TABLES;
+    let mut crc = reg;
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        // The reflected CRC consumes bytes least significant first: fold the register into the
+        // first four bytes, then each byte's table accounts for the bytes that follow it.
+        let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+        crc = t[7][(lo & 0xff) as usize]
+            ^ t[6][((lo >> 8) & 0xff) as usize]
+            ^ t[5][((lo >> 16) & 0xff) as usize]
+            ^ t[4][(lo >> 24) as usize]
+            ^ t[3][(hi & 0xff) as usize]
+            ^ t[2][((hi >> 8) & 0xff) as usize]
+            ^ t[1][((hi >> 16) & 0xff) as usize]
+            ^ t[0][(hi >> 24) as usize];
+    }
+    for &b in chunks.remainder() {
+        crc = crc_byte(crc, b);
+    }
+    crc
+}
+
+/// The process-wide CRC-32C register update used instead of the software one, once installed.
+static ACCELERATOR: std::sync::OnceLock<fn(u32, &[u8]) -> u32> = std::sync::OnceLock::new();
+
+/// Installs a faster CRC-32C register update for the whole process; every [`Crc32c::update`] uses it
+/// from then on.
+///
+/// `f(reg, bytes)` must return exactly what [`crc32c_update_software`]`(reg, bytes)` returns, for every
+/// register and every byte slice (no inversion inside: [`Crc32c`] inverts at the start and the end).
+/// Installation happens at most once: returns `true` if `f` was installed by this call, `false` if an
+/// accelerator was already in place (which stays).
+pub fn set_crc32c_accelerator(f: fn(u32, &[u8]) -> u32) -> bool {
+    ACCELERATOR.set(f).is_ok()
+}
+
+/// Whether a CRC-32C accelerator is installed (see [`set_crc32c_accelerator`]).
+pub fn crc32c_accelerated() -> bool {
+    ACCELERATOR.get().is_some()
+}
+
 impl Crc32c {
     /// A fresh CRC computation.
     pub fn new() -> Self {
         Crc32c(!0)
     }
-    /// Feeds bytes.
+    /// Feeds bytes, through the installed accelerator if there is one (see [`set_crc32c_accelerator`]).
+    #[inline]
     pub fn update(&mut self, bytes: &[u8]) {
-        let t = &CRC32C_TABLES;
-        let mut crc = self.0;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            // The reflected CRC consumes bytes least significant first: fold the register into the
-            // first four bytes, then each byte's table accounts for the bytes that follow it.
-            let lo = crc ^ u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-            let hi = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
-            crc = t[7][(lo & 0xff) as usize]
-                ^ t[6][((lo >> 8) & 0xff) as usize]
-                ^ t[5][((lo >> 16) & 0xff) as usize]
-                ^ t[4][(lo >> 24) as usize]
-                ^ t[3][(hi & 0xff) as usize]
-                ^ t[2][((hi >> 8) & 0xff) as usize]
-                ^ t[1][((hi >> 16) & 0xff) as usize]
-                ^ t[0][(hi >> 24) as usize];
-        }
-        for &b in chunks.remainder() {
-            crc = crc_byte(crc, b);
-        }
-        self.0 = crc;
+        self.0 = match ACCELERATOR.get() {
+            Some(accelerated) => accelerated(self.0, bytes),
+            None => crc32c_update_software(self.0, bytes),
+        };
     }
     /// The CRC of everything fed so far.
     pub fn finish(&self) -> u32 {
@@ -521,6 +556,16 @@ mod tests {
         assert_eq!(Crc32c::checksum(b""), 0);
     }
 
+    #[test]
+    fn crc32c_software_known_vector() {
+        // Whatever accelerator another test in this process may have installed, the software path
+        // itself must give the published check value.
+        assert_eq!(!crc32c_update_software(!0, b"123456789"), 0xE306_9283);
+        assert_eq!(!crc32c_update_software(!0, b""), 0);
+        let split = crc32c_update_software(crc32c_update_software(!0, b"1234"), b"56789");
+        assert_eq!(!split, 0xE306_9283);
+    }
+
     /// The byte-at-a-time reference the sliced implementation must agree with.
     fn crc32c_bytewise(bytes: &[u8]) -> u32 {
         !bytes.iter().fold(!0u32, |crc, &b| crc_byte(crc, b))
@@ -546,6 +591,8 @@ mod tests {
             let len = ((x >> 8) % 1500) as usize;
             let s = &data[start..start + len];
             assert_eq!(Crc32c::checksum(s), crc32c_bytewise(s), "start {start} len {len}");
+            // The sliced software path itself, whether or not an accelerator is installed.
+            assert_eq!(!crc32c_update_software(!0, s), crc32c_bytewise(s), "start {start} len {len}");
             // Feeding in two arbitrary pieces must give the same result as one slice.
             let split = ((x >> 24) as usize) % (len + 1);
             let mut c = Crc32c::new();
