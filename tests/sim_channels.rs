@@ -218,6 +218,8 @@ fn reliable_matrix() {
             s.name, out.time, out.a.tx_packets, out.a.retransmits, out.a.timeouts, out.b.drops
         )
         .unwrap();
+        // Small messages queued behind a waiting packet share it: the packed path is under test too.
+        assert!(out.a.packed > 0, "{}: no message was packed", s.name);
         // The receiver counts any packet beyond its advertised window: the sender never sent one.
         assert_eq!(out.b.drops.out_of_window, 0, "{}: sender exceeded the window", s.name);
         if !s.faults.blackholes.is_empty() {

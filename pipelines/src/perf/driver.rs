@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rosette::channel::conn::Config as ConnConfig;
 use rosette::channel::reliable::{self, Reliable, SendError};
+use rosette::channel::sim::Endpoint;
 use rosette::channel::streaming::{self, Stream, WriteError};
 use rosette::channel::time::Instant;
 use rosette::channel::unordered::{self, UnorderedChannel};
@@ -333,6 +334,26 @@ impl ReliableT {
     }
 }
 
+/// Moves a connection's datagrams into `out` as frames. Data packets get their UDP/IP/Ethernet
+/// headers in their own headroom before the channel keeps them for retransmission (one mbuf per
+/// frame); control packets, and the rare packet without room, go through [`UdpEncap::encap`].
+#[inline]
+fn transmit_framed<C: Endpoint<Buf = Mbuf>>(conn: &mut C, encap: &mut UdpEncap, now: Instant, out: &mut Burst<U32>) {
+    while !out.is_full() {
+        let mut framed = 0;
+        let Some(d) = conn.poll_transmit_with(now, |b| {
+            framed = encap.encap_in_place(b);
+            framed
+        }) else {
+            break;
+        };
+        let frame = if framed > 0 { Some(d) } else { encap.encap(d) };
+        if let Some(f) = frame {
+            let _ = out.push(f);
+        }
+    }
+}
+
 /// Feeds decapsulated datagrams of `rx` to `handle`.
 #[inline]
 fn decap(rx: &mut UnorderedChannel<Mempool>, now: Instant, frame: Mbuf, mut handle: impl FnMut(Mbuf)) {
@@ -400,22 +421,7 @@ impl Transport for ReliableT {
     }
     #[inline]
     fn transmit(&mut self, now: Instant, out: &mut Burst<U32>) {
-        while !out.is_full() {
-            // Data packets get their UDP/IP/Ethernet headers in their own headroom before the
-            // channel keeps them for retransmission: one mbuf per frame.
-            let mut framed = 0;
-            let encap = &mut self.encap;
-            let Some(d) = self.conn.poll_transmit_with(now, |b| {
-                framed = encap.encap_in_place(b);
-                framed
-            }) else {
-                break;
-            };
-            let frame = if framed > 0 { Some(d) } else { self.encap.encap(d) };
-            if let Some(f) = frame {
-                let _ = out.push(f);
-            }
-        }
+        transmit_framed(&mut self.conn, &mut self.encap, now, out);
     }
     fn idle(&self) -> bool {
         self.conn.send_queue_len() == 0
@@ -502,12 +508,7 @@ impl Transport for StreamT {
     }
     #[inline]
     fn transmit(&mut self, now: Instant, out: &mut Burst<U32>) {
-        while !out.is_full() {
-            let Some(d) = self.conn.poll_transmit(now) else { break };
-            if let Some(f) = self.encap.encap(d) {
-                let _ = out.push(f);
-            }
-        }
+        transmit_framed(&mut self.conn, &mut self.encap, now, out);
     }
     fn idle(&self) -> bool {
         self.conn.send_queue_len() == 0 && self.partial == 0
