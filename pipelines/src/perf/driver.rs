@@ -81,6 +81,8 @@ pub struct Receiver {
     pub to_echo: VecDeque<(u64, u64)>,
     /// Set when the channel failed or was reset.
     pub failed: bool,
+    /// Whether echoed pings are timed into `rtt` (client; off for warm-up rounds).
+    pub record_rtt: bool,
     seen: Vec<u64>,
     size: usize,
     // Stream reframing: position inside the current message and its header bytes.
@@ -106,6 +108,7 @@ impl Receiver {
             pings: 0,
             to_echo: VecDeque::with_capacity(1024),
             failed: false,
+            record_rtt: true,
             seen: vec![0; dedup_capacity.div_ceil(64) as usize],
             size,
             pos: 0,
@@ -122,7 +125,7 @@ impl Receiver {
                 if self.to_echo.len() < self.to_echo.capacity() {
                     self.to_echo.push_back((seq, sent_tsc));
                 }
-            } else {
+            } else if self.record_rtt {
                 // A round trip: read the clock now, not at the start of the iteration.
                 self.rtt.record(self.clock.nanos(tsc().wrapping_sub(sent_tsc)));
             }
@@ -545,13 +548,11 @@ pub enum Phase {
     Idle = 0,
     /// Raw memif frame blast.
     RawBlast = 1,
-    /// Raw memif ping-pong.
-    RawPing = 2,
     /// Channel throughput.
     Throughput = 3,
     /// Waiting for everything in flight.
     Drain = 4,
-    /// Channel ping-pong.
+    /// Ping-pong rounds, through the channel and raw memif alternately.
     Ping = 5,
     /// End-of-stream handshake.
     Closing = 6,
@@ -562,7 +563,6 @@ impl Phase {
     pub fn from_u64(v: u64) -> Phase {
         match v {
             1 => Phase::RawBlast,
-            2 => Phase::RawPing,
             3 => Phase::Throughput,
             4 => Phase::Drain,
             5 => Phase::Ping,
@@ -576,10 +576,9 @@ impl Phase {
         match self {
             Phase::Idle => "idle",
             Phase::RawBlast => "raw-memif blast",
-            Phase::RawPing => "raw-memif ping-pong",
             Phase::Throughput => "sending",
             Phase::Drain => "draining",
-            Phase::Ping => "ping-pong",
+            Phase::Ping => "ping-pong (channel, raw)",
             Phase::Closing => "closing",
         }
     }
@@ -778,37 +777,33 @@ fn raw_phases(io: &mut Io, plan: &ClientPlan, progress: &Progress, out: &mut Cli
         progress.sent.store(sent, Ordering::Relaxed);
     }
     out.raw_fps = sent as f64 / (io.clock.cycles_to_nanos(tsc() - start) as f64 / 1e9);
-    drop(burst);
-    progress.phase.store(Phase::RawPing as u64, Ordering::Relaxed);
-    progress.sent.store(0, Ordering::Relaxed);
+}
+
+/// One raw memif ping-pong round (no channel): a frame out, its echo back, as lean as the blast.
+/// Channel frames that arrive meanwhile (a late acknowledgement) go to the channel, not lost.
+/// Returns the round trip in TSC cycles, or `None` after 100 ms without the echo.
+fn raw_ping<T: Transport>(io: &mut Io, t: &mut T, round: u64, size: usize) -> Option<u64> {
+    let m = raw_frame(io, link::KIND_RAW_PING, round, size)?;
     let mut inb = Burst::<U32>::new();
-    for i in 0..plan.pings {
-        if io.stop.is_set() {
-            break;
-        }
-        let Some(m) = raw_frame(io, link::KIND_RAW_PING, i as u64, plan.size) else { break };
-        let t0 = tsc();
-        io.send_now(m);
-        let deadline = t0 + hz / 10;
-        let mut got = false;
-        while !got && tsc() < deadline {
-            io.rxq.rx(&mut inb);
-            for m in inb.batch().drain() {
-                let d = m.data();
-                if link::ethertype(d) == CTRL_ETHERTYPE && link::ctrl_kind(d) == link::KIND_RAW_PONG {
-                    let (seq, _) = message_header(&d[link::UDP_HEADERS_LEN..]);
-                    if seq == i as u64 {
-                        got = true;
-                    }
-                }
+    let t0 = tsc();
+    io.send_now(m);
+    let deadline = t0 + io.clock.hz() / 10;
+    let mut rtt = None;
+    while rtt.is_none() && tsc() < deadline {
+        io.rxq.rx(&mut inb);
+        let now = tsc();
+        for m in inb.batch().drain() {
+            let d = m.data();
+            if link::ethertype(d) != CTRL_ETHERTYPE {
+                t.handle_frame(io.at(now), m);
+            } else if link::ctrl_kind(d) == link::KIND_RAW_PONG
+                && message_header(&d[link::UDP_HEADERS_LEN..]).0 == round
+            {
+                rtt = Some(now - t0);
             }
         }
-        if got && i >= plan.pings / 20 {
-            // The first rounds warm up caches and the peer's loop.
-            out.raw_rtt.record(io.clock.cycles_to_nanos(tsc() - t0));
-        }
-        progress.sent.store(u64::from(i), Ordering::Relaxed);
     }
+    rtt
 }
 
 /// The client (sending) side: raw baselines if asked, the channel throughput phase, the drain, the
@@ -874,9 +869,13 @@ pub fn run_client<T: Transport>(io: &mut Io, t: &mut T, plan: ClientPlan, progre
     out.elapsed = io.clock.cycles_to_nanos(tsc() - start) as f64 / 1e9;
     out.sent = seq;
     out.digest = digest.value();
-    // Ping-pong through the channel: one message outstanding, echoed by the server.
+    // Ping-pong: one message outstanding, echoed by the server; rounds through the channel and raw
+    // memif rounds (no channel) alternate, so that both see the same conditions (on a shared VM the
+    // round-trip time moves between modes that last seconds; two phases apart could each catch a
+    // different one).
     progress.phase.store(Phase::Ping as u64, Ordering::Relaxed);
     progress.sent.store(0, Ordering::Relaxed);
+    let warm_up = u64::from(plan.pings / 20);
     for i in 0..u64::from(plan.pings) {
         if io.stop.is_set() {
             break;
@@ -885,16 +884,25 @@ pub fn run_client<T: Transport>(io: &mut Io, t: &mut T, plan: ClientPlan, progre
         let t0 = tsc();
         let deadline = t0 + hz / 50;
         let mut offered = false;
+        // The first rounds warm up caches and the peer's loop: not recorded.
+        rx.record_rtt = i >= warm_up;
         while rx.pings == before && tsc() < deadline {
             if !offered {
                 offered = t.try_send(io.now(), PING_FLAG | i, tsc(), plan.size, None);
             }
             io.pump(t, &mut rx, ignore);
         }
+        if plan.raw_seconds > 0.0 {
+            // Let the echo's acknowledgement go out first, as after every channel round trip.
+            io.pump(t, &mut rx, ignore);
+            if let Some(cycles) = raw_ping(io, t, i, plan.size) {
+                if i >= warm_up {
+                    out.raw_rtt.record(io.clock.cycles_to_nanos(cycles));
+                }
+            }
+        }
         progress.sent.store(i, Ordering::Relaxed);
     }
-    // Keep the measured rounds only (the warm-up ones are in the histogram too: they are few and the
-    // same for both rosette and raw memif, 5 %).
     out.rtt = rx.rtt.clone();
     log::debug!("client channel: {}", t.describe());
     out.retransmits = t.retransmits();

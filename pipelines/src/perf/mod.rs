@@ -10,10 +10,12 @@
 //!
 //! # Phases (client)
 //! 1. With `--compare-kernel`: raw memif frame blast (frames of the size a channel message has in
-//!    UDP, no channel) and raw ping-pong.
+//!    UDP, no channel).
 //! 2. The channel throughput phase for `--seconds`, then a drain: no new messages; wait until every
 //!    message is acknowledged (reliable, streaming) or the tx queue is empty (unordered).
-//! 3. Channel ping-pong: one message outstanding, echoed by the server through its channel.
+//! 3. Ping-pong: one message outstanding, echoed by the server through its channel; with
+//!    `--compare-kernel` each channel round alternates with a raw memif round (a frame echoed by the
+//!    server with no channel), so both round-trip figures come from the same stretch of time.
 //! 4. End-of-stream handshake: EOS → the server stops polling rx and answers EOS_ACK with its report
 //!    → the client stops polling rx and only then closes its port. Neither side polls memif rx while
 //!    the peer may be leaving (the 22.11 memif PMD can crash there).
