@@ -696,12 +696,8 @@ mod tests {
     #[test]
     fn forged_packed_payload_is_dropped_and_counted() {
         use crate::wire::transport::{Repr, HEADER_LEN};
-        let (mut a, mut b) = pair();
         let now = Instant::from_nanos(5);
-        exchange(&mut a, &mut b, now);
-        while b.poll_event().is_some() {}
-        let seq = crate::channel::conn::initial_seq(1, 1).wrapping_add(1);
-        let ack = crate::channel::conn::initial_seq(1 ^ 1, 2).wrapping_add(1);
+        let (_a, mut b, seq, ack) = established(now);
         // A correctly checksummed packet whose records run past the payload.
         let payload = [0u8, 9, 1, 2, 3];
         let mut r = Repr::new(PacketType::Data, 1, 2, 1);
@@ -726,6 +722,17 @@ mod tests {
         assert_eq!(b.stats().drops.malformed, 2);
         assert!(matches!(b.poll_event(), Some(Event::Connected)));
         assert!(b.poll_event().is_none());
+    }
+
+    /// A connected pair with the acceptor's events drained, and the sequence and acknowledgement
+    /// numbers the initiator's next data packet carries.
+    fn established(now: Instant) -> (Reliable<VecPool>, Reliable<VecPool>, u32, u32) {
+        let (mut a, mut b) = pair();
+        exchange(&mut a, &mut b, now);
+        while b.poll_event().is_some() {}
+        let seq = crate::channel::conn::initial_seq(1, 1).wrapping_add(1);
+        let ack = crate::channel::conn::initial_seq(1 ^ 1, 2).wrapping_add(1);
+        (a, b, seq, ack)
     }
 
     /// Builds a valid packet as the peer would, for injection tests.
@@ -760,12 +767,8 @@ mod tests {
 
     #[test]
     fn wrong_ids_and_stale_epochs_are_dropped_and_counted() {
-        let (mut a, mut b) = pair();
         let now = Instant::from_nanos(5);
-        exchange(&mut a, &mut b, now);
-        while b.poll_event().is_some() {}
-        let seq = crate::channel::conn::initial_seq(1, 1).wrapping_add(1);
-        let ack = crate::channel::conn::initial_seq(1 ^ 1, 2).wrapping_add(1);
+        let (_a, mut b, seq, ack) = established(now);
         b.handle_datagram(now, forged(PacketType::Data, 9, 2, 1, seq, ack));
         b.handle_datagram(now, forged(PacketType::Data, 1, 2, 0, seq, ack));
         b.handle_datagram(now, forged(PacketType::Data, 1, 2, 1, seq + 1000, ack));
