@@ -18,7 +18,7 @@ const MIN_DPDK_VERSION: &str = "22.11";
 const ALLOWED_HEADERS: &str = concat!(
     r".*/rte_(eal|ethdev|ethdev_core|mbuf|mbuf_core|mbuf_ptype|pktmbuf|mempool|ring|ring_core|ring_elem",
     r"|lcore|launch|cycles|memory|malloc|version|telemetry|dev|bus_vdev|errno|per_lcore|common|config",
-    r"|build_config|branch_prediction|log|debug|byteorder|ether|os|pause)\.h"
+    r"|build_config|branch_prediction|log|debug|byteorder|ether|os|pause|alarm|interrupts)\.h"
 );
 
 fn main() {

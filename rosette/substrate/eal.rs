@@ -461,6 +461,11 @@ impl Drop for EalInner {
     fn drop(&mut self) {
         // Every pool and port holds an Eal clone, so by now they are all gone; mbufs are not counted by
         // clones, so check that none is still out before unmapping DPDK's memory under them.
+        // No port is left either: the interrupt thread has no more device work. Park it before DPDK's
+        // memory goes away under the interrupt sources it still walks (see `intr`).
+        if !super::intr::park_interrupt_thread(std::time::Duration::from_secs(2)) {
+            log::debug!("could not park the EAL interrupt thread before cleanup");
+        }
         let pools = self.pools.get_mut().unwrap_or_else(|e| e.into_inner());
         let outstanding: u64 = pools.iter().map(|p| p.outstanding()).sum();
         if outstanding > 0 {

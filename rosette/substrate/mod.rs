@@ -13,6 +13,7 @@ pub mod eal;
 pub mod error;
 mod fastpath;
 pub(crate) mod ffi;
+mod intr;
 pub mod lcore;
 pub mod mbuf;
 pub mod mempool;

@@ -8,6 +8,7 @@
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::burst::{Burst, BurstSize};
 use super::eal::Eal;
@@ -80,6 +81,8 @@ struct PortInner {
     name: String,
     config: PortConfig,
     started: AtomicBool,
+    /// Stop and close must run on the interrupt thread (see [`super::intr`]).
+    serialize_with_interrupts: bool,
     rx_taken: Mutex<Vec<bool>>,
     tx_taken: Mutex<Vec<bool>>,
     // Kept so the pools outlive the rx queues that draw from them.
@@ -171,6 +174,7 @@ impl Port {
         Ok(Port {
             inner: Arc::new(PortInner {
                 id,
+                serialize_with_interrupts: driver_name(&info) == "net_memif",
                 name,
                 config: *config,
                 started: AtomicBool::new(false),
@@ -312,11 +316,37 @@ fn driver_name(info: &ffi::rte_eth_dev_info) -> String {
     unsafe { CStr::from_ptr(info.driver_name) }.to_string_lossy().into_owned()
 }
 
+/// `rte_eth_dev_stop`, for [`PortInner::control`].
+fn stop_port(id: u16) -> i32 {
+    // SAFETY: called only for a valid, started port whose queues nothing polls any more.
+    unsafe { ffi::rte_eth_dev_stop(id) }
+}
+
+/// `rte_eth_dev_close`, for [`PortInner::control`].
+fn close_port(id: u16) -> i32 {
+    // SAFETY: called only when the last handle of the port is gone, so nothing polls it; closing
+    // frees the queues' descriptors and returns the mbufs they held to their pools.
+    unsafe { ffi::rte_eth_dev_close(id) }
+}
+
+/// How long a stop or close waits for the interrupt thread before running on the caller's thread.
+const INTERRUPT_THREAD_WAIT: Duration = Duration::from_secs(2);
+
 impl PortInner {
+    /// Runs a stop or close: on the interrupt thread for PMDs that race with it there, else here.
+    fn control(&self, op: fn(u16) -> i32) -> i32 {
+        if self.serialize_with_interrupts {
+            if let Some(rc) = super::intr::run_on_interrupt_thread(op, self.id, INTERRUPT_THREAD_WAIT) {
+                return rc;
+            }
+            log::debug!("port {}: interrupt thread unavailable, stopping/closing from this thread", self.name);
+        }
+        op(self.id)
+    }
+
     fn stop(&self) -> Result<()> {
         if self.started.swap(false, Ordering::SeqCst) {
-            // SAFETY: valid, started port.
-            let rc = unsafe { ffi::rte_eth_dev_stop(self.id) };
+            let rc = self.control(stop_port);
             if rc != 0 {
                 return Err(Error::dpdk(format!("stop port {}", self.name), rc));
             }
@@ -330,9 +360,8 @@ impl Drop for PortInner {
         if let Err(e) = self.stop() {
             log::warn!("{e}");
         }
-        // SAFETY: no queue handle is left (each holds this inner), so nothing polls the port; closing
-        // frees the queues' descriptors and returns the mbufs they held to their pools.
-        let rc = unsafe { ffi::rte_eth_dev_close(self.id) };
+        // No queue handle is left (each holds this inner), so nothing polls the port.
+        let rc = self.control(close_port);
         if rc != 0 {
             log::warn!("closing port {} failed: {}", self.name, super::error::strerror(-rc));
         }

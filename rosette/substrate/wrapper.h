@@ -18,6 +18,8 @@
 #include <rte_bus_vdev.h>
 #include <rte_version.h>
 #include <rte_telemetry.h>
+#include <rte_alarm.h>
+#include <rte_interrupts.h>
 
 /* Accessors for DPDK's per-lcore (thread-local) variables; see shim.c. */
 int rosette_errno(void);
