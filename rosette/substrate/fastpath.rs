@@ -18,10 +18,10 @@ pub(crate) unsafe fn rx_burst(port: u16, queue: u16, pkts: *mut *mut ffi::rte_mb
     #[cfg(rosette_inline_fastpath)]
     {
         use core::sync::atomic::{AtomicPtr, Ordering};
+        let table = core::ptr::addr_of!(ffi::rte_eth_fp_ops).cast::<ffi::rte_eth_fp_ops>();
         // SAFETY: port < RTE_MAX_ETHPORTS for every valid port id, so the element exists; ethdev keeps
         // each entry valid (dummy functions when stopped) for the life of the process.
-        let ops =
-            unsafe { &*core::ptr::addr_of!(ffi::rte_eth_fp_ops).cast::<ffi::rte_eth_fp_ops>().add(usize::from(port)) };
+        let ops = unsafe { &*table.add(usize::from(port)) };
         if let Some(burst) = ops.rx_pkt_burst {
             // SAFETY: rxq.data has an entry per configured queue (the caller guarantees the queue exists).
             let qd = unsafe { *ops.rxq.data.add(usize::from(queue)) };
@@ -50,9 +50,9 @@ pub(crate) unsafe fn tx_burst(port: u16, queue: u16, pkts: *mut *mut ffi::rte_mb
     #[cfg(rosette_inline_fastpath)]
     {
         use core::sync::atomic::{AtomicPtr, Ordering};
+        let table = core::ptr::addr_of!(ffi::rte_eth_fp_ops).cast::<ffi::rte_eth_fp_ops>();
         // SAFETY: as in rx_burst.
-        let ops =
-            unsafe { &*core::ptr::addr_of!(ffi::rte_eth_fp_ops).cast::<ffi::rte_eth_fp_ops>().add(usize::from(port)) };
+        let ops = unsafe { &*table.add(usize::from(port)) };
         if let Some(burst) = ops.tx_pkt_burst {
             // SAFETY: txq.clbk has an entry per queue; relaxed load as in DPDK.
             let cb = unsafe { AtomicPtr::from_ptr(ops.txq.clbk.add(usize::from(queue))) }.load(Ordering::Relaxed);

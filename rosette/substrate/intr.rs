@@ -112,15 +112,18 @@ pub(crate) fn park_interrupt_thread(timeout: Duration) -> bool {
     }
     // SAFETY: allocates a process-private handle (flags 0 = RTE_INTR_INSTANCE_F_PRIVATE), or null.
     let handle = unsafe { ffi::rte_intr_instance_alloc(0) };
-    // SAFETY: handle is checked non-null and is the handle just allocated; park_forever matches the
-    // callback type and ignores its argument. On success the handle and the descriptor are never
-    // freed: the thread parks inside their callback until the process ends.
-    let registered = !handle.is_null()
-        && unsafe {
+    let registered = if handle.is_null() {
+        false
+    } else {
+        // SAFETY: handle is the non-null handle just allocated; park_forever matches the callback type
+        // and ignores its argument. On success the handle and the descriptor are never freed: the
+        // thread parks inside their callback until the process ends.
+        unsafe {
             ffi::rte_intr_fd_set(handle, fd) == 0
                 && ffi::rte_intr_type_set(handle, ffi::RTE_INTR_HANDLE_EXT) == 0
                 && ffi::rte_intr_callback_register(handle, Some(park_forever), core::ptr::null_mut()) == 0
-        };
+        }
+    };
     if !registered {
         // SAFETY: the callback is not registered, so nothing else refers to the handle or descriptor.
         unsafe {

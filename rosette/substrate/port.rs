@@ -157,9 +157,9 @@ impl Port {
         // SAFETY: valid port id.
         let port_socket = unsafe { ffi::rte_eth_dev_socket_id(id) }.max(0) as u32;
         for q in 0..config.tx_queues {
+            let descriptors = config.tx_descriptors;
             // SAFETY: as for rx; a null txconf selects the driver defaults.
-            let rc =
-                unsafe { ffi::rte_eth_tx_queue_setup(id, q, config.tx_descriptors, port_socket, core::ptr::null()) };
+            let rc = unsafe { ffi::rte_eth_tx_queue_setup(id, q, descriptors, port_socket, core::ptr::null()) };
             if rc != 0 {
                 return Err(Error::dpdk(
                     format!("set up tx queue {q} of port {name} ({} descriptors)", config.tx_descriptors),
