@@ -179,6 +179,13 @@ impl fmt::Display for SendError {
 
 impl std::error::Error for SendError {}
 
+/// Appends a `len`-byte record to a packet buffer and lets `fill` write the message into it.
+fn append_record<B: PacketBuf>(buf: &mut B, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), SendError> {
+    let room = buf.append(record_len(len)).map_err(|_| SendError::NoBuffers)?;
+    fill(packed::emit_record(room, len).map_err(|_| SendError::TooLarge)?);
+    Ok(())
+}
+
 /// One reliable message connection. See the module documentation for the calling contract.
 pub struct Reliable<P: BufPool> {
     core: Core<P>,
@@ -275,9 +282,7 @@ impl<P: BufPool> Reliable<P> {
             return Err(SendError::Closed);
         }
         if let Some(buf) = self.core.last_unsent_packed(need) {
-            let Ok(room) = buf.append(need) else { return Err(SendError::NoBuffers) };
-            let Ok(body) = packed::emit_record(room, len) else { return Err(SendError::TooLarge) };
-            fill(body);
+            append_record(buf, len, fill)?;
             self.core.stats.packed += 1;
             return Ok(());
         }
@@ -288,9 +293,7 @@ impl<P: BufPool> Reliable<P> {
             self.core.stats.pool_empty += 1;
             return Err(SendError::NoBuffers);
         };
-        let Ok(room) = buf.append(need) else { return Err(SendError::NoBuffers) };
-        let Ok(body) = packed::emit_record(room, len) else { return Err(SendError::TooLarge) };
-        fill(body);
+        append_record(&mut buf, len, fill)?;
         self.core.push(buf, PacketType::Data, FLAG_END_OF_MESSAGE | FLAG_PACKED);
         Ok(())
     }

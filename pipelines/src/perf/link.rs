@@ -229,16 +229,12 @@ impl UdpEncap {
     /// as a full NIC queue would; the channel retransmits).
     #[inline]
     pub fn encap(&mut self, mut dgram: Mbuf) -> Option<Mbuf> {
-        let len = dgram.pkt_len();
-        if !dgram.is_shared() && dgram.headroom() >= UDP_HEADERS_LEN {
-            let mut hdr = [0u8; UDP_HEADERS_LEN];
-            self.write(&mut hdr, len);
-            dgram.prepend(UDP_HEADERS_LEN).ok()?.copy_from_slice(&hdr);
+        if self.encap_in_place(&mut dgram) > 0 {
             return Some(dgram);
         }
         let mut head = self.pool.alloc()?;
         let mut hdr = [0u8; UDP_HEADERS_LEN];
-        self.write(&mut hdr, len);
+        self.write(&mut hdr, dgram.pkt_len());
         head.append(UDP_HEADERS_LEN).ok()?.copy_from_slice(&hdr);
         head.chain(dgram).ok()
     }
