@@ -3,16 +3,15 @@
 //! Layers, each with one job (see README.md):
 //! - [`substrate`]: the only module with `unsafe` and FFI — EAL, mempools, ports, mbufs, bursts, rings,
 //!   lcores, clock.
-//! - [`buf`]: the packet-buffer traits that connect the substrate to everything above it.
-//! - [`wire`]: header parsers and emitters (no `unsafe`, no substrate).
-//! - [`channel`]: delivery semantics — unordered, reliable, streaming — as sans-IO state machines
-//!   (no `unsafe`, no substrate).
-pub mod buf;
-pub mod channel;
+//! - [`buf`], [`wire`], [`channel`]: re-exported from the `rosette-proto` crate, which does not link
+//!   DPDK and forbids `unsafe` — the packet-buffer traits, header parsers and emitters, and the delivery
+//!   semantics (unordered, reliable, streaming) as sans-IO state machines.
+//! - [`pipeline`]: stages, channel stages, endpoints and the launch support of generated code.
 pub mod pipeline;
 pub mod substrate;
 pub mod testing;
-pub mod wire;
+
+pub use rosette_proto::{buf, channel, wire};
 
 /// Type-level numbers for burst sizes (`rosette::typenum::U32`), re-exported so generated code and users
 /// need no extra dependency.

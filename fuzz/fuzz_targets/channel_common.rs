@@ -1,8 +1,8 @@
 //! Shared pieces of the channel fuzz targets: an input cursor and the simulated peer's data.
 
-use rosette::buf::{PacketBuf, VecBuf};
-use rosette::channel::conn::Config;
-use rosette::wire::transport::{Packet, Repr};
+use rosette_proto::buf::{PacketBuf, VecBuf};
+use rosette_proto::channel::conn::Config;
+use rosette_proto::wire::transport::{Packet, Repr};
 
 /// Splits the fuzz input into records: `[op][len][len bytes]`.
 pub struct Records<'a>(pub &'a [u8]);
@@ -41,8 +41,8 @@ pub fn message_packets(i: usize) -> usize {
 }
 
 /// Small pool buffers (mss 200 + header + headroom fit in 512 bytes): cheap to allocate.
-pub fn pool() -> rosette::buf::VecPool {
-    rosette::buf::VecPool::new(512, 128)
+pub fn pool() -> rosette_proto::buf::VecPool {
+    rosette_proto::buf::VecPool::new(512, 128)
 }
 
 /// Message `i` of the simulated peer (content from `i`).
@@ -86,7 +86,7 @@ pub fn forge(buf: &mut VecBuf, patch: &[u8]) {
             }
         }
     }
-    if buf.len() >= rosette::wire::transport::HEADER_LEN {
+    if buf.len() >= rosette_proto::wire::transport::HEADER_LEN {
         Packet::new_unchecked(buf.data_mut()).fill_checksum();
     }
 }

@@ -24,10 +24,10 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use rosette::buf::{PacketBuf, VecBuf, VecPool};
-use rosette::channel::time::Instant;
-use rosette::channel::unordered::{Config, Event, UnorderedChannel};
-use rosette::wire::{arp, ethernet};
+use rosette_proto::buf::{PacketBuf, VecBuf, VecPool};
+use rosette_proto::channel::time::Instant;
+use rosette_proto::channel::unordered::{Config, Event, UnorderedChannel};
+use rosette_proto::wire::{arp, ethernet};
 
 const MAC: ethernet::Address = ethernet::Address([2, 0, 0, 0, 0, 0x0a]);
 const ADDR: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);

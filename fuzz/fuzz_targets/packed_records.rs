@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rosette::wire::packed::{count_records, emit_record, record_len, Error, Records};
+use rosette_proto::wire::packed::{count_records, emit_record, record_len, Error, Records};
 
 fuzz_target!(|data: &[u8]| {
     let records = match Records::new_checked(data) {

@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use channel_common::{config, forge, message, message_packets, mutate, parses, pool, Records};
 use libfuzzer_sys::fuzz_target;
-use rosette::buf::{PacketBuf, VecBuf};
-use rosette::channel::reliable::{Event, Reliable};
-use rosette::channel::time::Instant;
+use rosette_proto::buf::{PacketBuf, VecBuf};
+use rosette_proto::channel::reliable::{Event, Reliable};
+use rosette_proto::channel::time::Instant;
 
 const MAX_QUEUE: usize = 64;
 

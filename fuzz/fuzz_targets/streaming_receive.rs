@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use channel_common::{config, forge, mutate, parses, pool, stream_byte, Records};
 use libfuzzer_sys::fuzz_target;
-use rosette::buf::{PacketBuf, VecBuf};
-use rosette::channel::streaming::{Event, Stream};
-use rosette::channel::time::Instant;
+use rosette_proto::buf::{PacketBuf, VecBuf};
+use rosette_proto::channel::streaming::{Event, Stream};
+use rosette_proto::channel::time::Instant;
 
 const MAX_QUEUE: usize = 64;
 const STREAM_LEN: usize = 100_000;

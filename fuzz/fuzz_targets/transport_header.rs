@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rosette::wire::transport::{Packet, Repr};
+use rosette_proto::wire::transport::{Packet, Repr};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(packet) = Packet::new_checked(data) else {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rosette::wire::arp::{Packet, Repr, PACKET_LEN};
+use rosette_proto::wire::arp::{Packet, Repr, PACKET_LEN};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(packet) = Packet::new_checked(data) else {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use rosette::wire::ethernet::{Packet, Repr, HEADER_LEN};
+use rosette_proto::wire::ethernet::{Packet, Repr, HEADER_LEN};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(packet) = Packet::new_checked(data) else {

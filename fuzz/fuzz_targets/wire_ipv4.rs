@@ -6,8 +6,8 @@
 mod oracle;
 
 use libfuzzer_sys::fuzz_target;
-use rosette::wire::ipv4::{Packet, Repr, HEADER_LEN};
-use rosette::wire::Error;
+use rosette_proto::wire::ipv4::{Packet, Repr, HEADER_LEN};
+use rosette_proto::wire::Error;
 
 fuzz_target!(|data: &[u8]| {
     let packet = match Packet::new_checked(data) {

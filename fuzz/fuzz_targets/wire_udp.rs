@@ -9,8 +9,8 @@ mod oracle;
 use core::net::Ipv4Addr;
 
 use libfuzzer_sys::fuzz_target;
-use rosette::wire::udp::{Packet, Repr, HEADER_LEN};
-use rosette::wire::{checksum, Error};
+use rosette_proto::wire::udp::{Packet, Repr, HEADER_LEN};
+use rosette_proto::wire::{checksum, Error};
 
 fuzz_target!(|data: &[u8]| {
     if data.len() < 8 {

@@ -10,13 +10,13 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use rosette::buf::{PacketBuf, VecBuf, VecPool};
-use rosette::channel::conn::{Config, ResetReason};
-use rosette::channel::fault::{FaultConfig, FaultInjector, Rng};
-use rosette::channel::reliable::{self, Reliable, SendError};
-use rosette::channel::sim::{Link, LinkConfig, Pair};
-use rosette::channel::streaming::{self, ReadError, Stream, WriteError};
-use rosette::channel::time::Instant;
+use rosette_proto::buf::{PacketBuf, VecBuf, VecPool};
+use rosette_proto::channel::conn::{Config, ResetReason};
+use rosette_proto::channel::fault::{FaultConfig, FaultInjector, Rng};
+use rosette_proto::channel::reliable::{self, Reliable, SendError};
+use rosette_proto::channel::sim::{Link, LinkConfig, Pair};
+use rosette_proto::channel::streaming::{self, ReadError, Stream, WriteError};
+use rosette_proto::channel::time::Instant;
 
 /// FNV-1a, 64 bits: the content digest of delivered data.
 fn fnv1a(h: u64, bytes: &[u8]) -> u64 {
@@ -113,8 +113,8 @@ fn check_bounds(cfg: &Config, send_q: usize, recv: usize) {
 
 struct RelOutcome {
     time: Duration,
-    a: rosette::channel::conn::Stats,
-    b: rosette::channel::conn::Stats,
+    a: rosette_proto::channel::conn::Stats,
+    b: rosette_proto::channel::conn::Stats,
     timer_fires: u64,
 }
 
@@ -240,8 +240,8 @@ fn reliable_matrix() {
 
 struct StreamOutcome {
     time: Duration,
-    a: rosette::channel::conn::Stats,
-    b: rosette::channel::conn::Stats,
+    a: rosette_proto::channel::conn::Stats,
+    b: rosette_proto::channel::conn::Stats,
 }
 
 fn stream_bytes(seed: u64, len: usize) -> Vec<u8> {
