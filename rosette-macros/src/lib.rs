@@ -15,6 +15,7 @@ mod expand;
 mod expansion_tests;
 mod ir;
 mod lower;
+mod params_derive;
 mod validate;
 mod yaml;
 
@@ -92,4 +93,24 @@ pub fn pipeline_mod(args: TokenStream, item: TokenStream) -> TokenStream {
             }
         }
     }
+}
+
+/// Derives `rosette::pipeline::params::StageParams` for a struct of params: every named field is a
+/// param of the same name whose type implements `ParamType`.
+///
+/// Field attributes: `#[param(default)]` (`Default::default()` when not declared), `#[param(default =
+/// <expr>)]`, `#[param(rename = "name")]`, `#[param(skip)]` (not a param; always `Default::default()`).
+/// A field is required unless it has a default or its type is `Option<T>`. Doc comments become the
+/// params' documentation. The container attribute `#[params(stage)]` also implements `DeclaredStage`
+/// with the type as its own params (for a stage whose fields are its params).
+#[proc_macro_derive(StageParams, attributes(param, params))]
+pub fn derive_stage_params(input: TokenStream) -> TokenStream {
+    params_derive::stage_params(syn::parse_macro_input!(input as syn::DeriveInput)).into()
+}
+
+/// Derives `rosette::pipeline::params::ParamType` for a fieldless enum: each variant is written as its
+/// name in snake case (`Listen` → `listen`) or as `#[param(rename = "word")]`.
+#[proc_macro_derive(ParamEnum, attributes(param))]
+pub fn derive_param_enum(input: TokenStream) -> TokenStream {
+    params_derive::param_enum(syn::parse_macro_input!(input as syn::DeriveInput)).into()
 }
