@@ -60,7 +60,9 @@ pub fn pipeline(input: TokenStream) -> TokenStream {
         const _: &[u8] = ::core::include_bytes!(#abs);
     );
     let body = match result {
-        Ok(valid) => lower::expand(&valid, quote!(pub), quote!()).unwrap_or_else(|e| e.to_compile_error()),
+        Ok(valid) => {
+            lower::expand(&valid, quote!(pub), quote!(), Some(&written)).unwrap_or_else(|e| e.to_compile_error())
+        }
         Err(diags) => expand::yaml_errors(&written, span, &diags),
     };
     quote!(#track #body).into()
@@ -88,7 +90,7 @@ pub fn pipeline_mod(args: TokenStream, item: TokenStream) -> TokenStream {
             let vis = quote!(#vis);
             let extra = module.content.as_ref().map(|(_, items)| quote!(#(#items)*)).unwrap_or_default();
             match validate::validate(ir) {
-                Ok(valid) => lower::expand(&valid, vis, extra).unwrap_or_else(|e| e.to_compile_error()).into(),
+                Ok(valid) => lower::expand(&valid, vis, extra, None).unwrap_or_else(|e| e.to_compile_error()).into(),
                 Err(diags) => expand::token_errors(fallback, &diags).into(),
             }
         }
