@@ -614,9 +614,8 @@ impl Msg {
             self.push("-");
         }
         let (_, tail) = digits.split_at(k);
-        match core::str::from_utf8(tail) {
-            Ok(s) => self.push(s),
-            Err(_) => {}
+        if let Ok(s) = core::str::from_utf8(tail) {
+            self.push(s);
         }
     }
 
