@@ -14,7 +14,7 @@ mod forwarder {
     ring!(handoff, size = 1024);
     core!(lcore = 1, burst = 32,
           poll(from = p0.rx[0],
-               stages = [rosette::pipeline::stages::MacSwap,
+               stages = [mac_swap,
                          crate::Filter { max_len: 1500, proto: "udp" }],
                to = ring:handoff));
     core!(lcore = 2, burst = 32,
