@@ -459,7 +459,7 @@ fn lower_stage(d: &mut Diagnostics, expr: Expr) -> Option<ir::Stage> {
         Expr::Path(p) if p.qself.is_none() => (p.path, Vec::new()),
         Expr::Struct(s) if s.qself.is_none() => {
             if let Some(dots) = s.dot2_token {
-                d.error(Loc::Tokens(dots.span()), "`..` is implied: unlisted stage fields take their `Default` values");
+                d.error(Loc::Tokens(dots.span()), "`..` is implied: unlisted params take their defaults");
             }
             (s.path, s.fields.into_iter().collect())
         }

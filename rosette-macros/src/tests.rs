@@ -541,7 +541,7 @@ fn attribute_bad_stage_and_endpoint() {
         vec![
             "a stage parameter must be an integer, float, boolean or string literal",
             "expected a stage type path (`crate::Stage`) or a struct expression (`crate::Stage { field: 1 }`)",
-            "`..` is implied: unlisted stage fields take their `Default` values",
+            "`..` is implied: unlisted params take their defaults",
             "invalid poll source `p.tx[0]`, expected `port.rx[queue]` or `ring:name`",
         ]
     );
