@@ -5,6 +5,10 @@
 //! `codegen` expands (the `SPEC`, `launch` and one poll loop per lcore). The entry points below stay
 //! thin: everything they call is an ordinary function with unit tests.
 //!
+//! Stage params are checked at compile time by const evaluation in the generated code (the macro cannot
+//! see a user type's fields): see `lower` and `rosette::pipeline::params`. `#[derive(StageParams)]` and
+//! `#[derive(ParamEnum)]` (module `params_derive`) describe params types.
+//!
 //! The declaration schema is documented in `SCHEMA.md`.
 
 mod attr;
