@@ -531,7 +531,7 @@ fn attribute_bad_stage_and_endpoint() {
         quote! {
             mod m {
                 port!(p, device = "net_null0");
-                core!(lcore = 1, poll(from = p.rx[0], stages = [a::B { x: y }, 1 + 2, a::C { ..Default::default() }]));
+                core!(lcore = 1, poll(from = p.rx[0], stages = [a::B { x: y.z }, 1 + 2, a::C { ..Default::default() }]));
                 core!(lcore = 0, poll(from = p.tx[0]));
             }
         },
@@ -539,7 +539,7 @@ fn attribute_bad_stage_and_endpoint() {
     assert_eq!(
         errors,
         vec![
-            "a stage parameter must be an integer, float, boolean or string literal",
+            "a stage parameter must be an integer, float, boolean, string literal or a bare word",
             "expected a stage type path (`crate::Stage`) or a struct expression (`crate::Stage { field: 1 }`)",
             "`..` is implied: unlisted params take their defaults",
             "invalid poll source `p.tx[0]`, expected `port.rx[queue]` or `ring:name`",
@@ -715,4 +715,29 @@ fn non_finite_floats_are_rejected() {
     .unwrap();
     let errors = validate(p).unwrap_err();
     assert_eq!(render(&errors), vec!["<tokens>: parameter `x` must be a finite number"]);
+}
+
+#[test]
+fn attribute_params_take_bare_words_and_duration_literals() {
+    let (p, _) = attr::parse(
+        quote!(eal(lcores = "0-1")),
+        quote! {
+            mod m {
+                port!(p, device = "net_null0");
+                core!(lcore = 1, poll(from = p.rx[0],
+                      stages = [reliable { role: connect, rto_min: 200us, window: 64u32, epoch: time }], to = p.tx[0]));
+            }
+        },
+    )
+    .unwrap();
+    let params: Vec<ParamValue> = p.cores[0].polls[0].stages[0].params.iter().map(|p| p.value.value.clone()).collect();
+    assert_eq!(
+        params,
+        vec![
+            ParamValue::Str("connect".into()),
+            ParamValue::Str("200us".into()),
+            ParamValue::Int(64),
+            ParamValue::Str("time".into()),
+        ]
+    );
 }

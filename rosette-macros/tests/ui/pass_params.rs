@@ -68,7 +68,7 @@ mod attr_chan {
           poll(from = wire.rx[0],
                stages = [
                    streaming { endpoint: "feed", ip: "10.0.0.1", port: 7000, mac: "02:00:00:00:00:01",
-                               peer: "10.0.0.2:7000", role: "connect", rto_min: "200us", epoch: 3 },
+                               peer: "10.0.0.2:7000", role: connect, rto_min: 200us, epoch: 3 },
                    fault { seed: 9, duplicate_ppm: 1000 },
                ],
                to = wire.tx[0]));
