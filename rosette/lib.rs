@@ -7,6 +7,9 @@
 //!   DPDK and forbids `unsafe` — the packet-buffer traits, header parsers and emitters, and the delivery
 //!   semantics (unordered, reliable, streaming) as sans-IO state machines.
 //! - [`pipeline`]: stages, channel stages, endpoints and the launch support of generated code.
+// Derive output names `::rosette::…`; this makes it resolve inside the crate too.
+extern crate self as rosette;
+
 pub mod pipeline;
 pub mod substrate;
 pub mod testing;

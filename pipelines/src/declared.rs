@@ -24,9 +24,33 @@ pub mod filter {
                 rosette::pipeline::stages::ParseUdp { verify_udp_checksum: true },
                 rosette::pipeline::stages::DropUdpPort { port: 53 },
                 rosette::pipeline::stages::Count,
-                rosette::pipeline::stages::SetMacs { src: 0x0200000000aa, dst: 0x0200000000bb },
+                rosette::pipeline::stages::SetMacs { src: "02:00:00:00:00:aa", dst: "02:00:00:00:00:bb" },
             ],
             to = wire.tx[0]
         )
     );
+}
+
+/// The same link with each channel: the three declarations differ in one word of YAML (the stage), and
+/// the endpoint type follows it.
+pub mod links {
+    /// `link_reliable.yaml`.
+    pub mod reliable {
+        rosette_macros::pipeline!("link_reliable.yaml");
+    }
+    /// `link_streaming.yaml`.
+    pub mod streaming {
+        rosette_macros::pipeline!("link_streaming.yaml");
+    }
+    /// `link_unordered.yaml`.
+    pub mod unordered {
+        rosette_macros::pipeline!("link_unordered.yaml");
+    }
+
+    // The typed accessors: a mismatch here would be a compile error naming both endpoint types.
+    use core::time::Duration;
+    use rosette::pipeline::endpoint::{EndpointError, ReliableEndpoint, StreamEndpoint, UnorderedEndpoint};
+    const _: fn(Duration) -> Result<ReliableEndpoint, EndpointError> = reliable::link::endpoints::ingest;
+    const _: fn(Duration) -> Result<StreamEndpoint, EndpointError> = streaming::link::endpoints::ingest;
+    const _: fn(Duration) -> Result<UnorderedEndpoint, EndpointError> = unordered::link::endpoints::ingest;
 }

@@ -169,3 +169,25 @@ dpdk_test! {
         assert_no_mbuf_leaked(&eal);
     }
 }
+
+dpdk_test! {
+    fn declared_reliable_link_builds_its_channel_and_typed_endpoint() {
+        use pipelines::declared::links::reliable::link;
+        let options = LaunchOptions::new()
+            .memory(memory_mode())
+            .device("wire", "net_null0")
+            .eal_args(["--log-level=lib.eal:error".to_owned()]);
+        let pipeline = link::launch(&options).expect("launch the declared reliable link");
+        // The typed accessor: a `ReliableEndpoint` because the YAML says `reliable`.
+        let endpoint: rosette::pipeline::endpoint::ReliableEndpoint =
+            link::endpoints::ingest(Duration::from_secs(20)).expect("the stage registered its endpoint");
+        std::thread::sleep(Duration::from_millis(100));
+        drop(endpoint);
+        let eal = pipeline.eal().clone();
+        pipeline.stop();
+        let report = pipeline.join().expect("pipeline ended cleanly");
+        assert!(report.packets() > 0, "net_null delivers frames, which the channel stage takes or drops");
+        assert_eq!(report.mbufs_leaked, 0);
+        assert_no_mbuf_leaked(&eal);
+    }
+}

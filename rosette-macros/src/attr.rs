@@ -459,7 +459,7 @@ fn lower_stage(d: &mut Diagnostics, expr: Expr) -> Option<ir::Stage> {
         Expr::Path(p) if p.qself.is_none() => (p.path, Vec::new()),
         Expr::Struct(s) if s.qself.is_none() => {
             if let Some(dots) = s.dot2_token {
-                d.error(Loc::Tokens(dots.span()), "`..` is implied: unlisted stage fields take their `Default` values");
+                d.error(Loc::Tokens(dots.span()), "`..` is implied: unlisted params take their defaults");
             }
             (s.path, s.fields.into_iter().collect())
         }
@@ -491,8 +491,17 @@ fn lower_stage(d: &mut Diagnostics, expr: Expr) -> Option<ir::Stage> {
     Some(ir::Stage { ty, params })
 }
 
+/// Unit suffixes that make an integer literal a duration (`200us` is the string `"200us"`).
+const DURATION_SUFFIXES: &[&str] = &["ns", "us", "ms", "s"];
+
 fn param_value(d: &mut Diagnostics, expr: &Expr) -> Option<Located<ir::ParamValue>> {
     let loc = range(expr);
+    // A bare word is a string (`role: listen`, `epoch: time`), as in YAML.
+    if let Expr::Path(p) = expr {
+        if let Some(word) = p.path.get_ident().filter(|_| p.qself.is_none()) {
+            return Some(Located::new(ir::ParamValue::Str(word.to_string()), loc));
+        }
+    }
     let (negative, lit) = match expr {
         Expr::Lit(l) => (false, &l.lit),
         Expr::Unary(syn::ExprUnary { op: syn::UnOp::Neg(_), expr, .. }) => match &**expr {
@@ -502,6 +511,9 @@ fn param_value(d: &mut Diagnostics, expr: &Expr) -> Option<Located<ir::ParamValu
         _ => (false, &Lit::Verbatim(proc_macro2::Literal::u8_suffixed(0))),
     };
     let value = match lit {
+        Lit::Int(i) if !negative && DURATION_SUFFIXES.contains(&i.suffix()) => {
+            Some(ir::ParamValue::Str(format!("{}{}", i.base10_digits(), i.suffix())))
+        }
         Lit::Int(i) => i.base10_parse::<i128>().ok().map(|v| ir::ParamValue::Int(if negative { -v } else { v })),
         Lit::Float(x) => x.base10_parse::<f64>().ok().map(|v| ir::ParamValue::Float(if negative { -v } else { v })),
         Lit::Bool(b) if !negative => Some(ir::ParamValue::Bool(b.value)),
@@ -509,7 +521,7 @@ fn param_value(d: &mut Diagnostics, expr: &Expr) -> Option<Located<ir::ParamValu
         _ => None,
     };
     if value.is_none() {
-        d.error(loc, "a stage parameter must be an integer, float, boolean or string literal");
+        d.error(loc, "a stage parameter must be an integer, float, boolean, string literal or a bare word");
     }
     value.map(|v| Located::new(v, loc))
 }

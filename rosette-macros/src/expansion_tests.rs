@@ -14,8 +14,14 @@ fn manifest_dir() -> PathBuf {
 
 /// The generated module of a YAML declaration, pretty-printed.
 fn expand_yaml(text: &str) -> String {
+    expand_yaml_at(text, Some("test.yaml"))
+}
+
+/// As [`expand_yaml`], with `source` as the YAML path of compile-time param errors (`None`: no
+/// location prefix, as for the attribute form).
+fn expand_yaml_at(text: &str, source: Option<&str>) -> String {
     let valid = yaml::parse(text).and_then(validate::validate).unwrap_or_else(|d| panic!("invalid pipeline: {d:?}"));
-    pretty(lower::expand(&valid, quote::quote!(pub), quote::quote!()).expect("expands"))
+    pretty(lower::expand(&valid, quote::quote!(pub), quote::quote!(), source).expect("expands"))
 }
 
 fn expand_attr(attr_args: &str, module: &str) -> String {
@@ -24,7 +30,7 @@ fn expand_attr(attr_args: &str, module: &str) -> String {
     let (ir, module) = attr::parse(args, item).unwrap_or_else(|d| panic!("attribute form rejected: {d:?}"));
     let valid = validate::validate(ir).unwrap_or_else(|d| panic!("invalid pipeline: {d:?}"));
     let vis = &module.vis;
-    pretty(lower::expand(&valid, quote::quote!(#vis), quote::quote!()).expect("expands"))
+    pretty(lower::expand(&valid, quote::quote!(#vis), quote::quote!(), None).expect("expands"))
 }
 
 fn pretty(tokens: proc_macro2::TokenStream) -> String {
@@ -34,7 +40,7 @@ fn pretty(tokens: proc_macro2::TokenStream) -> String {
 fn check_snapshot(name: &str) {
     let yaml_path = manifest_dir().join("../pipelines").join(format!("{name}.yaml"));
     let text = std::fs::read_to_string(&yaml_path).unwrap();
-    let expanded = expand_yaml(&text);
+    let expanded = expand_yaml_at(&text, Some(&format!("{name}.yaml")));
     let snapshot = manifest_dir().join("tests/expand").join(format!("{name}.expanded.rs"));
     if std::env::var_os("ROSETTE_BLESS").is_some() {
         std::fs::create_dir_all(snapshot.parent().unwrap()).unwrap();
@@ -54,6 +60,29 @@ fn reflector_expansion_matches_snapshot() {
 #[test]
 fn forwarder_expansion_matches_snapshot() {
     check_snapshot("forwarder");
+}
+
+#[test]
+fn channel_link_expansion_matches_snapshot() {
+    check_snapshot("link_reliable");
+}
+
+#[test]
+fn swapping_a_channel_is_one_word_of_yaml() {
+    let text = std::fs::read_to_string(manifest_dir().join("../pipelines/link_reliable.yaml")).unwrap();
+    let reliable = expand_yaml(&text);
+    for (word, ty) in [("streaming", "StreamingStage"), ("unordered", "UnorderedStage")] {
+        let swapped = text.replace("type: reliable", &format!("type: {word}"));
+        assert_eq!(text.lines().zip(swapped.lines()).filter(|(a, b)| a != b).count(), 1);
+        let other = expand_yaml(&swapped);
+        assert_eq!(reliable.lines().count(), other.lines().count());
+        for (a, b) in reliable.lines().zip(other.lines()).filter(|(a, b)| a != b) {
+            assert!(
+                (a.contains("ReliableStage") && b.contains(ty)) || (a.contains("reliable") && b.contains(word)),
+                "unexpected change: {a} → {b}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -113,7 +142,8 @@ pub mod mirror {
           poll(from = p1.rx[0], to = p0.tx[0]));
 }
 "#;
-    let from_yaml = expand_yaml(yaml);
+    // Param errors of the YAML form carry `file:line:col`, the attribute form's carry spans instead.
+    let from_yaml = expand_yaml_at(yaml, None);
     let from_attr = expand_attr(attr_args, module);
     assert!(
         from_yaml == from_attr,
@@ -124,13 +154,14 @@ pub mod mirror {
 #[test]
 fn swapping_a_stage_is_one_word_of_yaml() {
     let text = std::fs::read_to_string(manifest_dir().join("../pipelines/reflector.yaml")).unwrap();
-    let swapped = text.replace("rosette::pipeline::stages::MacSwap", "rosette::pipeline::stages::Count");
+    let swapped = text.replace("type: mac_swap", "type: count");
     assert_ne!(text, swapped);
     let (before, after) = (expand_yaml(&text), expand_yaml(&swapped));
     let changed: Vec<(&str, &str)> = before.lines().zip(after.lines()).filter(|(a, b)| a != b).collect();
     assert_eq!(before.lines().count(), after.lines().count());
-    // Only the stage's type (its declaration and constructor) and its statistics name change.
-    assert!(!changed.is_empty() && changed.len() <= 4, "{changed:#?}");
+    // Only the stage's type (its param checks, declaration and constructor) and its statistics name
+    // change.
+    assert!(!changed.is_empty() && changed.len() <= 8, "{changed:#?}");
     for (a, b) in changed {
         assert!(
             (a.contains("MacSwap") && b.contains("Count")) || (a.contains("mac_swap") && b.contains("count")),

@@ -252,25 +252,74 @@ impl fmt::Display for Sink {
     }
 }
 
-/// One stage of a poll: a Rust type and the values of its fields.
+/// One stage of a poll: a built-in short name or a Rust type path, and its declared params.
 ///
-/// Codegen contract: a stage without params is built with `<Type as Default>::default()`; a stage with
-/// params is built with the struct literal `Type { name: value, .. ::core::default::Default::default() }`,
-/// so rustc checks field names and value types and its errors name the stage type.
+/// Codegen contract: the stage type implements `rosette::pipeline::DeclaredStage`; every param is
+/// checked at compile time against `<Params as StageParams>::FIELDS` by a `const fn` (unknown name,
+/// wrong kind, malformed value, missing required param), and the stage is built on its lcore with
+/// `rosette::pipeline::params::build::<Type>(name, &[(param, value), ..], &env)`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Stage {
-    /// The stage type path as written, e.g. `rosette::pipeline::stages::MacSwap` (checked to parse as a
-    /// Rust path; use [`Stage::type_path`] to get it as tokens).
+    /// The stage type as written: a short name of a built-in stage (`reliable`, see [`BUILTIN_STAGES`])
+    /// or a Rust type path such as `crate::Filter` or `crate::Chan<X>` (use [`Stage::type_path`] to get
+    /// the resolved path as tokens).
     pub ty: Located<String>,
     /// Field values in declaration order.
     pub params: Vec<Param>,
 }
 
 impl Stage {
-    /// Parses [`Stage::ty`] as a Rust path (the validator guarantees this succeeds on a valid pipeline).
-    pub fn type_path(&self) -> syn::Result<syn::Path> {
-        syn::parse_str(&self.ty.value)
+    /// The built-in stage [`Stage::ty`] names, when it is a short name (a single lower-case word).
+    pub fn short_name(&self) -> Option<&str> {
+        is_short_name(&self.ty.value).then_some(self.ty.value.as_str())
     }
+
+    /// [`Stage::ty`] as a Rust path: a short name resolved to its built-in stage, anything else parsed
+    /// as written (the validator guarantees this succeeds on a valid pipeline).
+    pub fn type_path(&self) -> syn::Result<syn::Path> {
+        match self.short_name() {
+            Some(name) => match builtin_stage(name) {
+                Some(path) => syn::parse_str(path),
+                None => Err(syn::Error::new(proc_macro2::Span::call_site(), format!("unknown stage `{name}`"))),
+            },
+            None => syn::parse_str(&self.ty.value),
+        }
+    }
+
+    /// The string value of the declared `endpoint` param.
+    pub fn endpoint_name(&self) -> Option<&str> {
+        self.params.iter().find(|p| p.name.value == "endpoint").and_then(|p| match &p.value.value {
+            ParamValue::Str(s) => Some(s.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// The built-in stages by short name, and the type each names.
+pub const BUILTIN_STAGES: &[(&str, &str)] = &[
+    ("count", "::rosette::pipeline::stages::Count"),
+    ("drop_all", "::rosette::pipeline::stages::DropAll"),
+    ("drop_udp_port", "::rosette::pipeline::stages::DropUdpPort"),
+    ("fault", "::rosette::pipeline::fault_stage::FaultStage"),
+    ("inject_udp", "::rosette::pipeline::stages::InjectUdp"),
+    ("mac_swap", "::rosette::pipeline::stages::MacSwap"),
+    ("parse_udp", "::rosette::pipeline::stages::ParseUdp"),
+    ("reliable", "::rosette::pipeline::channels::ReliableStage"),
+    ("set_macs", "::rosette::pipeline::stages::SetMacs"),
+    ("streaming", "::rosette::pipeline::channels::StreamingStage"),
+    ("unordered", "::rosette::pipeline::channels::UnorderedStage"),
+];
+
+/// The type path of the built-in stage called `name`.
+pub fn builtin_stage(name: &str) -> Option<&'static str> {
+    BUILTIN_STAGES.iter().find(|(n, _)| *n == name).map(|(_, path)| *path)
+}
+
+/// Whether a stage type is written as a short name: one word of lower-case letters, digits and `_`
+/// (Rust types are paths or CamelCase, so there is no ambiguity with a user type in scope).
+pub fn is_short_name(ty: &str) -> bool {
+    ty.starts_with(|c: char| c.is_ascii_lowercase())
+        && ty.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// One stage parameter.

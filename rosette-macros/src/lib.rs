@@ -5,6 +5,10 @@
 //! `codegen` expands (the `SPEC`, `launch` and one poll loop per lcore). The entry points below stay
 //! thin: everything they call is an ordinary function with unit tests.
 //!
+//! Stage params are checked at compile time by const evaluation in the generated code (the macro cannot
+//! see a user type's fields): see `lower` and `rosette::pipeline::params`. `#[derive(StageParams)]` and
+//! `#[derive(ParamEnum)]` (module `params_derive`) describe params types.
+//!
 //! The declaration schema is documented in `SCHEMA.md`.
 
 mod attr;
@@ -15,6 +19,7 @@ mod expand;
 mod expansion_tests;
 mod ir;
 mod lower;
+mod params_derive;
 mod validate;
 mod yaml;
 
@@ -59,7 +64,9 @@ pub fn pipeline(input: TokenStream) -> TokenStream {
         const _: &[u8] = ::core::include_bytes!(#abs);
     );
     let body = match result {
-        Ok(valid) => lower::expand(&valid, quote!(pub), quote!()).unwrap_or_else(|e| e.to_compile_error()),
+        Ok(valid) => {
+            lower::expand(&valid, quote!(pub), quote!(), Some(&written)).unwrap_or_else(|e| e.to_compile_error())
+        }
         Err(diags) => expand::yaml_errors(&written, span, &diags),
     };
     quote!(#track #body).into()
@@ -87,9 +94,29 @@ pub fn pipeline_mod(args: TokenStream, item: TokenStream) -> TokenStream {
             let vis = quote!(#vis);
             let extra = module.content.as_ref().map(|(_, items)| quote!(#(#items)*)).unwrap_or_default();
             match validate::validate(ir) {
-                Ok(valid) => lower::expand(&valid, vis, extra).unwrap_or_else(|e| e.to_compile_error()).into(),
+                Ok(valid) => lower::expand(&valid, vis, extra, None).unwrap_or_else(|e| e.to_compile_error()).into(),
                 Err(diags) => expand::token_errors(fallback, &diags).into(),
             }
         }
     }
+}
+
+/// Derives `rosette::pipeline::params::StageParams` for a struct of params: every named field is a
+/// param of the same name whose type implements `ParamType`.
+///
+/// Field attributes: `#[param(default)]` (`Default::default()` when not declared), `#[param(default =
+/// <expr>)]`, `#[param(rename = "name")]`, `#[param(skip)]` (not a param; always `Default::default()`).
+/// A field is required unless it has a default or its type is `Option<T>`. Doc comments become the
+/// params' documentation. The container attribute `#[params(stage)]` also implements `DeclaredStage`
+/// with the type as its own params (for a stage whose fields are its params).
+#[proc_macro_derive(StageParams, attributes(param, params))]
+pub fn derive_stage_params(input: TokenStream) -> TokenStream {
+    params_derive::stage_params(syn::parse_macro_input!(input as syn::DeriveInput)).into()
+}
+
+/// Derives `rosette::pipeline::params::ParamType` for a fieldless enum: each variant is written as its
+/// name in snake case (`Listen` → `listen`) or as `#[param(rename = "word")]`.
+#[proc_macro_derive(ParamEnum, attributes(param))]
+pub fn derive_param_enum(input: TokenStream) -> TokenStream {
+    params_derive::param_enum(syn::parse_macro_input!(input as syn::DeriveInput)).into()
 }

@@ -1,21 +1,32 @@
 //! From a validated pipeline to the code generator's model: indices instead of names, defaults already
-//! applied, and each stage's constructor expression.
+//! applied, and each stage's compile-time param checks and constructor expression.
 //!
-//! Stage construction follows the declaration convention: a stage without parameters is
-//! `<Type as Default>::default()`; with parameters it is the struct literal
-//! `Type { field: value, .., ..Default::default() }`, so rustc checks every field name and value type
-//! and its errors name the stage type.
+//! Every stage implements `rosette::pipeline::DeclaredStage`. For every declared param the module gets
+//! `const _: () = check_param(FIELDS, stage, "<file>:<line>:<col>", name, value);` and for every stage
+//! `const _: () = check_missing(FIELDS, stage, "<file>:<line>:<col>", &[given names]);` — const
+//! evaluation reports a bad declaration at its YAML location (attribute form: spanned on the param).
+//! On the lcore the stage is built with `rosette::pipeline::params::build::<Type>(stage, &[..], &env)`.
 
-use proc_macro2::{Literal, TokenStream};
-use quote::quote;
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{quote, quote_spanned};
 
-use crate::codegen::{EalModel, Endpoint, LcoreModel, MemoryModel, Model, PollModel, PortModel, RingModel, StageModel};
+use crate::codegen::{
+    EalModel, Endpoint, EndpointModel, LcoreModel, MemoryModel, Model, PollModel, PortModel, RingModel, StageModel,
+};
+use crate::diag::Loc;
 use crate::ir::{self, ParamValue, Sink, Source};
 use crate::validate::ValidPipeline;
 
 /// The module generated for a valid pipeline (plus `extra` items kept from an attribute module).
-pub fn expand(valid: &ValidPipeline, vis: TokenStream, extra: TokenStream) -> syn::Result<TokenStream> {
-    let model = model(valid)?;
+/// `source` is the YAML path as written in the macro call (the prefix of compile-time param errors),
+/// `None` for the attribute form.
+pub fn expand(
+    valid: &ValidPipeline,
+    vis: TokenStream,
+    extra: TokenStream,
+    source: Option<&str>,
+) -> syn::Result<TokenStream> {
+    let model = model(valid, source)?;
     let module = crate::codegen::expand(&model);
     // codegen emits `pub mod name { … }`; splice in the declared visibility and the extra items.
     let file: syn::File = syn::parse2(module)?;
@@ -32,11 +43,13 @@ pub fn expand(valid: &ValidPipeline, vis: TokenStream, extra: TokenStream) -> sy
 
 /// Builds the code generator's model. Fails only if a stage type does not parse as a path (the validator
 /// already rejects that).
-pub fn model(valid: &ValidPipeline) -> syn::Result<Model> {
+pub fn model(valid: &ValidPipeline, source: Option<&str>) -> syn::Result<Model> {
     let p = &valid.pipeline;
     let port_index = |name: &str| p.ports.iter().position(|port| port.name.value == name).unwrap_or(0);
     let ring_index = |name: &str| p.rings.iter().position(|ring| ring.name.value == name).unwrap_or(0);
     let mut lcores = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut index = 0usize;
     for core in &p.cores {
         let mut polls = Vec::new();
         let mut names: Vec<String> = Vec::new();
@@ -53,8 +66,20 @@ pub fn model(valid: &ValidPipeline) -> syn::Result<Model> {
             let mut stages = Vec::new();
             for stage in &poll.stages {
                 let path = stage.type_path()?;
-                let name = unique_name(&mut names, &stage_name(&path));
-                stages.push(StageModel { name, ty: quote!(#path), init: constructor(&path, &stage.params) });
+                let base = stage.short_name().map_or_else(|| stage_name(&path), str::to_owned);
+                let name = unique_name(&mut names, &base);
+                let ty = quote!(#path);
+                let checks = checks(index, &ty, stage, source);
+                let init = constructor(&ty, stage);
+                if let Some(endpoint) = stage.endpoint_name() {
+                    endpoints.push(EndpointModel {
+                        name: endpoint.to_owned(),
+                        stage: stage.ty.value.clone(),
+                        ty: ty.clone(),
+                    });
+                }
+                stages.push(StageModel { name, ty, checks, init });
+                index += 1;
             }
             polls.push(PollModel { from, stages, to });
         }
@@ -92,6 +117,7 @@ pub fn model(valid: &ValidPipeline) -> syn::Result<Model> {
             .collect(),
         rings: p.rings.iter().map(|r| RingModel { name: r.name.value.clone(), size: r.size.value }).collect(),
         lcores,
+        endpoints,
     })
 }
 
@@ -124,27 +150,78 @@ fn unique_name(taken: &mut Vec<String>, base: &str) -> String {
     name
 }
 
-fn constructor(path: &syn::Path, params: &[ir::Param]) -> TokenStream {
-    if params.is_empty() {
-        return quote!(<#path as ::core::default::Default>::default());
+/// The location prefix of a compile-time param error: `file:line:col` for YAML, empty for attributes
+/// (whose errors are spanned instead).
+fn location(source: Option<&str>, loc: Loc) -> String {
+    match (source, loc) {
+        (Some(file), Loc::Yaml { .. }) => format!("{file}:{loc}"),
+        (Some(file), _) => file.to_owned(),
+        (None, _) => String::new(),
     }
-    let fields = params.iter().map(|param| {
-        let field = syn::Ident::new(&param.name.value, proc_macro2::Span::call_site());
-        let value = match &param.value.value {
-            ParamValue::Int(i) => {
-                let lit = if *i < 0 { Literal::i128_unsuffixed(*i) } else { Literal::u128_unsuffixed(*i as u128) };
-                quote!(#lit)
-            }
-            ParamValue::Float(f) => {
-                let lit = Literal::f64_unsuffixed(*f);
-                quote!(#lit)
-            }
-            ParamValue::Bool(b) => quote!(#b),
-            ParamValue::Str(s) => quote!(#s),
-        };
-        quote!(#field: #value)
+}
+
+/// The span compile-time errors about a value at `loc` point at.
+fn span_of(loc: Loc) -> Span {
+    match loc {
+        Loc::Tokens(span) | Loc::TokenRange(span, _) => span,
+        Loc::Yaml { .. } | Loc::Unknown => Span::call_site(),
+    }
+}
+
+/// `::rosette::pipeline::ParamValue::…(value)`.
+fn param_value(value: &ParamValue) -> TokenStream {
+    match value {
+        ParamValue::Int(i) => {
+            let lit = if *i < 0 { Literal::i128_unsuffixed(*i) } else { Literal::u128_unsuffixed(*i as u128) };
+            quote!(::rosette::pipeline::ParamValue::Int(#lit))
+        }
+        ParamValue::Float(f) => {
+            let lit = Literal::f64_unsuffixed(*f);
+            quote!(::rosette::pipeline::ParamValue::Float(#lit))
+        }
+        ParamValue::Bool(b) => quote!(::rosette::pipeline::ParamValue::Bool(#b)),
+        ParamValue::Str(s) => quote!(::rosette::pipeline::ParamValue::Str(#s)),
+    }
+}
+
+/// The name of the constant holding stage `index`'s param fields.
+fn fields_const(index: usize) -> syn::Ident {
+    syn::Ident::new(&format!("STAGE_{index}_PARAMS"), Span::call_site())
+}
+
+/// The compile-time checks of one stage's params (module-level items).
+fn checks(index: usize, ty: &TokenStream, stage: &ir::Stage, source: Option<&str>) -> TokenStream {
+    let fields = fields_const(index);
+    let label = &stage.ty.value;
+    let stage_span = span_of(stage.ty.loc);
+    let mut out = quote_spanned! {stage_span=>
+        const #fields: &[::rosette::pipeline::ParamField] =
+            <<#ty as ::rosette::pipeline::DeclaredStage>::Params as ::rosette::pipeline::StageParams>::FIELDS;
+    };
+    for param in &stage.params {
+        let at = location(source, param.value.loc);
+        let name = &param.name.value;
+        let value = param_value(&param.value.value);
+        out.extend(quote_spanned! {span_of(param.value.loc)=>
+            const _: () = ::rosette::pipeline::params::check_param(#fields, #label, #at, #name, #value);
+        });
+    }
+    let at = location(source, stage.ty.loc);
+    let given = stage.params.iter().map(|p| &p.name.value);
+    out.extend(quote_spanned! {stage_span=>
+        const _: () = ::rosette::pipeline::params::check_missing(#fields, #label, #at, &[#(#given),*]);
     });
-    quote!(#path { #(#fields,)* ..::core::default::Default::default() })
+    out
+}
+
+/// The expression that builds one stage on its lcore (`env` is the lcore's `StageEnv`).
+fn constructor(ty: &TokenStream, stage: &ir::Stage) -> TokenStream {
+    let label = &stage.ty.value;
+    let values = stage.params.iter().map(|p| {
+        let (name, value) = (&p.name.value, param_value(&p.value.value));
+        quote!((#name, #value))
+    });
+    quote!(::rosette::pipeline::params::build::<#ty>(#label, &[#(#values),*], &env)?)
 }
 
 #[cfg(test)]

@@ -423,7 +423,7 @@ fn attr_example() -> (proc_macro2::TokenStream, proc_macro2::TokenStream) {
             ring!(handoff, size = 1024);
             core!(lcore = 1, burst = 32,
                   poll(from = p0.rx[0],
-                       stages = [rosette::pipeline::stages::MacSwap,
+                       stages = [mac_swap,
                                  crate::Filter { max_len: 1500, proto: "udp" }],
                        to = ring:handoff));
             core!(lcore = 2, burst = 32,
@@ -531,7 +531,7 @@ fn attribute_bad_stage_and_endpoint() {
         quote! {
             mod m {
                 port!(p, device = "net_null0");
-                core!(lcore = 1, poll(from = p.rx[0], stages = [a::B { x: y }, 1 + 2, a::C { ..Default::default() }]));
+                core!(lcore = 1, poll(from = p.rx[0], stages = [a::B { x: y.z }, 1 + 2, a::C { ..Default::default() }]));
                 core!(lcore = 0, poll(from = p.tx[0]));
             }
         },
@@ -539,9 +539,9 @@ fn attribute_bad_stage_and_endpoint() {
     assert_eq!(
         errors,
         vec![
-            "a stage parameter must be an integer, float, boolean or string literal",
+            "a stage parameter must be an integer, float, boolean, string literal or a bare word",
             "expected a stage type path (`crate::Stage`) or a struct expression (`crate::Stage { field: 1 }`)",
-            "`..` is implied: unlisted stage fields take their `Default` values",
+            "`..` is implied: unlisted params take their defaults",
             "invalid poll source `p.tx[0]`, expected `port.rx[queue]` or `ring:name`",
         ]
     );
@@ -660,4 +660,84 @@ fn attribute_generic_stage_matches_yaml_spelling() {
     let errors = validate(p).unwrap_err();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].message, "duplicate parameter `x` of stage `e::F<u8>`");
+}
+
+#[test]
+fn short_stage_names_resolve_and_misspelt_ones_list_the_known_names() {
+    let valid = yaml_ok(&example_with(
+        "{ type: mac_swap }",
+        "{ type: mac_swap }\n          - { type: reliable, params: { endpoint: ingest, port: 7000 } }",
+    ));
+    let stages = &valid.pipeline.cores[0].polls[0].stages;
+    assert_eq!(stages[0].short_name(), Some("mac_swap"));
+    let path = stages[0].type_path().unwrap();
+    assert_eq!(quote!(#path).to_string().replace(' ', ""), "::rosette::pipeline::stages::MacSwap");
+    assert_eq!(stages[1].endpoint_name(), Some("ingest"));
+    assert_eq!(stages[2].short_name(), None, "a path is not a short name");
+    let errors = yaml_errors(&example_with("type: mac_swap", "type: mac_swp"));
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("30:21: unknown stage `mac_swp`; built-in stages are: count, drop_all"),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains("reliable, set_macs, streaming, unordered"), "{errors:?}");
+}
+
+#[test]
+fn endpoint_names_are_identifiers_and_unique() {
+    let text = example_with(
+        "{ type: mac_swap }",
+        "{ type: unordered, params: { endpoint: a } }\n          - { type: unordered, params: { endpoint: a } }\n          \
+         - { type: unordered, params: { endpoint: \"b c\" } }\n          - { type: unordered, params: { endpoint: 3 } }",
+    );
+    let errors = yaml_errors(&text);
+    assert_eq!(
+        errors,
+        vec![
+            "32:52: endpoint name `b c` is not a valid Rust identifier",
+            "33:52: the `endpoint` parameter is a name (a string)",
+            "31:52: endpoint `a` is declared by two stages",
+        ],
+    );
+}
+
+#[test]
+fn non_finite_floats_are_rejected() {
+    let (p, _) = attr::parse(
+        quote!(eal(lcores = "0-1")),
+        quote! {
+            mod m {
+                port!(p, device = "net_null0");
+                core!(lcore = 1, poll(from = p.rx[0], stages = [a::B { x: 1e999 }], to = p.tx[0]));
+            }
+        },
+    )
+    .unwrap();
+    let errors = validate(p).unwrap_err();
+    assert_eq!(render(&errors), vec!["<tokens>: parameter `x` must be a finite number"]);
+}
+
+#[test]
+fn attribute_params_take_bare_words_and_duration_literals() {
+    let (p, _) = attr::parse(
+        quote!(eal(lcores = "0-1")),
+        quote! {
+            mod m {
+                port!(p, device = "net_null0");
+                core!(lcore = 1, poll(from = p.rx[0],
+                      stages = [reliable { role: connect, rto_min: 200us, window: 64u32, epoch: time }], to = p.tx[0]));
+            }
+        },
+    )
+    .unwrap();
+    let params: Vec<ParamValue> = p.cores[0].polls[0].stages[0].params.iter().map(|p| p.value.value.clone()).collect();
+    assert_eq!(
+        params,
+        vec![
+            ParamValue::Str("connect".into()),
+            ParamValue::Str("200us".into()),
+            ParamValue::Int(64),
+            ParamValue::Str("time".into()),
+        ]
+    );
 }

@@ -72,6 +72,7 @@ pub fn validate(pipeline: Pipeline) -> Result<ValidPipeline, Vec<Diagnostic>> {
     check_queues(&mut d, &pipeline);
     let ring_producers = check_ring_usage(&mut d, &pipeline);
     check_mempools(&mut d, &pipeline);
+    check_endpoints(&mut d, &pipeline);
     let main_lcore = pipeline.eal.main_lcore().unwrap_or(0);
     d.finish(ValidPipeline { pipeline, main_lcore, ring_producers })
 }
@@ -286,8 +287,23 @@ fn check_poll(d: &mut Diagnostics, p: &Pipeline, core: &ir::Core, poll: &ir::Pol
         Sink::Drop => {}
     }
     for stage in &poll.stages {
-        if stage.type_path().is_err() {
-            d.error(stage.ty.loc, format!("stage type `{}` is not a Rust type path", stage.ty.value));
+        match stage.short_name() {
+            Some(name) if ir::builtin_stage(name).is_none() => {
+                let known: Vec<&str> = ir::BUILTIN_STAGES.iter().map(|(n, _)| *n).collect();
+                d.error(
+                    stage.ty.loc,
+                    format!(
+                        "unknown stage `{name}`; built-in stages are: {}; a user stage is written as a Rust \
+                         path such as `crate::MyStage`",
+                        known.join(", ")
+                    ),
+                );
+            }
+            _ => {
+                if stage.type_path().is_err() {
+                    d.error(stage.ty.loc, format!("stage type `{}` is not a Rust type path", stage.ty.value));
+                }
+            }
         }
         let mut names: Vec<&str> = Vec::new();
         for param in &stage.params {
@@ -297,7 +313,31 @@ fn check_poll(d: &mut Diagnostics, p: &Pipeline, core: &ir::Core, poll: &ir::Pol
                 d.error(param.name.loc, format!("duplicate parameter `{name}` of stage `{}`", stage.ty.value));
             }
             names.push(name);
+            if let ir::ParamValue::Float(f) = param.value.value {
+                if !f.is_finite() {
+                    d.error(param.value.loc, format!("parameter `{name}` must be a finite number"));
+                }
+            }
+            if name == "endpoint" {
+                match &param.value.value {
+                    ir::ParamValue::Str(e) => check_ident(d, "endpoint name", e, param.value.loc),
+                    _ => d.error(param.value.loc, "the `endpoint` parameter is a name (a string)"),
+                }
+            }
         }
+    }
+}
+
+/// Endpoint names become functions of the generated `endpoints` module: one stage each.
+fn check_endpoints(d: &mut Diagnostics, p: &Pipeline) {
+    let mut seen: Vec<&str> = Vec::new();
+    for stage in p.cores.iter().flat_map(|c| &c.polls).flat_map(|poll| &poll.stages) {
+        let Some(name) = stage.endpoint_name() else { continue };
+        if seen.contains(&name) {
+            let loc = stage.params.iter().find(|p| p.name.value == "endpoint").map_or(stage.ty.loc, |p| p.value.loc);
+            d.error(loc, format!("endpoint `{name}` is declared by two stages"));
+        }
+        seen.push(name);
     }
 }
 

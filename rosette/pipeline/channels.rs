@@ -20,29 +20,46 @@
 //! known (ARP), a shared packet is copied once so the unordered channel can hold it while resolving.
 //!
 //! Pool: the stage learns the lcore's mempool from [`Context::pool`] on its first iteration and builds
-//! its channel then; the loop must provide one.
+//! its channel then; the loop must provide one (a declared stage checks this when it is built, so a
+//! missing pool is a `LaunchError`).
 //!
 //! # Declaring the stages (YAML)
+//! The three stages are the built-in short names `reliable`, `streaming` and `unordered`; they share one
+//! params type ([`ChannelStageParams`](super::params::stock::ChannelStageParams)), checked at compile
+//! time, so swapping one for another is one word (`pipelines/link_reliable.yaml`):
 //! ```yaml
 //! stages:
-//!   - name: rx_channel
-//!     type: rosette::pipeline::channels::ReliableStage   # or StreamingStage / UnorderedStage
+//!   - type: reliable                 # or streaming / unordered
 //!     params:
-//!       name: "ingest"               # endpoint name: ReliableEndpoint::connect("ingest", timeout)
-//!       mac: "02:00:00:00:00:01"
+//!       endpoint: ingest             # the app's end: link::endpoints::ingest(timeout)
 //!       ip: "10.10.0.1"
 //!       port: 7000
-//!       peer: "10.10.0.2:7000"
-//!       role: listen                 # listen | connect (ignored by UnorderedStage)
+//!       mac: "02:00:00:00:00:01"
+//!       peer: "10.10.0.2:7000"       # required by reliable and streaming
+//!       role: listen                 # listen | connect (ignored by unordered)
 //!       peer_mac: "02:00:00:00:00:02"   # optional static ARP entry
 //!       queue_depth: 1024            # application queues, each direction
-//!   - name: chaos
-//!     type: rosette::pipeline::fault_stage::FaultStage
-//!     params: { seed: 7, loss_ppm: 20000, reorder_ppm: 20000, reorder_delay_us: 200,
-//!               duplicate_ppm: 10000, corrupt_ppm: 10000, truncate_ppm: 5000 }
+//!       window: 256                  # packets held by sender and receiver
+//!       rto_min: 1ms                 # RTO floor; also rto_initial, mss, max_message
+//!       epoch: time                  # time | <n>
+//!       conn_id: pid                 # pid | <n>
+//!   - type: fault
+//!     params: { seed: 7, loss_ppm: 1000, reorder_ppm: 1000, reorder_delay: 200us }
 //! ```
-//! which the code generator turns into `ReliableStage::new(ChannelParams { .. })` and
-//! `FaultStage::new(seed, FaultConfig { .. })`.
+//! The generated loop builds the stage on its lcore with
+//! `<ReliableStage as DeclaredStage>::build(params, &env)` (which calls [`ReliableStage::new`]) and
+//! the application takes the endpoint by type:
+//! ```no_run
+//! rosette_macros::pipeline!("pipelines/link_reliable.yaml");
+//!
+//! let pipeline = link::launch(&rosette::pipeline::LaunchOptions::new()).expect("launch");
+//! let ingest: rosette::pipeline::endpoint::ReliableEndpoint =
+//!     link::endpoints::ingest(std::time::Duration::from_secs(5)).expect("endpoint");
+//! # drop((ingest, pipeline));
+//! ```
+//! Declaring `streaming` instead makes `link::endpoints::ingest` return a
+//! [`StreamEndpoint`], so the annotation above stops compiling. From Rust, build the stages with
+//! `ReliableStage::new(ChannelParams { .. })` and `FaultStage::new(seed, FaultConfig { .. })`.
 use core::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::mpsc::TryRecvError;
 

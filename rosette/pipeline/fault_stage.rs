@@ -13,6 +13,9 @@
 //! instrument, never on a production path.
 //!
 //! Blackhole windows are relative to the stage's first iteration (the TSC origin is arbitrary).
+//!
+//! Declared as `{ type: fault, params: { seed: 7, loss_ppm: 1000, reorder_delay: 200us, .. } }` (see
+//! [`FaultParams`](super::params::stock::FaultParams); blackhole windows are Rust-only).
 use std::collections::VecDeque;
 
 use super::{Context, Stage, Verdict};

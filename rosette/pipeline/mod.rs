@@ -13,6 +13,7 @@
 pub mod channels;
 pub mod endpoint;
 pub mod fault_stage;
+pub mod params;
 pub mod runtime;
 pub mod stages;
 pub mod stats;
@@ -20,6 +21,10 @@ pub mod watchdog;
 
 use crate::substrate::{Batch, Mbuf, Mempool, TscClock};
 
+pub use params::{
+    BuildError, ConnectEndpoint, DeclaredStage, EndpointStage, ParamEnum, ParamError, ParamField, ParamKind, ParamType,
+    ParamValue, StageEnv, StageParams,
+};
 pub use runtime::{LaunchError, LaunchOptions, LcoreIo, Pipeline, PipelineReport, Runtime};
 pub use stats::{LcoreStats, LcoreStatsSnapshot};
 

@@ -1,9 +1,10 @@
 //! Stock stages: small, allocation-free building blocks for pipelines and benchmarks.
 //!
-//! Every stage follows the declaration convention: its parameters are public fields and it implements
-//! `Default`, so a YAML or attribute declaration `{ type: ParseUdp, params: { verify_udp_checksum: true } }`
-//! becomes the struct literal `ParseUdp { verify_udp_checksum: true, ..Default::default() }` — rustc
-//! checks every name and type. Run-time state sits in a public `state` field of an opaque type.
+//! Every stage implements [`DeclaredStage`](super::DeclaredStage) with a documented params type (in
+//! [`super::params::stock`]) and has a short name for declarations: `{ type: parse_udp, params: {
+//! verify_udp_checksum: true } }` is checked at compile time and built with
+//! `<ParseUdp as DeclaredStage>::build(ParseUdpParams { .. }, &env)`. Run-time state sits in a public
+//! `state` field of an opaque type.
 
 use super::{Context, Stage, Verdict};
 use crate::substrate::{Batch, Mbuf};

@@ -109,7 +109,6 @@ pub mod forwarder {
     /// The poll loop of lcore 1: burst 32, polls:
     /// - east.rx[0] → west.tx[0]
     /// - west.rx[0] → east.tx[0]
-    #[allow(clippy::needless_update)]
     pub fn lcore_1(
         mut io: ::rosette::pipeline::LcoreIo,
     ) -> ::core::result::Result<(), ::rosette::pipeline::LaunchError> {
@@ -162,7 +161,6 @@ pub mod forwarder {
     /// The poll loop of lcore 2: burst 32, polls:
     /// - east.rx[1] → west.tx[1]
     /// - west.rx[1] → east.tx[1]
-    #[allow(clippy::needless_update)]
     pub fn lcore_2(
         mut io: ::rosette::pipeline::LcoreIo,
     ) -> ::core::result::Result<(), ::rosette::pipeline::LaunchError> {

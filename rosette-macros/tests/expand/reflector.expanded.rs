@@ -48,6 +48,13 @@ pub mod reflector {
             },
         ],
     };
+    const STAGE_0_PARAMS: &[::rosette::pipeline::ParamField] = <<::rosette::pipeline::stages::MacSwap as ::rosette::pipeline::DeclaredStage>::Params as ::rosette::pipeline::StageParams>::FIELDS;
+    const _: () = ::rosette::pipeline::params::check_missing(
+        STAGE_0_PARAMS,
+        "mac_swap",
+        "reflector.yaml:17:19",
+        &[],
+    );
     /// Starts EAL, creates the mempools on the NUMA socket of the lcores that poll them,
     /// configures and starts the ports, creates the rings, and launches every lcore's loop.
     pub fn launch(
@@ -62,7 +69,6 @@ pub mod reflector {
     }
     /// The poll loop of lcore 1: burst 32, polls:
     /// - wire.rx[0] → mac_swap → wire.tx[0]
-    #[allow(clippy::needless_update)]
     pub fn lcore_1(
         mut io: ::rosette::pipeline::LcoreIo,
     ) -> ::core::result::Result<(), ::rosette::pipeline::LaunchError> {
@@ -72,8 +78,11 @@ pub mod reflector {
         let stats = io.stats();
         let stop = io.stop_flag();
         let cx = io.context();
-        ::rosette::pipeline::require_stage::<rosette::pipeline::stages::MacSwap>();
-        let mut stage_0: rosette::pipeline::stages::MacSwap = <rosette::pipeline::stages::MacSwap as ::core::default::Default>::default();
+        let env = ::rosette::pipeline::StageEnv::from_context(&cx);
+        ::rosette::pipeline::require_stage::<::rosette::pipeline::stages::MacSwap>();
+        let mut stage_0: ::rosette::pipeline::stages::MacSwap = ::rosette::pipeline::params::build::<
+            ::rosette::pipeline::stages::MacSwap,
+        >("mac_swap", &[], &env)?;
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<1>::new();
         while !stop.is_set() {

@@ -3,7 +3,7 @@ mod m {
     port!(p, device = "net_null0");
     core!(lcore = 1,
           poll(from = p.rx[0],
-               stages = [a::B { x: y }, a::B { x: 1 } + 1, a::C { ..Default::default() }],
+               stages = [a::B { x: y.z }, a::B { x: 1 } + 1, a::C { ..Default::default() }],
                to = p.rx[0]));
 }
 

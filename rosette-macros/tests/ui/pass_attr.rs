@@ -14,7 +14,7 @@ mod forwarder {
     ring!(handoff, size = 1024);
     core!(lcore = 1, burst = 32,
           poll(from = p0.rx[0],
-               stages = [rosette::pipeline::stages::MacSwap,
+               stages = [mac_swap,
                          crate::Filter { max_len: 1500, proto: "udp" }],
                to = ring:handoff));
     core!(lcore = 2, burst = 32,
@@ -30,10 +30,11 @@ fn main() {
 }
 
 /// A user-defined stage: drops frames longer than `max_len`.
-#[derive(Default)]
+#[derive(Default, rosette::pipeline::StageParams)]
+#[params(stage)]
 pub struct Filter {
     pub max_len: u32,
-    pub proto: &'static str,
+    pub proto: String,
 }
 
 impl rosette::pipeline::Stage for Filter {

@@ -6,10 +6,11 @@ fn main() {
 }
 
 /// A user-defined stage: drops frames longer than `max_len`.
-#[derive(Default)]
+#[derive(Default, rosette::pipeline::StageParams)]
+#[params(stage)]
 pub struct Filter {
     pub max_len: u32,
-    pub proto: &'static str,
+    pub proto: String,
 }
 
 impl rosette::pipeline::Stage for Filter {

@@ -1,7 +1,8 @@
-// A parameter the stage does not have, and one of the wrong type: rustc reports both, naming the stage.
+// A parameter the stage does not have, and one of the wrong type: each is a compile-time param error at its YAML location.
 rosette_macros::pipeline!("yaml_stage_bad_param.yaml");
 
-#[derive(Default)]
+#[derive(Default, rosette::pipeline::StageParams)]
+#[params(stage)]
 pub struct Filter {
     pub max_len: u32,
 }

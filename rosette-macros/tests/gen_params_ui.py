@@ -1,0 +1,30 @@
+# Generates the typed-param UI fixtures from ui/params.yaml (run once; the outputs are committed and
+# reviewed). Each case changes one thing and must fail with one message at the YAML location.
+import pathlib
+ui = pathlib.Path(__file__).parent / "ui"
+base = (ui / "params.yaml").read_text()
+stage = (ui / "params_stage.rs.in").read_text()
+
+def edit(*pairs):
+    s = base
+    for a, b in pairs:
+        assert a in s, a
+        s = s.replace(a, b, 1)
+    return s
+
+cases = {
+    "unknown": edit(("port: 7000", "portt: 7000")),
+    "missing": edit(('              ip: "10.0.0.1"\n', "")),
+    "wrong_kind": edit(("port: 7000", 'port: "7000"')),
+    "bad_ipv4": edit(('ip: "10.0.0.1"', 'ip: "10.0.0.300"')),
+    "bad_socket_addr": edit(('peer: "10.0.0.2:7000"', 'peer: "10.0.0.2"')),
+    "bad_mac": edit(('mac: "02:00:00:00:00:01"', 'mac: "02:00:00:00:01"')),
+    "bad_duration": edit(("rto_min: 1ms", "rto_min: 1min")),
+    "bad_enum": edit(("role: listen", "role: lsten"), ("proto: udp", "proto: sctp")),
+    "out_of_range": edit(("port: 7000", "port: 70000"), ("loss_ppm: 100", "loss_ppm: 2000000"),
+        ("max_len: 1500", "max_len: -1")),
+    "bad_short_name": edit(("type: reliable", "type: reliabel")),
+}
+for name, text in cases.items():
+    (ui / f"yaml_param_{name}.yaml").write_text(text)
+    (ui / f"yaml_param_{name}.rs").write_text(f'rosette_macros::pipeline!("yaml_param_{name}.yaml");\n{stage}\nfn main() {{}}\n')

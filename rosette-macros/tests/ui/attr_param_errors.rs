@@ -1,0 +1,64 @@
+// Typed params in the attribute form: every error at once, each spanned on its value (the missing one on the stage).
+#[rosette_macros::pipeline_mod(eal(lcores = "0-1"))]
+mod chan {
+    port!(wire, device = "net_null0");
+    core!(lcore = 1,
+          poll(from = wire.rx[0],
+               stages = [
+                   reliable { endpoint: "ingest", portt: 7000, mac: "02:00:00:00:01", peer: "10.0.0.2",
+                              role: "lsten", rto_min: "1min", ip: 10 },
+                   fault { loss_ppm: 2000000 },
+                   crate::Filter { max_len: 1500 },
+               ],
+               to = wire.tx[0]));
+}
+
+/// A user stage with its own documented params type.
+pub struct Filter {
+    max_len: u32,
+}
+
+/// Params of [`Filter`].
+#[derive(rosette::pipeline::StageParams)]
+pub struct FilterParams {
+    /// Longest frame passed on.
+    pub max_len: u32,
+    /// Which protocol to keep.
+    #[param(default = Proto::Udp)]
+    pub proto: Proto,
+}
+
+/// An enum param: `udp` or `tcp`.
+#[derive(rosette::pipeline::ParamEnum)]
+pub enum Proto {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+impl rosette::pipeline::DeclaredStage for Filter {
+    type Params = FilterParams;
+    fn build(
+        params: FilterParams,
+        _env: &rosette::pipeline::StageEnv,
+    ) -> Result<Self, rosette::pipeline::BuildError> {
+        Ok(Filter { max_len: params.max_len })
+    }
+}
+
+impl rosette::pipeline::Stage for Filter {
+    fn on_packet(
+        &mut self,
+        packet: rosette::substrate::Mbuf,
+        _cx: &rosette::pipeline::Context,
+    ) -> rosette::pipeline::Verdict {
+        if packet.pkt_len() as u32 > self.max_len {
+            rosette::pipeline::Verdict::Dropped
+        } else {
+            rosette::pipeline::Verdict::Pass(packet)
+        }
+    }
+}
+
+fn main() {}

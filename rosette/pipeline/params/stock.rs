@@ -1,0 +1,409 @@
+//! The params types of the built-in stages and their [`DeclaredStage`] implementations: the stock
+//! stages of [`crate::pipeline::stages`], the fault stage, and the three channel stages.
+//!
+//! Short names (what declarations may write instead of a path) are listed in the pipeline macro's
+//! schema: `mac_swap`, `count`, `drop_all`, `parse_udp`, `drop_udp_port`, `set_macs`, `inject_udp`,
+//! `fault`, `reliable`, `streaming`, `unordered`.
+
+use core::net::{Ipv4Addr, SocketAddrV4};
+use core::time::Duration;
+
+use super::{
+    BuildError, DeclaredStage, EndpointStage, MacAddr, NoParams, ParamError, ParamKind, ParamType, ParamValue,
+    StageEnv, StageParams,
+};
+use crate::channel::fault::FaultConfig;
+use crate::pipeline::channels::{ChannelParams, ReliableStage, Role, StreamingStage, UnorderedStage};
+use crate::pipeline::endpoint::{ReliableEndpoint, StreamEndpoint, UnorderedEndpoint};
+use crate::pipeline::fault_stage::{FaultStage, DEFAULT_HOLD_CAPACITY};
+use crate::pipeline::stages::{Count, DropAll, DropUdpPort, InjectUdp, MacSwap, ParseUdp, SetMacs};
+
+macro_rules! no_params {
+    ($($stage:ident),*) => {$(
+        impl DeclaredStage for $stage {
+            type Params = NoParams;
+            fn build(_: NoParams, _: &StageEnv) -> Result<Self, BuildError> {
+                Ok($stage::new())
+            }
+        }
+    )*};
+}
+
+no_params!(MacSwap, Count, DropAll);
+
+/// Params of [`ParseUdp`] (`parse_udp`).
+#[derive(Debug, Clone, Copy, Default, StageParams)]
+pub struct ParseUdpParams {
+    /// Also verify the UDP checksum (reads the whole payload). Default: false.
+    #[param(default)]
+    pub verify_udp_checksum: bool,
+}
+
+impl DeclaredStage for ParseUdp {
+    type Params = ParseUdpParams;
+    fn build(p: ParseUdpParams, _: &StageEnv) -> Result<Self, BuildError> {
+        Ok(ParseUdp::new(p.verify_udp_checksum))
+    }
+}
+
+/// Params of [`DropUdpPort`] (`drop_udp_port`).
+#[derive(Debug, Clone, Copy, StageParams)]
+pub struct DropUdpPortParams {
+    /// The UDP destination port whose datagrams are dropped.
+    pub port: u16,
+}
+
+impl DeclaredStage for DropUdpPort {
+    type Params = DropUdpPortParams;
+    fn build(p: DropUdpPortParams, _: &StageEnv) -> Result<Self, BuildError> {
+        Ok(DropUdpPort::new(p.port))
+    }
+}
+
+/// Params of [`SetMacs`] (`set_macs`).
+#[derive(Debug, Clone, Copy, StageParams)]
+pub struct SetMacsParams {
+    /// The source MAC address written into every frame.
+    pub src: MacAddr,
+    /// The destination MAC address written into every frame.
+    pub dst: MacAddr,
+}
+
+impl DeclaredStage for SetMacs {
+    type Params = SetMacsParams;
+    fn build(p: SetMacsParams, _: &StageEnv) -> Result<Self, BuildError> {
+        Ok(SetMacs::new(p.src.0, p.dst.0))
+    }
+}
+
+/// Largest UDP payload of [`InjectUdp`] (an Ethernet MTU of 1500).
+const MAX_INJECT_PAYLOAD: u16 = 1500 - 28;
+
+/// Params of [`InjectUdp`] (`inject_udp`).
+#[derive(Debug, Clone, Copy, StageParams)]
+pub struct InjectUdpParams {
+    /// Datagrams to inject in all.
+    pub count: u32,
+    /// Payload bytes per datagram (at most 1472). Default: 18.
+    #[param(default = 18)]
+    pub payload_len: u16,
+    /// UDP destination port.
+    pub dst_port: u16,
+}
+
+impl DeclaredStage for InjectUdp {
+    type Params = InjectUdpParams;
+    fn build(p: InjectUdpParams, env: &StageEnv) -> Result<Self, BuildError> {
+        if p.payload_len > MAX_INJECT_PAYLOAD {
+            return Err(BuildError::new(format!("payload_len {} exceeds {MAX_INJECT_PAYLOAD}", p.payload_len)));
+        }
+        require_pool(env)?;
+        Ok(InjectUdp::new(p.count, p.payload_len, p.dst_port))
+    }
+}
+
+fn require_pool(env: &StageEnv) -> Result<(), BuildError> {
+    match env.pool {
+        Some(_) => Ok(()),
+        None => Err(BuildError::new("the stage allocates packets, but its lcore has no mempool")),
+    }
+}
+
+/// A probability in parts per million: an integer from 0 to 1 000 000.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Ppm(pub u32);
+
+impl ParamType for Ppm {
+    const KIND: ParamKind = ParamKind::Int { min: 0, max: 1_000_000 };
+    fn from_value(value: &ParamValue<'_>) -> Result<Self, ParamError> {
+        super::check_value(&Self::KIND, value)?;
+        u32::from_value(value).map(Ppm)
+    }
+}
+
+/// Params of [`FaultStage`] (`fault`): every probability defaults to 0 (no fault).
+#[derive(Debug, Clone, Copy, StageParams)]
+pub struct FaultParams {
+    /// Seed of the injector: same seed and traffic, same fates. Default: 1.
+    #[param(default = 1)]
+    pub seed: u64,
+    /// Probability of dropping a packet, ppm.
+    #[param(default)]
+    pub loss_ppm: Ppm,
+    /// Probability of delivering a second copy, ppm.
+    #[param(default)]
+    pub duplicate_ppm: Ppm,
+    /// Probability of holding a packet back so later ones overtake it, ppm.
+    #[param(default)]
+    pub reorder_ppm: Ppm,
+    /// Largest extra delay of a reordered packet. Default: 100us.
+    #[param(default = Duration::from_micros(100))]
+    pub reorder_delay: Duration,
+    /// Probability of flipping one random bit, ppm.
+    #[param(default)]
+    pub corrupt_ppm: Ppm,
+    /// Probability of cutting a packet short, ppm.
+    #[param(default)]
+    pub truncate_ppm: Ppm,
+    /// Packets that can be held back at once. Default: 1024.
+    #[param(default = DEFAULT_HOLD_CAPACITY)]
+    pub hold_capacity: usize,
+}
+
+impl FaultParams {
+    /// The injector configuration these params describe (no blackhole windows).
+    pub fn config(&self) -> FaultConfig {
+        FaultConfig {
+            loss_ppm: self.loss_ppm.0,
+            duplicate_ppm: self.duplicate_ppm.0,
+            reorder_ppm: self.reorder_ppm.0,
+            reorder_delay: self.reorder_delay,
+            corrupt_ppm: self.corrupt_ppm.0,
+            truncate_ppm: self.truncate_ppm.0,
+            blackholes: Vec::new(),
+        }
+    }
+}
+
+impl DeclaredStage for FaultStage {
+    type Params = FaultParams;
+    fn build(p: FaultParams, _: &StageEnv) -> Result<Self, BuildError> {
+        if p.hold_capacity == 0 && p.reorder_ppm.0 > 0 {
+            return Err(BuildError::new("reorder_ppm needs a hold_capacity of at least 1"));
+        }
+        Ok(FaultStage::with_hold_capacity(p.seed, p.config(), p.hold_capacity))
+    }
+}
+
+/// A channel endpoint's epoch: must grow each time the process restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Epoch {
+    /// `time`: derived from the wall clock (tenths of a second), the default.
+    Time,
+    /// A fixed epoch.
+    Fixed(u32),
+}
+
+impl ParamType for Epoch {
+    const KIND: ParamKind = ParamKind::IntOrWord { min: 0, max: u32::MAX as i128, words: &["time"] };
+    fn from_value(value: &ParamValue<'_>) -> Result<Self, ParamError> {
+        super::check_value(&Self::KIND, value)?;
+        match value {
+            ParamValue::Int(_) => u32::from_value(value).map(Epoch::Fixed),
+            _ => Ok(Epoch::Time),
+        }
+    }
+}
+
+/// A channel endpoint's connection id (non-zero).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnId {
+    /// `pid`: the process id, the default.
+    Pid,
+    /// A fixed id.
+    Fixed(u32),
+}
+
+impl ParamType for ConnId {
+    const KIND: ParamKind = ParamKind::IntOrWord { min: 1, max: u32::MAX as i128, words: &["pid"] };
+    fn from_value(value: &ParamValue<'_>) -> Result<Self, ParamError> {
+        super::check_value(&Self::KIND, value)?;
+        match value {
+            ParamValue::Int(_) => u32::from_value(value).map(ConnId::Fixed),
+            _ => Ok(ConnId::Pid),
+        }
+    }
+}
+
+/// Params of the channel stages (`reliable`, `streaming`, `unordered`): one type for all three, so
+/// swapping one for another is one word of a declaration. The connection params are ignored by
+/// `unordered`.
+#[derive(Debug, Clone, StageParams)]
+pub struct ChannelStageParams {
+    /// Endpoint name: the application connects with the generated `endpoints::<name>(timeout)`.
+    pub endpoint: String,
+    /// Our IPv4 address.
+    pub ip: Ipv4Addr,
+    /// Our UDP port.
+    pub port: u16,
+    /// Our MAC address.
+    pub mac: MacAddr,
+    /// The peer, `ip:port`: the only address accepted and sent to (required by reliable and streaming).
+    pub peer: Option<SocketAddrV4>,
+    /// `listen` (wait for the peer's handshake, the default) or `connect` (send it).
+    #[param(default = Role::Listen)]
+    pub role: Role,
+    /// The peer's MAC as a static ARP entry; without it the peer is resolved with ARP.
+    pub peer_mac: Option<MacAddr>,
+    /// Depth of each application queue. Default: 1024.
+    #[param(default = 1024)]
+    pub queue_depth: usize,
+    /// Packets held by the sender and by the receiver (the largest window). Default: 256.
+    pub window: Option<u32>,
+    /// Lower bound on the retransmission timeout. Default: 1ms.
+    pub rto_min: Option<Duration>,
+    /// Retransmission timeout before the first RTT sample. Default: 10ms.
+    pub rto_initial: Option<Duration>,
+    /// Payload bytes per packet. Default: 1400.
+    pub mss: Option<u16>,
+    /// Largest message of the reliable channel, bytes. Default: 65536.
+    pub max_message: Option<u32>,
+    /// `time` (from the wall clock, the default) or a fixed epoch; must grow on every restart.
+    #[param(default = Epoch::Time)]
+    pub epoch: Epoch,
+    /// `pid` (the process id, the default) or a fixed non-zero connection id.
+    #[param(default = ConnId::Pid)]
+    pub conn_id: ConnId,
+}
+
+impl ChannelStageParams {
+    /// The [`ChannelParams`] these params describe; `needs_peer` when the stage is connection-based
+    /// (reliable, streaming).
+    pub fn channel_params(&self, needs_peer: bool) -> Result<ChannelParams, BuildError> {
+        let peer = match self.peer {
+            Some(peer) => peer,
+            None if needs_peer => {
+                return Err(BuildError::new("param `peer` (ip:port) is required by a connection-based channel"))
+            }
+            None => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+        };
+        let mut params = ChannelParams::new(&self.endpoint, self.mac.0, self.ip, self.port, peer).role(self.role);
+        params.peer_mac = self.peer_mac.map(|m| m.0);
+        if self.queue_depth == 0 {
+            return Err(BuildError::new("param `queue_depth` must be at least 1"));
+        }
+        params.queue_depth = self.queue_depth;
+        let conn = &mut params.conn;
+        if let Some(w) = self.window {
+            if w < 2 {
+                return Err(BuildError::new("param `window` must be at least 2"));
+            }
+            conn.send_capacity = w as usize;
+            conn.recv_capacity = w as usize;
+        }
+        if let Some(rto) = self.rto_min {
+            conn.min_rto = rto;
+        }
+        if let Some(rto) = self.rto_initial {
+            conn.initial_rto = rto;
+        }
+        if conn.min_rto > conn.max_rto {
+            return Err(BuildError::new(format!("param `rto_min` exceeds the largest RTO {:?}", conn.max_rto)));
+        }
+        if let Some(mss) = self.mss {
+            if mss == 0 {
+                return Err(BuildError::new("param `mss` must be at least 1"));
+            }
+            conn.mss = usize::from(mss);
+        }
+        if let Some(m) = self.max_message {
+            conn.max_message_size = m as usize;
+        }
+        if let Epoch::Fixed(e) = self.epoch {
+            params.epoch = e;
+        }
+        if let ConnId::Fixed(id) = self.conn_id {
+            params.local_id = id;
+        }
+        Ok(params)
+    }
+}
+
+impl DeclaredStage for ReliableStage {
+    type Params = ChannelStageParams;
+    fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
+        require_pool(env)?;
+        Ok(ReliableStage::new(p.channel_params(true)?))
+    }
+}
+
+impl EndpointStage for ReliableStage {
+    type Endpoint = ReliableEndpoint;
+}
+
+impl DeclaredStage for StreamingStage {
+    type Params = ChannelStageParams;
+    fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
+        require_pool(env)?;
+        Ok(StreamingStage::new(p.channel_params(true)?))
+    }
+}
+
+impl EndpointStage for StreamingStage {
+    type Endpoint = StreamEndpoint;
+}
+
+impl DeclaredStage for UnorderedStage {
+    type Params = ChannelStageParams;
+    fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
+        require_pool(env)?;
+        Ok(UnorderedStage::new(p.channel_params(false)?))
+    }
+}
+
+impl EndpointStage for UnorderedStage {
+    type Endpoint = UnorderedEndpoint;
+}
+
+/// Converts declared values the way generated code does (for tests and tools).
+pub fn channel_params_from(values: &[(&str, ParamValue<'_>)], needs_peer: bool) -> Result<ChannelParams, BuildError> {
+    ChannelStageParams::from_values(values)?.channel_params(needs_peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::params::{check_missing, check_param, ParamField};
+
+    const CHANNEL: &[ParamField] = <ChannelStageParams as StageParams>::FIELDS;
+
+    // A full channel declaration passes the compile-time checks.
+    const _: () = {
+        check_param(CHANNEL, "reliable", "t", "endpoint", ParamValue::Str("ingest"));
+        check_param(CHANNEL, "reliable", "t", "mac", ParamValue::Str("02:00:00:00:00:01"));
+        check_param(CHANNEL, "reliable", "t", "peer", ParamValue::Str("10.0.0.2:7000"));
+        check_param(CHANNEL, "reliable", "t", "rto_min", ParamValue::Str("50us"));
+        check_param(CHANNEL, "reliable", "t", "epoch", ParamValue::Str("time"));
+        check_param(CHANNEL, "reliable", "t", "conn_id", ParamValue::Int(7));
+        check_missing(CHANNEL, "reliable", "t", &["endpoint", "ip", "port", "mac"]);
+    };
+
+    #[test]
+    fn channel_params_convert() {
+        let values = [
+            ("endpoint", ParamValue::Str("ingest")),
+            ("ip", ParamValue::Str("10.0.0.1")),
+            ("port", ParamValue::Int(7000)),
+            ("mac", ParamValue::Str("02:00:00:00:00:01")),
+            ("peer", ParamValue::Str("10.0.0.2:7000")),
+            ("role", ParamValue::Str("connect")),
+            ("peer_mac", ParamValue::Str("02:00:00:00:00:02")),
+            ("window", ParamValue::Int(64)),
+            ("rto_min", ParamValue::Str("200us")),
+            ("mss", ParamValue::Int(1000)),
+            ("epoch", ParamValue::Int(9)),
+            ("conn_id", ParamValue::Int(3)),
+        ];
+        let p = channel_params_from(&values, true).unwrap();
+        assert_eq!(p.name, "ingest");
+        assert_eq!(p.peer, SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7000));
+        assert_eq!(p.role, Role::Connect);
+        assert_eq!(p.peer_mac, Some([2, 0, 0, 0, 0, 2]));
+        assert_eq!((p.conn.send_capacity, p.conn.recv_capacity, p.conn.mss), (64, 64, 1000));
+        assert_eq!(p.conn.min_rto, Duration::from_micros(200));
+        assert_eq!((p.epoch, p.local_id, p.queue_depth), (9, 3, 1024));
+        // Without a peer: fine for unordered, an error for connection-based channels.
+        assert!(channel_params_from(&values[..4], false).is_ok());
+        assert!(channel_params_from(&values[..4], true).is_err());
+        assert!(channel_params_from(&values[1..4], false).is_err(), "endpoint is required");
+    }
+
+    #[test]
+    fn fault_params_default_to_no_faults() {
+        let p = FaultParams::from_values(&[("loss_ppm", ParamValue::Int(20_000))]).unwrap();
+        let c = p.config();
+        assert_eq!((c.loss_ppm, c.duplicate_ppm, c.reorder_delay), (20_000, 0, Duration::from_micros(100)));
+        assert!(FaultParams::from_values(&[("loss_ppm", ParamValue::Int(1_000_001))]).is_err());
+        assert_eq!(p.seed, 1);
+    }
+}
