@@ -37,7 +37,8 @@ const DIR_OVERRIDE: &str = "ROSETTE_PIPELINE_DIR";
 
 /// Compiles a pipeline declared in a YAML file.
 ///
-/// `pipeline!("pipelines/fwd.yaml")`: the path is relative to the calling crate's `CARGO_MANIFEST_DIR`
+/// `pipeline!("pipelines/fwd.yaml")`: one module per YAML document of the file (documents are separated
+/// by `---`; each names its pipeline), so the two ends of a link can be declared side by side. The path is relative to the calling crate's `CARGO_MANIFEST_DIR`
 /// (or to `$ROSETTE_PIPELINE_DIR` when set). Errors are reported as `path:line:col: message`, one
 /// `compile_error!` each, all at once.
 #[proc_macro]
@@ -58,15 +59,32 @@ pub fn pipeline(input: TokenStream) -> TokenStream {
         }
     };
     let abs = path.canonicalize().unwrap_or(path).display().to_string();
-    let result = yaml::parse(&text).and_then(validate::validate);
+    // Every document of the file is a pipeline; all are validated before any is expanded, so every
+    // error of the file is reported at once.
+    let result = yaml::parse_all(&text).and_then(|pipelines| {
+        let mut valid = Vec::new();
+        let mut errors = Vec::new();
+        for p in pipelines {
+            match validate::validate(p) {
+                Ok(v) => valid.push(v),
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(valid)
+        } else {
+            Err(errors)
+        }
+    });
     // Rebuild whenever the YAML changes, success or failure.
     let track = quote!(
         const _: &[u8] = ::core::include_bytes!(#abs);
     );
     let body = match result {
-        Ok(valid) => {
-            lower::expand(&valid, quote!(pub), quote!(), Some(&written)).unwrap_or_else(|e| e.to_compile_error())
-        }
+        Ok(valid) => valid
+            .iter()
+            .map(|v| lower::expand(v, quote!(pub), quote!(), Some(&written)).unwrap_or_else(|e| e.to_compile_error()))
+            .collect(),
         Err(diags) => expand::yaml_errors(&written, span, &diags),
     };
     quote!(#track #body).into()

@@ -741,3 +741,29 @@ fn attribute_params_take_bare_words_and_duration_literals() {
         ]
     );
 }
+
+#[test]
+fn a_file_of_several_documents_declares_several_pipelines() {
+    let second = EXAMPLE.replacen("name: forwarder", "name: forwarder_b", 1);
+    assert_ne!(second, EXAMPLE, "fixture names its pipeline `forwarder`");
+    let text = format!("{EXAMPLE}\n---\n{second}");
+    let pipelines = yaml::parse_all(&text).unwrap();
+    assert_eq!(pipelines.len(), 2);
+    assert_eq!(pipelines[0].name.value, "forwarder");
+    assert_eq!(pipelines[1].name.value, "forwarder_b");
+    // Locations in the second document count lines from the top of the file.
+    let first_line = EXAMPLE.lines().count() as u32 + 2;
+    match pipelines[1].name.loc {
+        Loc::Yaml { line, .. } => assert!(line > first_line, "line {line} is not in the second document"),
+        other => panic!("no YAML location: {other:?}"),
+    }
+    assert_eq!(yaml::parse_all(EXAMPLE).unwrap().len(), 1);
+}
+
+#[test]
+fn two_documents_of_one_name_are_an_error() {
+    let text = format!("{EXAMPLE}\n---\n{EXAMPLE}");
+    let errors = yaml::parse_all(&text).unwrap_err();
+    assert_eq!(errors.len(), 1, "{:?}", render(&errors));
+    assert!(errors[0].message.contains("a pipeline named `forwarder` is already declared"), "{}", errors[0].message);
+}

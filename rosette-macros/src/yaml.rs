@@ -19,6 +19,40 @@ pub fn parse(text: &str) -> Result<ir::Pipeline, Vec<Diagnostic>> {
     lower(raw)
 }
 
+/// Parses every document of a YAML file (documents are separated by `---`), one pipeline each, and
+/// lowers them all; errors of every document are reported together. Two pipelines of one file must
+/// have different names (each becomes a module).
+pub fn parse_all(text: &str) -> Result<Vec<ir::Pipeline>, Vec<Diagnostic>> {
+    let raws: Vec<RawPipeline> = serde_saphyr::from_multiple(text).map_err(|e| vec![convert_error(&e)])?;
+    if raws.is_empty() {
+        return Err(vec![Diagnostic::new(Loc::Unknown, "the file declares no pipeline".to_owned())]);
+    }
+    let mut pipelines: Vec<ir::Pipeline> = Vec::new();
+    let mut errors = Vec::new();
+    for raw in raws {
+        match lower(raw) {
+            Ok(p) => {
+                if let Some(first) = pipelines.iter().find(|q| q.name.value == p.name.value) {
+                    errors.push(Diagnostic::new(
+                        p.name.loc,
+                        format!(
+                            "a pipeline named `{}` is already declared in this file (at {}); each document needs its own name",
+                            p.name.value, first.name.loc
+                        ),
+                    ));
+                }
+                pipelines.push(p);
+            }
+            Err(mut e) => errors.append(&mut e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(pipelines)
+    } else {
+        Err(errors)
+    }
+}
+
 fn convert_error(error: &serde_saphyr::Error) -> Diagnostic {
     let error = error.without_snippet();
     let loc = error
