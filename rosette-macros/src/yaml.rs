@@ -13,7 +13,9 @@ use serde_saphyr::{MessageFormatter, Spanned};
 use crate::diag::{Diagnostic, Diagnostics, Loc, Located};
 use crate::ir;
 
-/// Parses YAML text and lowers it to the IR. Errors carry YAML locations ([`Loc::Yaml`]).
+/// Parses YAML text of one document and lowers it to the IR. Errors carry YAML locations
+/// ([`Loc::Yaml`]). The macro uses [`parse_all`]; this is the one-pipeline form the unit tests use.
+#[cfg(test)]
 pub fn parse(text: &str) -> Result<ir::Pipeline, Vec<Diagnostic>> {
     let raw: RawPipeline = serde_saphyr::from_str(text).map_err(|e| vec![convert_error(&e)])?;
     lower(raw)
