@@ -10,9 +10,9 @@
 //!   frame, nothing copied, nothing chained;
 //! - a packet that is not shared (acks, control) is sent through the interface, which frames it in
 //!   place and holds it while ARP resolves the peer;
-//! - a shared packet (kept for retransmission) whose headroom cannot be written goes out behind a
-//!   fresh header buffer ([`PacketBuf::chain`]): zero-copy;
-//! - a shared packet while the peer is unresolved is copied once, so the interface can hold the copy.
+//! - a shared packet (kept for retransmission), or one without headroom, goes out behind a fresh
+//!   header buffer ([`PacketBuf::chain`]): zero-copy;
+//! - such a packet while the peer is unresolved is copied once, so the interface can hold the copy.
 #![forbid(unsafe_code)]
 
 use core::net::SocketAddrV4;
@@ -168,16 +168,16 @@ impl<P: BufPool> UdpLink<P> {
         }
     }
 
-    /// Sends one UDP payload to the peer: through the interface when unshared, behind a header buffer
-    /// when shared. Failures drop the packet (counted by the interface; the connection retransmits).
+    /// Sends one UDP payload to the peer: through the interface when it can be framed in place, behind
+    /// a header buffer otherwise (shared, or no headroom). Failures drop the packet (counted by the interface; the connection retransmits).
     fn send<S: FrameSink<P::Buf>>(&mut self, now: Instant, payload: P::Buf, out: &mut S) {
-        if !payload.is_shared() {
+        if !payload.is_shared() && payload.headroom() >= HEADERS_LEN {
             let _ = self.iface.send(now, self.port, self.peer, payload);
             return;
         }
         if self.iface.next_hop_mac(now, *self.peer.ip()).is_none() {
-            // Rare path (peer not resolved yet): a private copy the interface can hold while it
-            // resolves the peer. A chained payload cannot be copied from one slice: dropped.
+            // Rare path (peer not resolved yet): a private copy, with headroom, the interface can hold
+            // while it resolves the peer. A chained payload cannot be copied from one slice: dropped.
             if !payload.is_contiguous() {
                 return;
             }

@@ -705,3 +705,222 @@ impl<P: BufPool> Interface<P> {
         self.send_arp_requests(now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buf::{BufError, VecBuf, VecPool};
+    use crate::wire::captures::{hex, KERNEL_ARP_REPLY, KERNEL_ARP_REQUEST, KERNEL_UDP_HELLO, KERNEL_UDP_ODD};
+
+    // The two ends of the kernel captures (see `wire::captures`).
+    const MAC_A: ethernet::Address = ethernet::Address([2, 0, 0, 0, 0, 0x0a]);
+    const MAC_B: ethernet::Address = ethernet::Address([2, 0, 0, 0, 0, 0x0b]);
+    const IP_A: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+    const IP_B: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+    const PORT_A: u16 = 9000;
+    const PORT_B: u16 = 40000;
+    const T0: Instant = Instant::from_secs(100);
+    const TO_A: SocketAddrV4 = SocketAddrV4::new(IP_A, PORT_A);
+
+    /// The interface playing 10.99.0.2:40000, the sending end of the captures.
+    fn iface_b(config: impl FnOnce(&mut Config)) -> Interface<VecPool> {
+        let mut c = Config::new(MAC_B, IP_B, &[PORT_B]);
+        config(&mut c);
+        Interface::new(c, VecPool::default())
+    }
+
+    fn accept(d: Datagram<VecBuf>) -> Result<(), Datagram<VecBuf>> {
+        drop(d);
+        Ok(())
+    }
+
+    /// RFC 826: a request for our address is answered with our MAC (byte for byte what Linux sends),
+    /// and the requester is learnt, since we are its target.
+    #[test]
+    fn arp_request_is_answered_and_its_sender_learnt() {
+        let mut a = Interface::new(Config::new(MAC_A, IP_A, &[PORT_A]), VecPool::default());
+        assert_eq!(a.receive(T0, VecBuf::from_slice(&hex(KERNEL_ARP_REQUEST)), accept), Ok(()));
+        assert_eq!(a.poll_transmit(T0).unwrap().data(), &hex(KERNEL_ARP_REPLY)[..]);
+        assert_eq!(a.arp_lookup(T0, IP_B), Some(MAC_B));
+        assert_eq!((a.stats().arp_handled, a.stats().arp_replies_sent), (1, 1));
+    }
+
+    /// RFC 826 resolution: request broadcast, retried every `arp_retry_interval`; the reply releases
+    /// the held datagram with the resolved MAC filled in.
+    #[test]
+    fn resolution_retries_then_releases_pending_datagrams() {
+        let mut b = iface_b(|c| c.first_ident = 0x8229);
+        b.send(T0, PORT_B, TO_A, VecBuf::from_slice(b"hello rosette")).unwrap();
+        assert_eq!(b.poll_transmit(T0).unwrap().data(), &hex(KERNEL_ARP_REQUEST)[..]);
+        let retry = T0 + Duration::from_secs(1);
+        assert_eq!(b.poll_timeout(), Some(retry));
+        b.handle_timeout(retry);
+        assert_eq!(b.poll_transmit(retry).unwrap().data(), &hex(KERNEL_ARP_REQUEST)[..], "retried");
+        assert_eq!(b.receive(retry, VecBuf::from_slice(&hex(KERNEL_ARP_REPLY)), accept), Ok(()));
+        assert_eq!(b.poll_transmit(retry).unwrap().data(), &hex(KERNEL_UDP_HELLO)[..]);
+        assert_eq!(b.stats().arp_requests_sent, 2);
+        assert_eq!(b.poll_timeout(), None);
+    }
+
+    /// A static entry is used without any ARP traffic, and the network cannot override it.
+    #[test]
+    fn static_entry_needs_no_arp() {
+        let mut b = iface_b(|c| c.static_arp.push((IP_A, ethernet::Address([2, 0, 0, 0, 0, 0x77]))));
+        let mut forged = hex(KERNEL_ARP_REPLY);
+        forged[6..12].copy_from_slice(&MAC_A.0);
+        b.receive(T0, VecBuf::from_slice(&forged), accept).unwrap();
+        b.send(T0, PORT_B, TO_A, VecBuf::from_slice(b"x")).unwrap();
+        let f = b.poll_transmit(T0).unwrap();
+        assert_eq!(
+            ethernet::Packet::new_checked(f.data()).unwrap().dst_addr(),
+            ethernet::Address([2, 0, 0, 0, 0, 0x77])
+        );
+        assert_eq!(b.stats().arp_requests_sent, 0);
+    }
+
+    /// One IPv4 identification counter for every way of sending (RFC 791: unique per source,
+    /// destination and protocol while a datagram may live), starting at `first_ident`.
+    #[test]
+    fn one_ident_counter_for_queued_in_place_and_separate_headers() {
+        let mut b = iface_b(|c| {
+            c.static_arp.push((IP_A, MAC_A));
+            c.first_ident = 0x8229;
+        });
+        b.send(T0, PORT_B, TO_A, VecBuf::from_slice(b"hello rosette")).unwrap();
+        let mut odd = VecBuf::from_slice(b"odd");
+        assert_eq!(b.frame_in_place(T0, &mut odd, PORT_B, TO_A), HEADERS_LEN);
+        let mut hdr = [0u8; HEADERS_LEN];
+        b.write_header(T0, &mut hdr, PORT_B, TO_A, b"").unwrap();
+        assert_eq!(b.poll_transmit(T0).unwrap().data(), &hex(KERNEL_UDP_HELLO)[..]);
+        assert_eq!(odd.data(), &hex(KERNEL_UDP_ODD)[..]);
+        let ip = ipv4::Packet::new_unchecked(&hdr[14..]);
+        assert_eq!(ip.ident(), 0x822b);
+        assert_eq!((b.stats().sent, b.stats().framed), (1, 2));
+    }
+
+    /// Direct framing never starts ARP and never queues: unresolved is 0 / `Unresolved`, counted.
+    #[test]
+    fn direct_framing_needs_a_resolved_next_hop() {
+        let mut b = iface_b(|_| {});
+        let mut p = VecBuf::from_slice(b"x");
+        assert_eq!(b.frame_in_place(T0, &mut p, PORT_B, TO_A), 0);
+        assert_eq!(p.data(), b"x");
+        let mut hdr = [0u8; HEADERS_LEN];
+        assert_eq!(b.write_header(T0, &mut hdr, PORT_B, TO_A, b"x"), Err(TxDrop::Unresolved));
+        assert_eq!(
+            b.write_header(T0, &mut hdr, PORT_B + 1, SocketAddrV4::new(Ipv4Addr::BROADCAST, 1), b"x"),
+            Err(TxDrop::UnboundPort)
+        );
+        assert_eq!((b.stats().tx_drops.unresolved, b.stats().tx_drops.unbound_port), (1, 1));
+        assert!(b.poll_transmit(T0).is_none());
+        // Broadcast needs no resolution (RFC 919).
+        assert_eq!(b.frame_in_place(T0, &mut p, PORT_B, SocketAddrV4::new(Ipv4Addr::BROADCAST, 7)), HEADERS_LEN);
+        assert_eq!(&p.data()[..6], &[0xff; 6]);
+    }
+
+    /// A socket that refuses a datagram (its queue is full) makes it a counted drop.
+    #[test]
+    fn refused_delivery_is_counted_as_event_queue_full() {
+        let mut a = Interface::new(Config::new(MAC_A, IP_A, &[PORT_A]), VecPool::default());
+        let res = a.receive(T0, VecBuf::from_slice(&hex(KERNEL_UDP_HELLO)), Err);
+        assert_eq!(res, Err(RxDrop::EventQueueFull));
+        let s = a.stats();
+        assert_eq!((s.received, s.delivered, s.rx_drops.event_queue_full), (1, 0, 1));
+    }
+
+    /// A two-segment buffer, as a chained mbuf: `data` is its first segment only.
+    struct Chained(VecBuf);
+
+    impl PacketBuf for Chained {
+        fn data(&self) -> &[u8] {
+            self.0.data()
+        }
+        fn data_mut(&mut self) -> &mut [u8] {
+            self.0.data_mut()
+        }
+        fn headroom(&self) -> usize {
+            self.0.headroom()
+        }
+        fn tailroom(&self) -> usize {
+            0
+        }
+        fn prepend(&mut self, n: usize) -> Result<&mut [u8], BufError> {
+            self.0.prepend(n)
+        }
+        fn append(&mut self, _: usize) -> Result<&mut [u8], BufError> {
+            Err(BufError::NoTailroom)
+        }
+        fn adjust(&mut self, n: usize) -> Result<(), BufError> {
+            self.0.adjust(n)
+        }
+        fn trim(&mut self, n: usize) -> Result<(), BufError> {
+            self.0.trim(n)
+        }
+        fn share(&self) -> Option<Self> {
+            None
+        }
+        fn is_shared(&self) -> bool {
+            false
+        }
+        fn is_contiguous(&self) -> bool {
+            false
+        }
+    }
+
+    struct ChainedPool;
+
+    impl BufPool for ChainedPool {
+        type Buf = Chained;
+        fn alloc(&mut self) -> Option<Chained> {
+            None
+        }
+    }
+
+    /// A UDP checksum must cover the whole payload (RFC 768), which a chain does not show in one slice:
+    /// such a payload is refused, counted, untouched.
+    #[test]
+    fn chained_payload_is_refused_as_not_contiguous() {
+        let mut c = Config::new(MAC_B, IP_B, &[PORT_B]);
+        c.static_arp.push((IP_A, MAC_A));
+        let mut b = Interface::new(c, ChainedPool);
+        let err = b.send(T0, PORT_B, TO_A, Chained(VecBuf::from_slice(b"seg"))).unwrap_err();
+        assert_eq!(err.reason, TxDrop::NotContiguous);
+        assert_eq!(err.payload.data(), b"seg");
+        assert_eq!(b.stats().tx_drops.not_contiguous, 1);
+        let mut p = Chained(VecBuf::from_slice(b"seg"));
+        assert_eq!(b.frame_in_place(T0, &mut p, PORT_B, TO_A), 0);
+        assert_eq!(p.data(), b"seg");
+    }
+
+    /// `receive` reports exactly the reason it counted, for every reason a frame can be dropped for.
+    #[test]
+    fn receive_returns_the_counted_reason() {
+        let good = hex(KERNEL_UDP_HELLO);
+        let mut cases: Vec<(RxDrop, Vec<u8>)> = vec![(RxDrop::BadEthernet, good[..13].to_vec())];
+        let mut f = good.clone();
+        f[5] = 0x99;
+        cases.push((RxDrop::NotOurMac, f));
+        let mut f = good.clone();
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        cases.push((RxDrop::UnknownEtherType, f));
+        cases.push((RxDrop::BadArp, hex(KERNEL_ARP_REQUEST)[..40].to_vec()));
+        let mut f = hex(KERNEL_ARP_REQUEST);
+        f[14 + 27] = 77;
+        cases.push((RxDrop::ArpNotForUs, f));
+        cases.push((RxDrop::Ipv4Truncated, good[..33].to_vec()));
+        let mut f = good.clone();
+        f[24] ^= 0xff;
+        cases.push((RxDrop::Ipv4BadChecksum, f));
+        let mut f = good.clone();
+        *f.last_mut().unwrap() ^= 1;
+        cases.push((RxDrop::UdpBadChecksum, f));
+        let mut f = good.clone();
+        f[36..38].copy_from_slice(&1u16.to_be_bytes());
+        cases.push((RxDrop::WrongPort, f));
+        for (reason, bytes) in cases {
+            let mut a = Interface::new(Config::new(MAC_A, IP_A, &[PORT_A]), VecPool::default());
+            assert_eq!(a.receive(T0, VecBuf::from_slice(&bytes), accept), Err(reason));
+            assert_eq!((a.stats().rx_drops.get(reason), a.stats().rx_drops.total()), (1, 1), "{reason:?}");
+        }
+    }
+}
