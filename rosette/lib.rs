@@ -3,9 +3,10 @@
 //! Layers, each with one job (see README.md):
 //! - [`substrate`]: the only module with `unsafe` and FFI — EAL, mempools, ports, mbufs, bursts, rings,
 //!   lcores, clock.
-//! - [`buf`], [`wire`], [`channel`]: re-exported from the `rosette-proto` crate, which does not link
-//!   DPDK and forbids `unsafe` — the packet-buffer traits, header parsers and emitters, and the delivery
-//!   semantics (unordered, reliable, streaming) as sans-IO state machines.
+//! - [`buf`], [`wire`], [`net`], [`channel`]: re-exported from the `rosette-proto` crate, which does not
+//!   link DPDK and forbids `unsafe` — the packet-buffer traits, header parsers and emitters, the network
+//!   interface (ARP, IPv4/UDP, the one header writer), and the delivery semantics (unordered, reliable,
+//!   streaming) as sans-IO state machines.
 //! - [`pipeline`]: stages, channel stages, endpoints and the launch support of generated code.
 // Derive output names `::rosette::…`; this makes it resolve inside the crate too.
 extern crate self as rosette;
@@ -14,7 +15,7 @@ pub mod pipeline;
 pub mod substrate;
 pub mod testing;
 
-pub use rosette_proto::{buf, channel, wire};
+pub use rosette_proto::{buf, channel, net, wire};
 
 /// Type-level numbers for burst sizes (`rosette::typenum::U32`), re-exported so generated code and users
 /// need no extra dependency.

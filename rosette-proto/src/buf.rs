@@ -75,6 +75,23 @@ pub trait PacketBuf: Sized {
     /// True while another handle from [`PacketBuf::share`] still refers to the same bytes; writing
     /// through [`PacketBuf::data_mut`] is only allowed when this is false.
     fn is_shared(&self) -> bool;
+    /// True when [`PacketBuf::data`] covers the whole packet (one segment). Buffer types without
+    /// segment chains always are.
+    fn is_contiguous(&self) -> bool {
+        true
+    }
+    /// Puts `tail` behind this packet, taking it: the zero-copy way to send freshly written headers in
+    /// front of a shared payload. For mbufs the tail becomes the next segment(s); buffer types without
+    /// segment chains copy its bytes into this buffer's tailroom. On refusal both come back unchanged.
+    fn chain(mut self, tail: Self) -> Result<Self, (Self, Self)> {
+        match self.append(tail.len()) {
+            Ok(room) => {
+                room.copy_from_slice(tail.data());
+                Ok(self)
+            }
+            Err(_) => Err((self, tail)),
+        }
+    }
 }
 
 /// A source of empty packet buffers (for mbufs, a mempool).
@@ -237,6 +254,16 @@ mod tests {
         assert_eq!(buf.trim(1).unwrap_err(), BufError::TooShort);
         assert!(buf.append(12).is_ok());
         assert_eq!(buf.tailroom(), 0);
+    }
+
+    #[test]
+    fn chain_without_segments_copies_into_tailroom() {
+        let head = VecBuf::from_slice(b"hdr:");
+        let joined = head.chain(VecBuf::from_slice(b"payload")).unwrap();
+        assert_eq!(joined.data(), b"hdr:payload");
+        let full = VecBuf::with_capacity(4, 0);
+        let (head, tail) = full.chain(VecBuf::from_slice(b"xxxxx")).unwrap_err();
+        assert_eq!((head.len(), tail.data()), (0, &b"xxxxx"[..]));
     }
 
     #[test]

@@ -5,9 +5,11 @@
 //!
 //! - [`buf`]: the packet-buffer traits that connect a substrate to everything above it.
 //! - [`wire`]: header parsers and emitters.
+//! - [`net`]: the network interface — ARP, IPv4/UDP validation, the one header writer, drop counters.
 //! - [`channel`]: delivery semantics — unordered, reliable, streaming — as sans-IO state machines.
 #![forbid(unsafe_code)]
 
 pub mod buf;
 pub mod channel;
+pub mod net;
 pub mod wire;

@@ -11,13 +11,13 @@
 //!   and hands deliveries to it (or to a user [`Deliver`] sink given to `with_sink`);
 //! - appends what the channel transmits to the burst, for the stages after it (a fault stage, tx).
 //!
-//! Encapsulation: reliable and streaming are carried in UDP. Receive and ARP go through an
-//! [`UnorderedChannel`] (validation of every header and checksum, ARP answers and resolution). A packet
-//! the connection engine hands out is shared with its retransmission copy, so its headroom cannot be
-//! written: the stage writes Ethernet/IPv4/UDP headers into a fresh small mbuf and chains the shared
-//! packet behind it ([`Mbuf::chain`]) — no payload byte is copied. Packets that are not shared (acks,
-//! control) get their headers prepended in place by the unordered channel. Until the peer's MAC is
-//! known (ARP), a shared packet is copied once so the unordered channel can hold it while resolving.
+//! Encapsulation: reliable and streaming are carried in UDP by the one connection driver,
+//! [`crate::channel::link::UdpLink`], over a [`net::Interface`](crate::net::Interface) of their own —
+//! the same interface (ARP, validation of every header and checksum, the one header writer) the
+//! unordered channel is a socket on. Data packets are framed in their own headroom before the
+//! connection keeps them; a packet shared with its retransmission copy goes out behind a fresh header
+//! mbuf ([`Mbuf::chain`]) — no payload byte is copied; until the peer's MAC is known (ARP), a shared
+//! packet is copied once so the interface can hold it while resolving.
 //!
 //! Pool: the stage learns the lcore's mempool from [`Context::pool`] on its first iteration and builds
 //! its channel then; the loop must provide one (a declared stage checks this when it is built, so a
@@ -69,13 +69,14 @@ use super::endpoint::{
 };
 use super::{Context, Stage, Verdict};
 use crate::channel::conn;
+use crate::channel::link::{self, FrameSink};
 use crate::channel::reliable::{self, Reliable};
-use crate::channel::sim::Endpoint;
 use crate::channel::streaming::{self, Stream};
 use crate::channel::time::Instant;
-use crate::channel::unordered::{self, UnorderedChannel, HEADERS_LEN};
+use crate::channel::unordered::{self, UnorderedChannel};
+use crate::net::{Interface, RxDrop};
 use crate::substrate::{Batch, Mbuf, Mempool};
-use crate::wire::{checksum, ethernet, ipv4, udp};
+use crate::wire::{ethernet, ipv4, udp};
 
 /// Which side opens a reliable or streaming connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,189 +175,31 @@ fn now_of(cx: &Context) -> Instant {
     Instant::from_nanos(cx.now_nanos())
 }
 
-/// UDP encapsulation shared by the reliable and streaming stages: an unordered channel for receive,
-/// ARP and control packets; data packets framed in their own headroom before the connection keeps
-/// them; header mbufs for the rare shared packet without room.
-struct UdpLink {
-    udp: UnorderedChannel<Mempool>,
-    pool: Mempool,
-    src: SocketAddrV4,
-    mac: ethernet::Address,
-    peer: SocketAddrV4,
-    ident: u16,
-    /// Datagrams from addresses other than the peer.
-    foreign: u64,
-    /// Packets framed in their own headroom before the connection kept them (one mbuf per frame).
-    framed: u64,
-    /// Shared packets sent behind a header mbuf (zero-copy).
-    chained: u64,
-    /// Shared packets copied because the peer's MAC was not resolved yet.
-    copied: u64,
+/// The connection driver of the reliable and streaming stages, on mbufs.
+type UdpLink = link::UdpLink<Mempool>;
+
+fn new_link(params: &ChannelParams, pool: Mempool) -> UdpLink {
+    UdpLink::new(params.unordered_config(), pool, params.peer)
 }
 
-impl UdpLink {
-    fn new(params: &ChannelParams, pool: Mempool) -> UdpLink {
-        UdpLink {
-            udp: UnorderedChannel::new(params.unordered_config(), pool.clone()),
-            pool,
-            src: SocketAddrV4::new(params.ip, params.port),
-            mac: ethernet::Address(params.mac),
-            peer: params.peer,
-            // Distinct from the unordered channel's idents, which start at 0.
-            ident: 0x8000,
-            foreign: 0,
-            framed: 0,
-            chained: 0,
-            copied: 0,
-        }
+/// A burst being built is where the connection driver puts its frames.
+impl FrameSink<Mbuf> for Batch<'_> {
+    #[inline]
+    fn has_room(&self) -> bool {
+        self.len() < self.capacity()
     }
-
-    /// Feeds one frame to the unordered channel.
-    fn receive_one(&mut self, now: Instant, frame: Mbuf) -> Verdict {
-        receive_frame(&mut self.udp, now, frame)
+    #[inline]
+    fn push(&mut self, frame: Mbuf) -> Result<(), Mbuf> {
+        Batch::push(self, frame)
     }
+}
 
-    /// Feeds the connection what arrived from the peer and runs the link's and the connection's due timers.
-    fn advance<C: Endpoint<Buf = Mbuf>>(&mut self, conn: &mut C, now: Instant) {
-        while let Some(d) = self.next_datagram() {
-            conn.handle_datagram(now, d);
-        }
-        self.timers(now);
-        if conn.poll_timeout().is_some_and(|t| t <= now) {
-            conn.handle_timeout(now);
-        }
-    }
-
-    /// Moves what the link and the connection have to send into the batch, as room allows.
-    fn transmit<C: Endpoint<Buf = Mbuf>>(&mut self, conn: &mut C, now: Instant, batch: &mut Batch<'_>) {
-        self.flush(now, batch);
-        let dst_mac = self.udp.arp_lookup(now, *self.peer.ip());
-        while batch.len() < batch.capacity() {
-            // Data packets get their headers in their own headroom before the connection keeps them
-            // for retransmission (once the peer's MAC is known): one mbuf per frame, nothing chained.
-            let mut framed = false;
-            let Some(p) = conn.poll_transmit_with(now, |buf| {
-                let n = dst_mac.map_or(0, |mac| self.frame_in_place(buf, mac));
-                framed = n > 0;
-                n
-            }) else {
-                break;
-            };
-            if framed {
-                self.framed += 1;
-                if let Err(frame) = batch.push(p) {
-                    drop(frame);
-                }
-            } else {
-                self.send(now, p, batch);
-            }
-            self.flush(now, batch);
-        }
-    }
-
-    /// Prepends Ethernet, IPv4 and UDP headers to an unshared single-segment datagram with room in
-    /// front; returns the bytes prepended, 0 when it could not.
-    fn frame_in_place(&mut self, buf: &mut Mbuf, dst_mac: ethernet::Address) -> usize {
-        if buf.refcnt() != 1 || buf.segments() != 1 || buf.headroom() < HEADERS_LEN || buf.prepend(HEADERS_LEN).is_err()
-        {
-            return 0;
-        }
-        let (hdr, payload) = buf.data_mut().split_at_mut(HEADERS_LEN);
-        self.write_headers(hdr, dst_mac, payload);
-        HEADERS_LEN
-    }
-
-    /// The next UDP payload from the peer.
-    fn next_datagram(&mut self) -> Option<Mbuf> {
-        while let Some(unordered::Event::Datagram(d)) = self.udp.poll_event() {
-            if d.src == self.peer {
-                return Some(d.payload);
-            }
-            self.foreign += 1;
-        }
-        None
-    }
-
-    /// Moves frames ready in the unordered channel into the batch, as room allows.
-    fn flush(&mut self, now: Instant, batch: &mut Batch<'_>) {
-        while batch.len() < batch.capacity() {
-            let Some(frame) = self.udp.poll_transmit(now) else { return };
-            if let Err(frame) = batch.push(frame) {
-                drop(frame);
-                return;
-            }
-        }
-    }
-
-    /// Sends one UDP payload to the peer: prepended in place when unshared, behind a header mbuf when
-    /// shared. Failures drop the packet (the connection retransmits).
-    fn send(&mut self, now: Instant, payload: Mbuf, batch: &mut Batch<'_>) {
-        if payload.refcnt() == 1 {
-            let _ = self.udp.send(now, self.src.port(), self.peer, payload);
-            return;
-        }
-        let Some(dst_mac) = self.udp.arp_lookup(now, *self.peer.ip()) else {
-            // Rare path (peer not resolved yet): a private copy the unordered channel can hold while
-            // it resolves the peer.
-            if let Some(copy) = payload.linearized_copy(&self.pool) {
-                self.copied += 1;
-                drop(payload);
-                let _ = self.udp.send(now, self.src.port(), self.peer, copy);
-            }
-            return;
-        };
-        let Some(mut head) = self.pool.alloc() else { return };
-        let Ok(hdr) = head.append(HEADERS_LEN) else { return };
-        self.write_headers(hdr, dst_mac, payload.data());
-        if let Ok(frame) = head.chain(payload) {
-            self.chained += 1;
-            if let Err(frame) = batch.push(frame) {
-                drop(frame);
-            }
-        }
-    }
-
-    /// Writes Ethernet, IPv4 and UDP headers for `payload` (which follows them in another segment).
-    fn write_headers(&mut self, hdr: &mut [u8], dst_mac: ethernet::Address, payload: &[u8]) {
-        let (eth_bytes, rest) = hdr.split_at_mut(ethernet::HEADER_LEN);
-        let (ip_bytes, udp_bytes) = rest.split_at_mut(ipv4::HEADER_LEN);
-        let udp_len = (udp::HEADER_LEN + payload.len()) as u16;
-        let mut u = udp::Packet::new_unchecked(&mut *udp_bytes);
-        u.set_src_port(self.src.port());
-        u.set_dst_port(self.peer.port());
-        u.set_len(udp_len);
-        u.set_checksum(0);
-        let (src, dst) = (*self.src.ip(), *self.peer.ip());
-        let sum = checksum::combine(&[
-            checksum::pseudo_header_v4(src, dst, 17, udp_len),
-            checksum::data(udp_bytes),
-            checksum::data(payload),
-        ]);
-        let value = match checksum::finish(sum) {
-            0 => 0xffff,
-            v => v,
-        };
-        udp::Packet::new_unchecked(&mut *udp_bytes).set_checksum(value);
-        let ip = ipv4::Repr {
-            src_addr: src,
-            dst_addr: dst,
-            protocol: ipv4::Protocol::Udp,
-            payload_len: usize::from(udp_len),
-            ttl: 64,
-            ident: self.ident,
-            dont_frag: true,
-            dscp_ecn: 0,
-        };
-        self.ident = self.ident.wrapping_add(1);
-        ip.emit(&mut ipv4::Packet::new_unchecked(ip_bytes));
-        let eth = ethernet::Repr { src_addr: self.mac, dst_addr: dst_mac, ethertype: ethernet::EtherType::Ipv4 };
-        eth.emit(&mut ethernet::Packet::new_unchecked(eth_bytes));
-    }
-
-    fn timers(&mut self, now: Instant) {
-        if self.udp.poll_timeout().is_some_and(|t| t <= now) {
-            self.udp.handle_timeout(now);
-        }
+/// Taken, or dropped (and freed) when the interface refused the frame.
+#[inline]
+fn verdict(received: Result<(), RxDrop>) -> Verdict {
+    match received {
+        Ok(()) => Verdict::Taken,
+        Err(_) => Verdict::Dropped,
     }
 }
 
@@ -440,14 +283,15 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
     pub fn stats(&self) -> StageStats {
         let mut s = self.stats;
         if let Some((link, _)) = &self.run {
-            (s.foreign, s.framed, s.chained, s.copied) = (link.foreign, link.framed, link.chained, link.copied);
+            let l = link.stats();
+            (s.foreign, s.framed, s.chained, s.copied) = (l.foreign, l.framed, l.chained, l.copied);
         }
         s
     }
 
-    /// The unordered channel carrying the connection (UDP/ARP counters), once the stage ran.
-    pub fn link(&self) -> Option<&UnorderedChannel<Mempool>> {
-        self.run.as_ref().map(|(l, _)| &l.udp)
+    /// The interface carrying the connection (UDP/ARP counters), once the stage ran.
+    pub fn link(&self) -> Option<&Interface<Mempool>> {
+        self.run.as_ref().map(|(l, _)| l.interface())
     }
 }
 
@@ -462,7 +306,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
                 Role::Connect => Reliable::connect(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
                 Role::Listen => Reliable::listen(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
             };
-            self.run = Some((UdpLink::new(p, pool.clone()), conn));
+            self.run = Some((new_link(p, pool.clone()), conn));
         }
         true
     }
@@ -475,7 +319,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
             return Verdict::Dropped;
         }
         match &mut self.run {
-            Some((link, _)) => link.receive_one(now, packet),
+            Some((link, _)) => verdict(link.receive(now, packet)),
             None => Verdict::Dropped,
         }
     }
@@ -562,13 +406,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
 
 /// Hands one frame to an unordered channel: taken, or dropped (and freed) when the channel refused it.
 fn receive_frame(udp: &mut UnorderedChannel<Mempool>, now: Instant, frame: Mbuf) -> Verdict {
-    let before = udp.stats().rx_drops.total();
-    udp.handle_packet(now, frame);
-    if udp.stats().rx_drops.total() > before {
-        Verdict::Dropped
-    } else {
-        Verdict::Taken
-    }
+    verdict(udp.receive(now, frame))
 }
 
 /// A byte-stream channel as a stage. See the module documentation.
@@ -622,7 +460,8 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
     pub fn stats(&self) -> StageStats {
         let mut s = self.stats;
         if let Some((link, _)) = &self.run {
-            (s.foreign, s.framed, s.chained, s.copied) = (link.foreign, link.framed, link.chained, link.copied);
+            let l = link.stats();
+            (s.foreign, s.framed, s.chained, s.copied) = (l.foreign, l.framed, l.chained, l.copied);
         }
         s
     }
@@ -657,7 +496,7 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
                 Role::Connect => Stream::connect(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
                 Role::Listen => Stream::listen(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
             };
-            self.run = Some((UdpLink::new(p, pool.clone()), conn));
+            self.run = Some((new_link(p, pool.clone()), conn));
         }
         true
     }
@@ -670,7 +509,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             return Verdict::Dropped;
         }
         match &mut self.run {
-            Some((link, _)) => link.receive_one(now, packet),
+            Some((link, _)) => verdict(link.receive(now, packet)),
             None => Verdict::Dropped,
         }
     }

@@ -241,33 +241,21 @@ impl InjectUdp {
         InjectUdp { count, payload_len, dst_port, state: InjectState { injected: 0 } }
     }
 
-    /// Writes one datagram into `frame` (which must be `42 + payload_len` bytes).
+    /// Writes one datagram into `frame` (which must be `42 + payload_len` bytes), its headers by the
+    /// one header writer ([`crate::net::Framer`], default configuration), its IPv4 identification the
+    /// low 16 bits of `seq`.
     pub fn build(frame: &mut [u8], dst_port: u16, seq: u32) {
-        use crate::wire::{ethernet, ipv4, udp};
-        let payload_len = frame.len() - 42;
-        for (i, b) in frame[42..].iter_mut().enumerate() {
+        use crate::net::{Framer, FramerConfig, HEADERS_LEN};
+        use crate::wire::{ethernet, ipv4};
+        let (hdr, payload) = frame.split_at_mut(HEADERS_LEN);
+        for (i, b) in payload.iter_mut().enumerate() {
             *b = (i as u32 ^ seq) as u8;
         }
-        let eth = ethernet::Repr {
-            src_addr: ethernet::Address([2, 0, 0, 0, 0, 1]),
-            dst_addr: ethernet::Address([2, 0, 0, 0, 0, 2]),
-            ethertype: ethernet::EtherType::Ipv4,
-        };
-        eth.emit(&mut ethernet::Packet::new_unchecked(&mut frame[..]));
-        let (src, dst) = (ipv4::Address::new(10, 0, 0, 1), ipv4::Address::new(10, 0, 0, 2));
-        let udp_repr = udp::Repr { src_port: 1024, dst_port, payload_len };
-        udp_repr.emit(&mut udp::Packet::new_unchecked(&mut frame[34..]), src, dst);
-        let ip = ipv4::Repr {
-            src_addr: src,
-            dst_addr: dst,
-            protocol: ipv4::Protocol::Udp,
-            payload_len: udp_repr.buffer_len(),
-            ttl: 64,
-            ident: seq as u16,
-            dont_frag: true,
-            dscp_ecn: 0,
-        };
-        ip.emit(&mut ipv4::Packet::new_unchecked(&mut frame[14..]));
+        let src = FramerConfig::new(ethernet::Address([2, 0, 0, 0, 0, 1]), ipv4::Address::new(10, 0, 0, 1));
+        let dst = core::net::SocketAddrV4::new(ipv4::Address::new(10, 0, 0, 2), dst_port);
+        // A frame too large for a 16-bit IPv4 length is left unwritten (an mbuf never holds one).
+        let _ =
+            Framer::new(src, seq as u16).write_header(hdr, ethernet::Address([2, 0, 0, 0, 0, 2]), 1024, dst, payload);
     }
 }
 

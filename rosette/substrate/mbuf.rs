@@ -330,4 +330,12 @@ impl PacketBuf for Mbuf {
     fn is_shared(&self) -> bool {
         self.refcnt() > 1
     }
+    #[inline]
+    fn is_contiguous(&self) -> bool {
+        Mbuf::is_contiguous(self)
+    }
+    #[inline]
+    fn chain(self, tail: Self) -> Result<Self, (Self, Self)> {
+        Mbuf::chain(self, tail)
+    }
 }

@@ -9,11 +9,11 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 use std::collections::VecDeque;
 
-use rosette::buf::PacketBuf;
 use rosette::channel::fault::{Fate, FaultConfig, FaultInjector};
 use rosette::channel::time::Instant;
+use rosette::net::{Framer, FramerConfig, HEADERS_LEN};
 use rosette::substrate::{Mbuf, Mempool};
-use rosette::wire::{ethernet, ipv4, udp};
+use rosette::wire::ethernet;
 
 /// EtherType of control and raw frames (IEEE 802 local experimental 1).
 pub const CTRL_ETHERTYPE: u16 = 0x88b5;
@@ -44,7 +44,7 @@ pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 /// UDP port of both sides.
 pub const UDP_PORT: u16 = 5201;
 /// Ethernet + IPv4 + UDP header bytes.
-pub const UDP_HEADERS_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN;
+pub const UDP_HEADERS_LEN: usize = HEADERS_LEN;
 
 /// Which end of the link a process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,58 +151,30 @@ pub fn eos_ack(pool: &Mempool, report: &Report) -> Option<Mbuf> {
     ctrl_frame(pool, Side::Server, KIND_EOS_ACK, &report.fields(), 0)
 }
 
-/// Puts Ethernet/IPv4/UDP headers in front of channel datagrams, without copying them.
+/// Puts Ethernet/IPv4/UDP headers in front of channel datagrams, without copying them, with the one
+/// header writer ([`Framer`], default configuration: TTL 64, DF, both checksums).
 ///
 /// An unshared datagram with enough headroom gets the headers prepended in place. A shared one (the
 /// reliable and streaming channels keep every data packet for retransmission and hand out a second
 /// reference) cannot be written, so the headers go in a fresh mbuf and the datagram is chained behind
 /// it as the second segment; the memif PMD gathers both segments when it copies into its ring.
-/// The UDP checksum is left zero ("none", as IPv4 allows): the channels' own CRC-32C covers header and
-/// payload end to end.
 pub struct UdpEncap {
-    template: [u8; UDP_HEADERS_LEN],
+    framer: Framer,
+    dst_mac: ethernet::Address,
+    dst: SocketAddrV4,
     pool: Mempool,
-    ident: u16,
 }
 
 impl UdpEncap {
     /// Headers from `side`'s addresses to its peer.
     pub fn new(side: Side, pool: Mempool) -> UdpEncap {
         let (src_mac, src_ip, dst_mac, dst_ip) = side.addresses();
-        let mut template = [0u8; UDP_HEADERS_LEN];
-        let (eth, rest) = template.split_at_mut(ethernet::HEADER_LEN);
-        let (ip, udp_bytes) = rest.split_at_mut(ipv4::HEADER_LEN);
-        ethernet::Repr { src_addr: src_mac, dst_addr: dst_mac, ethertype: ethernet::EtherType::Ipv4 }
-            .emit(&mut ethernet::Packet::new_unchecked(eth));
-        ipv4::Repr {
-            src_addr: src_ip,
-            dst_addr: dst_ip,
-            protocol: ipv4::Protocol::Udp,
-            payload_len: udp::HEADER_LEN,
-            ttl: 64,
-            ident: 0,
-            dont_frag: true,
-            dscp_ecn: 0,
+        UdpEncap {
+            framer: Framer::new(FramerConfig::new(src_mac, src_ip), 0),
+            dst_mac,
+            dst: SocketAddrV4::new(dst_ip, UDP_PORT),
+            pool,
         }
-        .emit(&mut ipv4::Packet::new_unchecked(ip));
-        let mut u = udp::Packet::new_unchecked(udp_bytes);
-        u.set_src_port(UDP_PORT);
-        u.set_dst_port(UDP_PORT);
-        u.set_len(udp::HEADER_LEN as u16);
-        u.set_checksum(0);
-        UdpEncap { template, pool, ident: 0 }
-    }
-
-    fn write(&mut self, hdr: &mut [u8], payload_len: usize) {
-        hdr.copy_from_slice(&self.template);
-        let (_, rest) = hdr.split_at_mut(ethernet::HEADER_LEN);
-        let (ip, udp_bytes) = rest.split_at_mut(ipv4::HEADER_LEN);
-        let mut ip = ipv4::Packet::new_unchecked(ip);
-        ip.set_total_len((ipv4::HEADER_LEN + udp::HEADER_LEN + payload_len) as u16);
-        ip.set_ident(self.ident);
-        self.ident = self.ident.wrapping_add(1);
-        ip.fill_checksum();
-        udp::Packet::new_unchecked(udp_bytes).set_len((udp::HEADER_LEN + payload_len) as u16);
     }
 
     /// Prepends the headers to `dgram` in place when it has the headroom and is not shared; returns
@@ -211,31 +183,25 @@ impl UdpEncap {
     /// [`Reliable::poll_transmit_with`]: rosette::channel::reliable::Reliable::poll_transmit_with
     #[inline]
     pub fn encap_in_place(&mut self, dgram: &mut Mbuf) -> usize {
-        if dgram.is_shared() || dgram.headroom() < UDP_HEADERS_LEN {
-            return 0;
-        }
-        let mut hdr = [0u8; UDP_HEADERS_LEN];
-        self.write(&mut hdr, dgram.pkt_len());
-        match dgram.prepend(UDP_HEADERS_LEN) {
-            Ok(room) => {
-                room.copy_from_slice(&hdr);
-                UDP_HEADERS_LEN
-            }
+        match self.framer.prepend(dgram, self.dst_mac, UDP_PORT, self.dst) {
+            Ok(()) => UDP_HEADERS_LEN,
             Err(_) => 0,
         }
     }
 
-    /// The datagram as a frame, or `None` when no header mbuf could be had (the datagram is dropped,
-    /// as a full NIC queue would; the channel retransmits).
+    /// The datagram as a frame, or `None` when no header mbuf could be had or the datagram is itself
+    /// a chain (it is dropped, as a full NIC queue would; the channel retransmits).
     #[inline]
     pub fn encap(&mut self, mut dgram: Mbuf) -> Option<Mbuf> {
         if self.encap_in_place(&mut dgram) > 0 {
             return Some(dgram);
         }
+        if !dgram.is_contiguous() {
+            return None;
+        }
         let mut head = self.pool.alloc()?;
-        let mut hdr = [0u8; UDP_HEADERS_LEN];
-        self.write(&mut hdr, dgram.pkt_len());
-        head.append(UDP_HEADERS_LEN).ok()?.copy_from_slice(&hdr);
+        let hdr = head.append(UDP_HEADERS_LEN).ok()?;
+        self.framer.write_header(hdr, self.dst_mac, UDP_PORT, self.dst, dgram.data()).ok()?;
         head.chain(dgram).ok()
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod fault;
+pub mod link;
 pub mod reliable;
 pub mod rtt;
 pub mod sim;

@@ -5,374 +5,22 @@
 //! [`UnorderedChannel`]: it answers ARP for its address, resolves its peers with ARP, validates every
 //! header and checksum the kernel validates, and emits headers the kernel accepts. Delivery is what UDP
 //! promises: each datagram at most once, intact, in no particular order, or not at all.
+//!
+//! The channel is a socket on a [`net::Interface`](crate::net::Interface), which does all of the above
+//! (ARP, validation, the header writer, counters); the socket adds the event queue of deliveries. Its
+//! configuration, counters and drop reasons are the interface's, re-exported here.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
-use core::time::Duration;
 use std::collections::VecDeque;
 
-use crate::buf::{BufPool, PacketBuf};
+use crate::buf::BufPool;
 use crate::channel::time::Instant;
-use crate::wire::{arp, ethernet, ipv4, udp, Error as WireError};
+use crate::net::Interface;
+use crate::wire::ethernet;
 
-/// Bytes of headers the channel puts in front of a payload (Ethernet + IPv4 + UDP): the headroom a
-/// payload buffer given to [`UnorderedChannel::send`] needs.
-pub const HEADERS_LEN: usize = ethernet::HEADER_LEN + ipv4::HEADER_LEN + udp::HEADER_LEN;
-
-/// Length of the ARP frames the channel emits (Ethernet header + ARP packet, unpadded: NICs pad to the
-/// 60-byte minimum themselves).
-pub const ARP_FRAME_LEN: usize = ethernet::HEADER_LEN + arp::PACKET_LEN;
-
-/// Configuration of an [`UnorderedChannel`]: addresses, bounds and timers. Every queue and table is
-/// allocated once, at these sizes, in [`UnorderedChannel::new`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// Our MAC address (source of every frame; frames to other unicast MACs are dropped).
-    pub mac: ethernet::Address,
-    /// Our IPv4 address.
-    pub addr: Ipv4Addr,
-    /// Length of our subnet's prefix: destinations inside it are on-link, others go to
-    /// [`Config::gateway`] when there is one.
-    pub prefix_len: u8,
-    /// Next hop for destinations outside the subnet; `None` treats every destination as on-link.
-    pub gateway: Option<Ipv4Addr>,
-    /// UDP ports we are bound to: datagrams to other ports are dropped, sends from other ports refused.
-    pub ports: Vec<u16>,
-    /// ARP entries that never expire and are never overwritten by what the network says.
-    pub static_arp: Vec<(Ipv4Addr, ethernet::Address)>,
-    /// How many learned ARP entries to keep; when full, the entry closest to expiry is replaced. With 0
-    /// nothing is learnt and only [`Config::static_arp`] destinations (and broadcasts) can be reached.
-    pub arp_table_capacity: usize,
-    /// How long a learned ARP entry is trusted.
-    pub arp_entry_lifetime: Duration,
-    /// Time between ARP requests for an unresolved address.
-    pub arp_retry_interval: Duration,
-    /// ARP requests sent for one address before giving up (and dropping its pending datagrams).
-    pub arp_max_requests: u32,
-    /// Datagrams held while their next hop is being resolved; sends beyond this are refused.
-    pub pending_capacity: usize,
-    /// How long a datagram may wait for ARP before it is dropped.
-    pub pending_timeout: Duration,
-    /// Frames queued for [`UnorderedChannel::poll_transmit`].
-    pub tx_queue_capacity: usize,
-    /// Deliveries queued for [`UnorderedChannel::poll_event`]; datagrams beyond it are dropped.
-    pub event_queue_capacity: usize,
-    /// IP MTU: the largest IPv4 packet (header included) we send.
-    pub mtu: usize,
-    /// TTL of the packets we send.
-    pub ttl: u8,
-    /// Whether to set the "don't fragment" flag (Linux does for UDP by default).
-    pub dont_frag: bool,
-    /// IPv4 identification of the first datagram sent; each datagram takes the next value.
-    pub first_ident: u16,
-}
-
-impl Config {
-    /// A configuration with Linux-like defaults: /24 subnet, no gateway, no static ARP entries, 64
-    /// learned ARP entries living 60 s, ARP retried every second up to 3 requests, 64 pending datagrams
-    /// for up to 3 s, 256-frame transmit and event queues, MTU 1500, TTL 64, DF set, first IP id 0.
-    pub fn new(mac: ethernet::Address, addr: Ipv4Addr, ports: &[u16]) -> Config {
-        Config {
-            mac,
-            addr,
-            prefix_len: 24,
-            gateway: None,
-            ports: ports.to_vec(),
-            static_arp: Vec::new(),
-            arp_table_capacity: 64,
-            arp_entry_lifetime: Duration::from_secs(60),
-            arp_retry_interval: Duration::from_secs(1),
-            arp_max_requests: 3,
-            pending_capacity: 64,
-            pending_timeout: Duration::from_secs(3),
-            tx_queue_capacity: 256,
-            event_queue_capacity: 256,
-            mtu: 1500,
-            ttl: 64,
-            dont_frag: true,
-            first_ident: 0,
-        }
-    }
-}
-
-/// Why a received frame was dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RxDrop {
-    /// Shorter than an Ethernet header.
-    BadEthernet,
-    /// Addressed to another unicast MAC or a multicast MAC.
-    NotOurMac,
-    /// Neither ARP nor IPv4.
-    UnknownEtherType,
-    /// ARP that is truncated or not Ethernet/IPv4, or an unknown operation.
-    BadArp,
-    /// Well-formed ARP about addresses that are not ours (and not in our table).
-    ArpNotForUs,
-    /// Shorter than an IPv4 header.
-    Ipv4Truncated,
-    /// IPv4 version other than 4.
-    Ipv4BadVersion,
-    /// IPv4 header length below 20 or beyond the frame.
-    Ipv4BadHeaderLen,
-    /// IPv4 total length below the header length or beyond the frame.
-    Ipv4BadLength,
-    /// IPv4 header checksum mismatch.
-    Ipv4BadChecksum,
-    /// An IPv4 fragment (not reassembled).
-    Ipv4Fragment,
-    /// IPv4 destination is not our address nor a broadcast.
-    NotOurIp,
-    /// IPv4 source is a broadcast or multicast address (a martian: nobody can answer it).
-    BadSource,
-    /// IPv4 payload is not UDP.
-    NotUdp,
-    /// UDP header truncated or its length field out of range.
-    UdpBadLength,
-    /// UDP checksum mismatch.
-    UdpBadChecksum,
-    /// UDP destination port we are not bound to.
-    WrongPort,
-    /// A good datagram found the event queue full.
-    EventQueueFull,
-}
-
-impl RxDrop {
-    /// Every reason, in declaration order.
-    pub const ALL: [RxDrop; 18] = [
-        RxDrop::BadEthernet,
-        RxDrop::NotOurMac,
-        RxDrop::UnknownEtherType,
-        RxDrop::BadArp,
-        RxDrop::ArpNotForUs,
-        RxDrop::Ipv4Truncated,
-        RxDrop::Ipv4BadVersion,
-        RxDrop::Ipv4BadHeaderLen,
-        RxDrop::Ipv4BadLength,
-        RxDrop::Ipv4BadChecksum,
-        RxDrop::Ipv4Fragment,
-        RxDrop::NotOurIp,
-        RxDrop::BadSource,
-        RxDrop::NotUdp,
-        RxDrop::UdpBadLength,
-        RxDrop::UdpBadChecksum,
-        RxDrop::WrongPort,
-        RxDrop::EventQueueFull,
-    ];
-}
-
-/// Why an outgoing datagram or frame was refused or dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TxDrop {
-    /// [`UnorderedChannel::send`] from a port we are not bound to.
-    UnboundPort,
-    /// Destination address unspecified or destination port zero.
-    BadDestination,
-    /// Payload plus headers larger than the MTU.
-    TooLarge,
-    /// Less than [`HEADERS_LEN`] bytes of headroom in the payload buffer.
-    NoHeadroom,
-    /// The payload buffer is shared ([`PacketBuf::is_shared`]), so its headroom cannot be written.
-    SharedBuffer,
-    /// The next hop is unresolved and the pending queue (or the table of addresses being resolved) is
-    /// full.
-    PendingFull,
-    /// The transmit queue is full.
-    QueueFull,
-    /// A datagram waited longer than [`Config::pending_timeout`] for ARP.
-    PendingTimeout,
-    /// ARP gave up on the next hop after [`Config::arp_max_requests`] requests.
-    Unresolved,
-    /// No buffer could be had from the pool for an ARP request (it is retried at the next timeout).
-    ArpAllocFailed,
-    /// An ARP reply could not be sent (transmit queue full, or no buffer).
-    ArpReplyDropped,
-}
-
-impl TxDrop {
-    /// Every reason, in declaration order.
-    pub const ALL: [TxDrop; 11] = [
-        TxDrop::UnboundPort,
-        TxDrop::BadDestination,
-        TxDrop::TooLarge,
-        TxDrop::NoHeadroom,
-        TxDrop::SharedBuffer,
-        TxDrop::PendingFull,
-        TxDrop::QueueFull,
-        TxDrop::PendingTimeout,
-        TxDrop::Unresolved,
-        TxDrop::ArpAllocFailed,
-        TxDrop::ArpReplyDropped,
-    ];
-}
-
-/// Receive drop counters, one per [`RxDrop`] reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RxDrops {
-    /// Frames dropped: [`RxDrop::BadEthernet`].
-    pub bad_ethernet: u64,
-    /// Frames dropped: [`RxDrop::NotOurMac`].
-    pub not_our_mac: u64,
-    /// Frames dropped: [`RxDrop::UnknownEtherType`].
-    pub unknown_ethertype: u64,
-    /// Frames dropped: [`RxDrop::BadArp`].
-    pub bad_arp: u64,
-    /// Frames dropped: [`RxDrop::ArpNotForUs`].
-    pub arp_not_for_us: u64,
-    /// Frames dropped: [`RxDrop::Ipv4Truncated`].
-    pub ipv4_truncated: u64,
-    /// Frames dropped: [`RxDrop::Ipv4BadVersion`].
-    pub ipv4_bad_version: u64,
-    /// Frames dropped: [`RxDrop::Ipv4BadHeaderLen`].
-    pub ipv4_bad_header_len: u64,
-    /// Frames dropped: [`RxDrop::Ipv4BadLength`].
-    pub ipv4_bad_length: u64,
-    /// Frames dropped: [`RxDrop::Ipv4BadChecksum`].
-    pub ipv4_bad_checksum: u64,
-    /// Frames dropped: [`RxDrop::Ipv4Fragment`].
-    pub ipv4_fragment: u64,
-    /// Frames dropped: [`RxDrop::NotOurIp`].
-    pub not_our_ip: u64,
-    /// Frames dropped: [`RxDrop::BadSource`].
-    pub bad_source: u64,
-    /// Frames dropped: [`RxDrop::NotUdp`].
-    pub not_udp: u64,
-    /// Frames dropped: [`RxDrop::UdpBadLength`].
-    pub udp_bad_length: u64,
-    /// Frames dropped: [`RxDrop::UdpBadChecksum`].
-    pub udp_bad_checksum: u64,
-    /// Frames dropped: [`RxDrop::WrongPort`].
-    pub wrong_port: u64,
-    /// Frames dropped: [`RxDrop::EventQueueFull`].
-    pub event_queue_full: u64,
-}
-
-impl RxDrops {
-    fn slot(&mut self, reason: RxDrop) -> &mut u64 {
-        match reason {
-            RxDrop::BadEthernet => &mut self.bad_ethernet,
-            RxDrop::NotOurMac => &mut self.not_our_mac,
-            RxDrop::UnknownEtherType => &mut self.unknown_ethertype,
-            RxDrop::BadArp => &mut self.bad_arp,
-            RxDrop::ArpNotForUs => &mut self.arp_not_for_us,
-            RxDrop::Ipv4Truncated => &mut self.ipv4_truncated,
-            RxDrop::Ipv4BadVersion => &mut self.ipv4_bad_version,
-            RxDrop::Ipv4BadHeaderLen => &mut self.ipv4_bad_header_len,
-            RxDrop::Ipv4BadLength => &mut self.ipv4_bad_length,
-            RxDrop::Ipv4BadChecksum => &mut self.ipv4_bad_checksum,
-            RxDrop::Ipv4Fragment => &mut self.ipv4_fragment,
-            RxDrop::NotOurIp => &mut self.not_our_ip,
-            RxDrop::BadSource => &mut self.bad_source,
-            RxDrop::NotUdp => &mut self.not_udp,
-            RxDrop::UdpBadLength => &mut self.udp_bad_length,
-            RxDrop::UdpBadChecksum => &mut self.udp_bad_checksum,
-            RxDrop::WrongPort => &mut self.wrong_port,
-            RxDrop::EventQueueFull => &mut self.event_queue_full,
-        }
-    }
-
-    /// The counter for `reason`.
-    pub fn get(&self, reason: RxDrop) -> u64 {
-        *self.clone().slot(reason)
-    }
-
-    /// All receive drops.
-    pub fn total(&self) -> u64 {
-        RxDrop::ALL.iter().map(|&r| self.get(r)).sum()
-    }
-}
-
-/// Transmit drop counters, one per [`TxDrop`] reason.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TxDrops {
-    /// Datagrams or frames refused or dropped: [`TxDrop::UnboundPort`].
-    pub unbound_port: u64,
-    /// Datagrams or frames refused or dropped: [`TxDrop::BadDestination`].
-    pub bad_destination: u64,
-    /// Datagrams or frames refused or dropped: [`TxDrop::TooLarge`].
-    pub too_large: u64,
-    /// Datagrams or frames refused or dropped: [`TxDrop::NoHeadroom`].
-    pub no_headroom: u64,
-    /// Datagrams or frames refused or dropped: [`TxDrop::SharedBuffer`].
-    pub shared_buffer: u64,
-    /// Datagrams or frames refused or dropped: [`TxDrop::PendingFull`].
-    pub pending_full: u64,
-    /// Datagrams or frames refused or dropped: [`TxDrop::QueueFull`].
-    pub queue_full: u64,
-    /// Datagrams or frames refused or dropped: [`TxDrop::PendingTimeout`].
-    pub pending_timeout: u64,
-    /// Datagrams or frames refused or dropped: [`TxDrop::Unresolved`].
-    pub unresolved: u64,
-    /// Datagrams or frames refused or dropped: [`TxDrop::ArpAllocFailed`].
-    pub arp_alloc_failed: u64,
-    /// Datagrams or frames refused or dropped: [`TxDrop::ArpReplyDropped`].
-    pub arp_reply_dropped: u64,
-}
-
-impl TxDrops {
-    fn slot(&mut self, reason: TxDrop) -> &mut u64 {
-        match reason {
-            TxDrop::UnboundPort => &mut self.unbound_port,
-            TxDrop::BadDestination => &mut self.bad_destination,
-            TxDrop::TooLarge => &mut self.too_large,
-            TxDrop::NoHeadroom => &mut self.no_headroom,
-            TxDrop::SharedBuffer => &mut self.shared_buffer,
-            TxDrop::PendingFull => &mut self.pending_full,
-            TxDrop::QueueFull => &mut self.queue_full,
-            TxDrop::PendingTimeout => &mut self.pending_timeout,
-            TxDrop::Unresolved => &mut self.unresolved,
-            TxDrop::ArpAllocFailed => &mut self.arp_alloc_failed,
-            TxDrop::ArpReplyDropped => &mut self.arp_reply_dropped,
-        }
-    }
-
-    /// The counter for `reason`.
-    pub fn get(&self, reason: TxDrop) -> u64 {
-        *self.clone().slot(reason)
-    }
-
-    /// All transmit drops and refusals.
-    pub fn total(&self) -> u64 {
-        TxDrop::ALL.iter().map(|&r| self.get(r)).sum()
-    }
-}
-
-/// Counters of an [`UnorderedChannel`].
-///
-/// Every frame given to [`UnorderedChannel::handle_packet`] is counted once in `received` and exactly
-/// once more in `delivered`, `arp_handled` or one `rx_drops` reason, so
-/// `received == delivered + arp_handled + rx_drops.total()` always holds.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Frames given to [`UnorderedChannel::handle_packet`].
-    pub received: u64,
-    /// Datagrams delivered as [`Event::Datagram`].
-    pub delivered: u64,
-    /// ARP frames for us that were acted on (request answered, or reply/request learnt from).
-    pub arp_handled: u64,
-    /// Datagrams accepted by [`UnorderedChannel::send`].
-    pub accepted: u64,
-    /// UDP datagrams handed out by [`UnorderedChannel::poll_transmit`].
-    pub sent: u64,
-    /// ARP requests handed out by [`UnorderedChannel::poll_transmit`].
-    pub arp_requests_sent: u64,
-    /// ARP replies handed out by [`UnorderedChannel::poll_transmit`].
-    pub arp_replies_sent: u64,
-    /// Receive drops by reason.
-    pub rx_drops: RxDrops,
-    /// Transmit refusals and drops by reason.
-    pub tx_drops: TxDrops,
-}
-
-/// A received datagram, headers stripped.
-#[derive(Debug)]
-pub struct Datagram<B> {
-    /// Who sent it.
-    pub src: SocketAddrV4,
-    /// Where it was sent: our address (or a broadcast address) and one of our ports.
-    pub dst: SocketAddrV4,
-    /// The payload: the very buffer given to [`UnorderedChannel::handle_packet`], with the Ethernet, IPv4
-    /// and UDP headers removed by [`PacketBuf::adjust`] and any padding by [`PacketBuf::trim`].
-    pub payload: B,
-}
+pub use crate::net::{
+    Config, Datagram, RxDrop, RxDrops, SendError, Stats, TxDrop, TxDrops, ARP_FRAME_LEN, HEADERS_LEN,
+};
 
 /// What the channel tells the application.
 #[derive(Debug)]
@@ -381,45 +29,8 @@ pub enum Event<B> {
     Datagram(Datagram<B>),
 }
 
-/// [`UnorderedChannel::send`] refused a datagram; the payload buffer comes back untouched.
-#[derive(Debug)]
-pub struct SendError<B> {
-    /// Why (also counted in [`Stats::tx_drops`]).
-    pub reason: TxDrop,
-    /// The payload, as it was given.
-    pub payload: B,
-}
-
-/// What a queued frame is, for the counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FrameKind {
-    Datagram,
-    ArpRequest,
-    ArpReply,
-}
-
-#[derive(Debug)]
-struct Pending<B> {
-    next_hop: Ipv4Addr,
-    deadline: Instant,
-    frame: B,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Resolving {
-    addr: Ipv4Addr,
-    requests_sent: u32,
-    next_request: Instant,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Learned {
-    addr: Ipv4Addr,
-    mac: ethernet::Address,
-    expires: Instant,
-}
-
-/// UDP/IPv4 datagrams over Ethernet, sans-IO.
+/// UDP/IPv4 datagrams over Ethernet, sans-IO: a socket bound to every port of [`Config::ports`] on
+/// its own [`Interface`].
 ///
 /// # Calling contract
 /// The channel never performs I/O and never reads a clock; the caller drives it:
@@ -433,33 +44,12 @@ struct Learned {
 /// - `now` must not go backwards between calls.
 ///
 /// # Guarantees
-/// - A datagram is delivered only if its Ethernet destination is ours or broadcast, its IPv4 header is
-///   well-formed (version 4, IHL ≥ 5, total length within the frame, not a fragment) with a verifying
-///   header checksum, it is UDP from a unicast source to our address (or a broadcast) and a bound
-///   port, and its UDP length is consistent and its checksum verifies (or is zero, "none", as Linux
-///   accepts). Everything else is dropped and counted by reason in [`Stats::rx_drops`]; no input makes
-///   the channel panic.
-/// - Receive and send are zero-copy: deliveries are the received buffer with headers stripped, and sent
-///   datagrams are the application's buffer with headers prepended in its headroom.
-/// - Memory is bounded by [`Config`]: the transmit queue, event queue, pending queue and ARP tables are
-///   allocated once in [`new`](Self::new) and never grow; nothing allocates per packet (ARP requests take a
-///   buffer from the pool; ARP replies reuse the request's buffer when it is not shared).
-/// - Sent datagrams carry a full UDP checksum and an IPv4 header without options, accepted by the
-///   Linux kernel.
+/// Those of [`Interface`] (what is delivered, zero-copy both ways, bounded memory, kernel-compatible
+/// headers), plus: at most [`Config::event_queue_capacity`] deliveries wait in the event queue, which
+/// is allocated once; a datagram beyond it is dropped and counted as [`RxDrop::EventQueueFull`].
 #[derive(Debug)]
 pub struct UnorderedChannel<P: BufPool> {
-    config: Config,
-    pool: P,
-    stats: Stats,
-    /// Next IPv4 identification value.
-    ident: u16,
-    learned: Vec<Learned>,
-    resolving: Vec<Resolving>,
-    pending: VecDeque<Pending<P::Buf>>,
-    /// Set when an ARP resolution completed while the transmit queue had no room for all its pending
-    /// datagrams, so [`Self::poll_transmit`] knows to look again.
-    pending_ready: bool,
-    tx: VecDeque<(FrameKind, P::Buf)>,
+    iface: Interface<P>,
     events: VecDeque<Event<P::Buf>>,
 }
 
@@ -468,264 +58,65 @@ impl<P: BufPool> UnorderedChannel<P> {
     /// buffer is shared) from `pool`.
     pub fn new(config: Config, pool: P) -> Self {
         UnorderedChannel {
-            learned: Vec::with_capacity(config.arp_table_capacity),
-            resolving: Vec::with_capacity(config.pending_capacity),
-            pending: VecDeque::with_capacity(config.pending_capacity),
-            pending_ready: false,
-            tx: VecDeque::with_capacity(config.tx_queue_capacity),
             events: VecDeque::with_capacity(config.event_queue_capacity),
-            ident: config.first_ident,
-            stats: Stats::default(),
-            config,
-            pool,
+            iface: Interface::new(config, pool),
         }
     }
 
     /// The configuration.
     pub fn config(&self) -> &Config {
-        &self.config
+        self.iface.config()
     }
 
     /// The counters.
     pub fn stats(&self) -> &Stats {
-        &self.stats
+        self.iface.stats()
+    }
+
+    /// The interface the channel is a socket on (ARP cache, queues).
+    pub fn interface(&self) -> &Interface<P> {
+        &self.iface
     }
 
     /// The buffer pool.
     pub fn pool_mut(&mut self) -> &mut P {
-        &mut self.pool
+        self.iface.pool_mut()
     }
 
     /// Datagrams waiting for ARP resolution.
     pub fn pending_len(&self) -> usize {
-        self.pending.len()
+        self.iface.pending_len()
     }
 
     /// The MAC address we would use for `addr` now (static entry, or unexpired learned entry).
     pub fn arp_lookup(&self, now: Instant, addr: Ipv4Addr) -> Option<ethernet::Address> {
-        if let Some(&(_, mac)) = self.config.static_arp.iter().find(|(a, _)| *a == addr) {
-            return Some(mac);
-        }
-        self.learned.iter().find(|e| e.addr == addr && e.expires > now).map(|e| e.mac)
+        self.iface.arp_lookup(now, addr)
     }
 
-    fn drop_rx(&mut self, reason: RxDrop) {
-        *self.stats.rx_drops.slot(reason) += 1;
-    }
-
-    fn drop_tx(&mut self, reason: TxDrop) {
-        *self.stats.tx_drops.slot(reason) += 1;
-    }
-
-    fn is_bound(&self, port: u16) -> bool {
-        self.config.ports.contains(&port)
-    }
-
-    fn subnet_mask(&self) -> u32 {
-        match self.config.prefix_len {
-            0 => 0,
-            n => u32::MAX << (32 - u32::from(n.min(32))),
-        }
-    }
-
-    fn is_directed_broadcast(&self, addr: Ipv4Addr) -> bool {
-        let mask = self.subnet_mask();
-        // A /31 or /32 has no broadcast address.
-        mask < 0xffff_fffe && u32::from(addr) == (u32::from(self.config.addr) & mask) | !mask
+    /// Adds a static ARP entry at run time; false when the static table is full.
+    pub fn add_static_neighbor(&mut self, addr: Ipv4Addr, mac: ethernet::Address) -> bool {
+        self.iface.add_static_neighbor(addr, mac)
     }
 
     /// Hands one received frame to the channel. The buffer is consumed: delivered, turned into an ARP
     /// reply, or dropped and counted.
     pub fn handle_packet(&mut self, now: Instant, frame: P::Buf) {
-        self.stats.received += 1;
-        let (dst_mac, ethertype) = match ethernet::Packet::new_checked(frame.data()) {
-            Ok(eth) => (eth.dst_addr(), eth.ethertype()),
-            Err(_) => return self.drop_rx(RxDrop::BadEthernet),
-        };
-        if dst_mac != self.config.mac && !dst_mac.is_broadcast() {
-            return self.drop_rx(RxDrop::NotOurMac);
-        }
-        match ethertype {
-            ethernet::EtherType::Arp => self.handle_arp(now, frame),
-            ethernet::EtherType::Ipv4 => self.handle_ipv4(frame),
-            _ => self.drop_rx(RxDrop::UnknownEtherType),
-        }
+        let _ = self.receive(now, frame);
     }
 
-    fn handle_arp(&mut self, now: Instant, mut frame: P::Buf) {
-        let repr = match arp::Packet::new_checked(&frame.data()[ethernet::HEADER_LEN..]) {
-            Ok(packet) => match arp::Repr::parse(&packet) {
-                Ok(repr) => repr,
-                Err(_) => return self.drop_rx(RxDrop::BadArp),
-            },
-            Err(_) => return self.drop_rx(RxDrop::BadArp),
-        };
-        if !matches!(repr.operation, arp::Operation::Request | arp::Operation::Reply) {
-            return self.drop_rx(RxDrop::BadArp);
-        }
-        let for_us = repr.target_protocol_addr == self.config.addr;
-        let sender = repr.source_protocol_addr;
-        let plausible_sender = !sender.is_unspecified()
-            && !sender.is_broadcast()
-            && !sender.is_multicast()
-            && sender != self.config.addr
-            && repr.source_hardware_addr.is_unicast();
-        // RFC 826: update an entry we already have whoever the target is; add one only when we are the
-        // target (so broadcast chatter cannot fill the table).
-        let known = self.learned.iter().any(|e| e.addr == sender);
-        let learnt = plausible_sender && (for_us || known) && self.learn(now, sender, repr.source_hardware_addr);
-        if !for_us && !learnt {
-            return self.drop_rx(RxDrop::ArpNotForUs);
-        }
-        self.stats.arp_handled += 1;
-        if !(for_us && repr.operation == arp::Operation::Request) {
-            return;
-        }
-        let reply = arp::Repr {
-            operation: arp::Operation::Reply,
-            source_hardware_addr: self.config.mac,
-            source_protocol_addr: self.config.addr,
-            target_hardware_addr: repr.source_hardware_addr,
-            target_protocol_addr: repr.source_protocol_addr,
-        };
-        if self.tx.len() >= self.config.tx_queue_capacity {
-            return self.drop_tx(TxDrop::ArpReplyDropped);
-        }
-        // Reuse the request's buffer: it already holds at least ARP_FRAME_LEN bytes.
-        let out = if frame.is_shared() {
-            self.alloc_arp_frame()
-        } else {
-            let excess = frame.len().saturating_sub(ARP_FRAME_LEN);
-            frame.trim(excess).ok().map(|()| frame)
-        };
-        let Some(mut out) = out else {
-            return self.drop_tx(TxDrop::ArpReplyDropped);
-        };
-        self.write_arp(&mut out, repr.source_hardware_addr, &reply);
-        self.tx.push_back((FrameKind::ArpReply, out));
-    }
-
-    /// Records `addr` → `mac`. Returns false when `addr` has a static entry (which the network cannot
-    /// override) or the table has no room at all.
-    fn learn(&mut self, now: Instant, addr: Ipv4Addr, mac: ethernet::Address) -> bool {
-        if self.config.static_arp.iter().any(|(a, _)| *a == addr) {
-            return false;
-        }
-        let entry = Learned { addr, mac, expires: now + self.config.arp_entry_lifetime };
-        if let Some(e) = self.learned.iter_mut().find(|e| e.addr == addr) {
-            *e = entry;
-        } else if self.learned.len() < self.config.arp_table_capacity {
-            self.learned.push(entry);
-        } else if let Some(oldest) = self.learned.iter_mut().min_by_key(|e| e.expires) {
-            *oldest = entry;
-        } else {
-            return false;
-        }
-        if let Some(i) = self.resolving.iter().position(|r| r.addr == addr) {
-            self.resolving.swap_remove(i);
-        }
-        self.flush_pending(now);
-        true
-    }
-
-    /// Moves pending datagrams whose next hop is now resolved to the transmit queue, as room allows.
-    fn flush_pending(&mut self, now: Instant) {
-        self.pending_ready = false;
-        // One full rotation keeps the remaining entries in their order (so the front stays the oldest).
-        for _ in 0..self.pending.len() {
-            let Some(mut p) = self.pending.pop_front() else {
-                break;
-            };
-            match self.arp_lookup(now, p.next_hop) {
-                Some(mac) if self.tx.len() < self.config.tx_queue_capacity => {
-                    ethernet::Packet::new_unchecked(p.frame.data_mut()).set_dst_addr(mac);
-                    self.tx.push_back((FrameKind::Datagram, p.frame));
-                }
-                Some(_) => {
-                    self.pending_ready = true;
-                    self.pending.push_back(p);
-                }
-                None => self.pending.push_back(p),
+    /// [`handle_packet`](Self::handle_packet), saying why the frame was dropped, if it was.
+    pub fn receive(&mut self, now: Instant, frame: P::Buf) -> Result<(), RxDrop> {
+        let (events, capacity) = (&mut self.events, self.iface.config().event_queue_capacity);
+        self.iface.receive(now, frame, |d| {
+            if events.len() >= capacity {
+                return Err(d);
             }
-        }
+            events.push_back(Event::Datagram(d));
+            Ok(())
+        })
     }
 
-    fn handle_ipv4(&mut self, mut frame: P::Buf) {
-        let data = &frame.data()[ethernet::HEADER_LEN..];
-        let ip = match ipv4::Packet::new_checked(data) {
-            Ok(ip) => ip,
-            Err(WireError::Truncated) => return self.drop_rx(RxDrop::Ipv4Truncated),
-            Err(WireError::BadHeaderLen) => return self.drop_rx(RxDrop::Ipv4BadHeaderLen),
-            Err(_) => return self.drop_rx(RxDrop::Ipv4BadLength),
-        };
-        let ip_repr = match ipv4::Repr::parse(&ip) {
-            Ok(repr) => repr,
-            Err(WireError::BadVersion) => return self.drop_rx(RxDrop::Ipv4BadVersion),
-            Err(WireError::Fragmented) => return self.drop_rx(RxDrop::Ipv4Fragment),
-            Err(_) => return self.drop_rx(RxDrop::Ipv4BadChecksum),
-        };
-        let dst = ip_repr.dst_addr;
-        if dst != self.config.addr && !dst.is_broadcast() && !self.is_directed_broadcast(dst) {
-            return self.drop_rx(RxDrop::NotOurIp);
-        }
-        let src = ip_repr.src_addr;
-        if src.is_broadcast() || src.is_multicast() || self.is_directed_broadcast(src) {
-            return self.drop_rx(RxDrop::BadSource);
-        }
-        if ip_repr.protocol != ipv4::Protocol::Udp {
-            return self.drop_rx(RxDrop::NotUdp);
-        }
-        let udp = match udp::Packet::new_checked(ip.payload()) {
-            Ok(udp) => udp,
-            Err(_) => return self.drop_rx(RxDrop::UdpBadLength),
-        };
-        // The port test is cheaper than the checksum, so traffic to other ports costs little.
-        if !self.is_bound(udp.dst_port()) {
-            return self.drop_rx(RxDrop::WrongPort);
-        }
-        let udp_repr = match udp::Repr::parse(&udp, ip_repr.src_addr, dst) {
-            Ok(repr) => repr,
-            Err(_) => return self.drop_rx(RxDrop::UdpBadChecksum),
-        };
-        if self.events.len() >= self.config.event_queue_capacity {
-            return self.drop_rx(RxDrop::EventQueueFull);
-        }
-        let headers = ethernet::HEADER_LEN + usize::from(ip.header_len()) + udp::HEADER_LEN;
-        let src = SocketAddrV4::new(ip_repr.src_addr, udp_repr.src_port);
-        let dst = SocketAddrV4::new(dst, udp_repr.dst_port);
-        // Both cannot fail (the lengths were checked above); if they ever did, drop rather than deliver
-        // a wrong payload.
-        if frame.adjust(headers).is_err() {
-            return self.drop_rx(RxDrop::UdpBadLength);
-        }
-        let excess = frame.len().saturating_sub(udp_repr.payload_len);
-        if frame.trim(excess).is_err() {
-            return self.drop_rx(RxDrop::UdpBadLength);
-        }
-        self.stats.delivered += 1;
-        self.events.push_back(Event::Datagram(Datagram { src, dst, payload: frame }));
-    }
-
-    /// Where a datagram to `dst` goes on the link: a MAC known without ARP (broadcast, multicast) or an
-    /// IPv4 next hop to resolve.
-    fn next_hop(&self, dst: Ipv4Addr) -> Result<ethernet::Address, Ipv4Addr> {
-        if dst.is_broadcast() || self.is_directed_broadcast(dst) {
-            return Ok(ethernet::Address::BROADCAST);
-        }
-        if dst.is_multicast() {
-            // RFC 1112: 01:00:5e followed by the low 23 bits of the group address.
-            let o = dst.octets();
-            return Ok(ethernet::Address([0x01, 0x00, 0x5e, o[1] & 0x7f, o[2], o[3]]));
-        }
-        let mask = self.subnet_mask();
-        let on_link = u32::from(dst) & mask == u32::from(self.config.addr) & mask;
-        match self.config.gateway {
-            Some(gateway) if !on_link => Err(gateway),
-            _ => Err(dst),
-        }
-    }
-
-    /// Sends `payload` from our address and `src_port` to `dst`.
+    /// Sends `payload` from our address and `src_port` to `dst` (see [`Interface::send`]).
     ///
     /// The payload buffer needs [`HEADERS_LEN`] bytes of headroom: the UDP, IPv4 and Ethernet headers
     /// are written there, in place. If the next hop's MAC address is known the frame is queued for
@@ -741,164 +132,13 @@ impl<P: BufPool> UnorderedChannel<P> {
         dst: SocketAddrV4,
         payload: P::Buf,
     ) -> Result<(), SendError<P::Buf>> {
-        let refuse = |this: &mut Self, reason: TxDrop, payload: P::Buf| {
-            this.drop_tx(reason);
-            Err(SendError { reason, payload })
-        };
-        if !self.is_bound(src_port) {
-            return refuse(self, TxDrop::UnboundPort, payload);
-        }
-        if dst.ip().is_unspecified() || dst.port() == 0 {
-            return refuse(self, TxDrop::BadDestination, payload);
-        }
-        if payload.len() > self.config.mtu.saturating_sub(ipv4::HEADER_LEN + udp::HEADER_LEN)
-            || payload.len() > usize::from(u16::MAX) - ipv4::HEADER_LEN - udp::HEADER_LEN
-        {
-            return refuse(self, TxDrop::TooLarge, payload);
-        }
-        if payload.is_shared() {
-            return refuse(self, TxDrop::SharedBuffer, payload);
-        }
-        if payload.headroom() < HEADERS_LEN {
-            return refuse(self, TxDrop::NoHeadroom, payload);
-        }
-        let hop = self.next_hop(*dst.ip());
-        let dst_mac = match hop {
-            Ok(mac) => Some(mac),
-            Err(addr) => self.arp_lookup(now, addr),
-        };
-        let needs_resolution = match (dst_mac, hop) {
-            (Some(_), _) | (_, Ok(_)) => None,
-            (None, Err(addr)) => Some((addr, !self.resolving.iter().any(|r| r.addr == addr))),
-        };
-        match needs_resolution {
-            None if self.tx.len() >= self.config.tx_queue_capacity => {
-                return refuse(self, TxDrop::QueueFull, payload);
-            }
-            Some((_, new))
-                if self.pending.len() >= self.config.pending_capacity
-                    || (new && self.resolving.len() >= self.config.pending_capacity) =>
-            {
-                return refuse(self, TxDrop::PendingFull, payload);
-            }
-            _ => {}
-        }
-
-        let mut frame = payload;
-        let payload_len = frame.len();
-        if frame.prepend(HEADERS_LEN).is_err() {
-            // headroom() said yes but prepend said no; a failed prepend leaves the buffer as it was.
-            return refuse(self, TxDrop::NoHeadroom, frame);
-        }
-        let data = frame.data_mut();
-        let (eth_bytes, rest) = data.split_at_mut(ethernet::HEADER_LEN);
-        let (ip_bytes, udp_bytes) = rest.split_at_mut(ipv4::HEADER_LEN);
-        // The UDP checksum covers the payload, which is already in place right behind the header.
-        let udp_repr = udp::Repr { src_port, dst_port: dst.port(), payload_len };
-        udp_repr.emit(&mut udp::Packet::new_unchecked(udp_bytes), self.config.addr, *dst.ip());
-        let ip_repr = ipv4::Repr {
-            src_addr: self.config.addr,
-            dst_addr: *dst.ip(),
-            protocol: ipv4::Protocol::Udp,
-            payload_len: udp_repr.buffer_len(),
-            ttl: self.config.ttl,
-            ident: self.ident,
-            dont_frag: self.config.dont_frag,
-            dscp_ecn: 0,
-        };
-        ip_repr.emit(&mut ipv4::Packet::new_unchecked(ip_bytes));
-        let eth = ethernet::Repr {
-            src_addr: self.config.mac,
-            // Filled in when the next hop resolves.
-            dst_addr: dst_mac.unwrap_or_default(),
-            ethertype: ethernet::EtherType::Ipv4,
-        };
-        eth.emit(&mut ethernet::Packet::new_unchecked(eth_bytes));
-        self.ident = self.ident.wrapping_add(1);
-        self.stats.accepted += 1;
-
-        match needs_resolution {
-            None => self.tx.push_back((FrameKind::Datagram, frame)),
-            Some((next_hop, new)) => {
-                self.pending.push_back(Pending { next_hop, deadline: now + self.config.pending_timeout, frame });
-                if new {
-                    self.resolving.push(Resolving { addr: next_hop, requests_sent: 0, next_request: now });
-                    self.send_arp_requests(now);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn alloc_arp_frame(&mut self) -> Option<P::Buf> {
-        let mut buf = self.pool.alloc()?;
-        buf.append(ARP_FRAME_LEN).ok()?;
-        Some(buf)
-    }
-
-    fn write_arp(&self, frame: &mut P::Buf, dst_mac: ethernet::Address, repr: &arp::Repr) {
-        let data = frame.data_mut();
-        let eth = ethernet::Repr { src_addr: self.config.mac, dst_addr: dst_mac, ethertype: ethernet::EtherType::Arp };
-        eth.emit(&mut ethernet::Packet::new_unchecked(&mut data[..]));
-        repr.emit(&mut arp::Packet::new_unchecked(&mut data[ethernet::HEADER_LEN..]));
-    }
-
-    /// Sends the ARP requests that are due, and gives up on addresses that had all their requests.
-    fn send_arp_requests(&mut self, now: Instant) {
-        let mut i = 0;
-        while i < self.resolving.len() {
-            let r = self.resolving[i];
-            if r.next_request > now {
-                i += 1;
-                continue;
-            }
-            if r.requests_sent >= self.config.arp_max_requests {
-                self.resolving.swap_remove(i);
-                self.drop_pending_for(r.addr);
-                continue;
-            }
-            if self.tx.len() >= self.config.tx_queue_capacity {
-                // Try again at the next interval rather than spinning on a full queue.
-                self.drop_tx(TxDrop::QueueFull);
-            } else if let Some(mut frame) = self.alloc_arp_frame() {
-                let request = arp::Repr {
-                    operation: arp::Operation::Request,
-                    source_hardware_addr: self.config.mac,
-                    source_protocol_addr: self.config.addr,
-                    target_hardware_addr: ethernet::Address::default(),
-                    target_protocol_addr: r.addr,
-                };
-                self.write_arp(&mut frame, ethernet::Address::BROADCAST, &request);
-                self.tx.push_back((FrameKind::ArpRequest, frame));
-            } else {
-                self.drop_tx(TxDrop::ArpAllocFailed);
-            }
-            let entry = &mut self.resolving[i];
-            entry.requests_sent += 1;
-            entry.next_request = now + self.config.arp_retry_interval;
-            i += 1;
-        }
-    }
-
-    fn drop_pending_for(&mut self, addr: Ipv4Addr) {
-        let before = self.pending.len();
-        self.pending.retain(|p| p.next_hop != addr);
-        self.stats.tx_drops.unresolved += (before - self.pending.len()) as u64;
+        self.iface.send(now, src_port, dst, payload)
     }
 
     /// The next frame to put on the wire: ARP replies and requests, and datagrams whose next hop is
     /// resolved, in the order they became ready.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<P::Buf> {
-        if self.tx.is_empty() && self.pending_ready {
-            self.flush_pending(now);
-        }
-        let (kind, frame) = self.tx.pop_front()?;
-        match kind {
-            FrameKind::Datagram => self.stats.sent += 1,
-            FrameKind::ArpRequest => self.stats.arp_requests_sent += 1,
-            FrameKind::ArpReply => self.stats.arp_replies_sent += 1,
-        }
-        Some(frame)
+        self.iface.poll_transmit(now)
     }
 
     /// The next delivery, if any.
@@ -909,34 +149,26 @@ impl<P: BufPool> UnorderedChannel<P> {
     /// When [`handle_timeout`](Self::handle_timeout) next has work: an ARP retry or a pending datagram's
     /// expiry. `None` when nothing waits.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        // Every pending datagram got the same timeout and the queue keeps arrival order, so the front
-        // expires first.
-        let expiry = self.pending.front().map(|p| p.deadline);
-        let retry = self.resolving.iter().map(|r| r.next_request).min();
-        match (expiry, retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.iface.poll_timeout()
     }
 
     /// Does the timer work due at `now`: retries ARP, gives up on addresses that never answered, and
     /// drops datagrams that waited too long (counting each).
     pub fn handle_timeout(&mut self, now: Instant) {
-        while self.pending.front().is_some_and(|p| p.deadline <= now) {
-            self.pending.pop_front();
-            self.drop_tx(TxDrop::PendingTimeout);
-        }
-        self.send_arp_requests(now);
+        self.iface.handle_timeout(now)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buf::{VecBuf, VecPool, DEFAULT_HEADROOM};
+    use core::time::Duration;
+
+    use crate::buf::{BufPool, PacketBuf, VecBuf, VecPool, DEFAULT_HEADROOM};
     use crate::wire::captures::{
         hex, KERNEL_ARP_REPLY, KERNEL_ARP_REQUEST, KERNEL_UDP_EMPTY, KERNEL_UDP_HELLO, KERNEL_UDP_ODD, KERNEL_UDP_REPLY,
     };
+    use crate::wire::{arp, ipv4, udp};
 
     // The two ends of the kernel captures (see `wire::captures`).
     const MAC_A: ethernet::Address = ethernet::Address([2, 0, 0, 0, 0, 0x0a]);
@@ -1380,19 +612,19 @@ mod tests {
             f[14 + 17] = host; // sender IP last byte
             ch.handle_packet(T0 + Duration::from_secs(i as u64), VecBuf::from_slice(&f));
         }
-        assert_eq!(ch.learned.len(), 2);
+        assert_eq!(ch.interface().neighbors().learned_len(), 2);
         let now = T0 + Duration::from_secs(3);
         // The oldest (10.99.0.2) was replaced.
         assert_eq!(ch.arp_lookup(now, IP_B), None);
         assert_eq!(ch.arp_lookup(now, Ipv4Addr::new(10, 99, 0, 4)), Some(ethernet::Address([2, 0, 0, 0, 0, 4])));
         assert_eq!(ch.arp_lookup(now + Duration::from_secs(60), Ipv4Addr::new(10, 99, 0, 4)), None);
-        assert_eq!(ch.stats().arp_replies_sent + ch.tx.len() as u64, 3);
+        assert_eq!(ch.stats().arp_replies_sent + ch.interface().tx_queue_len() as u64, 3);
     }
 
     #[test]
     fn static_entries_are_not_overridden_and_strangers_are_not_learnt() {
         let mut ch = channel_a();
-        ch.config.static_arp.push((IP_B, MAC_B));
+        assert!(ch.add_static_neighbor(IP_B, MAC_B));
         let mut f = hex(KERNEL_ARP_REQUEST);
         f[14 + 13] = 0x66; // claims 10.99.0.2 is at ...:66
         ch.handle_packet(T0, VecBuf::from_slice(&f));
