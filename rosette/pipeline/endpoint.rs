@@ -46,6 +46,11 @@ pub enum EndpointError {
     NoBuffers,
     /// No endpoint of this kind was registered under the name within the timeout (or it was taken).
     NotFound,
+    /// The connection was reset (by the peer, a restarted peer, or a local reset); data of it that was
+    /// not delivered is gone.
+    ConnectionReset,
+    /// The connection gave up: retransmissions went unanswered for too long.
+    ConnectionFailed,
 }
 
 impl core::fmt::Display for EndpointError {
@@ -57,6 +62,8 @@ impl core::fmt::Display for EndpointError {
             EndpointError::TooLarge => "payload too large for the channel",
             EndpointError::NoBuffers => "no mbuf available (pool empty or lcore not started)",
             EndpointError::NotFound => "no endpoint registered under that name",
+            EndpointError::ConnectionReset => "the connection was reset",
+            EndpointError::ConnectionFailed => "the connection failed (the peer stopped answering)",
         })
     }
 }
@@ -299,6 +306,8 @@ fn pool_of(shared: &Shared) -> Result<&Mempool, EndpointError> {
 #[derive(Debug)]
 pub struct ReliableEndpoint {
     ends: AppEnds<ReliableCommand, reliable::Event<Mbuf>>,
+    /// Delivered bytes not read yet by [`super::AppEndpoint::recv`].
+    pub(crate) pending: super::app::PendingBytes,
 }
 
 impl ReliableEndpoint {
@@ -309,7 +318,7 @@ impl ReliableEndpoint {
         mss: usize,
     ) -> LcoreEnds<ReliableCommand, reliable::Event<Mbuf>> {
         let (lcore, app) = queues(depth, max_message, mss);
-        register(name, Registered::Reliable(ReliableEndpoint { ends: app }));
+        register(name, Registered::Reliable(ReliableEndpoint { ends: app, pending: Default::default() }));
         lcore
     }
 

@@ -10,6 +10,7 @@
 //! The channels of [`crate::channel`] run as stages ([`channels`]), with application threads attached
 //! through bounded queues ([`endpoint`]); [`fault_stage`] injects seeded faults on any link.
 
+pub mod app;
 pub mod channels;
 pub mod endpoint;
 pub mod fault_stage;
@@ -25,6 +26,7 @@ pub use params::{
     BuildError, ConnectEndpoint, DeclaredStage, EndpointStage, ParamEnum, ParamError, ParamField, ParamKind, ParamType,
     ParamValue, StageEnv, StageParams,
 };
+pub use app::AppEndpoint;
 pub use runtime::{LaunchError, LaunchOptions, LcoreIo, Pipeline, PipelineReport, Runtime};
 pub use stats::{LcoreStats, LcoreStatsSnapshot};
 
