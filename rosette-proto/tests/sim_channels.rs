@@ -10,7 +10,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use rosette_proto::buf::{PacketBuf, VecBuf, VecPool};
+use rosette_proto::buf::{VecBuf, VecPool};
 use rosette_proto::channel::conn::{Config, ResetReason};
 use rosette_proto::channel::fault::{FaultConfig, FaultInjector, Rng};
 use rosette_proto::channel::reliable::{self, Reliable, SendError};
@@ -159,7 +159,7 @@ fn run_reliable(s: &Scenario, seed: u64, msgs: &[Vec<u8>]) -> RelOutcome {
                 reliable::Event::Message(m) => {
                     let mut h = FNV_INIT;
                     for seg in m.segments() {
-                        h = fnv1a(h, seg.data());
+                        h = fnv1a(h, seg);
                     }
                     got.push((m.len(), h));
                     last_read = p.now;
