@@ -48,7 +48,7 @@ use std::sync::mpsc::TryRecvError;
 
 use super::endpoint::{
     AppQueue, Deliver, LcoreEnds, ReliableCommand, ReliableEndpoint, ReliableOp, StreamCommand, StreamDelivery,
-    StreamEndpoint, UnorderedCommand, UnorderedEndpoint,
+    StreamEndpoint, StreamOp, UnorderedCommand, UnorderedEndpoint,
 };
 use super::{Context, Stage, Verdict};
 use crate::channel::conn;
@@ -614,8 +614,12 @@ pub struct StreamingStage<D: Deliver<StreamDelivery> = AppQueue<StreamDelivery>>
     ends: LcoreEnds<StreamCommand, StreamDelivery>,
     sink: D,
     stash: Option<StreamDelivery>,
-    /// A write the stream took only part of (the rest is retried).
-    writing: Option<Mbuf>,
+    /// A command that did not fit the stream yet.
+    writing: Option<StreamCommand>,
+    /// The endpoint's partial packet, taken from its slot, until every command queued before it is in.
+    pending: Option<Mbuf>,
+    /// Partial packets taken from the endpoint's slot.
+    taken: u32,
     end_delivered: bool,
     run: Option<(UdpLink, Stream<Mempool>)>,
     stats: StageStats,
@@ -624,7 +628,7 @@ pub struct StreamingStage<D: Deliver<StreamDelivery> = AppQueue<StreamDelivery>>
 impl StreamingStage {
     /// A streaming channel stage whose deliveries go to the application endpoint named `params.name`.
     pub fn new(params: ChannelParams) -> StreamingStage {
-        let ends = StreamEndpoint::register(&params.name, params.queue_depth);
+        let ends = StreamEndpoint::register(&params.name, params.queue_depth, params.conn.mss);
         let sink = AppQueue::clone_of(&ends.deliveries);
         StreamingStage::with_ends(params, ends, sink)
     }
@@ -633,7 +637,7 @@ impl StreamingStage {
 impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
     /// A streaming channel stage whose deliveries go to `sink`; the endpoint can still write.
     pub fn with_sink(params: ChannelParams, sink: D) -> StreamingStage<D> {
-        let ends = StreamEndpoint::register(&params.name, params.queue_depth);
+        let ends = StreamEndpoint::register(&params.name, params.queue_depth, params.conn.mss);
         StreamingStage::with_ends(params, ends, sink)
     }
 
@@ -644,6 +648,8 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
             sink,
             stash: None,
             writing: None,
+            pending: None,
+            taken: 0,
             end_delivered: false,
             run: None,
             stats: StageStats::default(),
@@ -730,7 +736,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
                 },
             };
             if matches!(item, StreamDelivery::Event(streaming::Event::Reset(_) | streaming::Event::Failed))
-                && self.writing.take().is_some()
+                && (self.writing.take().is_some() | self.pending.take().is_some())
             {
                 // Bytes written for the old connection must not go out on a new one.
                 self.stats.send_refused += 1;
@@ -741,46 +747,79 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             }
             self.stats.delivered += 1;
         }
-        {
+        // Writes: the application's packets become the stream's packets (zero-copy). A write that does
+        // not fit is held; once caught up, the endpoint's partial packet is taken from its slot.
+        let mut took_partial = false;
+        loop {
             let Some((_, stream)) = &mut self.run else { return };
-            // Writes: one partly taken write is retried before new commands are taken.
-            loop {
-                if self.writing.is_none() {
-                    if stream.send_space() == 0 {
+            let cmd = match self.writing.take() {
+                Some(cmd) => cmd,
+                None => match self.ends.commands.try_recv() {
+                    Ok(cmd) => {
+                        self.stats.commands += 1;
+                        cmd
+                    }
+                    Err(_) => {
+                        if let Some(p) = self.pending.take() {
+                            if stream.send_space() == 0 {
+                                self.pending = Some(p);
+                                break;
+                            }
+                            if let Err((e, p)) = stream.write_buf(now, p) {
+                                if e == streaming::WriteError::Closed {
+                                    self.stats.send_refused += 1;
+                                } else {
+                                    self.pending = Some(p);
+                                    break;
+                                }
+                            }
+                            continue;
+                        }
+                        if !took_partial && !stream.has_unsent() && stream.send_space() > 0 {
+                            if let Some(p) = self.ends.shared.open.take() {
+                                self.taken = self.taken.wrapping_add(1);
+                                self.stats.partials_taken += 1;
+                                self.pending = Some(p);
+                                took_partial = true;
+                                continue;
+                            }
+                        }
                         break;
                     }
-                    match self.ends.commands.try_recv() {
-                        Ok(StreamCommand::Write(m)) => {
-                            self.stats.commands += 1;
-                            self.writing = Some(m);
+                },
+            };
+            let after_partial = self.pending.is_some() && cmd.seen.wrapping_sub(self.taken) as i32 >= 0;
+            let need = usize::from(matches!(cmd.op, StreamOp::Write(_))) + usize::from(after_partial);
+            if stream.send_space() < need && !matches!(cmd.op, StreamOp::Reset) {
+                self.writing = Some(cmd);
+                break;
+            }
+            if after_partial {
+                if let Some(p) = self.pending.take() {
+                    if let Err((e, p)) = stream.write_buf(now, p) {
+                        if e == streaming::WriteError::Closed {
+                            self.stats.send_refused += 1;
+                        } else {
+                            self.pending = Some(p);
+                            self.writing = Some(cmd);
+                            break;
                         }
-                        Ok(StreamCommand::Finish) => {
-                            self.stats.commands += 1;
-                            stream.finish(now);
-                            continue;
-                        }
-                        Ok(StreamCommand::Reset) => {
-                            self.stats.commands += 1;
-                            stream.reset(now);
-                            continue;
-                        }
-                        Err(_) => break,
                     }
                 }
-                let Some(m) = &mut self.writing else { break };
-                match stream.write(now, m.data()) {
-                    Ok(n) if n >= m.data().len() => self.writing = None,
-                    Ok(n) => {
-                        if m.adjust(n).is_err() {
-                            self.writing = None;
-                        }
+            }
+            match cmd.op {
+                StreamOp::Write(m) => match stream.write_buf(now, m) {
+                    Ok(()) => {}
+                    Err((streaming::WriteError::Closed, _)) => self.stats.send_refused += 1,
+                    Err((_, m)) => {
+                        self.writing = Some(StreamCommand { seen: cmd.seen, op: StreamOp::Write(m) });
                         break;
                     }
-                    Err(streaming::WriteError::WouldBlock | streaming::WriteError::NoBuffers) => break,
-                    Err(streaming::WriteError::Closed) => {
-                        self.stats.send_refused += 1;
-                        self.writing = None;
-                    }
+                },
+                StreamOp::Finish => stream.finish(now),
+                StreamOp::Reset => {
+                    self.pending = None;
+                    stream.reset(now);
                 }
             }
         }
@@ -791,6 +830,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
     fn finish(&mut self, _cx: &Context) {
         self.stash = None;
         self.writing = None;
+        self.pending = None;
         self.run = None;
     }
 }

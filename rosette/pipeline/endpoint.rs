@@ -159,9 +159,17 @@ pub(crate) enum ReliableOp {
     Reset,
 }
 
-/// Commands of a stream endpoint.
+/// Commands of a stream endpoint, stamped like [`ReliableCommand`].
 #[derive(Debug)]
-pub(crate) enum StreamCommand {
+pub(crate) struct StreamCommand {
+    pub(crate) seen: u32,
+    pub(crate) op: StreamOp,
+}
+
+/// What a stream command asks for.
+#[derive(Debug)]
+pub(crate) enum StreamOp {
+    /// A full packet of written bytes (at most one mss; it becomes the packet, zero-copy).
     Write(Mbuf),
     Finish,
     Reset,
@@ -522,9 +530,15 @@ impl ReliableEndpoint {
 }
 
 /// The application's handle on a streaming channel: writes and reads bytes.
+///
+/// Written bytes are copied once, straight into the packet the endpoint is filling (at most one mss);
+/// full packets go to the lcore, which queues them as they are; the partial one waits in the slot
+/// until the lcore has caught up, exactly as reliable packing does (see the module docs).
 #[derive(Debug)]
 pub struct StreamEndpoint {
     ends: AppEnds<StreamCommand, StreamDelivery>,
+    in_slot: Cell<bool>,
+    seen: Cell<u32>,
     /// The segment being read, with what was read already removed from its front.
     current: Option<Mbuf>,
     events: VecDeque<streaming::Event>,
@@ -532,13 +546,56 @@ pub struct StreamEndpoint {
 }
 
 impl StreamEndpoint {
-    pub(crate) fn register(name: &str, depth: usize) -> LcoreEnds<StreamCommand, StreamDelivery> {
-        let (lcore, app) = queues(depth, usize::MAX, 0);
+    pub(crate) fn register(name: &str, depth: usize, mss: usize) -> LcoreEnds<StreamCommand, StreamDelivery> {
+        let (lcore, app) = queues(depth, usize::MAX, mss);
         register(
             name,
-            Registered::Streaming(StreamEndpoint { ends: app, current: None, events: VecDeque::new(), ended: false }),
+            Registered::Streaming(StreamEndpoint {
+                ends: app,
+                in_slot: Cell::new(false),
+                seen: Cell::new(0),
+                current: None,
+                events: VecDeque::new(),
+                ended: false,
+            }),
         );
         lcore
+    }
+
+    /// As [`ReliableEndpoint`]'s: the partial packet back from the slot, or `None` (taken: seen).
+    fn reclaim(&self) -> Option<Mbuf> {
+        let m = self.ends.shared.open.take();
+        if m.is_none() && self.in_slot.get() {
+            self.seen.set(self.seen.get().wrapping_add(1));
+        }
+        self.in_slot.set(false);
+        m
+    }
+
+    fn park(&self, m: Mbuf) {
+        self.in_slot.set(self.ends.shared.open.put(m).is_ok());
+    }
+
+    fn queue(&self, op: StreamOp) -> Result<(), (EndpointError, Option<StreamOp>)> {
+        match self.ends.commands.try_send(StreamCommand { seen: self.seen.get(), op }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(cmd)) => Err((EndpointError::WouldBlock, Some(cmd.op))),
+            Err(TrySendError::Disconnected(_)) => Err((EndpointError::Disconnected, None)),
+        }
+    }
+
+    /// Queues `m` as a written packet; a full queue leaves it in the slot (the lcore takes it from
+    /// there, or the next call queues it).
+    fn queue_or_park(&self, m: Mbuf) -> Result<(), EndpointError> {
+        match self.queue(StreamOp::Write(m)) {
+            Ok(()) => Ok(()),
+            Err((e, op)) => {
+                if let Some(StreamOp::Write(m)) = op {
+                    self.park(m);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Takes the endpoint of the streaming channel stage named `name`, waiting up to `timeout`.
@@ -549,13 +606,44 @@ impl StreamEndpoint {
         })
     }
 
-    /// Writes as much of `data` as one mbuf holds without waiting; returns the bytes taken.
+    /// Writes as much of `data` as the packet being filled holds (at most one mss) without waiting;
+    /// returns the bytes taken. The bytes are copied once, into the packet that carries them.
     pub fn try_write(&self, data: &[u8]) -> Result<usize, EndpointError> {
+        let mss = self.ends.shared.single_packet.max(1);
         let pool = pool_of(&self.ends.shared)?;
-        let mut m = pool.alloc().ok_or(EndpointError::NoBuffers)?;
-        let n = data.len().min(m.tailroom());
-        m.append(n).map_err(|_| EndpointError::NoBuffers)?.copy_from_slice(&data[..n]);
-        push(&self.ends.commands, StreamCommand::Write(m)).map(|()| n)
+        let mut open = self.reclaim();
+        if let Some(m) = open.take() {
+            if m.data_len() >= mss || m.tailroom() == 0 {
+                // Full: to the lcore first (a full queue keeps it in the slot: try again later).
+                self.queue_or_park(m)?;
+            } else {
+                open = Some(m);
+            }
+        }
+        let mut m = match open {
+            Some(m) => m,
+            None => pool.alloc().ok_or(EndpointError::NoBuffers)?,
+        };
+        let n = data.len().min(mss - m.data_len()).min(m.tailroom());
+        match m.append(n) {
+            Ok(room) => room.copy_from_slice(&data[..n]),
+            Err(_) => {
+                if m.data_len() > 0 {
+                    self.park(m);
+                }
+                return Err(EndpointError::NoBuffers);
+            }
+        }
+        if m.data_len() >= mss {
+            // A full queue is no failure here: the bytes are written, the packet waits in the slot.
+            match self.queue_or_park(m) {
+                Ok(()) | Err(EndpointError::WouldBlock) => {}
+                Err(e) => return Err(e),
+            }
+        } else {
+            self.park(m);
+        }
+        Ok(n)
     }
 
     /// Writes all of `data`, waiting while the queue is full, for up to `timeout` in all.
@@ -642,12 +730,18 @@ impl StreamEndpoint {
 
     /// Finishes the writing direction after everything written (the peer reads end of stream).
     pub fn finish(&self, timeout: Duration) -> Result<(), EndpointError> {
-        retry(timeout, || push(&self.ends.commands, StreamCommand::Finish))
+        retry(timeout, || {
+            if let Some(m) = self.reclaim() {
+                self.queue_or_park(m)?;
+            }
+            self.queue(StreamOp::Finish).map_err(|(e, _)| e)
+        })
     }
 
     /// Aborts both directions.
     pub fn reset(&self, timeout: Duration) -> Result<(), EndpointError> {
-        retry(timeout, || push(&self.ends.commands, StreamCommand::Reset))
+        drop(self.reclaim());
+        retry(timeout, || self.queue(StreamOp::Reset).map_err(|(e, _)| e))
     }
 }
 
@@ -733,18 +827,18 @@ mod tests {
         let _lcore = UnorderedEndpoint::register("late-stage", 4, 1472);
         assert!(waiter.join().unwrap().is_ok());
         assert!(!unregister("late-stage"));
-        let _again = StreamEndpoint::register("unclaimed", 4);
+        let _again = StreamEndpoint::register("unclaimed", 4, 1400);
         assert!(unregister("unclaimed"));
     }
 
     #[test]
     fn command_queue_is_bounded() {
-        let lcore = StreamEndpoint::register("bounded", 2);
+        let lcore = StreamEndpoint::register("bounded", 2, 1400);
         let ep = StreamEndpoint::connect("bounded", Duration::ZERO).unwrap();
         assert_eq!(ep.finish(Duration::ZERO), Ok(()));
         assert_eq!(ep.reset(Duration::ZERO), Ok(()));
         assert_eq!(ep.finish(Duration::from_millis(2)), Err(EndpointError::TimedOut));
-        assert!(matches!(lcore.commands.try_recv(), Ok(StreamCommand::Finish)));
+        assert!(matches!(lcore.commands.try_recv(), Ok(StreamCommand { op: StreamOp::Finish, .. })));
         assert_eq!(ep.finish(Duration::ZERO), Ok(()));
     }
 

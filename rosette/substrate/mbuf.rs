@@ -189,12 +189,20 @@ impl Mbuf {
         Ok(())
     }
 
-    /// A second handle to the same packet (reference count + 1); neither may change it while both live.
+    /// A second handle to the same packet (reference count + 1 on every segment, since freeing a
+    /// packet releases one reference of each of its segments); neither may change it while both live.
     #[inline]
     pub fn share(&self) -> Mbuf {
-        // SAFETY: the mbuf is valid; the count is updated atomically, and the new handle owns the new
-        // reference.
-        unsafe { ffi::rte_mbuf_refcnt_update(self.raw.as_ptr(), 1) };
+        let mut seg = self.raw.as_ptr();
+        while !seg.is_null() {
+            // SAFETY: `seg` walks the valid segment list of a packet this handle keeps alive; the count
+            // is updated atomically, and the new handle owns the new references (released together by
+            // its drop, which frees one reference per segment).
+            seg = unsafe {
+                ffi::rte_mbuf_refcnt_update(seg, 1);
+                (*seg).next
+            };
+        }
         Mbuf { raw: self.raw }
     }
 

@@ -407,16 +407,22 @@ impl<P: BufPool> Core<P> {
         Some(buf)
     }
 
-    /// Reserves header room in front of a caller-provided payload buffer.
-    pub(crate) fn wrap_payload(&mut self, mut buf: P::Buf) -> Option<P::Buf> {
-        if buf.headroom() >= self.cfg.lower_headroom + HEADER_LEN && !buf.is_shared() {
-            buf.prepend(HEADER_LEN).ok()?;
-            return Some(buf);
+    /// Reserves header room in front of a caller-provided payload buffer (copying it into a pool
+    /// buffer when it has no room in front or is shared); gives it back when the copy fails.
+    pub(crate) fn wrap_payload(&mut self, mut buf: P::Buf) -> Result<P::Buf, P::Buf> {
+        if buf.headroom() >= self.cfg.lower_headroom + HEADER_LEN && !buf.is_shared() && buf.prepend(HEADER_LEN).is_ok()
+        {
+            return Ok(buf);
         }
         // Rare path: not enough headroom, copy.
-        let mut copy = self.alloc_segment()?;
-        copy.append(buf.len()).ok()?.copy_from_slice(buf.data());
-        Some(copy)
+        let Some(mut copy) = self.alloc_segment() else { return Err(buf) };
+        match copy.append(buf.len()) {
+            Ok(d) => {
+                d.copy_from_slice(buf.data());
+                Ok(copy)
+            }
+            Err(_) => Err(buf),
+        }
     }
 
     /// Mutable access to the payload tail of the newest never-sent data packet, for coalescing.

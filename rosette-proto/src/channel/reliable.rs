@@ -372,7 +372,7 @@ impl<P: BufPool> Reliable<P> {
         if self.core.send_space() == 0 {
             return Err(SendError::WouldBlock);
         }
-        let Some(buf) = self.core.wrap_payload(buf) else {
+        let Ok(buf) = self.core.wrap_payload(buf) else {
             self.core.stats.pool_empty += 1;
             return Err(SendError::NoBuffers);
         };
@@ -399,7 +399,7 @@ impl<P: BufPool> Reliable<P> {
         if self.core.send_space() == 0 {
             return Err(SendError::WouldBlock);
         }
-        let Some(buf) = self.core.wrap_payload(buf) else {
+        let Ok(buf) = self.core.wrap_payload(buf) else {
             self.core.stats.pool_empty += 1;
             return Err(SendError::NoBuffers);
         };
@@ -436,7 +436,7 @@ impl<P: BufPool> Reliable<P> {
                 self.core.unpush(queued);
                 return Err(SendError::NoBuffers);
             };
-            let Some(seg) = self.core.wrap_payload(seg) else {
+            let Ok(seg) = self.core.wrap_payload(seg) else {
                 self.core.stats.pool_empty += 1;
                 self.core.unpush(queued);
                 return Err(SendError::NoBuffers);
@@ -978,5 +978,80 @@ mod tests {
         // Delivered as the received buffer with the header stripped in place.
         assert_eq!(buf.data(), b"zero-copy payload");
         assert_eq!(buf.headroom(), headroom);
+    }
+
+    /// Records written by the caller into its own buffer.
+    fn records(msgs: &[&[u8]]) -> VecBuf {
+        let mut buf = VecBuf::with_capacity(crate::buf::DEFAULT_BUF_SIZE, crate::buf::DEFAULT_HEADROOM);
+        for m in msgs {
+            let room = buf.append(record_len(m.len())).unwrap();
+            packed::emit_record(room, m.len()).unwrap().copy_from_slice(m);
+        }
+        buf
+    }
+
+    fn chain_of(parts: &[&[u8]]) -> VecBuf {
+        let mut chain: Option<VecBuf> = None;
+        for p in parts {
+            let seg = VecBuf::from_slice(p);
+            chain = Some(match chain {
+                None => seg,
+                Some(c) => c.chain(seg).unwrap(),
+            });
+        }
+        chain.unwrap()
+    }
+
+    #[test]
+    fn caller_packed_buffers_and_chains_are_queued_without_copy_and_delivered_in_place() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        exchange(&mut a, &mut b, now);
+        assert!(!a.has_unsent());
+        assert_eq!(a.send_packed(now, records(&[b"one", b"two", b""])), Ok(3));
+        assert!(a.has_unsent());
+        let big: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        a.send_chain(now, chain_of(&[&big[..1400], &big[1400..2800], &big[2800..]])).unwrap();
+        a.send_packed(now, records(&[b"lone"])).unwrap();
+        exchange(&mut a, &mut b, now);
+        assert!(!a.has_unsent());
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut chained_segments = 0;
+        while let Some(ev) = b.poll_event() {
+            if let Event::Message(m) = &ev {
+                chained_segments = chained_segments.max(m.segments().count());
+            }
+            for msg in ev.messages() {
+                got.push(msg.flat_map(|s| s.iter().copied()).collect());
+            }
+        }
+        assert_eq!(got, [b"one".to_vec(), b"two".to_vec(), Vec::new(), big, b"lone".to_vec()]);
+        assert_eq!(chained_segments, 3, "a multi-packet message arrives as one chain of its packets");
+    }
+
+    #[test]
+    fn caller_buffers_are_checked() {
+        let (mut a, _b) = pair();
+        let now = Instant::default();
+        // Not records: a length running past the end.
+        let mut bad = VecBuf::from_slice(&[0, 9, 1]);
+        assert_eq!(a.send_packed(now, bad.clone()), Err(SendError::TooLarge));
+        bad.trim(3).unwrap();
+        assert_eq!(a.send_packed(now, bad), Err(SendError::TooLarge), "no record at all");
+        assert_eq!(a.send_packed(now, VecBuf::from_slice(&[0; 1500])), Err(SendError::TooLarge));
+        // A chain segment over the mss.
+        let over = chain_of(&[&[1; 1401], &[2; 10]]);
+        assert_eq!(a.send_chain(now, over), Err(SendError::TooLarge));
+        assert_eq!(a.send_queue_len(), 1, "only the Syn is queued");
+    }
+
+    #[test]
+    fn a_dry_pool_leaves_no_half_queued_message() {
+        // Syn + 2 segments, then the pool is dry: the 3-packet message is taken back out.
+        let now = Instant::default();
+        let mut a = Reliable::connect(Config::default(), VecPool::default().with_limit(3), 1, 1, now);
+        assert_eq!(a.send(now, &[5; 4000]), Err(SendError::NoBuffers));
+        assert_eq!(a.send_queue_len(), 1);
+        assert_eq!(a.stats().pool_empty, 1);
     }
 }
