@@ -30,10 +30,15 @@
 //! kept for retransmission and handed to the driver through [`PacketBuf::share`], so a
 //! retransmission copies nothing (unless the previous transmission is still held, then it copies
 //! once). A received message that fits one packet is delivered as the received buffer itself with
-//! the transport header removed by [`PacketBuf::adjust`]; a longer one as its received buffers in
-//! order ([`Message`]), never reassembled by copying; several messages that arrived packed in one
-//! packet as that packet ([`Packed`]), read in place. [`Reliable::send_with`] lets the caller write
-//! a message straight into the packet that carries it.
+//! the transport header removed by [`PacketBuf::adjust`]; a longer one as its received buffers
+//! chained in order behind one handle ([`Message`], [`PacketBuf::chain`]), never reassembled by
+//! copying and with no heap allocation; several messages that arrived packed in one packet as that
+//! packet ([`Packed`]), read in place. [`Event::messages`] reads any delivery in place.
+//! [`Reliable::send_with`] lets the caller write a message straight into the packet that carries it;
+//! [`Reliable::send_packed`] takes a packet of records the caller wrote itself, and
+//! [`Reliable::send_chain`] a message as a chain of mss-sized buffers that become its packets — both
+//! without a copy. A multi-packet [`Reliable::send`] queues its segments directly (a dry pool takes
+//! them back out), with no per-message vector.
 //!
 //! # Connections
 //! One `Reliable` is one connection. An initiator is made by [`Reliable::connect`], an acceptor by
