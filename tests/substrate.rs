@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::{assert_no_mbuf_leaked, start_eal, test_eal};
 use rosette::substrate::placement::{self, RxAssignment};
 use rosette::substrate::{
-    launch, mbuf_ring, Burst, EalBuilder, Error, Mbuf, MemoryMode, Mempool, MempoolConfig, Port, PortConfig, RingMode,
-    StopFlag, TscClock,
+    launch, mbuf_ring, Burst, EalBuilder, Error, Mbuf, MbufSlot, MemoryMode, Mempool, MempoolConfig, Port, PortConfig,
+    RingMode, StopFlag, TscClock,
 };
 use typenum::U32;
 
@@ -192,6 +192,56 @@ dpdk_test! {
         drop(burst);
         drop(m);
         assert!(pool.is_full());
+        drop(pool);
+        assert_no_mbuf_leaked(&eal);
+    }
+}
+
+dpdk_test! {
+    fn mbuf_chains_split_and_slots_hand_over_without_copy() {
+        let eal = start_eal(&[]);
+        let pool = small_pool(&eal, 63);
+        let a = Mbuf::from_slice(&pool, b"first").unwrap();
+        let addr = a.data().as_ptr() as usize;
+        let chain = a.chain(Mbuf::from_slice(&pool, b"second").unwrap()).unwrap();
+        let chain = chain.chain(Mbuf::from_slice(&pool, b"third").unwrap()).unwrap();
+        assert_eq!((chain.segments(), chain.pkt_len()), (3, 16));
+        assert_eq!(chain.segment(1), Some(&b"second"[..]));
+        assert_eq!(chain.segment(3), None);
+        // A shared chain cannot be split.
+        let shared = chain.share();
+        let chain = chain.split_first().unwrap_err();
+        drop(shared);
+        let (first, rest) = chain.split_first().unwrap();
+        assert_eq!((first.data(), first.segments(), first.pkt_len()), (&b"first"[..], 1, 5));
+        assert_eq!(first.data().as_ptr() as usize, addr, "split copied");
+        let rest = rest.unwrap();
+        assert_eq!((rest.data(), rest.segments(), rest.pkt_len()), (&b"second"[..], 2, 11));
+        assert_eq!(rest.segment(1), Some(&b"third"[..]), "the rest keeps its segment list");
+        let (second, third) = rest.split_first().unwrap();
+        assert_eq!(second.pkt_len(), 6);
+        let third = third.unwrap();
+        assert!(third.split_first().unwrap().1.is_none());
+        drop((first, second));
+
+        // The slot: one mbuf at a time, owned by whoever took it; another thread can take it.
+        let slot = std::sync::Arc::new(MbufSlot::new());
+        assert!(slot.take().is_none());
+        slot.put(Mbuf::from_slice(&pool, b"partial").unwrap()).unwrap();
+        let refused = slot.put(Mbuf::from_slice(&pool, b"second").unwrap()).unwrap_err();
+        assert_eq!(refused.data(), b"second");
+        drop(refused);
+        assert!(slot.is_occupied());
+        let taker = {
+            let slot = slot.clone();
+            std::thread::spawn(move || slot.take().map(|m| m.data().to_vec()))
+        };
+        assert_eq!(taker.join().unwrap().as_deref(), Some(&b"partial"[..]));
+        assert!(!slot.is_occupied());
+        // Dropping a slot frees what it holds.
+        slot.put(Mbuf::from_slice(&pool, b"left").unwrap()).unwrap();
+        drop(slot);
+        assert!(pool.is_full(), "{} mbufs out", pool.in_use());
         drop(pool);
         assert_no_mbuf_leaked(&eal);
     }

@@ -75,22 +75,62 @@ pub trait PacketBuf: Sized {
     /// True while another handle from [`PacketBuf::share`] still refers to the same bytes; writing
     /// through [`PacketBuf::data_mut`] is only allowed when this is false.
     fn is_shared(&self) -> bool;
-    /// True when [`PacketBuf::data`] covers the whole packet (one segment). Buffer types without
-    /// segment chains always are.
+    /// True when [`PacketBuf::data`] covers the whole packet (one segment).
     fn is_contiguous(&self) -> bool {
-        true
+        self.segment_count() == 1
     }
-    /// Puts `tail` behind this packet, taking it: the zero-copy way to send freshly written headers in
-    /// front of a shared payload. For mbufs the tail becomes the next segment(s); buffer types without
-    /// segment chains copy its bytes into this buffer's tailroom. On refusal both come back unchanged.
-    fn chain(mut self, tail: Self) -> Result<Self, (Self, Self)> {
-        match self.append(tail.len()) {
-            Ok(room) => {
-                room.copy_from_slice(tail.data());
-                Ok(self)
-            }
-            Err(_) => Err((self, tail)),
-        }
+
+    // --- Chains: a packet (or a message) as several buffers linked behind one handle. ---
+    //
+    // `data`, `append`, `trim` and friends act on the first segment; a chain is built with
+    // `chain`, read with `segment`, and taken apart with `split_first`. Chaining never copies and
+    // never allocates from the heap (for mbufs it is DPDK's own segment list).
+
+    /// Appends `tail` (and its own segments) behind this buffer's last segment, taking ownership.
+    /// Gives both back when the buffer type cannot chain (the default) or refuses (a shared head, a
+    /// segment limit).
+    fn chain(self, tail: Self) -> Result<Self, (Self, Self)> {
+        Err((self, tail))
+    }
+    /// Number of segments (1 for a plain buffer).
+    fn segment_count(&self) -> usize {
+        1
+    }
+    /// The bytes of segment `index` (0 is [`PacketBuf::data`]), `None` past the last one.
+    fn segment(&self, index: usize) -> Option<&[u8]> {
+        (index == 0).then(|| self.data())
+    }
+    /// Bytes in all segments.
+    fn total_len(&self) -> usize {
+        self.len()
+    }
+    /// Detaches the first segment: it comes back alone, the rest (if any) as a chain of its own.
+    /// Refuses (gives the buffer back unchanged) when the buffer is shared.
+    fn split_first(self) -> Result<(Self, Option<Self>), Self> {
+        Ok((self, None))
+    }
+}
+
+/// The segments of a (possibly chained) buffer, in order, as byte slices.
+#[derive(Debug, Clone)]
+pub struct Segments<'a, B> {
+    buf: &'a B,
+    next: usize,
+}
+
+impl<'a, B: PacketBuf> Segments<'a, B> {
+    /// Iterates the segments of `buf`.
+    pub fn new(buf: &'a B) -> Self {
+        Segments { buf, next: 0 }
+    }
+}
+
+impl<'a, B: PacketBuf> Iterator for Segments<'a, B> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let seg = self.buf.segment(self.next)?;
+        self.next += 1;
+        Some(seg)
     }
 }
 
@@ -107,12 +147,14 @@ pub const DEFAULT_HEADROOM: usize = 128;
 /// Data room of a [`VecBuf`] from [`VecPool::default`] (headroom included), as a default DPDK mbuf.
 pub const DEFAULT_BUF_SIZE: usize = 2048 + DEFAULT_HEADROOM;
 
-/// A heap-backed packet buffer for simulation, fuzzing and tests.
+/// A heap-backed packet buffer for simulation, fuzzing and tests. Chains (like an mbuf's segment
+/// list) hold their further segments in boxes: simulation is not the allocation-free path.
 #[derive(Clone, PartialEq, Eq)]
 pub struct VecBuf {
     storage: Box<[u8]>,
     start: usize,
     end: usize,
+    next: Option<Box<VecBuf>>,
 }
 
 impl VecBuf {
@@ -121,7 +163,7 @@ impl VecBuf {
     /// `headroom` is clamped to `capacity`.
     pub fn with_capacity(capacity: usize, headroom: usize) -> Self {
         let headroom = headroom.min(capacity);
-        VecBuf { storage: vec![0; capacity].into_boxed_slice(), start: headroom, end: headroom }
+        VecBuf { storage: vec![0; capacity].into_boxed_slice(), start: headroom, end: headroom, next: None }
     }
 
     /// A buffer holding a copy of `bytes`, with [`DEFAULT_HEADROOM`] before it and room to append up to
@@ -137,7 +179,11 @@ impl VecBuf {
 
 impl fmt::Debug for VecBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VecBuf").field("len", &self.len()).field("headroom", &self.start).finish()
+        f.debug_struct("VecBuf")
+            .field("len", &self.len())
+            .field("headroom", &self.start)
+            .field("segments", &self.segment_count())
+            .finish()
     }
 }
 
@@ -162,7 +208,8 @@ impl PacketBuf for VecBuf {
         Ok(&mut self.storage[self.start..self.start + n])
     }
     fn append(&mut self, n: usize) -> Result<&mut [u8], BufError> {
-        if n > self.tailroom() {
+        // As an mbuf: appending goes to the last segment, so a chain refuses (use `chain`).
+        if n > self.tailroom() || self.next.is_some() {
             return Err(BufError::NoTailroom);
         }
         let old_end = self.end;
@@ -177,7 +224,7 @@ impl PacketBuf for VecBuf {
         Ok(())
     }
     fn trim(&mut self, n: usize) -> Result<(), BufError> {
-        if n > self.len() {
+        if n > self.len() || self.next.is_some() {
             return Err(BufError::TooShort);
         }
         self.end -= n;
@@ -188,6 +235,31 @@ impl PacketBuf for VecBuf {
     }
     fn is_shared(&self) -> bool {
         false
+    }
+    fn chain(mut self, tail: Self) -> Result<Self, (Self, Self)> {
+        let mut last = &mut self;
+        while let Some(ref mut next) = last.next {
+            last = next;
+        }
+        last.next = Some(Box::new(tail));
+        Ok(self)
+    }
+    fn segment_count(&self) -> usize {
+        1 + self.next.as_ref().map_or(0, |n| n.segment_count())
+    }
+    fn segment(&self, index: usize) -> Option<&[u8]> {
+        let mut seg = self;
+        for _ in 0..index {
+            seg = seg.next.as_deref()?;
+        }
+        Some(seg.data())
+    }
+    fn total_len(&self) -> usize {
+        self.len() + self.next.as_ref().map_or(0, |n| n.total_len())
+    }
+    fn split_first(mut self) -> Result<(Self, Option<Self>), Self> {
+        let rest = self.next.take().map(|b| *b);
+        Ok((self, rest))
     }
 }
 
@@ -257,13 +329,20 @@ mod tests {
     }
 
     #[test]
-    fn chain_without_segments_copies_into_tailroom() {
-        let head = VecBuf::from_slice(b"hdr:");
-        let joined = head.chain(VecBuf::from_slice(b"payload")).unwrap();
-        assert_eq!(joined.data(), b"hdr:payload");
-        let full = VecBuf::with_capacity(4, 0);
-        let (head, tail) = full.chain(VecBuf::from_slice(b"xxxxx")).unwrap_err();
-        assert_eq!((head.len(), tail.data()), (0, &b"xxxxx"[..]));
+    fn chains_link_split_and_read_in_order() {
+        let a = VecBuf::from_slice(b"ab");
+        let chain = a.chain(VecBuf::from_slice(b"cde")).unwrap().chain(VecBuf::from_slice(b"f")).unwrap();
+        assert_eq!(chain.segment_count(), 3);
+        assert_eq!(chain.total_len(), 6);
+        assert_eq!(Segments::new(&chain).collect::<Vec<_>>(), [&b"ab"[..], b"cde", b"f"]);
+        let mut c2 = chain.clone();
+        assert!(c2.append(1).is_err(), "a chain cannot grow its first segment");
+        let (first, rest) = chain.split_first().unwrap();
+        assert_eq!((first.data(), first.segment_count()), (&b"ab"[..], 1));
+        let rest = rest.unwrap();
+        assert_eq!(Segments::new(&rest).collect::<Vec<_>>(), [&b"cde"[..], b"f"]);
+        let plain = VecBuf::from_slice(b"x");
+        assert_eq!(plain.segment(1), None);
     }
 
     #[test]

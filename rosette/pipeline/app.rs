@@ -73,7 +73,7 @@ impl AppEndpoint for ReliableEndpoint {
                 reliable::Event::Message(m) => {
                     let pending = &mut self.pending;
                     for seg in m.segments() {
-                        pending.bytes.extend_from_slice(crate::buf::PacketBuf::data(seg));
+                        pending.bytes.extend_from_slice(seg);
                     }
                 }
                 reliable::Event::Messages(packed) => {

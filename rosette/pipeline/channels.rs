@@ -64,8 +64,8 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::mpsc::TryRecvError;
 
 use super::endpoint::{
-    AppQueue, Deliver, LcoreEnds, ReliableCommand, ReliableEndpoint, StreamCommand, StreamDelivery, StreamEndpoint,
-    UnorderedCommand, UnorderedEndpoint,
+    AppQueue, Deliver, LcoreEnds, ReliableCommand, ReliableEndpoint, ReliableOp, StreamCommand, StreamDelivery,
+    StreamEndpoint, StreamOp, UnorderedCommand, UnorderedEndpoint,
 };
 use super::{Context, Stage, Verdict};
 use crate::channel::conn;
@@ -222,6 +222,9 @@ pub struct StageStats {
     pub chained: u64,
     /// Shared packets copied once because the peer's MAC was not resolved yet (reliable/streaming).
     pub copied: u64,
+    /// Partial packets taken from the endpoint's slot once the lcore had caught up (reliable:
+    /// packed messages; streaming: written bytes).
+    pub partials_taken: u64,
 }
 
 /// A reliable message channel as a stage. See the module documentation.
@@ -232,9 +235,11 @@ pub struct ReliableStage<D: Deliver<reliable::Event<Mbuf>> = AppQueue<reliable::
     stash: Option<reliable::Event<Mbuf>>,
     /// A command that did not fit the channel yet.
     held: Option<ReliableCommand>,
+    /// The endpoint's partial packet, taken from its slot, until every command queued before it is in.
+    pending: Option<Mbuf>,
+    /// Partial packets taken from the endpoint's slot (compared with the commands' stamps).
+    taken: u32,
     run: Option<(UdpLink, Reliable<Mempool>)>,
-    /// Preallocated room to gather a multi-packet message (the channel copies from a slice).
-    scratch: Vec<u8>,
     stats: StageStats,
 }
 
@@ -263,12 +268,13 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
         sink: D,
     ) -> ReliableStage<D> {
         ReliableStage {
-            scratch: vec![0; params.conn.max_message_size],
             params,
             ends,
             sink,
             stash: None,
             held: None,
+            pending: None,
+            taken: 0,
             run: None,
             stats: StageStats::default(),
         }
@@ -340,7 +346,9 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
                     None => break,
                 },
             };
-            if matches!(item, reliable::Event::Reset(_) | reliable::Event::Failed) && self.held.take().is_some() {
+            if matches!(item, reliable::Event::Reset(_) | reliable::Event::Failed)
+                && (self.held.take().is_some() | self.pending.take().is_some())
+            {
                 // A message held for the old connection must not go out on a new one.
                 self.stats.send_refused += 1;
             }
@@ -350,42 +358,76 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
             }
             self.stats.delivered += 1;
         }
-        // Commands, only while the channel can take them (back-pressure to the application): a message
-        // that does not fit yet is held, and no further command is taken until it went out.
+        // Commands, only while the channel can take them (back-pressure to the application): a command
+        // that does not fit yet is held, and no further command is taken until it went in. With the
+        // queue drained and everything queued transmitted, the endpoint's partial packet is taken
+        // from its slot (once per iteration), so packing never waits for more messages.
+        let mut took_partial = false;
         loop {
             let cmd = match self.held.take() {
                 Some(cmd) => cmd,
-                // With the channel full, at most one message is taken and held, so a close or reset
-                // behind full-queue messages is still reached once they drain.
                 None => match self.ends.commands.try_recv() {
                     Ok(cmd) => {
                         self.stats.commands += 1;
                         cmd
                     }
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-                },
-            };
-            let res = match cmd {
-                ReliableCommand::Send(m) => {
-                    let packets = m.pkt_len().div_ceil(self.params.conn.mss).max(1);
-                    if conn.send_space() < packets {
-                        self.held = Some(ReliableCommand::Send(m));
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => {
+                        // Everything queued before the partial packet is in: the partial goes next.
+                        if let Some(p) = self.pending.take() {
+                            let Some((_, conn)) = &mut self.run else { return };
+                            if conn.send_space() == 0 {
+                                self.pending = Some(p);
+                                break;
+                            }
+                            self.queue_partial(now, p);
+                            continue;
+                        }
+                        let (_, conn) = match &mut self.run {
+                            Some(run) => run,
+                            None => return,
+                        };
+                        if !took_partial && !conn.has_unsent() && conn.send_space() > 0 {
+                            if let Some(p) = self.ends.shared.open.take() {
+                                self.taken = self.taken.wrapping_add(1);
+                                self.stats.partials_taken += 1;
+                                self.pending = Some(p);
+                                took_partial = true;
+                                // Commands queued before it may have arrived meanwhile: take them first.
+                                continue;
+                            }
+                        }
                         break;
                     }
-                    if m.segments() == 1 && packets == 1 {
-                        // Zero-copy: the application's mbuf becomes the packet.
-                        conn.send_buf(now, m)
-                    } else {
-                        let n = m.read_all(&mut self.scratch);
-                        drop(m);
-                        conn.send(now, &self.scratch[..n])
-                    }
+                },
+            };
+            let Some((_, conn)) = &mut self.run else { return };
+            let need = match &cmd.op {
+                ReliableOp::Packed(_) => 1,
+                ReliableOp::Message(m) => usize::from(m.segments()),
+                ReliableOp::Close | ReliableOp::Reset => 0,
+            };
+            // A command stamped after the endpoint saw the pending partial taken is newer than it.
+            let after_partial = self.pending.is_some() && cmd.seen.wrapping_sub(self.taken) as i32 >= 0;
+            if conn.send_space() < need + usize::from(after_partial) && !matches!(cmd.op, ReliableOp::Reset) {
+                self.held = Some(cmd);
+                break;
+            }
+            if after_partial {
+                if let Some(p) = self.pending.take() {
+                    self.queue_partial(now, p);
                 }
-                ReliableCommand::Close => {
+            }
+            let Some((_, conn)) = &mut self.run else { return };
+            let res = match cmd.op {
+                // Zero-copy: the application's packet (or each mss-sized segment) becomes the packet.
+                ReliableOp::Packed(m) => conn.send_packed(now, m).map(drop),
+                ReliableOp::Message(m) => conn.send_chain(now, m),
+                ReliableOp::Close => {
                     conn.close(now);
                     Ok(())
                 }
-                ReliableCommand::Reset => {
+                ReliableOp::Reset => {
+                    self.pending = None;
                     conn.reset(now);
                     Ok(())
                 }
@@ -394,13 +436,25 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
                 self.stats.send_refused += 1;
             }
         }
+        let Some((link, conn)) = &mut self.run else { return };
         link.transmit(conn, now, batch);
     }
 
     fn finish(&mut self, _cx: &Context) {
         self.stash = None;
         self.held = None;
+        self.pending = None;
         self.run = None;
+    }
+}
+
+impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
+    /// Queues the endpoint's partial packet (records written by the application, zero-copy).
+    fn queue_partial(&mut self, now: Instant, p: Mbuf) {
+        let Some((_, conn)) = &mut self.run else { return };
+        if conn.send_packed(now, p).is_err() {
+            self.stats.send_refused += 1;
+        }
     }
 }
 
@@ -415,8 +469,12 @@ pub struct StreamingStage<D: Deliver<StreamDelivery> = AppQueue<StreamDelivery>>
     ends: LcoreEnds<StreamCommand, StreamDelivery>,
     sink: D,
     stash: Option<StreamDelivery>,
-    /// A write the stream took only part of (the rest is retried).
-    writing: Option<Mbuf>,
+    /// A command that did not fit the stream yet.
+    writing: Option<StreamCommand>,
+    /// The endpoint's partial packet, taken from its slot, until every command queued before it is in.
+    pending: Option<Mbuf>,
+    /// Partial packets taken from the endpoint's slot.
+    taken: u32,
     end_delivered: bool,
     run: Option<(UdpLink, Stream<Mempool>)>,
     stats: StageStats,
@@ -425,7 +483,7 @@ pub struct StreamingStage<D: Deliver<StreamDelivery> = AppQueue<StreamDelivery>>
 impl StreamingStage {
     /// A streaming channel stage whose deliveries go to the application endpoint named `params.name`.
     pub fn new(params: ChannelParams) -> StreamingStage {
-        let ends = StreamEndpoint::register(&params.name, params.queue_depth);
+        let ends = StreamEndpoint::register(&params.name, params.queue_depth, params.conn.mss);
         let sink = AppQueue::clone_of(&ends.deliveries);
         StreamingStage::with_ends(params, ends, sink)
     }
@@ -434,7 +492,7 @@ impl StreamingStage {
 impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
     /// A streaming channel stage whose deliveries go to `sink`; the endpoint can still write.
     pub fn with_sink(params: ChannelParams, sink: D) -> StreamingStage<D> {
-        let ends = StreamEndpoint::register(&params.name, params.queue_depth);
+        let ends = StreamEndpoint::register(&params.name, params.queue_depth, params.conn.mss);
         StreamingStage::with_ends(params, ends, sink)
     }
 
@@ -445,6 +503,8 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
             sink,
             stash: None,
             writing: None,
+            pending: None,
+            taken: 0,
             end_delivered: false,
             run: None,
             stats: StageStats::default(),
@@ -532,7 +592,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
                 },
             };
             if matches!(item, StreamDelivery::Event(streaming::Event::Reset(_) | streaming::Event::Failed))
-                && self.writing.take().is_some()
+                && (self.writing.take().is_some() | self.pending.take().is_some())
             {
                 // Bytes written for the old connection must not go out on a new one.
                 self.stats.send_refused += 1;
@@ -543,46 +603,79 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             }
             self.stats.delivered += 1;
         }
-        {
+        // Writes: the application's packets become the stream's packets (zero-copy). A write that does
+        // not fit is held; once caught up, the endpoint's partial packet is taken from its slot.
+        let mut took_partial = false;
+        loop {
             let Some((_, stream)) = &mut self.run else { return };
-            // Writes: one partly taken write is retried before new commands are taken.
-            loop {
-                if self.writing.is_none() {
-                    if stream.send_space() == 0 {
+            let cmd = match self.writing.take() {
+                Some(cmd) => cmd,
+                None => match self.ends.commands.try_recv() {
+                    Ok(cmd) => {
+                        self.stats.commands += 1;
+                        cmd
+                    }
+                    Err(_) => {
+                        if let Some(p) = self.pending.take() {
+                            if stream.send_space() == 0 {
+                                self.pending = Some(p);
+                                break;
+                            }
+                            if let Err((e, p)) = stream.write_buf(now, p) {
+                                if e == streaming::WriteError::Closed {
+                                    self.stats.send_refused += 1;
+                                } else {
+                                    self.pending = Some(p);
+                                    break;
+                                }
+                            }
+                            continue;
+                        }
+                        if !took_partial && !stream.has_unsent() && stream.send_space() > 0 {
+                            if let Some(p) = self.ends.shared.open.take() {
+                                self.taken = self.taken.wrapping_add(1);
+                                self.stats.partials_taken += 1;
+                                self.pending = Some(p);
+                                took_partial = true;
+                                continue;
+                            }
+                        }
                         break;
                     }
-                    match self.ends.commands.try_recv() {
-                        Ok(StreamCommand::Write(m)) => {
-                            self.stats.commands += 1;
-                            self.writing = Some(m);
+                },
+            };
+            let after_partial = self.pending.is_some() && cmd.seen.wrapping_sub(self.taken) as i32 >= 0;
+            let need = usize::from(matches!(cmd.op, StreamOp::Write(_))) + usize::from(after_partial);
+            if stream.send_space() < need && !matches!(cmd.op, StreamOp::Reset) {
+                self.writing = Some(cmd);
+                break;
+            }
+            if after_partial {
+                if let Some(p) = self.pending.take() {
+                    if let Err((e, p)) = stream.write_buf(now, p) {
+                        if e == streaming::WriteError::Closed {
+                            self.stats.send_refused += 1;
+                        } else {
+                            self.pending = Some(p);
+                            self.writing = Some(cmd);
+                            break;
                         }
-                        Ok(StreamCommand::Finish) => {
-                            self.stats.commands += 1;
-                            stream.finish(now);
-                            continue;
-                        }
-                        Ok(StreamCommand::Reset) => {
-                            self.stats.commands += 1;
-                            stream.reset(now);
-                            continue;
-                        }
-                        Err(_) => break,
                     }
                 }
-                let Some(m) = &mut self.writing else { break };
-                match stream.write(now, m.data()) {
-                    Ok(n) if n >= m.data().len() => self.writing = None,
-                    Ok(n) => {
-                        if m.adjust(n).is_err() {
-                            self.writing = None;
-                        }
+            }
+            match cmd.op {
+                StreamOp::Write(m) => match stream.write_buf(now, m) {
+                    Ok(()) => {}
+                    Err((streaming::WriteError::Closed, _)) => self.stats.send_refused += 1,
+                    Err((_, m)) => {
+                        self.writing = Some(StreamCommand { seen: cmd.seen, op: StreamOp::Write(m) });
                         break;
                     }
-                    Err(streaming::WriteError::WouldBlock | streaming::WriteError::NoBuffers) => break,
-                    Err(streaming::WriteError::Closed) => {
-                        self.stats.send_refused += 1;
-                        self.writing = None;
-                    }
+                },
+                StreamOp::Finish => stream.finish(now),
+                StreamOp::Reset => {
+                    self.pending = None;
+                    stream.reset(now);
                 }
             }
         }
@@ -593,6 +686,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
     fn finish(&mut self, _cx: &Context) {
         self.stash = None;
         self.writing = None;
+        self.pending = None;
         self.run = None;
     }
 }

@@ -18,9 +18,27 @@
 //! window closes and the peer is slowed down (the unordered channel drops instead, as UDP does).
 //!
 //! Payload memory: the application copies outgoing bytes once, into mbufs of the lcore's own mempool
-//! (allocation from a non-EAL thread is thread-safe in DPDK); the lcore passes a one-packet reliable
-//! message or an unordered datagram on without copying. Deliveries are the received mbufs themselves
-//! (headers stripped), freed back to the pool when the application drops them.
+//! (allocation from a non-EAL thread is thread-safe in DPDK), or writes them there itself
+//! ([`ReliableEndpoint::try_send_with`]); the lcore passes them on without copying. Deliveries are the
+//! received mbufs themselves (headers stripped), freed back to the pool when the application drops
+//! them. Nothing is allocated from the heap per message on either side.
+//!
+//! # Packing (reliable)
+//! Small reliable messages are packed by the endpoint itself, in the channel's wire format
+//! ([`crate::wire::packed`]): each message is written as a record into the packet the endpoint is
+//! filling. A full packet is queued to the lcore as is (it becomes the transmitted packet). Between
+//! calls the partial packet waits in a lock-free single-mbuf slot ([`MbufSlot`]); the lcore takes it
+//! from there as soon as it has caught up (its command queue is empty and the connection has
+//! transmitted everything queued before), so packing never waits for more messages: a message sent to
+//! an idle lcore leaves on its next iteration, and messages sent faster than the link drains share
+//! packets. Ordering between the slot and the command queue: each command carries how many partial
+//! packets the endpoint has seen the lcore take; a command that saw the latest one goes after it, one
+//! that did not goes before.
+//!
+//! Messages longer than a packet are copied into a chain of mbufs cut at the channel's mss; each
+//! segment becomes one packet of the message on the lcore (no further copy), and received ones are
+//! delivered as one mbuf chain ([`crate::channel::reliable::Message`]).
+use core::cell::Cell;
 use core::net::SocketAddrV4;
 use core::time::Duration;
 use std::collections::VecDeque;
@@ -28,7 +46,8 @@ use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryR
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::channel::{reliable, streaming, unordered};
-use crate::substrate::{Mbuf, Mempool};
+use crate::substrate::{Mbuf, MbufSlot, Mempool};
+use crate::wire::packed::{emit_record, record_len};
 
 /// Why an endpoint call did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,23 +139,44 @@ pub(crate) struct Shared {
     pub(crate) pool: OnceLock<Mempool>,
     /// Largest payload per send (message size for reliable, datagram size for unordered).
     pub(crate) max_payload: usize,
-    /// Payload bytes that fit one packet without a copy on the lcore (reliable: the channel's mss).
+    /// Payload bytes that fit one packet without a copy on the lcore (reliable, streaming: the
+    /// channel's mss).
     pub(crate) single_packet: usize,
+    /// The packet the application is filling, between its calls (reliable: packed records; stream:
+    /// written bytes). The lcore takes it when it has caught up.
+    pub(crate) open: MbufSlot,
 }
 
-/// Commands of a reliable endpoint.
+/// Commands of a reliable endpoint, each stamped with how many of its partial packets the endpoint
+/// had seen the lcore take from the slot when it queued the command (see the module docs).
 #[derive(Debug)]
-pub(crate) enum ReliableCommand {
-    /// One message: a single mbuf (zero-copy on the lcore), or a chain of mbufs for a message larger
-    /// than one packet (copied once on the lcore into the channel's packets).
-    Send(Mbuf),
+pub(crate) struct ReliableCommand {
+    pub(crate) seen: u32,
+    pub(crate) op: ReliableOp,
+}
+
+/// What a reliable command asks for.
+#[derive(Debug)]
+pub(crate) enum ReliableOp {
+    /// A full packet of packed records (the packet itself, zero-copy on the lcore).
+    Packed(Mbuf),
+    /// One message too large to pack: a chain of mbufs, each at most one mss (each becomes a packet).
+    Message(Mbuf),
     Close,
     Reset,
 }
 
-/// Commands of a stream endpoint.
+/// Commands of a stream endpoint, stamped like [`ReliableCommand`].
 #[derive(Debug)]
-pub(crate) enum StreamCommand {
+pub(crate) struct StreamCommand {
+    pub(crate) seen: u32,
+    pub(crate) op: StreamOp,
+}
+
+/// What a stream command asks for.
+#[derive(Debug)]
+pub(crate) enum StreamOp {
+    /// A full packet of written bytes (at most one mss; it becomes the packet, zero-copy).
     Write(Mbuf),
     Finish,
     Reset,
@@ -179,7 +219,7 @@ struct AppEnds<C, D> {
 fn queues<C, D>(depth: usize, max_payload: usize, single_packet: usize) -> (LcoreEnds<C, D>, AppEnds<C, D>) {
     let (ctx, crx) = sync_channel(depth);
     let (dtx, drx) = sync_channel(depth);
-    let shared = Arc::new(Shared { pool: OnceLock::new(), max_payload, single_packet });
+    let shared = Arc::new(Shared { pool: OnceLock::new(), max_payload, single_packet, open: MbufSlot::new() });
     (
         LcoreEnds { commands: crx, deliveries: AppQueue { tx: dtx }, shared: shared.clone() },
         AppEnds { commands: ctx, deliveries: drx, shared },
@@ -278,14 +318,14 @@ fn pull_timeout<D>(rx: &Receiver<D>, timeout: Duration) -> Result<D, EndpointErr
     })
 }
 
-/// Copies `bytes` into mbufs of `pool`: one mbuf when it fits, else a chain. Empty `bytes` give one
-/// empty mbuf.
-fn to_mbufs(pool: &Mempool, bytes: &[u8]) -> Result<Mbuf, EndpointError> {
+/// Copies `bytes` into mbufs of `pool`, at most `segment` bytes each: one mbuf when it fits, else a
+/// chain. Empty `bytes` give one empty mbuf.
+fn to_mbufs(pool: &Mempool, bytes: &[u8], segment: usize) -> Result<Mbuf, EndpointError> {
     let mut head: Option<Mbuf> = None;
     let mut rest = bytes;
     loop {
         let mut m = pool.alloc().ok_or(EndpointError::NoBuffers)?;
-        let n = rest.len().min(m.tailroom());
+        let n = rest.len().min(m.tailroom()).min(segment.max(1));
         m.append(n).map_err(|_| EndpointError::NoBuffers)?.copy_from_slice(&rest[..n]);
         rest = &rest[n..];
         head = Some(match head {
@@ -303,11 +343,30 @@ fn pool_of(shared: &Shared) -> Result<&Mempool, EndpointError> {
 }
 
 /// The application's handle on a reliable channel: sends and receives whole messages.
+///
+/// Small messages are packed into shared packets as they are sent (see the module docs); received
+/// deliveries are read in place with [`reliable::Event::messages`], whatever their form (one packet,
+/// several packed in one, a chain of packets):
+/// ```no_run
+/// # use rosette::pipeline::endpoint::ReliableEndpoint;
+/// # fn f(ep: &ReliableEndpoint) -> Result<(), rosette::pipeline::endpoint::EndpointError> {
+/// let ev = ep.recv(std::time::Duration::from_secs(1))?;
+/// for message in ev.messages() {
+///     for segment in message {
+///         let _bytes: &[u8] = segment;
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct ReliableEndpoint {
     ends: AppEnds<ReliableCommand, reliable::Event<Mbuf>>,
     /// Delivered bytes not read yet by [`super::AppEndpoint::recv`].
     pub(crate) pending: super::app::PendingBytes,
+    /// True when this endpoint left a partial packet in the slot at its last call.
+    in_slot: Cell<bool>,
+    /// Partial packets this endpoint has seen the lcore take (stamped on every command).
+    seen: Cell<u32>,
 }
 
 impl ReliableEndpoint {
@@ -318,7 +377,15 @@ impl ReliableEndpoint {
         mss: usize,
     ) -> LcoreEnds<ReliableCommand, reliable::Event<Mbuf>> {
         let (lcore, app) = queues(depth, max_message, mss);
-        register(name, Registered::Reliable(ReliableEndpoint { ends: app, pending: Default::default() }));
+        register(
+            name,
+            Registered::Reliable(ReliableEndpoint {
+                ends: app,
+                pending: Default::default(),
+                in_slot: Cell::new(false),
+                seen: Cell::new(0),
+            }),
+        );
         lcore
     }
 
@@ -331,21 +398,115 @@ impl ReliableEndpoint {
         })
     }
 
+    /// Takes the partial packet back from the slot: `None` when there was none or the lcore took it
+    /// (which is then counted as seen).
+    fn reclaim(&self) -> Option<Mbuf> {
+        let m = self.ends.shared.open.take();
+        if m.is_none() && self.in_slot.get() {
+            self.seen.set(self.seen.get().wrapping_add(1));
+        }
+        self.in_slot.set(false);
+        m
+    }
+
+    /// Leaves the partial packet in the slot for the lcore (or for this endpoint's next call).
+    fn park(&self, m: Mbuf) {
+        // Only this endpoint puts, and it always takes first: the slot is empty here.
+        self.in_slot.set(self.ends.shared.open.put(m).is_ok());
+    }
+
+    /// Queues `op`; a full queue gives it back.
+    fn queue(&self, op: ReliableOp) -> Result<(), (EndpointError, Option<ReliableOp>)> {
+        match self.ends.commands.try_send(ReliableCommand { seen: self.seen.get(), op }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(cmd)) => Err((EndpointError::WouldBlock, Some(cmd.op))),
+            Err(TrySendError::Disconnected(_)) => Err((EndpointError::Disconnected, None)),
+        }
+    }
+
+    /// Queues the partial packet (if any) as a packet of its own, ahead of what follows.
+    fn flush_open(&self) -> Result<(), EndpointError> {
+        let Some(m) = self.reclaim() else { return Ok(()) };
+        self.queue(ReliableOp::Packed(m)).map_err(|(e, op)| {
+            if let Some(ReliableOp::Packed(m)) = op {
+                self.park(m);
+            }
+            e
+        })
+    }
+
     /// Queues a message without waiting: [`EndpointError::WouldBlock`] when the queue to the lcore is
-    /// full (the message was not queued; retry later).
+    /// full (the message was not queued; retry later). A message that fits a packet with its record
+    /// header is packed with its neighbours ([`ReliableEndpoint::try_send_with`]); a longer one is
+    /// copied into a chain of mss-sized mbufs, each of which becomes one of its packets.
     pub fn try_send(&self, msg: &[u8]) -> Result<(), EndpointError> {
+        if record_len(msg.len()) <= self.ends.shared.single_packet {
+            return self.try_send_with(msg.len(), |out| out.copy_from_slice(msg));
+        }
         if msg.len() > self.ends.shared.max_payload {
             return Err(EndpointError::TooLarge);
         }
         let pool = pool_of(&self.ends.shared)?;
-        let mbufs = if msg.len() <= self.ends.shared.single_packet {
-            let mut m = pool.alloc().ok_or(EndpointError::NoBuffers)?;
-            m.append(msg.len()).map_err(|_| EndpointError::TooLarge)?.copy_from_slice(msg);
-            m
-        } else {
-            to_mbufs(pool, msg)?
+        // What was packed before goes first.
+        self.flush_open()?;
+        let chain = to_mbufs(pool, msg, self.ends.shared.single_packet)?;
+        // A full queue drops the chain (back to the pool); the caller retries.
+        self.queue(ReliableOp::Message(chain)).map_err(|(e, _)| e)
+    }
+
+    /// Queues a message of `len` bytes that `fill` writes straight into the packet that carries it
+    /// (zero-copy: no intermediate buffer). `fill` gets exactly `len` bytes (previous content
+    /// unspecified) and runs only when the message is accepted. The message is packed with its
+    /// neighbours; `len` plus the 2-byte record header must fit the channel's mss, else
+    /// [`EndpointError::TooLarge`] (use [`ReliableEndpoint::try_send`] for longer messages).
+    pub fn try_send_with(&self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), EndpointError> {
+        let need = record_len(len);
+        let mss = self.ends.shared.single_packet;
+        if need > mss || len > self.ends.shared.max_payload {
+            return Err(EndpointError::TooLarge);
+        }
+        let pool = pool_of(&self.ends.shared)?;
+        let mut open = self.reclaim();
+        if let Some(m) = open.take() {
+            if m.data_len() + need <= mss && m.tailroom() >= need {
+                open = Some(m);
+            } else {
+                // Full: it goes to the lcore as it is, and this message starts the next packet.
+                if let Err((e, op)) = self.queue(ReliableOp::Packed(m)) {
+                    if let Some(ReliableOp::Packed(m)) = op {
+                        self.park(m);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let mut m = match open {
+            Some(m) => m,
+            None => pool.alloc().ok_or(EndpointError::NoBuffers)?,
         };
-        push(&self.ends.commands, ReliableCommand::Send(mbufs))
+        match m.append(need) {
+            Ok(room) => match emit_record(room, len) {
+                Ok(body) => fill(body),
+                Err(_) => {
+                    // Cannot happen (`need` bytes were appended); undo rather than send garbage.
+                    let _ = m.trim(need);
+                    self.park_unless_empty(m);
+                    return Err(EndpointError::TooLarge);
+                }
+            },
+            Err(_) => {
+                self.park_unless_empty(m);
+                return Err(EndpointError::NoBuffers);
+            }
+        }
+        self.park(m);
+        Ok(())
+    }
+
+    fn park_unless_empty(&self, m: Mbuf) {
+        if m.data_len() > 0 {
+            self.park(m);
+        }
     }
 
     /// Queues a message, retrying while the queue is full, for up to `timeout`.
@@ -369,19 +530,29 @@ impl ReliableEndpoint {
 
     /// Closes the sending side after every queued message (the peer sees `PeerClosed`).
     pub fn close(&self, timeout: Duration) -> Result<(), EndpointError> {
-        retry(timeout, || push(&self.ends.commands, ReliableCommand::Close))
+        retry(timeout, || {
+            self.flush_open()?;
+            self.queue(ReliableOp::Close).map_err(|(e, _)| e)
+        })
     }
 
     /// Aborts the connection (queued and undelivered data is dropped; the peer sees a reset).
     pub fn reset(&self, timeout: Duration) -> Result<(), EndpointError> {
-        retry(timeout, || push(&self.ends.commands, ReliableCommand::Reset))
+        drop(self.reclaim());
+        retry(timeout, || self.queue(ReliableOp::Reset).map_err(|(e, _)| e))
     }
 }
 
 /// The application's handle on a streaming channel: writes and reads bytes.
+///
+/// Written bytes are copied once, straight into the packet the endpoint is filling (at most one mss);
+/// full packets go to the lcore, which queues them as they are; the partial one waits in the slot
+/// until the lcore has caught up, exactly as reliable packing does (see the module docs).
 #[derive(Debug)]
 pub struct StreamEndpoint {
     ends: AppEnds<StreamCommand, StreamDelivery>,
+    in_slot: Cell<bool>,
+    seen: Cell<u32>,
     /// The segment being read, with what was read already removed from its front.
     current: Option<Mbuf>,
     events: VecDeque<streaming::Event>,
@@ -389,13 +560,56 @@ pub struct StreamEndpoint {
 }
 
 impl StreamEndpoint {
-    pub(crate) fn register(name: &str, depth: usize) -> LcoreEnds<StreamCommand, StreamDelivery> {
-        let (lcore, app) = queues(depth, usize::MAX, 0);
+    pub(crate) fn register(name: &str, depth: usize, mss: usize) -> LcoreEnds<StreamCommand, StreamDelivery> {
+        let (lcore, app) = queues(depth, usize::MAX, mss);
         register(
             name,
-            Registered::Streaming(StreamEndpoint { ends: app, current: None, events: VecDeque::new(), ended: false }),
+            Registered::Streaming(StreamEndpoint {
+                ends: app,
+                in_slot: Cell::new(false),
+                seen: Cell::new(0),
+                current: None,
+                events: VecDeque::new(),
+                ended: false,
+            }),
         );
         lcore
+    }
+
+    /// As [`ReliableEndpoint`]'s: the partial packet back from the slot, or `None` (taken: seen).
+    fn reclaim(&self) -> Option<Mbuf> {
+        let m = self.ends.shared.open.take();
+        if m.is_none() && self.in_slot.get() {
+            self.seen.set(self.seen.get().wrapping_add(1));
+        }
+        self.in_slot.set(false);
+        m
+    }
+
+    fn park(&self, m: Mbuf) {
+        self.in_slot.set(self.ends.shared.open.put(m).is_ok());
+    }
+
+    fn queue(&self, op: StreamOp) -> Result<(), (EndpointError, Option<StreamOp>)> {
+        match self.ends.commands.try_send(StreamCommand { seen: self.seen.get(), op }) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(cmd)) => Err((EndpointError::WouldBlock, Some(cmd.op))),
+            Err(TrySendError::Disconnected(_)) => Err((EndpointError::Disconnected, None)),
+        }
+    }
+
+    /// Queues `m` as a written packet; a full queue leaves it in the slot (the lcore takes it from
+    /// there, or the next call queues it).
+    fn queue_or_park(&self, m: Mbuf) -> Result<(), EndpointError> {
+        match self.queue(StreamOp::Write(m)) {
+            Ok(()) => Ok(()),
+            Err((e, op)) => {
+                if let Some(StreamOp::Write(m)) = op {
+                    self.park(m);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Takes the endpoint of the streaming channel stage named `name`, waiting up to `timeout`.
@@ -406,13 +620,44 @@ impl StreamEndpoint {
         })
     }
 
-    /// Writes as much of `data` as one mbuf holds without waiting; returns the bytes taken.
+    /// Writes as much of `data` as the packet being filled holds (at most one mss) without waiting;
+    /// returns the bytes taken. The bytes are copied once, into the packet that carries them.
     pub fn try_write(&self, data: &[u8]) -> Result<usize, EndpointError> {
+        let mss = self.ends.shared.single_packet.max(1);
         let pool = pool_of(&self.ends.shared)?;
-        let mut m = pool.alloc().ok_or(EndpointError::NoBuffers)?;
-        let n = data.len().min(m.tailroom());
-        m.append(n).map_err(|_| EndpointError::NoBuffers)?.copy_from_slice(&data[..n]);
-        push(&self.ends.commands, StreamCommand::Write(m)).map(|()| n)
+        let mut open = self.reclaim();
+        if let Some(m) = open.take() {
+            if m.data_len() >= mss || m.tailroom() == 0 {
+                // Full: to the lcore first (a full queue keeps it in the slot: try again later).
+                self.queue_or_park(m)?;
+            } else {
+                open = Some(m);
+            }
+        }
+        let mut m = match open {
+            Some(m) => m,
+            None => pool.alloc().ok_or(EndpointError::NoBuffers)?,
+        };
+        let n = data.len().min(mss - m.data_len()).min(m.tailroom());
+        match m.append(n) {
+            Ok(room) => room.copy_from_slice(&data[..n]),
+            Err(_) => {
+                if m.data_len() > 0 {
+                    self.park(m);
+                }
+                return Err(EndpointError::NoBuffers);
+            }
+        }
+        if m.data_len() >= mss {
+            // A full queue is no failure here: the bytes are written, the packet waits in the slot.
+            match self.queue_or_park(m) {
+                Ok(()) | Err(EndpointError::WouldBlock) => {}
+                Err(e) => return Err(e),
+            }
+        } else {
+            self.park(m);
+        }
+        Ok(n)
     }
 
     /// Writes all of `data`, waiting while the queue is full, for up to `timeout` in all.
@@ -499,12 +744,18 @@ impl StreamEndpoint {
 
     /// Finishes the writing direction after everything written (the peer reads end of stream).
     pub fn finish(&self, timeout: Duration) -> Result<(), EndpointError> {
-        retry(timeout, || push(&self.ends.commands, StreamCommand::Finish))
+        retry(timeout, || {
+            if let Some(m) = self.reclaim() {
+                self.queue_or_park(m)?;
+            }
+            self.queue(StreamOp::Finish).map_err(|(e, _)| e)
+        })
     }
 
     /// Aborts both directions.
     pub fn reset(&self, timeout: Duration) -> Result<(), EndpointError> {
-        retry(timeout, || push(&self.ends.commands, StreamCommand::Reset))
+        drop(self.reclaim());
+        retry(timeout, || self.queue(StreamOp::Reset).map_err(|(e, _)| e))
     }
 }
 
@@ -590,18 +841,18 @@ mod tests {
         let _lcore = UnorderedEndpoint::register("late-stage", 4, 1472);
         assert!(waiter.join().unwrap().is_ok());
         assert!(!unregister("late-stage"));
-        let _again = StreamEndpoint::register("unclaimed", 4);
+        let _again = StreamEndpoint::register("unclaimed", 4, 1400);
         assert!(unregister("unclaimed"));
     }
 
     #[test]
     fn command_queue_is_bounded() {
-        let lcore = StreamEndpoint::register("bounded", 2);
+        let lcore = StreamEndpoint::register("bounded", 2, 1400);
         let ep = StreamEndpoint::connect("bounded", Duration::ZERO).unwrap();
         assert_eq!(ep.finish(Duration::ZERO), Ok(()));
         assert_eq!(ep.reset(Duration::ZERO), Ok(()));
         assert_eq!(ep.finish(Duration::from_millis(2)), Err(EndpointError::TimedOut));
-        assert!(matches!(lcore.commands.try_recv(), Ok(StreamCommand::Finish)));
+        assert!(matches!(lcore.commands.try_recv(), Ok(StreamCommand { op: StreamOp::Finish, .. })));
         assert_eq!(ep.finish(Duration::ZERO), Ok(()));
     }
 

@@ -1,8 +1,10 @@
 //! `Mbuf`: an owned handle to one DPDK packet buffer, freed back to its pool on drop.
 //!
-//! Data access is zero-copy: [`Mbuf::data`] is a slice straight into the mbuf's data room. rosette works
-//! on single-segment packets (every PMD it uses produces them with its default settings); for a
-//! chained mbuf, `data` covers the first segment only and [`Mbuf::is_contiguous`] says so.
+//! Data access is zero-copy: [`Mbuf::data`] is a slice straight into the mbuf's data room. Received
+//! packets are single segments (every PMD rosette uses produces them with its default settings); chains
+//! carry multi-packet reliable messages (built with [`Mbuf::chain`], read with [`Mbuf::segment`], taken
+//! apart with [`Mbuf::split_first`]). For a chain, `data` covers the first segment only and
+//! [`Mbuf::is_contiguous`] says so.
 
 use std::ptr::NonNull;
 
@@ -187,12 +189,20 @@ impl Mbuf {
         Ok(())
     }
 
-    /// A second handle to the same packet (reference count + 1); neither may change it while both live.
+    /// A second handle to the same packet (reference count + 1 on every segment, since freeing a
+    /// packet releases one reference of each of its segments); neither may change it while both live.
     #[inline]
     pub fn share(&self) -> Mbuf {
-        // SAFETY: the mbuf is valid; the count is updated atomically, and the new handle owns the new
-        // reference.
-        unsafe { ffi::rte_mbuf_refcnt_update(self.raw.as_ptr(), 1) };
+        let mut seg = self.raw.as_ptr();
+        while !seg.is_null() {
+            // SAFETY: `seg` walks the valid segment list of a packet this handle keeps alive; the count
+            // is updated atomically, and the new handle owns the new references (released together by
+            // its drop, which frees one reference per segment).
+            seg = unsafe {
+                ffi::rte_mbuf_refcnt_update(seg, 1);
+                (*seg).next
+            };
+        }
         Mbuf { raw: self.raw }
     }
 
@@ -258,6 +268,66 @@ impl Mbuf {
             seg = next;
         }
         off
+    }
+
+    /// The bytes of segment `index` (0 is [`Mbuf::data`]), `None` past the last segment. Walks the
+    /// segment list from the head.
+    pub fn segment(&self, index: usize) -> Option<&[u8]> {
+        let mut seg = self.raw.as_ptr();
+        for _ in 0..index {
+            // SAFETY: `seg` is a valid segment of the packet this handle keeps alive (the head, or a
+            // `next` read from a valid segment); reading its `next` field races with no writer, since
+            // changing the segment list needs `&mut`/ownership of the only handle.
+            seg = unsafe { (*seg).next };
+            if seg.is_null() {
+                return None;
+            }
+        }
+        // SAFETY: `seg` is a valid segment of this packet (non-null, reached above); its data lies at
+        // buf_addr + data_off for data_len initialised bytes, alive and unwritten while `&self` is
+        // borrowed.
+        Some(unsafe {
+            let h = &*seg;
+            core::slice::from_raw_parts((h.buf_addr as *const u8).add(usize::from(h.data_off)), usize::from(h.data_len))
+        })
+    }
+
+    /// Detaches the first segment of a chain: it comes back as a packet of its own, and the rest, if
+    /// any, as another packet (no copy). Refuses when the packet is shared (the other handle's segment
+    /// list would change) — the packet comes back unchanged.
+    pub fn split_first(mut self) -> core::result::Result<(Mbuf, Option<Mbuf>), Mbuf> {
+        if self.refcnt() > 1 {
+            return Err(self);
+        }
+        let next = self.header().next;
+        let Some(next) = NonNull::new(next) else {
+            return Ok((self, None));
+        };
+        // The rest must not be shared either: its header is rewritten below.
+        // SAFETY: `next` is the valid second segment of a packet this unique handle owns; reading its
+        // reference count is an atomic read.
+        if unsafe { ffi::rte_mbuf_refcnt_read(next.as_ptr()) } > 1 {
+            return Err(self);
+        }
+        let (segs, total) = (self.header().nb_segs, self.header().pkt_len);
+        let first_len = self.header().data_len;
+        {
+            let h = self.header_mut();
+            h.next = core::ptr::null_mut();
+            h.nb_segs = 1;
+            h.pkt_len = u32::from(first_len);
+        }
+        // SAFETY: `next` was owned through the chain (the head's reference covered it) and is now
+        // unlinked from the head, so the new handle owns it alone; as the new head of the rest, its
+        // segment count and packet length are set to describe the remaining segments (it is unshared,
+        // checked above, so nothing else reads them).
+        let rest = unsafe {
+            let h = &mut *next.as_ptr();
+            h.nb_segs = segs - 1;
+            h.pkt_len = total - u32::from(first_len);
+            Mbuf::from_raw(next)
+        };
+        Ok((self, Some(rest)))
     }
 
     /// A single-segment copy of the whole packet (every segment) in a fresh mbuf of `pool`; `None` when
@@ -337,5 +407,21 @@ impl PacketBuf for Mbuf {
     #[inline]
     fn chain(self, tail: Self) -> Result<Self, (Self, Self)> {
         Mbuf::chain(self, tail)
+    }
+    #[inline]
+    fn segment_count(&self) -> usize {
+        usize::from(self.segments())
+    }
+    #[inline]
+    fn segment(&self, index: usize) -> Option<&[u8]> {
+        Mbuf::segment(self, index)
+    }
+    #[inline]
+    fn total_len(&self) -> usize {
+        self.pkt_len()
+    }
+    #[inline]
+    fn split_first(self) -> Result<(Self, Option<Self>), Self> {
+        Mbuf::split_first(self)
     }
 }

@@ -20,6 +20,7 @@ pub mod mempool;
 pub mod placement;
 pub mod port;
 pub mod ring;
+pub mod slot;
 pub mod telemetry;
 
 pub use burst::{Batch, Burst, BurstSize};
@@ -32,3 +33,4 @@ pub use mbuf::Mbuf;
 pub use mempool::{Mempool, MempoolConfig};
 pub use port::{LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue};
 pub use ring::{mbuf_ring, MbufConsumer, MbufProducer, RingMode};
+pub use slot::MbufSlot;

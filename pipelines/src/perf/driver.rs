@@ -411,7 +411,7 @@ impl Transport for ReliableT {
     fn deliver(&mut self, rx: &mut Receiver) {
         while let Some(ev) = self.conn.poll_event() {
             match ev {
-                reliable::Event::Message(m) => rx.on_message(m.segments().map(|s| s.data())),
+                reliable::Event::Message(m) => rx.on_message(m.segments()),
                 reliable::Event::Messages(packed) => {
                     for record in packed.iter() {
                         rx.on_message(core::iter::once(record));

@@ -407,16 +407,22 @@ impl<P: BufPool> Core<P> {
         Some(buf)
     }
 
-    /// Reserves header room in front of a caller-provided payload buffer.
-    pub(crate) fn wrap_payload(&mut self, mut buf: P::Buf) -> Option<P::Buf> {
-        if buf.headroom() >= self.cfg.lower_headroom + HEADER_LEN && !buf.is_shared() {
-            buf.prepend(HEADER_LEN).ok()?;
-            return Some(buf);
+    /// Reserves header room in front of a caller-provided payload buffer (copying it into a pool
+    /// buffer when it has no room in front or is shared); gives it back when the copy fails.
+    pub(crate) fn wrap_payload(&mut self, mut buf: P::Buf) -> Result<P::Buf, P::Buf> {
+        if buf.headroom() >= self.cfg.lower_headroom + HEADER_LEN && !buf.is_shared() && buf.prepend(HEADER_LEN).is_ok()
+        {
+            return Ok(buf);
         }
         // Rare path: not enough headroom, copy.
-        let mut copy = self.alloc_segment()?;
-        copy.append(buf.len()).ok()?.copy_from_slice(buf.data());
-        Some(copy)
+        let Some(mut copy) = self.alloc_segment() else { return Err(buf) };
+        match copy.append(buf.len()) {
+            Ok(d) => {
+                d.copy_from_slice(buf.data());
+                Ok(copy)
+            }
+            Err(_) => Err(buf),
+        }
     }
 
     /// Mutable access to the payload tail of the newest never-sent data packet, for coalescing.
@@ -439,6 +445,22 @@ impl<P: BufPool> Core<P> {
         let fits = slot.buf.len() - HEADER_LEN + extra <= mss && slot.buf.tailroom() >= extra;
         (slot.kind == PacketType::Data && slot.state == SlotState::Unsent && slot.flags & FLAG_PACKED != 0 && fits)
             .then_some(&mut slot.buf)
+    }
+
+    /// True while a queued packet has never been transmitted.
+    pub(crate) fn has_unsent(&self) -> bool {
+        self.next_unsent < self.tx.len()
+    }
+
+    /// Takes the `n` newest packets back out of the send queue (never sent: a message that could not
+    /// be queued whole).
+    pub(crate) fn unpush(&mut self, n: usize) {
+        for _ in 0..n {
+            if self.tx.len() <= self.next_unsent {
+                return;
+            }
+            self.tx.pop_back();
+        }
     }
 
     /// Queues a sequenced packet whose buffer starts with [`HEADER_LEN`] reserved bytes.
@@ -763,6 +785,17 @@ impl<P: BufPool> Core<P> {
             self.stats.drops.duplicate += 1;
             return;
         }
+        // A segment that more of its message will be chained behind must not be shared (a duplicate
+        // still held by a lower layer): give it a private copy from the pool, or treat it as lost.
+        let buf = if r.kind == PacketType::Data && r.flags & FLAG_END_OF_MESSAGE == 0 && buf.is_shared() {
+            let Some(copy) = self.private_copy(&buf) else {
+                self.stats.pool_empty += 1;
+                return;
+            };
+            copy
+        } else {
+            buf
+        };
         self.reorder[idx] = Some(RxSeg { buf, kind: r.kind, flags: r.flags });
         self.last_rx_seq = seq;
         if off != 0 {
@@ -789,6 +822,13 @@ impl<P: BufPool> Core<P> {
         while self.held_runs.front().is_some_and(|&(first, _)| lt(first, self.rcv_nxt)) {
             self.held_runs.pop_front();
         }
+    }
+
+    /// An unshared copy of a received payload, from the pool.
+    fn private_copy(&mut self, buf: &P::Buf) -> Option<P::Buf> {
+        let mut copy = self.pool.alloc()?;
+        copy.append(buf.len()).ok()?.copy_from_slice(buf.data());
+        Some(copy)
     }
 
     /// Records that `seq` (beyond `rcv_nxt`, not held before) is now held out of order.

@@ -30,10 +30,15 @@
 //! kept for retransmission and handed to the driver through [`PacketBuf::share`], so a
 //! retransmission copies nothing (unless the previous transmission is still held, then it copies
 //! once). A received message that fits one packet is delivered as the received buffer itself with
-//! the transport header removed by [`PacketBuf::adjust`]; a longer one as its received buffers in
-//! order ([`Message`]), never reassembled by copying; several messages that arrived packed in one
-//! packet as that packet ([`Packed`]), read in place. [`Reliable::send_with`] lets the caller write
-//! a message straight into the packet that carries it.
+//! the transport header removed by [`PacketBuf::adjust`]; a longer one as its received buffers
+//! chained in order behind one handle ([`Message`], [`PacketBuf::chain`]), never reassembled by
+//! copying and with no heap allocation; several messages that arrived packed in one packet as that
+//! packet ([`Packed`]), read in place. [`Event::messages`] reads any delivery in place.
+//! [`Reliable::send_with`] lets the caller write a message straight into the packet that carries it;
+//! [`Reliable::send_packed`] takes a packet of records the caller wrote itself, and
+//! [`Reliable::send_chain`] a message as a chain of mss-sized buffers that become its packets — both
+//! without a copy. A multi-packet [`Reliable::send`] queues its segments directly (a dry pool takes
+//! them back out), with no per-message vector.
 //!
 //! # Connections
 //! One `Reliable` is one connection. An initiator is made by [`Reliable::connect`], an acceptor by
@@ -45,26 +50,27 @@
 
 use core::fmt;
 
-use crate::buf::{BufPool, PacketBuf};
+use crate::buf::{BufPool, PacketBuf, Segments};
 use crate::channel::conn::{Config, Core, CoreEvent, ResetReason, State, Stats};
 use crate::channel::time::Instant;
 use crate::wire::packed::{self, record_len, Records, RECORD_HEADER_LEN};
 use crate::wire::transport::{PacketType, FLAG_END_OF_MESSAGE, FLAG_PACKED};
 
-/// A delivered message: its received buffers in order, each holding only payload.
+/// A delivered message: its received buffers in order, chained behind one handle
+/// ([`PacketBuf::chain`]), each segment holding only payload.
 ///
-/// Single-packet messages allocate nothing beyond the packet buffer; longer ones keep their
-/// segments in one vector per message.
+/// Nothing is allocated from the heap for a message of any size: a one-packet message is the received
+/// buffer itself, a longer one its received buffers linked as one chain (for mbufs, DPDK's segment
+/// list).
 #[derive(Debug)]
 pub struct Message<B> {
-    first: B,
-    rest: Vec<B>,
+    buf: B,
 }
 
 impl<B: PacketBuf> Message<B> {
     /// Total payload bytes.
     pub fn len(&self) -> usize {
-        self.first.len() + self.rest.iter().map(PacketBuf::len).sum::<usize>()
+        self.buf.total_len()
     }
 
     /// True for an empty message.
@@ -72,32 +78,45 @@ impl<B: PacketBuf> Message<B> {
         self.len() == 0
     }
 
-    /// The segments in order.
-    pub fn segments(&self) -> impl Iterator<Item = &B> {
-        core::iter::once(&self.first).chain(self.rest.iter())
+    /// The payload of each segment, in order (read in place).
+    pub fn segments(&self) -> Segments<'_, B> {
+        Segments::new(&self.buf)
     }
 
     /// The single buffer of a one-packet message, or the message back.
     pub fn into_single(self) -> Result<B, Self> {
-        if self.rest.is_empty() {
-            Ok(self.first)
+        if self.buf.segment_count() == 1 {
+            Ok(self.buf)
         } else {
             Err(self)
         }
     }
 
-    /// The segments, owned.
+    /// The whole message as one (possibly chained) buffer.
+    pub fn into_buf(self) -> B {
+        self.buf
+    }
+
+    /// The segments as separate buffers (a convenience that allocates the vector).
     pub fn into_segments(self) -> Vec<B> {
-        let mut v = Vec::with_capacity(1 + self.rest.len());
-        v.push(self.first);
-        v.extend(self.rest);
+        let mut v = Vec::with_capacity(self.buf.segment_count());
+        let mut rest = Some(self.buf);
+        while let Some(buf) = rest.take() {
+            match buf.split_first() {
+                Ok((first, tail)) => {
+                    v.push(first);
+                    rest = tail;
+                }
+                Err(whole) => v.push(whole),
+            }
+        }
         v
     }
 
     /// Appends the payload to `out` (a copy, for convenience).
     pub fn copy_to(&self, out: &mut Vec<u8>) {
         for s in self.segments() {
-            out.extend_from_slice(s.data());
+            out.extend_from_slice(s);
         }
     }
 }
@@ -151,6 +170,64 @@ pub enum Event<B> {
     Reset(ResetReason),
     /// Retransmissions gave up (too many backoffs or no progress for too long).
     Failed,
+}
+
+impl<B: PacketBuf> Event<B> {
+    /// The messages of this delivery, in order, each as its segments read in place: one for
+    /// [`Event::Message`], every record of [`Event::Messages`], none for connection events. No copy,
+    /// no allocation:
+    /// ```
+    /// # use rosette_proto::channel::reliable::Event;
+    /// # use rosette_proto::buf::VecBuf;
+    /// fn total_bytes(ev: &Event<VecBuf>) -> usize {
+    ///     ev.messages().map(|segments| segments.map(<[u8]>::len).sum::<usize>()).sum()
+    /// }
+    /// ```
+    pub fn messages(&self) -> DeliveredMessages<'_, B> {
+        match self {
+            Event::Message(m) => DeliveredMessages::One(Some(&m.buf)),
+            Event::Messages(p) => DeliveredMessages::Packed(p.iter()),
+            _ => DeliveredMessages::One(None),
+        }
+    }
+}
+
+/// The messages of one delivery ([`Event::messages`]).
+#[derive(Debug, Clone)]
+pub enum DeliveredMessages<'a, B> {
+    /// A single (possibly multi-segment) message, until taken.
+    One(Option<&'a B>),
+    /// The records of a packed packet.
+    Packed(Records<'a>),
+}
+
+impl<'a, B: PacketBuf> Iterator for DeliveredMessages<'a, B> {
+    type Item = MessageSegments<'a, B>;
+    fn next(&mut self) -> Option<MessageSegments<'a, B>> {
+        match self {
+            DeliveredMessages::One(m) => m.take().map(|b| MessageSegments::Chain(Segments::new(b))),
+            DeliveredMessages::Packed(r) => r.next().map(|rec| MessageSegments::Record(Some(rec))),
+        }
+    }
+}
+
+/// One delivered message as its segments, in order ([`Event::messages`]).
+#[derive(Debug, Clone)]
+pub enum MessageSegments<'a, B> {
+    /// The segments of a received buffer chain.
+    Chain(Segments<'a, B>),
+    /// One record of a packed packet, until taken.
+    Record(Option<&'a [u8]>),
+}
+
+impl<'a, B: PacketBuf> Iterator for MessageSegments<'a, B> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            MessageSegments::Chain(s) => s.next(),
+            MessageSegments::Record(r) => r.take(),
+        }
+    }
 }
 
 /// Why a message was not accepted for sending.
@@ -236,32 +313,22 @@ impl<P: BufPool> Reliable<P> {
         if self.core.send_space() < packets {
             return Err(SendError::WouldBlock);
         }
-        // Allocate everything first so a dry pool leaves no half-queued message behind.
-        let mut chunks = msg.chunks(mss);
-        let total = packets;
-        let mut queued: Vec<P::Buf> = Vec::new();
-        if total > 1 {
-            queued.reserve_exact(total);
-        }
-        for _ in 0..total {
-            let chunk = chunks.next().unwrap_or(&[]);
+        // Segments go straight into the send queue (no per-message vector); a dry pool takes the
+        // ones already queued back out, so no half-queued message is left behind.
+        for (i, chunk) in msg.chunks(mss).enumerate() {
             let Some(mut buf) = self.core.alloc_segment() else {
                 self.core.stats.pool_empty += 1;
+                self.core.unpush(i);
                 return Err(SendError::NoBuffers);
             };
             match buf.append(chunk.len()) {
                 Ok(d) => d.copy_from_slice(chunk),
-                Err(_) => return Err(SendError::NoBuffers),
+                Err(_) => {
+                    self.core.unpush(i);
+                    return Err(SendError::NoBuffers);
+                }
             }
-            if total == 1 {
-                self.core.push(buf, PacketType::Data, FLAG_END_OF_MESSAGE);
-                return Ok(());
-            }
-            queued.push(buf);
-        }
-        let last = queued.len() - 1;
-        for (i, buf) in queued.into_iter().enumerate() {
-            let flags = if i == last { FLAG_END_OF_MESSAGE } else { 0 };
+            let flags = if i + 1 == packets { FLAG_END_OF_MESSAGE } else { 0 };
             self.core.push(buf, PacketType::Data, flags);
         }
         Ok(())
@@ -310,12 +377,87 @@ impl<P: BufPool> Reliable<P> {
         if self.core.send_space() == 0 {
             return Err(SendError::WouldBlock);
         }
-        let Some(buf) = self.core.wrap_payload(buf) else {
+        let Ok(buf) = self.core.wrap_payload(buf) else {
             self.core.stats.pool_empty += 1;
             return Err(SendError::NoBuffers);
         };
         self.core.push(buf, PacketType::Data, FLAG_END_OF_MESSAGE);
         Ok(())
+    }
+
+    /// Queues a packet's worth of messages already written as packed records ([`crate::wire::packed`])
+    /// into `buf` (payload only, headroom in front): the buffer becomes the packet, nothing is copied
+    /// (unless it lacks headroom for the headers). Later small sends may still be packed behind its
+    /// records while it waits to go out. Returns the number of messages it held.
+    ///
+    /// # Errors
+    /// [`SendError::TooLarge`] when the records exceed [`Config::mss`] or are not well-formed records
+    /// (the buffer is dropped: a local caller's bug, not a peer's).
+    pub fn send_packed(&mut self, _now: Instant, buf: P::Buf) -> Result<usize, SendError> {
+        if buf.len() > self.core.config().mss || buf.segment_count() != 1 {
+            return Err(SendError::TooLarge);
+        }
+        let count = packed::count_records(buf.data()).map_err(|_| SendError::TooLarge)?;
+        if !self.core.can_send() {
+            return Err(SendError::Closed);
+        }
+        if self.core.send_space() == 0 {
+            return Err(SendError::WouldBlock);
+        }
+        let Ok(buf) = self.core.wrap_payload(buf) else {
+            self.core.stats.pool_empty += 1;
+            return Err(SendError::NoBuffers);
+        };
+        self.core.stats.packed += count as u64 - 1;
+        self.core.push(buf, PacketType::Data, FLAG_END_OF_MESSAGE | FLAG_PACKED);
+        Ok(count)
+    }
+
+    /// Queues one message given as a chain of buffers ([`PacketBuf::chain`]), each segment holding at
+    /// most [`Config::mss`] payload bytes with headroom in front: every segment becomes one packet
+    /// of the message, nothing is copied (a segment without headroom is copied once).
+    ///
+    /// # Errors
+    /// [`SendError::TooLarge`] for a message over [`Config::max_message_size`] or a segment over the
+    /// mss; [`SendError::WouldBlock`] when the send queue lacks room for every segment (nothing is
+    /// queued; the buffer is dropped with the error, so check [`Reliable::send_space`] first).
+    pub fn send_chain(&mut self, _now: Instant, buf: P::Buf) -> Result<(), SendError> {
+        let cfg = self.core.config();
+        let (mss, max) = (cfg.mss, cfg.max_message_size);
+        let packets = buf.segment_count();
+        if buf.total_len() > max || (0..packets).any(|i| buf.segment(i).is_some_and(|s| s.len() > mss)) {
+            return Err(SendError::TooLarge);
+        }
+        if !self.core.can_send() {
+            return Err(SendError::Closed);
+        }
+        if self.core.send_space() < packets {
+            return Err(SendError::WouldBlock);
+        }
+        let mut rest = Some(buf);
+        let mut queued = 0;
+        while let Some(chain) = rest.take() {
+            let Ok((seg, tail)) = chain.split_first() else {
+                self.core.unpush(queued);
+                return Err(SendError::NoBuffers);
+            };
+            let Ok(seg) = self.core.wrap_payload(seg) else {
+                self.core.stats.pool_empty += 1;
+                self.core.unpush(queued);
+                return Err(SendError::NoBuffers);
+            };
+            let flags = if tail.is_none() { FLAG_END_OF_MESSAGE } else { 0 };
+            self.core.push(seg, PacketType::Data, flags);
+            queued += 1;
+            rest = tail;
+        }
+        Ok(())
+    }
+
+    /// True while a queued packet has not been transmitted yet (a sender that packs should keep
+    /// filling its own partial packet meanwhile; once this is false, the connection has caught up).
+    pub fn has_unsent(&self) -> bool {
+        self.core.has_unsent()
     }
 
     /// Closes the sending side after every queued message; the peer sees [`Event::PeerClosed`].
@@ -386,9 +528,7 @@ impl<P: BufPool> Reliable<P> {
                 let mut buf = first.buf;
                 return match packed::count_records(buf.data()) {
                     // One record: delivered as a plain message, its record header stripped in place.
-                    Ok(1) if buf.adjust(RECORD_HEADER_LEN).is_ok() => {
-                        Some(Event::Message(Message { first: buf, rest: Vec::new() }))
-                    }
+                    Ok(1) if buf.adjust(RECORD_HEADER_LEN).is_ok() => Some(Event::Message(Message { buf })),
                     Ok(count) if count > 1 => Some(Event::Messages(Packed { buf, count })),
                     _ => {
                         // Well checksummed but not records: a broken or hostile peer. Drop, count.
@@ -397,17 +537,30 @@ impl<P: BufPool> Reliable<P> {
                     }
                 };
             }
-            let mut msg = Message { first: first.buf, rest: Vec::new() };
+            // The segments of a longer message are chained behind the first (no heap allocation).
+            let mut msg = first.buf;
             let mut end = first.flags & FLAG_END_OF_MESSAGE != 0;
             while !end {
                 let Some(seg) = self.core.pop_ready() else {
                     break;
                 };
                 end = seg.is_mark();
-                msg.rest.push(seg.buf);
+                msg = match msg.chain(seg.buf) {
+                    Ok(chained) => chained,
+                    Err((head, tail)) => {
+                        // Cannot happen for buffers the receive path unshared; never panic: the
+                        // message is lost, counted, and the connection stops (it can no longer
+                        // promise exactly once).
+                        drop((head, tail));
+                        self.core.stats.drops.malformed += 1;
+                        self.core.reset();
+                        self.core.reset_connection(ResetReason::ProtocolViolation);
+                        return self.poll_event();
+                    }
+                };
             }
             self.core.on_consumed();
-            return Some(Event::Message(msg));
+            return Some(Event::Message(Message { buf: msg }));
         }
         if self.core.ready.len() >= self.core.config().recv_capacity {
             // A message larger than our whole receive buffer can never complete.
@@ -830,5 +983,80 @@ mod tests {
         // Delivered as the received buffer with the header stripped in place.
         assert_eq!(buf.data(), b"zero-copy payload");
         assert_eq!(buf.headroom(), headroom);
+    }
+
+    /// Records written by the caller into its own buffer.
+    fn records(msgs: &[&[u8]]) -> VecBuf {
+        let mut buf = VecBuf::with_capacity(crate::buf::DEFAULT_BUF_SIZE, crate::buf::DEFAULT_HEADROOM);
+        for m in msgs {
+            let room = buf.append(record_len(m.len())).unwrap();
+            packed::emit_record(room, m.len()).unwrap().copy_from_slice(m);
+        }
+        buf
+    }
+
+    fn chain_of(parts: &[&[u8]]) -> VecBuf {
+        let mut chain: Option<VecBuf> = None;
+        for p in parts {
+            let seg = VecBuf::from_slice(p);
+            chain = Some(match chain {
+                None => seg,
+                Some(c) => c.chain(seg).unwrap(),
+            });
+        }
+        chain.unwrap()
+    }
+
+    #[test]
+    fn caller_packed_buffers_and_chains_are_queued_without_copy_and_delivered_in_place() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(5);
+        exchange(&mut a, &mut b, now);
+        assert!(!a.has_unsent());
+        assert_eq!(a.send_packed(now, records(&[b"one", b"two", b""])), Ok(3));
+        assert!(a.has_unsent());
+        let big: Vec<u8> = (0..3000u32).map(|i| i as u8).collect();
+        a.send_chain(now, chain_of(&[&big[..1400], &big[1400..2800], &big[2800..]])).unwrap();
+        a.send_packed(now, records(&[b"lone"])).unwrap();
+        exchange(&mut a, &mut b, now);
+        assert!(!a.has_unsent());
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut chained_segments = 0;
+        while let Some(ev) = b.poll_event() {
+            if let Event::Message(m) = &ev {
+                chained_segments = chained_segments.max(m.segments().count());
+            }
+            for msg in ev.messages() {
+                got.push(msg.flat_map(|s| s.iter().copied()).collect());
+            }
+        }
+        assert_eq!(got, [b"one".to_vec(), b"two".to_vec(), Vec::new(), big, b"lone".to_vec()]);
+        assert_eq!(chained_segments, 3, "a multi-packet message arrives as one chain of its packets");
+    }
+
+    #[test]
+    fn caller_buffers_are_checked() {
+        let (mut a, _b) = pair();
+        let now = Instant::default();
+        // Not records: a length running past the end.
+        let mut bad = VecBuf::from_slice(&[0, 9, 1]);
+        assert_eq!(a.send_packed(now, bad.clone()), Err(SendError::TooLarge));
+        bad.trim(3).unwrap();
+        assert_eq!(a.send_packed(now, bad), Err(SendError::TooLarge), "no record at all");
+        assert_eq!(a.send_packed(now, VecBuf::from_slice(&[0; 1500])), Err(SendError::TooLarge));
+        // A chain segment over the mss.
+        let over = chain_of(&[&[1; 1401], &[2; 10]]);
+        assert_eq!(a.send_chain(now, over), Err(SendError::TooLarge));
+        assert_eq!(a.send_queue_len(), 1, "only the Syn is queued");
+    }
+
+    #[test]
+    fn a_dry_pool_leaves_no_half_queued_message() {
+        // Syn + 2 segments, then the pool is dry: the 3-packet message is taken back out.
+        let now = Instant::default();
+        let mut a = Reliable::connect(Config::default(), VecPool::default().with_limit(3), 1, 1, now);
+        assert_eq!(a.send(now, &[5; 4000]), Err(SendError::NoBuffers));
+        assert_eq!(a.send_queue_len(), 1);
+        assert_eq!(a.stats().pool_empty, 1);
     }
 }

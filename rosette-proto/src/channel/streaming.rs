@@ -152,6 +152,40 @@ impl<P: BufPool> Stream<P> {
         Ok(written)
     }
 
+    /// Writes a buffer the caller filled (payload only, headroom in front, at most [`Config::mss`]
+    /// bytes): it becomes the next packet of the stream as it is, no copy (unless it lacks headroom
+    /// for the headers). On refusal the buffer comes back with the reason.
+    pub fn write_buf(&mut self, _now: Instant, buf: P::Buf) -> Result<(), (WriteError, P::Buf)> {
+        if !self.core.can_send() {
+            return Err((WriteError::Closed, buf));
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if buf.len() > self.core.config().mss || buf.segment_count() != 1 {
+            // Too large for one packet: a caller's mistake; refused like a closed stream would be.
+            return Err((WriteError::Closed, buf));
+        }
+        if self.core.send_space() == 0 {
+            return Err((WriteError::WouldBlock, buf));
+        }
+        match self.core.wrap_payload(buf) {
+            Ok(buf) => {
+                self.core.push(buf, PacketType::Data, 0);
+                Ok(())
+            }
+            Err(buf) => {
+                self.core.stats.pool_empty += 1;
+                Err((WriteError::NoBuffers, buf))
+            }
+        }
+    }
+
+    /// True while a queued packet has not been transmitted yet.
+    pub fn has_unsent(&self) -> bool {
+        self.core.has_unsent()
+    }
+
     /// Closes the writing direction after everything written; the peer reads end-of-stream.
     pub fn finish(&mut self, _now: Instant) {
         self.core.finish();
