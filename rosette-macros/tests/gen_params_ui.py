@@ -3,7 +3,6 @@
 import pathlib
 ui = pathlib.Path(__file__).parent / "ui"
 base = (ui / "params.yaml").read_text()
-stage = (ui / "params_stage.rs.in").read_text()
 
 def edit(*pairs):
     s = base
@@ -27,4 +26,8 @@ cases = {
 }
 for name, text in cases.items():
     (ui / f"yaml_param_{name}.yaml").write_text(text)
-    (ui / f"yaml_param_{name}.rs").write_text(f'rosette_macros::pipeline!("yaml_param_{name}.yaml");\n{stage}\nfn main() {{}}\n')
+    (ui / f"yaml_param_{name}.rs").write_text(
+        f'rosette_macros::pipeline!("yaml_param_{name}.yaml");\n\n'
+        '// The user stage every typed-param case declares (one copy, shared).\n'
+        'include!("params_stage.rs.in");\n\nfn main() {}\n'
+    )
