@@ -1,4 +1,6 @@
 //! Shared pieces of the channel fuzz targets: an input cursor and the simulated peer's data.
+// Each target includes this file as its own module and uses part of it.
+#![allow(dead_code)]
 
 use rosette_proto::buf::{PacketBuf, VecBuf};
 use rosette_proto::channel::conn::Config;
@@ -21,13 +23,7 @@ impl<'a> Iterator for Records<'a> {
 
 /// Small buffers and windows, so the fuzzer reaches the edges (full windows, wrap) quickly.
 pub fn config() -> Config {
-    Config {
-        mss: 200,
-        send_capacity: 16,
-        recv_capacity: 8,
-        max_message_size: 7 * 200,
-        ..Config::default()
-    }
+    Config { mss: 200, send_capacity: 16, recv_capacity: 8, max_message_size: 7 * 200, ..Config::default() }
 }
 
 /// Length of message `i` (0 to 1399 bytes).
@@ -58,9 +54,7 @@ pub fn stream_byte(i: usize) -> u8 {
 
 /// True if `bytes` is a valid transport packet (so injecting it may forge data).
 pub fn parses(bytes: &[u8]) -> bool {
-    Packet::new_checked(bytes)
-        .and_then(|p| Repr::parse(&p))
-        .is_ok()
+    Packet::new_checked(bytes).and_then(|p| Repr::parse(&p)).is_ok()
 }
 
 /// XORs `mask` into `buf` at positions chosen by the mask bytes themselves.

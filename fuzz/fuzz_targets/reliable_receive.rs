@@ -66,8 +66,7 @@ fuzz_target!(|data: &[u8]| {
                     push(&mut to_rx, p);
                 }
             }
-            5 => to_rx
-                .rotate_left(usize::from(body.first().copied().unwrap_or(1)) % to_rx.len().max(1)),
+            5 => to_rx.rotate_left(usize::from(body.first().copied().unwrap_or(1)) % to_rx.len().max(1)),
             6 => {
                 forged |= parses(body);
                 rx.handle_datagram(now, VecBuf::from_slice(body));

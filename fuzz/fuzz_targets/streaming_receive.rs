@@ -78,8 +78,7 @@ fuzz_target!(|data: &[u8]| {
                     push(&mut to_rx, p);
                 }
             }
-            5 => to_rx
-                .rotate_left(usize::from(body.first().copied().unwrap_or(1)) % to_rx.len().max(1)),
+            5 => to_rx.rotate_left(usize::from(body.first().copied().unwrap_or(1)) % to_rx.len().max(1)),
             6 => {
                 forged |= parses(body);
                 rx.handle_datagram(now, VecBuf::from_slice(body));
@@ -106,11 +105,7 @@ fuzz_target!(|data: &[u8]| {
                 if let Ok(n) = rx.read(&mut buf[..want]) {
                     if !forged {
                         assert!(read + n <= sent, "read bytes never written");
-                        assert_eq!(
-                            &buf[..n],
-                            &source[read..read + n],
-                            "stream corrupted at {read}"
-                        );
+                        assert_eq!(&buf[..n], &source[read..read + n], "stream corrupted at {read}");
                     }
                     read += n;
                 }
