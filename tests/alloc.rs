@@ -1,7 +1,9 @@
 //! Heap allocations per message through the public endpoints, counted (not assumed) in both processes.
 //!
-//! Two processes over net_memif, as in `tests/transport.rs`: this process receives (server), the peer
-//! (this test binary again, running the ignored test `alloc_peer`) sends. A counting
+//! Two processes over net_memif, each running a pipeline declared in `tests/pipelines/alloc.yaml` (the
+//! generated loop, the channel stage with default settings, the typed endpoint — what users run): this
+//! process receives (server), the peer (this test binary again, running the ignored test `alloc_peer`)
+//! sends. A counting
 //! `#[global_allocator]` counts every allocation of the process — application thread, lcore thread
 //! and anything else — and each side asserts that none happened while it handled the counted
 //! messages (after a warm-up). Reliable messages of 64, 1500 and 9000 bytes (packed, one packet,
@@ -14,18 +16,15 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{BufRead, Write};
-use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rosette::channel::reliable;
 use rosette::dpdk_test;
-use rosette::pipeline::channels::{ChannelParams, ReliableStage, Role, StreamingStage};
-use rosette::pipeline::endpoint::{ReliableEndpoint, StreamEndpoint};
-use rosette::pipeline::{Context, Stage};
-use rosette::substrate::{launch, Burst, Eal, LcoreJoin, Mempool, MempoolConfig, Port, PortConfig, StopFlag, TscClock};
-use rosette::typenum::U32;
+use rosette::pipeline::{LaunchOptions, Pipeline};
+
+rosette_macros::pipeline!("tests/pipelines/alloc.yaml");
 
 /// Counts every allocation (alloc, zeroed alloc, realloc) of the process.
 struct Counting;
@@ -98,11 +97,6 @@ fn allocations() -> u64 {
     ALLOCATIONS.load(Ordering::SeqCst)
 }
 
-const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
-const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
-const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 11, 0, 1);
-const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 11, 0, 2);
-const PORT: u16 = 7100;
 const LONG: Duration = Duration::from_secs(30);
 /// Messages sent before counting starts (connection, pools, queues and caches warmed up).
 const WARMUP: u32 = 3000;
@@ -115,81 +109,32 @@ const SIZES: [usize; 3] = [64, 1500, 9000];
 /// Bytes per stream write.
 const WRITE: usize = 1024;
 
-/// One process's side: EAL, a pool, a memif port and a poll loop on the worker lcore.
-struct Node {
-    eal: Eal,
-    pool: Mempool,
-    port: Port,
-    stop: StopFlag,
-}
-
-impl Node {
-    fn start(vdev: &str, main_lcore: u32) -> Node {
-        let eal = common::test_eal().main_lcore(main_lcore).vdev(vdev).start().expect("EAL start");
-        let pool =
-            Mempool::new(&eal, &MempoolConfig { size: 8191, cache_size: 64, ..MempoolConfig::default() }).unwrap();
-        let device = vdev.split(',').next().unwrap();
-        let port = Port::configure(&eal, device, &PortConfig::default(), std::slice::from_ref(&pool)).unwrap();
-        port.start().unwrap();
-        Node { eal, pool, port, stop: StopFlag::new() }
-    }
-
-    /// rx → stage → tx until stopped; yields the CPU when idle (two CPUs, two spinning loops).
-    fn run<S: Stage + 'static>(&self, mut stage: S) -> LcoreJoin<S> {
-        let lcore = self.eal.worker_lcores().next().unwrap();
-        let (mut rx, mut tx) = (self.port.rx_queue(0).unwrap(), self.port.tx_queue(0).unwrap());
-        let stop = self.stop.clone();
-        let cx = Context::new(lcore, TscClock::new(), Some(self.pool.clone()));
-        launch(&self.eal, lcore, move || {
-            let mut burst = Burst::<U32>::new();
-            while !stop.is_set() {
-                let received = rx.rx(&mut burst);
-                stage.process(&mut burst.batch(), &cx);
-                let idle = received == 0 && burst.is_empty();
-                if !burst.is_empty() {
-                    tx.tx_or_drop(&mut burst);
-                }
-                if idle {
-                    std::thread::yield_now();
-                }
-            }
-            drop((rx, tx));
-            stage
-        })
-        .unwrap()
-    }
-
-    fn link_up(&self) -> bool {
-        self.port.link().map(|l| l.up).unwrap_or(false)
-    }
-
-    fn stop_loop<S>(&self, join: LcoreJoin<S>) -> S {
-        self.stop.stop();
-        join.join().expect("poll loop panicked")
-    }
-
-    fn finish(self) {
-        self.port.stop().unwrap();
-        let Node { eal, pool, port, .. } = self;
-        drop(port);
-        assert!(pool.is_full(), "{} mbufs still out", pool.in_use());
-        drop(pool);
-        common::assert_no_mbuf_leaked(&eal);
-    }
-}
-
 fn vdev(role: &str, socket: &str) -> String {
     format!("net_memif0,role={role},socket={socket},socket-abstract=no")
 }
 
-fn params(name: &str, server: bool) -> ChannelParams {
-    let (mac, ip, peer, role) = if server {
-        (SERVER_MAC, SERVER_IP, CLIENT_IP, Role::Listen)
-    } else {
-        (CLIENT_MAC, CLIENT_IP, SERVER_IP, Role::Connect)
-    };
-    let peer_mac = if server { CLIENT_MAC } else { SERVER_MAC };
-    ChannelParams::new(name, mac, ip, PORT, SocketAddrV4::new(peer, PORT)).role(role).peer_mac(peer_mac)
+/// Launch options of one side: the test memory mode and this test's memif socket.
+fn options(socket: &str, server: bool) -> LaunchOptions {
+    LaunchOptions::new()
+        .memory(rosette::testing::memory_mode())
+        .device("wire", vdev(if server { "server" } else { "client" }, socket))
+        .eal_args(["--log-level=lib.eal:error"])
+}
+
+fn link_up(pipeline: &Pipeline) -> bool {
+    pipeline.ports().first().and_then(|p| p.link().ok()).is_some_and(|l| l.up)
+}
+
+/// First half of the memif end-of-stream handshake: stop polling, keep the port open.
+fn stop_polling(pipeline: &Pipeline) {
+    pipeline.stop();
+    assert!(common::wait_until(LONG, || pipeline.is_finished()), "poll loop did not stop");
+}
+
+/// Closes the port (once the peer no longer polls) and checks every mbuf went back to its pool.
+fn finish(pipeline: Pipeline) {
+    let report = pipeline.join().expect("pipeline ended cleanly");
+    assert_eq!(report.mbufs_leaked, 0, "mbufs still out");
 }
 
 fn spawn_peer(mode: &str, socket: &str) -> Child {
@@ -245,10 +190,9 @@ dpdk_test! {
     fn reliable_endpoints_allocate_nothing_per_message_in_either_process() {
         let socket = format!("/tmp/rosette-alloc-rel-{}.sock", std::process::id());
         let _ = std::fs::remove_file(&socket);
-        let node = Node::start(&vdev("server", &socket), 0);
-        let join = node.run(ReliableStage::new(params("alloc-rel", true)));
+        let pipeline = rel_receiver::launch(&options(&socket, true)).expect("launch");
         let child = spawn_peer("reliable", &socket);
-        let ep = ReliableEndpoint::connect("alloc-rel", LONG).unwrap();
+        let ep = rel_receiver::endpoints::app(LONG).unwrap();
         assert!(matches!(ep.recv(LONG).unwrap(), reliable::Event::Connected));
         for &size in &SIZES {
             // Read once: the environment lookup allocates.
@@ -270,10 +214,10 @@ dpdk_test! {
         ep.close(LONG).unwrap();
         assert!(matches!(ep.recv(LONG).unwrap(), reliable::Event::Closed));
         drop(ep);
-        drop(node.stop_loop(join));
+        stop_polling(&pipeline);
         release_peer(child);
-        assert!(common::wait_until(LONG, || !node.link_up()), "link still up after the peer left");
-        node.finish();
+        assert!(common::wait_until(LONG, || !link_up(&pipeline)), "link still up after the peer left");
+        finish(pipeline);
         let _ = std::fs::remove_file(&socket);
     }
 }
@@ -292,10 +236,9 @@ dpdk_test! {
     fn stream_endpoints_allocate_nothing_per_write_in_either_process() {
         let socket = format!("/tmp/rosette-alloc-str-{}.sock", std::process::id());
         let _ = std::fs::remove_file(&socket);
-        let node = Node::start(&vdev("server", &socket), 0);
-        let join = node.run(StreamingStage::new(params("alloc-str", true)));
+        let pipeline = str_receiver::launch(&options(&socket, true)).expect("launch");
         let child = spawn_peer("streaming", &socket);
-        let mut ep = StreamEndpoint::connect("alloc-str", LONG).unwrap();
+        let mut ep = str_receiver::endpoints::app(LONG).unwrap();
         ep.wait_event(LONG).unwrap();
         let total = u64::from(WARMUP + counted()) * WRITE as u64;
         let mut buf = vec![0u8; 4096];
@@ -317,10 +260,10 @@ dpdk_test! {
         assert_eq!(allocs, 0, "stream receiver allocated");
         assert_eq!(ep.read(&mut buf, LONG).unwrap(), 0, "end of stream expected");
         drop(ep);
-        drop(node.stop_loop(join));
+        stop_polling(&pipeline);
         release_peer(child);
-        assert!(common::wait_until(LONG, || !node.link_up()), "link still up after the peer left");
-        node.finish();
+        assert!(common::wait_until(LONG, || !link_up(&pipeline)), "link still up after the peer left");
+        finish(pipeline);
         let _ = std::fs::remove_file(&socket);
     }
 }
@@ -335,12 +278,16 @@ fn stream_byte(i: u64) -> u8 {
 fn alloc_peer() {
     let socket = std::env::var("ROSETTE_MEMIF_SOCKET").expect("ROSETTE_MEMIF_SOCKET");
     let mode = std::env::var("ROSETTE_PEER_MODE").expect("ROSETTE_PEER_MODE");
-    let node = Node::start(&vdev("client", &socket), 1);
-    assert!(common::wait_until(LONG, || node.link_up()), "memif link never came up");
+    let pipeline = match mode.as_str() {
+        "reliable" => rel_sender::launch(&options(&socket, false)),
+        "streaming" => str_sender::launch(&options(&socket, false)),
+        other => panic!("unknown peer mode {other}"),
+    }
+    .expect("launch");
+    assert!(common::wait_until(LONG, || link_up(&pipeline)), "memif link never came up");
     match mode.as_str() {
         "reliable" => {
-            let join = node.run(ReliableStage::new(params("alloc-peer", false)));
-            let ep = ReliableEndpoint::connect("alloc-peer", LONG).unwrap();
+            let ep = rel_sender::endpoints::app(LONG).unwrap();
             assert!(matches!(ep.recv(LONG).unwrap(), reliable::Event::Connected));
             let mut msg = vec![0u8; 9000];
             for &size in &SIZES {
@@ -367,12 +314,9 @@ fn alloc_peer() {
             assert!(matches!(ep.recv(LONG).unwrap(), reliable::Event::PeerClosed));
             drop(ep);
             wait_for_bye();
-            drop(node.stop_loop(join));
         }
         "streaming" => {
-            let join = node.run(StreamingStage::new(params("alloc-peer", false)));
-            let ep = StreamEndpoint::connect("alloc-peer", LONG).unwrap();
-            let mut ep = ep;
+            let mut ep = str_sender::endpoints::app(LONG).unwrap();
             ep.wait_event(LONG).unwrap();
             let mut chunk = vec![0u8; WRITE];
             let mut at = 0u64;
@@ -400,9 +344,9 @@ fn alloc_peer() {
             ep.finish(LONG).unwrap();
             wait_for_bye();
             drop(ep);
-            drop(node.stop_loop(join));
         }
         other => panic!("unknown peer mode {other}"),
     }
-    node.finish();
+    // The receiver stopped polling before it said bye: closing our port now is safe.
+    finish(pipeline);
 }
