@@ -1,5 +1,7 @@
 //! Runs the built `rosette-perf` briefly for each channel (two processes over net_memif each) and checks
-//! its result line: `digest=match`, and for reliable and streaming every message sent was delivered.
+//! its result line: `digest=match`, and for reliable and streaming every message sent was delivered;
+//! with faults, that the declared fault stages (rates from `$ROSETTE_PERF_FAULTS`) dropped packets; and
+//! that both processes shut down clean (every mbuf back in its pool, no DPDK error).
 //!
 //! The runs are serialized: each one busy-polls two lcores, and running them side by side on a small
 //! machine would only make each slower.
@@ -72,6 +74,10 @@ fn check(channel: &str, extra: &[&str]) {
     let (ok, stdout, stderr) = run_perf(&args, Duration::from_secs(30));
     // Teardown of both processes is clean: DPDK reports no failed free (the memif disconnect race).
     assert!(!stderr.contains("Invalid memory"), "a DPDK free failed during teardown:\n{stderr}");
+    assert!(!stderr.contains("mbufs not returned"), "mbufs leaked:\n{stderr}");
+    // The fault stages of both processes dropped packets exactly when faults were asked for.
+    let fault_drops = stdout.lines().any(|l| l.contains("stage drops:") && l.contains("fault="));
+    assert_eq!(fault_drops, extra.contains(&"--loss"), "fault stage drops:\n{stdout}");
     let fields = result_fields(&stdout);
     assert_eq!(field(&fields, "channel"), channel);
     assert_eq!(field(&fields, "digest"), "match", "{stdout}");
@@ -85,6 +91,7 @@ fn check(channel: &str, extra: &[&str]) {
     }
     assert!(field(&fields, "msgs_per_s").parse::<f64>().unwrap() > 0.0);
     assert!(field(&fields, "p50_us").parse::<f64>().unwrap() > 0.0);
+    assert_eq!(field(&fields, "app"), "thread");
     assert!(ok, "rosette-perf exited with failure:\n{stdout}");
 }
 
@@ -122,7 +129,7 @@ fn streaming_recovers_from_injected_faults() {
 #[test]
 fn result_line_fields_parse() {
     let f = result_fields(
-        "x\nchannel=reliable sent=3 delivered=3 digest=match msgs_per_s=1 p50_us=2.0 p99_us=3.0\nratio a: 1\n",
+        "x\nchannel=reliable sent=3 delivered=3 digest=match msgs_per_s=1 p50_us=2.0 p99_us=3.0 app=thread\nratio a: 1\n",
     );
     assert_eq!(field(&f, "delivered"), "3");
 }

@@ -22,11 +22,11 @@ pub mod watchdog;
 
 use crate::substrate::{Batch, Mbuf, Mempool, TscClock};
 
+pub use app::AppEndpoint;
 pub use params::{
     BuildError, ConnectEndpoint, DeclaredStage, EndpointStage, ParamEnum, ParamError, ParamField, ParamKind, ParamType,
     ParamValue, StageEnv, StageParams,
 };
-pub use app::AppEndpoint;
 pub use runtime::{LaunchError, LaunchOptions, LcoreIo, Pipeline, PipelineReport, Runtime};
 pub use stats::{LcoreStats, LcoreStatsSnapshot};
 
