@@ -40,7 +40,8 @@ fn run_perf(args: &[&str], limit: Duration) -> (bool, String, String) {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("rosette-perf {args:?} did not finish within {limit:?}");
+            let (out, err) = (reader.join().unwrap_or_default(), err_reader.join().unwrap_or_default());
+            panic!("rosette-perf {args:?} did not finish within {limit:?}:\n{out}\n{err}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -124,6 +125,33 @@ fn streaming_recovers_from_injected_faults() {
         "streaming",
         &["--loss", "0.01", "--reorder", "0.01", "--duplicate", "0.01", "--corrupt", "0.01", "--seed", "5"],
     );
+}
+
+/// `--seconds 0` sends until SIGINT; the run then still drains, checks and shuts down clean.
+#[test]
+fn seconds_zero_runs_until_interrupted() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rosette-perf"));
+    cmd.args(["--channel", "reliable", "--seconds", "0", "--pings", "100"]);
+    if let Ok(m) = std::env::var("ROSETTE_TEST_MEMORY") {
+        cmd.arg(format!("--memory={m}"));
+    }
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start");
+    // Long enough for both EALs to start and the link to come up, then Ctrl-C.
+    std::thread::sleep(Duration::from_secs(4));
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("wait for rosette-perf");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprint!("{stderr}");
+    assert!(!stderr.contains("Invalid memory"), "{stderr}");
+    let fields = result_fields(&stdout);
+    assert_eq!(field(&fields, "digest"), "match", "{stdout}");
+    let sent: u64 = field(&fields, "sent").parse().unwrap();
+    assert!(sent > 0, "{stdout}");
+    assert_eq!(field(&fields, "delivered"), sent.to_string(), "{stdout}");
+    assert!(out.status.success(), "{stdout}");
 }
 
 #[test]

@@ -529,7 +529,9 @@ fn run_server_process(opts: &Options) -> Result<bool, String> {
         .name("perf-app".to_owned())
         .spawn(move || app::run_server(wire.as_mut(), ordered, size, &stop2))
         .map_err(|e| e.to_string())?;
-    let conn = listener.accept().map(|(c, _)| c);
+    // The client connects within seconds; give up (and shut down clean) after a minute or on a signal,
+    // so that a server whose client died never polls on forever.
+    let conn = accept_within(&listener, Duration::from_secs(60));
     let _ = std::fs::remove_file(&ctl);
     let mut ok = true;
     let report = match conn {
@@ -569,6 +571,26 @@ fn run_server_process(opts: &Options) -> Result<bool, String> {
     };
     print_server(&report);
     Ok(close(pipeline, "server") && ok && report.error.is_none())
+}
+
+fn accept_within(listener: &UnixListener, limit: Duration) -> std::io::Result<UnixStream> {
+    listener.set_nonblocking(true)?;
+    let deadline = StdInstant::now() + limit;
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                conn.set_nonblocking(false)?;
+                return Ok(conn);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if INTERRUPTED.load(Ordering::Relaxed) || StdInstant::now() > deadline {
+                    return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no client connected"));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn print_server(r: &ServerReport) {
@@ -633,6 +655,13 @@ fn run_client_process(opts: &Options) -> Result<bool, String> {
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     };
+    // The server binds the control socket before it launches its pipeline: wait for its memif socket.
+    while !opts.socket.exists() {
+        if StdInstant::now() > deadline {
+            return Err(format!("the server never opened {}", opts.socket.display()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     set_faults(opts.faults(opts.seed));
     let (pipeline, mut wire) = launch_side(opts, false)?;
     take_over_signals();
