@@ -1,5 +1,7 @@
 //! Runs the built `rosette-perf` briefly for each channel (two processes over net_memif each) and checks
-//! its result line: `digest=match`, and for reliable and streaming every message sent was delivered.
+//! its result line: `digest=match`, and for reliable and streaming every message sent was delivered;
+//! with faults, that the declared fault stages (rates from `$ROSETTE_PERF_FAULTS`) dropped packets; and
+//! that both processes shut down clean (every mbuf back in its pool, no DPDK error).
 //!
 //! The runs are serialized: each one busy-polls two lcores, and running them side by side on a small
 //! machine would only make each slower.
@@ -38,7 +40,8 @@ fn run_perf(args: &[&str], limit: Duration) -> (bool, String, String) {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("rosette-perf {args:?} did not finish within {limit:?}");
+            let (out, err) = (reader.join().unwrap_or_default(), err_reader.join().unwrap_or_default());
+            panic!("rosette-perf {args:?} did not finish within {limit:?}:\n{out}\n{err}");
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -72,6 +75,10 @@ fn check(channel: &str, extra: &[&str]) {
     let (ok, stdout, stderr) = run_perf(&args, Duration::from_secs(30));
     // Teardown of both processes is clean: DPDK reports no failed free (the memif disconnect race).
     assert!(!stderr.contains("Invalid memory"), "a DPDK free failed during teardown:\n{stderr}");
+    assert!(!stderr.contains("mbufs not returned"), "mbufs leaked:\n{stderr}");
+    // The fault stages of both processes dropped packets exactly when faults were asked for.
+    let fault_drops = stdout.lines().any(|l| l.contains("stage drops:") && l.contains("fault="));
+    assert_eq!(fault_drops, extra.contains(&"--loss"), "fault stage drops:\n{stdout}");
     let fields = result_fields(&stdout);
     assert_eq!(field(&fields, "channel"), channel);
     assert_eq!(field(&fields, "digest"), "match", "{stdout}");
@@ -85,6 +92,7 @@ fn check(channel: &str, extra: &[&str]) {
     }
     assert!(field(&fields, "msgs_per_s").parse::<f64>().unwrap() > 0.0);
     assert!(field(&fields, "p50_us").parse::<f64>().unwrap() > 0.0);
+    assert_eq!(field(&fields, "app"), "thread");
     assert!(ok, "rosette-perf exited with failure:\n{stdout}");
 }
 
@@ -119,10 +127,37 @@ fn streaming_recovers_from_injected_faults() {
     );
 }
 
+/// `--seconds 0` sends until SIGINT; the run then still drains, checks and shuts down clean.
+#[test]
+fn seconds_zero_runs_until_interrupted() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rosette-perf"));
+    cmd.args(["--channel", "reliable", "--seconds", "0", "--pings", "100"]);
+    if let Ok(m) = std::env::var("ROSETTE_TEST_MEMORY") {
+        cmd.arg(format!("--memory={m}"));
+    }
+    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start");
+    // Long enough for both EALs to start and the link to come up, then Ctrl-C.
+    std::thread::sleep(Duration::from_secs(4));
+    let killed = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let out = child.wait_with_output().expect("wait for rosette-perf");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprint!("{stderr}");
+    assert!(!stderr.contains("Invalid memory"), "{stderr}");
+    let fields = result_fields(&stdout);
+    assert_eq!(field(&fields, "digest"), "match", "{stdout}");
+    let sent: u64 = field(&fields, "sent").parse().unwrap();
+    assert!(sent > 0, "{stdout}");
+    assert_eq!(field(&fields, "delivered"), sent.to_string(), "{stdout}");
+    assert!(out.status.success(), "{stdout}");
+}
+
 #[test]
 fn result_line_fields_parse() {
     let f = result_fields(
-        "x\nchannel=reliable sent=3 delivered=3 digest=match msgs_per_s=1 p50_us=2.0 p99_us=3.0\nratio a: 1\n",
+        "x\nchannel=reliable sent=3 delivered=3 digest=match msgs_per_s=1 p50_us=2.0 p99_us=3.0 app=thread\nratio a: 1\n",
     );
     assert_eq!(field(&f, "delivered"), "3");
 }

@@ -1,55 +1,86 @@
 //! `rosette-perf`: an iperf-like measurement of rosette's channels between two processes over
-//! `net_memif`, with kernel TCP/UDP and raw memif baselines in the same run.
+//! `net_memif`, on the product path: each process runs a pipeline declared in YAML
+//! (`pipelines/perf_<channel>.yaml`, the client and the server as two documents: the channel stage and
+//! a `fault` stage on a memif port), the generated poll loop, the channel stage with its default
+//! settings, and an application thread that sends and receives through the public endpoint
+//! (`<module>::endpoints::perf`). Kernel TCP/UDP baselines run in the same process (`--compare-kernel`),
+//! on their own sockets.
 //!
 //! # Processes and CPUs
-//! Each side is its own process with its own EAL (distinct `--file-prefix`, the substrate's default)
-//! and one worker lcore. The client (sender, memif `role=client`) runs its worker on lcore 1 and its
-//! main thread on lcore 0; the server (receiver, memif `role=server`) the other way round, so on a
-//! 2-CPU machine each busy-polling worker has a CPU of its own. Both main threads sleep (the client's
-//! wakes once a second to print progress), so they barely compete with the worker on their CPU.
+//! Each side is its own process with its own EAL and one worker lcore: the client (sender, memif
+//! `role=client`) polls on lcore 1, the server (receiver, memif `role=server`, spawned by the client
+//! unless `--server`/`--client` is given) on lcore 0, so on a 2-CPU machine each busy-polling worker
+//! has a CPU of its own; the application threads (`--app thread`, the only mode) share them.
 //!
 //! # Phases (client)
-//! 1. With `--compare-kernel`: raw memif frame blast (frames of the size a channel message has in
-//!    UDP, no channel).
-//! 2. The channel throughput phase for `--seconds`, then a drain: no new messages; wait until every
-//!    message is acknowledged (reliable, streaming) or the tx queue is empty (unordered).
-//! 3. Ping-pong: one message outstanding, echoed by the server through its channel; with
-//!    `--compare-kernel` each channel round alternates with a raw memif round (a frame echoed by the
-//!    server with no channel), so both round-trip figures come from the same stretch of time.
-//! 4. End-of-stream handshake: EOS → the server stops polling rx and answers EOS_ACK with its report
-//!    → the client stops polling rx and only then closes its port. Neither side polls memif rx while
-//!    the peer may be leaving (the 22.11 memif PMD can crash there).
+//! 1. Throughput for `--seconds` (0: until Ctrl-C): the application thread sends numbered messages of
+//!    `--size` bytes as fast as the endpoint takes them.
+//! 2. Drain: the first ping of the ping-pong. On reliable and streaming its echo can only come back
+//!    once every message before it was delivered (and so acknowledged) at the server.
+//! 3. Ping-pong: `--pings` rounds, one message outstanding, echoed by the server's application.
+//! 4. End of stream, over a control socket beside the memif socket (`<socket>.ctl`): the client says
+//!    `eos`; the server stops its application, stops polling (`Pipeline::stop`, then `is_finished`),
+//!    answers with its report; the client stops polling and closes its port (`Pipeline::join`), then
+//!    the control connection; only then the server closes its port. Neither side polls memif rx
+//!    while the peer may be leaving (the 22.11 memif PMD can crash there).
 //! 5. With `--compare-kernel`: kernel TCP and UDP on loopback, same message size.
 //!
+//! # Faults
+//! `--loss`, `--reorder`, `--duplicate`, `--corrupt` and `--seed` are passed to the declared `fault`
+//! stages through the environment variable their `env` param names, [`FAULTS_ENV`] (the runtime
+//! override of the fault stage, see `rosette::pipeline::params::stock::FaultParams`); each process
+//! injects them on what it transmits.
+//!
 //! # Figures
-//! `msgs_per_s` is messages delivered per second over the throughput phase and its drain;
-//! `p50_us`/`p99_us` on the result line are round-trip times of the channel ping-pong (TSC stamp in
-//! the message, read back when the echo is delivered); the one-way latency under load (TSC stamp at
-//! send, read at delivery in the other process, same host TSC) is printed on its own line. The
-//! digest is computed over the delivered bytes in order on the receiver and over the sent bytes on
-//! the sender ([`stats::Digest`]); for unordered, each delivered datagram is checked against the
-//! content its sequence number implies.
+//! `msgs_per_s` is messages delivered per second from the first message to the end of the drain
+//! (unordered: of the sending phase); `p50_us`/`p99_us` on the result line are round-trip times of the
+//! ping-pong, application thread to application thread; the one-way latency under load (system clock
+//! stamp at send, read at delivery in the other process) is printed on its own line. The digest is
+//! computed over the delivered messages in order on the receiver and over the sent ones on the sender
+//! ([`stats::Digest`]); for unordered, each delivered datagram is checked against the content its
+//! sequence number implies.
 
-pub mod driver;
+pub mod app;
 pub mod kernel;
-pub mod link;
 pub mod stats;
 
-use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use rosette::channel::fault::FaultConfig;
-use rosette::substrate::{
-    install_signal_handlers, launch, EalBuilder, MemoryMode, Mempool, MempoolConfig, Port, PortConfig, StopFlag,
-};
+use rosette::pipeline::{LaunchOptions, Pipeline};
+use rosette::substrate::MemoryMode;
 
 use crate::cli::Args;
-use driver::{ClientOutcome, ClientPlan, Io, Phase, Progress, ReliableT, StreamT, Transport, UnorderedT};
-use link::{RxFaults, Side};
+use app::{ClientOutcome, Progress, ReliableWire, ServerReport, StreamWire, UnorderedWire, Wire};
+
+/// The pipelines `rosette-perf` runs, one file per channel kind, each with a `client` and a `server`
+/// module. Read the generated code with `cargo expand -p pipelines perf::declared`.
+pub mod declared {
+    /// `perf_reliable.yaml`.
+    pub mod reliable {
+        rosette_macros::pipeline!("perf_reliable.yaml");
+    }
+    /// `perf_streaming.yaml`.
+    pub mod streaming {
+        rosette_macros::pipeline!("perf_streaming.yaml");
+    }
+    /// `perf_unordered.yaml`.
+    pub mod unordered {
+        rosette_macros::pipeline!("perf_unordered.yaml");
+    }
+}
+
+/// The environment variable the declared fault stages read their rates from.
+pub const FAULTS_ENV: &str = "ROSETTE_PERF_FAULTS";
+
+/// The client's address as the server's pipeline declares it (unordered sends to it).
+const SERVER_ADDR: &str = "10.20.0.2:7100";
 
 /// Which channel to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,13 +158,31 @@ pub struct Options {
     pub memory: MemoryMode,
     /// Extra EAL arguments.
     pub eal_args: Vec<String>,
+    /// Where the application runs (`thread`: its own thread, the only mode).
+    pub app: AppMode,
+}
+
+/// Where the application sends and receives from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppMode {
+    /// Its own thread, through the public endpoint API (what users do).
+    Thread,
+}
+
+impl AppMode {
+    /// The name on the command line and the result line.
+    pub fn name(self) -> &'static str {
+        match self {
+            AppMode::Thread => "thread",
+        }
+    }
 }
 
 /// The usage text.
 pub const USAGE: &str =
-    "usage: rosette-perf --channel unordered|reliable|streaming [--size BYTES (64)] [--seconds N (10)]
+    "usage: rosette-perf --channel unordered|reliable|streaming [--size BYTES (64)] [--seconds N (10; 0 = until Ctrl-C)]
        [--loss P --reorder P --duplicate P --corrupt P --seed S] [--compare-kernel [--baseline-seconds N (3)]]
-       [--pings N (5000)] [--server | --client] [--socket PATH] [--memory auto|hugepages|no-huge] [-- EAL args]
+       [--pings N (5000)] [--app thread] [--server | --client] [--socket PATH] [--memory auto|hugepages|no-huge] [-- EAL args]
 Without --server/--client it spawns the server side as a child process over net_memif and runs the client.";
 
 impl Options {
@@ -142,8 +191,8 @@ impl Options {
         let channel = args.raw("--channel").unwrap_or("reliable");
         let channel = ChannelKind::parse(channel).ok_or_else(|| format!("unknown --channel {channel:?}"))?;
         let size: usize = args.value("--size", 64);
-        if !(stats::MSG_HEADER_LEN..=driver::MAX_SIZE).contains(&size) {
-            return Err(format!("--size must be in {}..={}", stats::MSG_HEADER_LEN, driver::MAX_SIZE));
+        if !(stats::MSG_HEADER_LEN..=app::MAX_SIZE).contains(&size) {
+            return Err(format!("--size must be in {}..={}", stats::MSG_HEADER_LEN, app::MAX_SIZE));
         }
         if channel == ChannelKind::Unordered && size > 1472 {
             return Err("--size for unordered must fit one UDP datagram in a 1500-byte MTU (<= 1472)".to_owned());
@@ -189,22 +238,27 @@ impl Options {
             socket,
             memory,
             eal_args: args.passthrough(),
+            app: match args.raw("--app").unwrap_or("thread") {
+                "thread" => AppMode::Thread,
+                other => return Err(format!("--app takes thread, not {other:?}")),
+            },
         })
     }
 
-    fn faults(&self) -> Option<FaultConfig> {
+    /// The fault override for the declared fault stages ([`FAULTS_ENV`]); `None` without faults.
+    /// Each side gets its own seed (the server `seed + 1`).
+    fn faults(&self, side_seed: u64) -> Option<String> {
         let ppm = |p: f64| (p * 1e6).round() as u32;
         if self.loss + self.reorder + self.duplicate + self.corrupt == 0.0 {
             return None;
         }
-        Some(FaultConfig {
-            loss_ppm: ppm(self.loss),
-            reorder_ppm: ppm(self.reorder),
-            reorder_delay: Duration::from_micros(200),
-            duplicate_ppm: ppm(self.duplicate),
-            corrupt_ppm: ppm(self.corrupt),
-            ..FaultConfig::default()
-        })
+        Some(format!(
+            "seed={side_seed},loss_ppm={},reorder_ppm={},reorder_delay=200us,duplicate_ppm={},corrupt_ppm={}",
+            ppm(self.loss),
+            ppm(self.reorder),
+            ppm(self.duplicate),
+            ppm(self.corrupt)
+        ))
     }
 
     /// The arguments that start the server side with the same settings.
@@ -242,20 +296,37 @@ impl Options {
     }
 }
 
+/// Set by SIGINT/SIGTERM once the pipeline runs: ends the throughput phase (the drain and the
+/// end-of-stream handshake still run, so the loops must not stop on the signal themselves).
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_signal: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::Relaxed);
+}
+
+/// Replaces the runtime's stop-on-signal handlers (installed at launch) with [`on_interrupt`].
+fn take_over_signals() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let handler: extern "C" fn(libc::c_int) = on_interrupt;
+        // SAFETY: `signal` installs a handler that only stores to an atomic (async-signal-safe).
+        unsafe {
+            libc::signal(signal, handler as libc::sighandler_t);
+        }
+    }
+}
+
 /// Runs `rosette-perf` with `opts`; returns the process exit code.
 pub fn run(opts: &Options) -> i32 {
-    if let Err(e) = install_signal_handlers() {
-        eprintln!("rosette-perf: {e}");
-    }
     match opts.mode {
         Mode::Server => match run_server_process(opts) {
-            Ok(()) => 0,
+            Ok(true) => 0,
+            Ok(false) => 1,
             Err(e) => {
                 eprintln!("rosette-perf server: {e}");
                 1
             }
         },
-        Mode::Client => match run_client_process(opts, None) {
+        Mode::Client => match run_client_process(opts) {
             Ok(ok) => i32::from(!ok),
             Err(e) => {
                 eprintln!("rosette-perf: {e}");
@@ -264,6 +335,7 @@ pub fn run(opts: &Options) -> i32 {
         },
         Mode::Both => {
             let _ = std::fs::remove_file(&opts.socket);
+            let _ = std::fs::remove_file(ctl_path(&opts.socket));
             let exe = match std::env::current_exe() {
                 Ok(p) => p,
                 Err(e) => {
@@ -271,7 +343,14 @@ pub fn run(opts: &Options) -> i32 {
                     return 1;
                 }
             };
-            let child = Command::new(exe).args(opts.server_args()).stdin(Stdio::null()).stdout(Stdio::null()).spawn();
+            // Its own process group: Ctrl-C on the terminal reaches the client only, which then ends
+            // the run with the handshake.
+            let child = Command::new(exe)
+                .args(opts.server_args())
+                .stdin(Stdio::null())
+                .stdout(Stdio::inherit())
+                .process_group(0)
+                .spawn();
             let mut child = match child {
                 Ok(c) => c,
                 Err(e) => {
@@ -279,10 +358,10 @@ pub fn run(opts: &Options) -> i32 {
                     return 1;
                 }
             };
-            let result =
-                wait_for_socket(&opts.socket, &mut child).and_then(|()| run_client_process(opts, Some(&mut child)));
-            let server_ok = wait_child(&mut child, Duration::from_secs(20));
+            let result = wait_for_socket(&opts.socket, &mut child).and_then(|()| run_client_process(opts));
+            let server_ok = wait_child(&mut child, Duration::from_secs(30));
             let _ = std::fs::remove_file(&opts.socket);
+            let _ = std::fs::remove_file(ctl_path(&opts.socket));
             match result {
                 Ok(ok) => i32::from(!(ok && server_ok)),
                 Err(e) => {
@@ -294,9 +373,15 @@ pub fn run(opts: &Options) -> i32 {
     }
 }
 
+fn ctl_path(socket: &Path) -> PathBuf {
+    let mut p = socket.as_os_str().to_owned();
+    p.push(".ctl");
+    PathBuf::from(p)
+}
+
 fn wait_for_socket(socket: &Path, child: &mut Child) -> Result<(), String> {
     let deadline = StdInstant::now() + Duration::from_secs(20);
-    while !socket.exists() {
+    while !socket.exists() || !ctl_path(socket).exists() {
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("the server process exited before opening {}: {status}", socket.display()));
         }
@@ -325,223 +410,341 @@ fn wait_child(child: &mut Child, limit: Duration) -> bool {
     }
 }
 
-fn memif_vdev(role: &str, socket: &Path) -> String {
-    // 4096-slot rings (rsize is log2) instead of 1024: the same for the raw baseline and the channels,
-    // they absorb a few milliseconds of the peer's worker being descheduled on a shared CPU.
-    format!("net_memif0,role={role},socket={},socket-abstract=no,rsize=12", socket.display())
+/// The declared pipeline's memif device with this run's socket and role.
+fn launch_options(opts: &Options, role: &str) -> LaunchOptions {
+    let mut o = LaunchOptions::new()
+        .device("wire", format!("net_memif0,role={role},socket={},socket-abstract=no", opts.socket.display()))
+        .eal_args(["--log-level=lib.eal:warning", "--log-level=pmd.net.memif:warning"])
+        .eal_args(opts.eal_args.iter().cloned());
+    if opts.memory != MemoryMode::Auto {
+        o = o.memory(opts.memory);
+    }
+    o
 }
 
-fn eal_for(opts: &Options, side: Side) -> Result<rosette::substrate::Eal, String> {
-    let (role, main) = match side {
-        Side::Client => ("client", 0),
-        Side::Server => ("server", 1),
-    };
-    EalBuilder::new()
-        .lcores([0, 1])
-        .main_lcore(main)
-        .vdev(memif_vdev(role, &opts.socket))
-        .memory(opts.memory)
-        .program_name("rosette-perf")
-        .extra_args(["--log-level=lib.eal:warning", "--log-level=pmd.net.memif:warning"])
-        .extra_args(opts.eal_args.iter().cloned())
-        .start()
-        .map_err(|e| e.to_string())
+/// Sets (or clears) the fault override before the fault stages are built.
+fn set_faults(spec: Option<String>) {
+    // The process is single-threaded here: no lcore or application thread runs yet.
+    match spec {
+        Some(s) => std::env::set_var(FAULTS_ENV, s),
+        None => std::env::remove_var(FAULTS_ENV),
+    }
 }
 
-struct Endpoint {
-    port: Port,
-    pool: Mempool,
-    eal: rosette::substrate::Eal,
-}
-
-fn endpoint(opts: &Options, side: Side) -> Result<Endpoint, String> {
-    let eal = eal_for(opts, side)?;
-    let pool = Mempool::new(&eal, &MempoolConfig { size: 32767, cache_size: 512, ..MempoolConfig::default() })
-        .map_err(|e| e.to_string())?;
-    let port = Port::configure(&eal, "net_memif0", &PortConfig::default(), std::slice::from_ref(&pool))
-        .map_err(|e| e.to_string())?;
-    port.start().map_err(|e| e.to_string())?;
-    Ok(Endpoint { port, pool, eal })
-}
-
-/// Waits until the link is `up` (or down); `stop` (Ctrl-C) ends the wait early when given.
-fn wait_link(port: &Port, up: bool, limit: Duration, stop: Option<&StopFlag>) -> bool {
-    let deadline = StdInstant::now() + limit;
-    while StdInstant::now() < deadline && !stop.is_some_and(StopFlag::is_set) {
-        if port.link().map(|l| l.up == up).unwrap_or(false) {
-            return true;
+/// Launches this side's declared pipeline and takes its endpoint, wrapped for the application thread.
+fn launch_side(opts: &Options, server: bool) -> Result<(Pipeline, Box<dyn Wire>), String> {
+    use declared::{reliable, streaming, unordered};
+    let step = Duration::from_secs(30);
+    let role = if server { "server" } else { "client" };
+    let lo = launch_options(opts, role);
+    let e = |e: &dyn std::fmt::Display| e.to_string();
+    let out: (Pipeline, Box<dyn Wire>) = match (opts.channel, server) {
+        (ChannelKind::Reliable, false) => {
+            let p = reliable::client::launch(&lo).map_err(|x| e(&x))?;
+            let ep = reliable::client::endpoints::perf(step).map_err(|x| e(&x))?;
+            (p, Box::new(ReliableWire::new(ep)))
         }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    false
-}
-
-fn epoch() -> u32 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as u32).unwrap_or(1)
-}
-
-/// The server process: receive until end of stream, report, wait for the client to leave.
-fn run_server_process(opts: &Options) -> Result<(), String> {
-    let ep = endpoint(opts, Side::Server)?;
-    let stop = StopFlag::new();
-    if !wait_link(&ep.port, true, Duration::from_secs(30), Some(&stop)) {
-        return Err("memif link never came up".to_owned());
-    }
-    let worker = ep.eal.worker_lcores().next().ok_or("no worker lcore")?;
-    let rxq = ep.port.rx_queue(0).map_err(|e| e.to_string())?;
-    let txq = ep.port.tx_queue(0).map_err(|e| e.to_string())?;
-    let pool = ep.pool.clone();
-    let faults = RxFaults::new(opts.seed.wrapping_add(1), opts.faults(), pool.clone());
-    let (channel, size) = (opts.channel, opts.size);
-    // Sequence numbers tracked for duplicates (unordered): enough for 20 M messages a second.
-    let dedup = (opts.seconds.max(1.0) * 20e6) as u64;
-    let job = launch(&ep.eal, worker, move || {
-        let mut io = Io::new(rxq, txq, pool.clone(), stop, faults);
-        let now = io.now();
-        let out = match channel {
-            ChannelKind::Unordered => {
-                driver::run_server(&mut io, &mut UnorderedT::new(Side::Server, pool), size, dedup)
-            }
-            ChannelKind::Reliable => {
-                driver::run_server(&mut io, &mut ReliableT::new(Side::Server, pool, now, epoch()), size, dedup)
-            }
-            ChannelKind::Streaming => {
-                driver::run_server(&mut io, &mut StreamT::new(Side::Server, pool, now, epoch()), size, dedup)
-            }
-        };
-        (out, io)
-    })
-    .map_err(|e| e.to_string())?;
-    let ((report, raw), io) = job.join().map_err(|_| "the server worker panicked".to_owned())?;
-    println!(
-        "server: delivered={} bad={} duplicates={} raw_frames={} owd_p50_us={:.1} owd_p99_us={:.1}",
-        report.delivered,
-        report.bad,
-        report.duplicates,
-        raw,
-        report.owd_p50_ns as f64 / 1e3,
-        report.owd_p99_ns as f64 / 1e3
-    );
-    // rx is no longer polled: wait for the client to close its side, then close ours. Not even Ctrl-C
-    // cuts this short: the client may still be polling rx for our acknowledgement.
-    if !wait_link(&ep.port, false, Duration::from_secs(60), None) {
-        eprintln!("rosette-perf server: the client never closed the link");
-    }
-    drop(io);
-    let _ = ep.port.stop();
-    Ok(())
-}
-
-/// The client process: measure, print the progress, the baselines and the result. `Ok(true)` when the
-/// result is good (digest matches, and for reliable/streaming everything was delivered).
-fn run_client_process(opts: &Options, _child: Option<&mut Child>) -> Result<bool, String> {
-    let ep = endpoint(opts, Side::Client)?;
-    let stop = StopFlag::new();
-    if !wait_link(&ep.port, true, Duration::from_secs(30), Some(&stop)) {
-        return Err("memif link never came up (is the server running on this socket?)".to_owned());
-    }
-    let worker = ep.eal.worker_lcores().next().ok_or("no worker lcore")?;
-    let rxq = ep.port.rx_queue(0).map_err(|e| e.to_string())?;
-    let txq = ep.port.tx_queue(0).map_err(|e| e.to_string())?;
-    let pool = ep.pool.clone();
-    let faults = RxFaults::new(opts.seed, opts.faults(), pool.clone());
-    let progress = Arc::new(Progress::default());
-    let plan = ClientPlan {
-        size: opts.size,
-        seconds: opts.seconds,
-        raw_seconds: if opts.compare_kernel { opts.baseline_seconds } else { 0.0 },
-        pings: opts.pings,
-    };
-    let channel = opts.channel;
-    let p = progress.clone();
-    let stop2 = stop.clone();
-    println!(
-        "rosette-perf: channel={} size={} seconds={} over net_memif ({}), client worker lcore {worker}, server worker lcore 0",
-        channel.name(),
-        opts.size,
-        opts.seconds,
-        opts.socket.display()
-    );
-    let job = launch(&ep.eal, worker, move || {
-        let mut io = Io::new(rxq, txq, pool.clone(), stop2, faults);
-        let now = io.now();
-        let out = match channel {
-            ChannelKind::Unordered => client(&mut io, &mut UnorderedT::new(Side::Client, pool), plan, &p),
-            ChannelKind::Reliable => client(&mut io, &mut ReliableT::new(Side::Client, pool, now, epoch()), plan, &p),
-            ChannelKind::Streaming => client(&mut io, &mut StreamT::new(Side::Client, pool, now, epoch()), plan, &p),
-        };
-        (out, io)
-    })
-    .map_err(|e| e.to_string())?;
-    // Live progress, once a second, from the worker's counters.
-    let t0 = StdInstant::now();
-    let mut last = (0u64, Phase::Idle);
-    let mut next = t0 + Duration::from_secs(1);
-    while !job.is_finished() {
-        std::thread::sleep(Duration::from_millis(20));
-        if StdInstant::now() < next {
-            continue;
+        (ChannelKind::Reliable, true) => {
+            let p = reliable::server::launch(&lo).map_err(|x| e(&x))?;
+            let ep = reliable::server::endpoints::perf(step).map_err(|x| e(&x))?;
+            (p, Box::new(ReliableWire::new(ep)))
         }
-        next += Duration::from_secs(1);
-        let phase = Phase::from_u64(progress.phase.load(Ordering::Relaxed));
-        let sent = progress.sent.load(Ordering::Relaxed);
-        // Counters restart at 0 in a new phase, except that the drain continues the sending count.
-        let rate = if sent >= last.0 && (phase == last.1 || phase == Phase::Drain) { sent - last.0 } else { sent };
-        last = (sent, phase);
-        println!(
-            "[{:>3.0}s] {:<20} total={:<11} per_s={:<10} retransmits={}",
-            t0.elapsed().as_secs_f64(),
-            phase.name(),
-            sent,
-            rate,
-            progress.retransmits.load(Ordering::Relaxed)
-        );
-    }
-    let (out, io) = job.join().map_err(|_| "the client worker panicked".to_owned())?;
-    // The server stopped polling before it acknowledged; we stopped polling on the ack: close.
-    drop(io);
-    let _ = ep.port.stop();
-    drop(ep);
-    report(opts, &out)
+        (ChannelKind::Streaming, false) => {
+            let p = streaming::client::launch(&lo).map_err(|x| e(&x))?;
+            let ep = streaming::client::endpoints::perf(step).map_err(|x| e(&x))?;
+            (p, Box::new(StreamWire::new(ep, opts.size)))
+        }
+        (ChannelKind::Streaming, true) => {
+            let p = streaming::server::launch(&lo).map_err(|x| e(&x))?;
+            let ep = streaming::server::endpoints::perf(step).map_err(|x| e(&x))?;
+            (p, Box::new(StreamWire::new(ep, opts.size)))
+        }
+        (ChannelKind::Unordered, false) => {
+            let p = unordered::client::launch(&lo).map_err(|x| e(&x))?;
+            let ep = unordered::client::endpoints::perf(step).map_err(|x| e(&x))?;
+            let peer = SERVER_ADDR.parse().ok();
+            (p, Box::new(UnorderedWire::new(ep, peer)))
+        }
+        (ChannelKind::Unordered, true) => {
+            let p = unordered::server::launch(&lo).map_err(|x| e(&x))?;
+            let ep = unordered::server::endpoints::perf(step).map_err(|x| e(&x))?;
+            (p, Box::new(UnorderedWire::new(ep, None)))
+        }
+    };
+    Ok(out)
 }
 
-fn client<T: Transport>(io: &mut Io, t: &mut T, plan: ClientPlan, p: &Progress) -> ClientOutcome {
-    driver::run_client(io, t, plan, p)
+/// Stops polling and waits until every loop returned (the memif hazard: no rx poll while the peer
+/// may leave).
+fn stop_polling(p: &Pipeline) {
+    p.stop();
+    while !p.is_finished() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Closes the port and checks the pools: true when every mbuf came back.
+fn close(p: Pipeline, who: &str) -> bool {
+    match p.join() {
+        Ok(report) if report.mbufs_leaked == 0 => {
+            // What the declared stages dropped (the fault stage's losses show that faults were applied).
+            let drops: Vec<String> = report
+                .lcores
+                .iter()
+                .flat_map(|l| l.stage_drops.iter())
+                .filter(|(_, n)| *n > 0)
+                .map(|(name, n)| format!("{name}={n}"))
+                .collect();
+            if !drops.is_empty() {
+                println!("{who} stage drops: {}", drops.join(" "));
+            }
+            true
+        }
+        Ok(report) => {
+            eprintln!("rosette-perf {who}: {} mbufs not returned to their pools", report.mbufs_leaked);
+            false
+        }
+        Err(e) => {
+            eprintln!("rosette-perf {who}: {e}");
+            false
+        }
+    }
 }
 
 fn us(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
 
+/// The server process: receive until end of stream, report, wait for the client to leave.
+fn run_server_process(opts: &Options) -> Result<bool, String> {
+    let ctl = ctl_path(&opts.socket);
+    let _ = std::fs::remove_file(&ctl);
+    let listener = UnixListener::bind(&ctl).map_err(|e| format!("control socket {}: {e}", ctl.display()))?;
+    set_faults(opts.faults(opts.seed.wrapping_add(1)));
+    let (pipeline, mut wire) = launch_side(opts, true)?;
+    take_over_signals();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ordered, size, stop2) = (opts.channel != ChannelKind::Unordered, opts.size, stop.clone());
+    let app = std::thread::Builder::new()
+        .name("perf-app".to_owned())
+        .spawn(move || app::run_server(wire.as_mut(), ordered, size, &stop2))
+        .map_err(|e| e.to_string())?;
+    // The client connects within seconds; give up (and shut down clean) after a minute or on a signal,
+    // so that a server whose client died never polls on forever.
+    let conn = accept_within(&listener, Duration::from_secs(60));
+    let _ = std::fs::remove_file(&ctl);
+    let mut ok = true;
+    let report = match conn {
+        Ok(mut conn) => {
+            let mut line = String::new();
+            let mut reader = BufReader::new(conn.try_clone().map_err(|e| e.to_string())?);
+            let _ = reader.read_line(&mut line);
+            stop.store(true, Ordering::Relaxed);
+            let report = app.join().map_err(|_| "the application thread panicked".to_owned())?;
+            // Stop polling before the client may close its port, then answer.
+            stop_polling(&pipeline);
+            let _ = writeln!(
+                conn,
+                "report delivered={} bad={} duplicates={} digest={:016x} owd_p50_ns={} owd_p99_ns={} error={}",
+                report.delivered,
+                report.bad,
+                report.duplicates,
+                report.digest,
+                report.owd.quantile(0.5),
+                report.owd.quantile(0.99),
+                report.error.as_deref().unwrap_or("none").replace(' ', "_")
+            );
+            // The client closes the control connection after its port: then ours may go.
+            let mut rest = String::new();
+            while reader.read_line(&mut rest).map(|n| n > 0).unwrap_or(false) {
+                rest.clear();
+            }
+            report
+        }
+        Err(e) => {
+            ok = false;
+            eprintln!("rosette-perf server: control socket: {e}");
+            stop.store(true, Ordering::Relaxed);
+            stop_polling(&pipeline);
+            app.join().map_err(|_| "the application thread panicked".to_owned())?
+        }
+    };
+    print_server(&report);
+    Ok(close(pipeline, "server") && ok && report.error.is_none())
+}
+
+fn accept_within(listener: &UnixListener, limit: Duration) -> std::io::Result<UnixStream> {
+    listener.set_nonblocking(true)?;
+    let deadline = StdInstant::now() + limit;
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                conn.set_nonblocking(false)?;
+                return Ok(conn);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if INTERRUPTED.load(Ordering::Relaxed) || StdInstant::now() > deadline {
+                    return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no client connected"));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn print_server(r: &ServerReport) {
+    println!(
+        "server: delivered={} bad={} duplicates={} owd_p50_us={:.1} owd_p99_us={:.1}",
+        r.delivered,
+        r.bad,
+        r.duplicates,
+        us(r.owd.quantile(0.5)),
+        us(r.owd.quantile(0.99))
+    );
+    if let Some(e) = &r.error {
+        eprintln!("rosette-perf server: {e}");
+    }
+}
+
+/// The server's answer to `eos`.
+#[derive(Debug, Default)]
+struct PeerReport {
+    delivered: u64,
+    bad: u64,
+    duplicates: u64,
+    digest: u64,
+    owd_p50_ns: u64,
+    owd_p99_ns: u64,
+    error: Option<String>,
+}
+
+fn parse_report(line: &str) -> Option<PeerReport> {
+    let mut r = PeerReport::default();
+    let mut fields = line.split_whitespace();
+    if fields.next() != Some("report") {
+        return None;
+    }
+    for f in fields {
+        let (k, v) = f.split_once('=')?;
+        match k {
+            "delivered" => r.delivered = v.parse().ok()?,
+            "bad" => r.bad = v.parse().ok()?,
+            "duplicates" => r.duplicates = v.parse().ok()?,
+            "digest" => r.digest = u64::from_str_radix(v, 16).ok()?,
+            "owd_p50_ns" => r.owd_p50_ns = v.parse().ok()?,
+            "owd_p99_ns" => r.owd_p99_ns = v.parse().ok()?,
+            "error" if v != "none" => r.error = Some(v.replace('_', " ")),
+            _ => {}
+        }
+    }
+    Some(r)
+}
+
+/// The client process: measure, print the progress, the baselines and the result. `Ok(true)` when the
+/// result is good (digest matches, and for reliable/streaming everything was delivered).
+fn run_client_process(opts: &Options) -> Result<bool, String> {
+    let ctl_file = ctl_path(&opts.socket);
+    let deadline = StdInstant::now() + Duration::from_secs(20);
+    let mut ctl = loop {
+        match UnixStream::connect(&ctl_file) {
+            Ok(s) => break s,
+            Err(e) if StdInstant::now() > deadline => {
+                return Err(format!("control socket {} (is the server running?): {e}", ctl_file.display()))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    // The server binds the control socket before it launches its pipeline: wait for its memif socket.
+    while !opts.socket.exists() {
+        if StdInstant::now() > deadline {
+            return Err(format!("the server never opened {}", opts.socket.display()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    set_faults(opts.faults(opts.seed));
+    let (pipeline, mut wire) = launch_side(opts, false)?;
+    take_over_signals();
+    println!(
+        "rosette-perf: channel={} size={} seconds={} app={} over net_memif ({}), pipeline perf_{}.yaml: client worker lcore 1, server worker lcore 0",
+        opts.channel.name(),
+        opts.size,
+        opts.seconds,
+        opts.app.name(),
+        opts.socket.display(),
+        opts.channel.name()
+    );
+    let progress = Arc::new(Progress::default());
+    let (p, ordered, size, seconds, pings) =
+        (progress.clone(), opts.channel != ChannelKind::Unordered, opts.size, opts.seconds, opts.pings);
+    let app = std::thread::Builder::new()
+        .name("perf-app".to_owned())
+        .spawn(move || app::run_client(wire.as_mut(), ordered, size, seconds, pings, &INTERRUPTED, &p))
+        .map_err(|e| e.to_string())?;
+    // Live progress, once a second.
+    let t0 = StdInstant::now();
+    let mut last = 0u64;
+    let mut next = t0 + Duration::from_secs(1);
+    while !app.is_finished() {
+        std::thread::sleep(Duration::from_millis(20));
+        if StdInstant::now() < next {
+            continue;
+        }
+        next += Duration::from_secs(1);
+        let sent = progress.sent.load(Ordering::Relaxed);
+        let phase = match progress.phase.load(Ordering::Relaxed) {
+            0 => "throughput",
+            1 => "drain+ping-pong",
+            _ => "done",
+        };
+        let packets: u64 = pipeline.stats().iter().map(|l| l.tx_packets).sum();
+        println!(
+            "[{:>3.0}s] {:<16} total={:<11} per_s={:<10} tx_packets={packets}",
+            t0.elapsed().as_secs_f64(),
+            phase,
+            sent,
+            sent - last
+        );
+        last = sent;
+    }
+    let out = app.join().map_err(|_| "the application thread panicked".to_owned())?;
+    // End of stream: the server stops polling and reports; then we stop polling and close, then
+    // close the control connection (the server closes its port after that).
+    let _ = writeln!(ctl, "eos");
+    let mut line = String::new();
+    let _ = BufReader::new(ctl.try_clone().map_err(|e| e.to_string())?).read_line(&mut line);
+    stop_polling(&pipeline);
+    let clean = close(pipeline, "client");
+    drop(ctl);
+    let ok = report(opts, &out, parse_report(&line))?;
+    Ok(ok && clean)
+}
+
 /// Prints the baselines, the result line and the ratios; true when the result is good.
-fn report(opts: &Options, out: &ClientOutcome) -> Result<bool, String> {
-    let Some(r) = out.report else {
-        return Err("the server never acknowledged end of stream (no report)".to_owned());
+fn report(opts: &Options, out: &ClientOutcome, r: Option<PeerReport>) -> Result<bool, String> {
+    if let Some(e) = &out.error {
+        eprintln!("rosette-perf: {e}");
+    }
+    let Some(r) = r else {
+        return Err("the server never answered end of stream (no report)".to_owned());
     };
+    if let Some(e) = &r.error {
+        eprintln!("rosette-perf server: {e}");
+    }
     let ordered = opts.channel != ChannelKind::Unordered;
-    let digest_ok = if ordered {
-        r.digest == out.digest && r.bad == 0 && r.failed == 0
-    } else {
-        r.bad == 0 && r.delivered <= out.sent
-    };
+    let digest_ok = if ordered { r.digest == out.digest && r.bad == 0 } else { r.bad == 0 && r.delivered <= out.sent };
     let complete = !ordered || (r.delivered == out.sent && !out.drain_timed_out);
     let rate = r.delivered as f64 / out.elapsed.max(1e-9);
     println!(
-        "one-way latency under load: p50_us={:.1} p99_us={:.1}; retransmits={}{}",
+        "one-way latency under load: p50_us={:.1} p99_us={:.1}{}{}",
         us(r.owd_p50_ns),
         us(r.owd_p99_ns),
-        out.retransmits,
-        if r.duplicates > 0 { format!(" duplicates_dropped={}", r.duplicates) } else { String::new() }
+        if r.duplicates > 0 { format!(" duplicates_dropped={}", r.duplicates) } else { String::new() },
+        if out.pings_lost > 0 { format!(" pings_lost={}", out.pings_lost) } else { String::new() }
     );
     let mut tail = String::new();
     if opts.compare_kernel {
         let rtt50 = out.rtt.quantile(0.5) as f64;
-        println!(
-            "baseline raw-memif: frames_per_s={:.0} rtt_p50_us={:.1} rtt_p99_us={:.1}",
-            out.raw_fps,
-            us(out.raw_rtt.quantile(0.5)),
-            us(out.raw_rtt.quantile(0.99))
-        );
         let tcp = kernel::tcp(opts.size, opts.baseline_seconds, opts.pings).map_err(|e| format!("kernel TCP: {e}"))?;
         println!(
             "baseline kernel-tcp: msgs_per_s={:.0} rtt_p50_us={:.1} rtt_p99_us={:.1}",
@@ -558,24 +761,19 @@ fn report(opts: &Options, out: &ClientOutcome) -> Result<bool, String> {
             us(udp.rtt.quantile(0.5)),
             us(udp.rtt.quantile(0.99))
         );
-        let raw50 = out.raw_rtt.quantile(0.5).max(1) as f64;
-        println!(
-            "rtt p50 rosette/raw-memif: {:.2}  rtt p50 rosette/kernel-tcp: {:.2}",
-            rtt50 / raw50,
-            rtt50 / tcp.rtt.quantile(0.5).max(1) as f64
-        );
-        let _ = writeln!(tail, "ratio rosette/raw-memif: {:.2}", rate / out.raw_fps.max(1e-9));
-        let _ = write!(tail, "ratio rosette/kernel-tcp: {:.2}", rate / tcp.msgs_per_s.max(1e-9));
+        println!("rtt p50 rosette/kernel-tcp: {:.2}", rtt50 / tcp.rtt.quantile(0.5).max(1) as f64);
+        tail = format!("ratio rosette/kernel-tcp: {:.2}", rate / tcp.msgs_per_s.max(1e-9));
     }
     println!(
-        "channel={} sent={} delivered={} digest={} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1}",
+        "channel={} sent={} delivered={} digest={} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} app={}",
         opts.channel.name(),
         out.sent,
         r.delivered,
         if digest_ok { "match" } else { "MISMATCH" },
         rate,
         us(out.rtt.quantile(0.5)),
-        us(out.rtt.quantile(0.99))
+        us(out.rtt.quantile(0.99)),
+        opts.app.name()
     );
     if !tail.is_empty() {
         println!("{tail}");
@@ -583,7 +781,7 @@ fn report(opts: &Options, out: &ClientOutcome) -> Result<bool, String> {
     if out.drain_timed_out {
         eprintln!("rosette-perf: the drain timed out with data still unacknowledged");
     }
-    Ok(digest_ok && complete)
+    Ok(digest_ok && complete && out.error.is_none() && r.error.is_none())
 }
 
 #[cfg(test)]
@@ -599,7 +797,8 @@ mod tests {
         let o = parse(&["--channel", "streaming", "--size", "100", "--loss", "0.01", "--seconds", "2"]).unwrap();
         assert_eq!(o.channel, ChannelKind::Streaming);
         assert_eq!(o.mode, Mode::Both);
-        assert!(o.faults().is_some_and(|f| f.loss_ppm == 10_000));
+        assert!(o.faults(1).is_some_and(|f| f.contains("loss_ppm=10000")));
+        assert!(parse(&["--app", "lcore"]).is_err());
         let s = Options::parse(&Args::from_vec(o.server_args())).unwrap();
         assert_eq!((s.mode, s.channel, s.size, s.loss), (Mode::Server, ChannelKind::Streaming, 100, 0.01));
         assert!(parse(&["--channel", "bogus"]).is_err());

@@ -122,7 +122,14 @@ impl ParamType for Ppm {
 }
 
 /// Params of [`FaultStage`] (`fault`): every probability defaults to 0 (no fault).
-#[derive(Debug, Clone, Copy, StageParams)]
+///
+/// **Run-time override.** `env: NAME` names an environment variable; when it is set (read once, when
+/// the stage is built on its lcore), its value overrides declared params: comma-separated
+/// `param=value` pairs in the YAML value syntax, e.g. `NAME="loss_ppm=10000,reorder_delay=200us,seed=3"`.
+/// An unknown param or a bad value is a launch error; an unset or empty variable leaves the declaration
+/// as it is. This keeps the declaration the one source of the stage while letting a tool (rosette-perf's
+/// `--loss`…) or an operator choose the rates when the process starts.
+#[derive(Debug, Clone, StageParams)]
 pub struct FaultParams {
     /// Seed of the injector: same seed and traffic, same fates. Default: 1.
     #[param(default = 1)]
@@ -148,9 +155,44 @@ pub struct FaultParams {
     /// Packets that can be held back at once. Default: 1024.
     #[param(default = DEFAULT_HOLD_CAPACITY)]
     pub hold_capacity: usize,
+    /// An environment variable whose `param=value,..` list overrides these params at build time.
+    #[param(default)]
+    pub env: Option<String>,
 }
 
 impl FaultParams {
+    /// Applies an override list `param=value,param=value` (the syntax of `env`'s variable). Values are
+    /// written as in YAML: integers, durations such as `200us`.
+    pub fn apply_overrides(&mut self, list: &str) -> Result<(), ParamError> {
+        let mut values: Vec<(&str, ParamValue<'_>)> = Vec::new();
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, value) =
+                item.split_once('=').ok_or_else(|| ParamError::new(format!("`{item}`: expected param=value")))?;
+            let value = value.trim();
+            let value = match value.parse::<i128>() {
+                Ok(i) => ParamValue::Int(i),
+                Err(_) => ParamValue::Str(value),
+            };
+            values.push((name.trim(), value));
+        }
+        super::check_names(Self::FIELDS, &values)?;
+        for (name, v) in &values {
+            let e = |e: ParamError| e.in_param(name);
+            match *name {
+                "seed" => self.seed = u64::from_value(v).map_err(e)?,
+                "loss_ppm" => self.loss_ppm = Ppm::from_value(v).map_err(e)?,
+                "duplicate_ppm" => self.duplicate_ppm = Ppm::from_value(v).map_err(e)?,
+                "reorder_ppm" => self.reorder_ppm = Ppm::from_value(v).map_err(e)?,
+                "reorder_delay" => self.reorder_delay = Duration::from_value(v).map_err(e)?,
+                "corrupt_ppm" => self.corrupt_ppm = Ppm::from_value(v).map_err(e)?,
+                "truncate_ppm" => self.truncate_ppm = Ppm::from_value(v).map_err(e)?,
+                "hold_capacity" => self.hold_capacity = usize::from_value(v).map_err(e)?,
+                _ => return Err(ParamError::new(format!("param `{name}` cannot be overridden at run time"))),
+            }
+        }
+        Ok(())
+    }
+
     /// The injector configuration these params describe (no blackhole windows).
     pub fn config(&self) -> FaultConfig {
         FaultConfig {
@@ -167,7 +209,13 @@ impl FaultParams {
 
 impl DeclaredStage for FaultStage {
     type Params = FaultParams;
-    fn build(p: FaultParams, _: &StageEnv) -> Result<Self, BuildError> {
+    fn build(mut p: FaultParams, _: &StageEnv) -> Result<Self, BuildError> {
+        if let Some(var) = &p.env {
+            if let Ok(list) = std::env::var(var) {
+                let var = var.clone();
+                p.apply_overrides(&list).map_err(|e| BuildError::new(format!("${var}: {e}")))?;
+            }
+        }
         if p.hold_capacity == 0 && p.reorder_ppm.0 > 0 {
             return Err(BuildError::new("reorder_ppm needs a hold_capacity of at least 1"));
         }
@@ -367,6 +415,21 @@ mod tests {
         check_param(CHANNEL, "reliable", "t", "conn_id", ParamValue::Int(7));
         check_missing(CHANNEL, "reliable", "t", &["endpoint", "ip", "port", "mac"]);
     };
+
+    #[test]
+    fn fault_params_take_a_runtime_override_list() {
+        let mut p =
+            FaultParams::from_values(&[("loss_ppm", ParamValue::Int(5)), ("env", ParamValue::Str("X"))]).unwrap();
+        assert_eq!(p.env.as_deref(), Some("X"));
+        p.apply_overrides("seed=3, loss_ppm=10000,reorder_delay=200us,").unwrap();
+        assert_eq!((p.seed, p.loss_ppm, p.reorder_delay), (3, Ppm(10_000), Duration::from_micros(200)));
+        p.apply_overrides("").unwrap();
+        assert_eq!(p.loss_ppm, Ppm(10_000));
+        assert!(p.apply_overrides("loss_ppm=2000000").is_err());
+        assert!(p.apply_overrides("lose_ppm=1").is_err());
+        assert!(p.apply_overrides("loss_ppm").is_err());
+        assert!(p.apply_overrides("env=Y").is_err());
+    }
 
     #[test]
     fn channel_params_convert() {
