@@ -276,9 +276,11 @@ dpdk_test! {
             }
         }
         assert_eq!(at, UP_BYTES, "stream ended early");
-        assert!(ep.poll_event().is_none_or(|e| e == streaming::Event::Closed), "unexpected stream event");
+        // Both directions are finished once our end of stream is acknowledged (the peer has all of the
+        // down stream, which may still be in flight when the up stream ends).
+        assert_eq!(ep.wait_event(LONG).unwrap(), streaming::Event::Closed, "unexpected stream event");
         drop(ep);
-        // Both directions are finished; give the last acknowledgements a moment, then hand over.
+        // Give the last acknowledgements a moment, then hand over.
         std::thread::sleep(Duration::from_millis(200));
         stop_polling(&pipeline);
         let f = report::<FaultReport>(&pipeline, MAIN_LOOP, FAULT).stats;
@@ -305,6 +307,10 @@ dpdk_test! {
             if p == b"done" {
                 break;
             }
+            if p == b"hello" {
+                ep.send_to(SocketAddrV4::new(CLIENT_IP, PORT), b"hello-ack", LONG).unwrap();
+                continue;
+            }
             assert_eq!(*d.src.ip(), CLIENT_IP);
             let seq = u32::from_be_bytes(p[..4].try_into().unwrap());
             assert!(seq < total, "unknown datagram {seq}");
@@ -315,15 +321,15 @@ dpdk_test! {
         let distinct = seen.iter().filter(|&&n| n > 0).count();
         let lost = total as usize - distinct;
         println!("unordered: {distinct} of {total} delivered, {lost} lost");
-        assert!(distinct > total as usize / 2, "too few datagrams: {distinct}");
-        assert!(lost > 0, "a lossy link lost nothing: is the fault stage on?");
         // Let the ack go out, then stop and hand over.
         std::thread::sleep(Duration::from_millis(200));
         drop(ep);
         stop_polling(&pipeline);
         let f = report::<FaultReport>(&pipeline, MAIN_LOOP, FAULT).stats;
         let u = report::<ChannelReport>(&pipeline, MAIN_LOOP, CHANNEL).link.expect("channel ran");
-        println!("unordered: faults {f:?}\nchannel {u:?}");
+        println!("unordered: faults {f:?}\nchannel {u:?}\nloop {:?}", pipeline.stats());
+        assert!(distinct > total as usize / 2, "too few datagrams: {distinct}");
+        assert!(lost > 0, "a lossy link lost nothing: is the fault stage on?");
         assert!(f.corrupted + f.truncated > 0, "nothing corrupted or truncated: {f:?}");
         // Every damaged frame was caught by a header check or checksum (a flipped bit may also hit a
         // MAC or a field that makes it someone else's frame, counted under another reason).
@@ -426,6 +432,11 @@ fn transport_peer() {
     let mode = std::env::var("ROSETTE_PEER_MODE").expect("ROSETTE_PEER_MODE");
     let epoch: u32 = std::env::var("ROSETTE_PEER_EPOCH").unwrap().parse().unwrap();
     let opts = options("link", memif_device("client", &socket));
+    // Each arm launches its pipeline, then waits for the memif link before sending (what is sent
+    // before the link is up is lost, which the tests would count against the fault stage).
+    let wait_link = |pipeline: &Pipeline| {
+        assert!(common::wait_until(LONG, || link_up(pipeline)), "memif link never came up");
+    };
     let pipeline = match mode.as_str() {
         "reliable" | "reliable-endless" => {
             let pipeline = match epoch {
@@ -434,6 +445,7 @@ fn transport_peer() {
                 other => panic!("no reliable peer pipeline of epoch {other}"),
             }
             .expect("launch");
+            wait_link(&pipeline);
             // Both documents name the endpoint `peer`; one pipeline runs per process.
             let ep = peer_reliable_1::endpoints::peer(LONG).unwrap();
             assert!(matches!(next(&ep, "connection"), reliable::Event::Connected));
@@ -458,11 +470,14 @@ fn transport_peer() {
             let c = r.connection.expect("connection ran");
             assert!(c.retransmits > 0, "nothing was retransmitted on a lossy link: {c:?}");
             // Data left without a payload copy: headers in the packet's own headroom (or, rarely, in a
-            // separate mbuf), except while ARP resolved.
+            // separate mbuf), except while ARP resolved. Only the copy path for an unresolved peer
+            // counts `copied`: the declared loop polls from launch, before the memif link is up, so the
+            // handshake's retransmissions while ARP resolves (lost requests retried every 100 ms) are
+            // copies; data through that path would count in the hundreds.
             let s = r.stage;
             assert!(s.framed + s.chained >= u64::from(MESSAGES), "{s:?}");
             assert!(s.framed >= u64::from(MESSAGES) / 2, "{s:?}");
-            assert!(s.copied <= 5, "shared packets copied after ARP resolution: {s:?}");
+            assert!(s.copied <= 20, "shared packets copied after ARP resolution: {s:?}");
             pipeline
         }
         "streaming" => {
@@ -470,6 +485,7 @@ fn transport_peer() {
             // retransmission copies and chained behind header mbufs: the fault stage must damage a
             // private copy, never the copy kept for retransmission (or the stream could not complete).
             let pipeline = peer_streaming::launch(&opts).expect("launch");
+            wait_link(&pipeline);
             let mut ep = peer_streaming::endpoints::peer(LONG).unwrap();
             assert_eq!(ep.wait_event(LONG).unwrap(), streaming::Event::Connected);
             let up: Vec<u8> = (0..UP_BYTES).map(|i| stream_byte(1, i)).collect();
@@ -498,34 +514,49 @@ fn transport_peer() {
         }
         "unordered" => {
             let pipeline = peer_unordered::launch(&opts).expect("launch");
+            wait_link(&pipeline);
             let ep = peer_unordered::endpoints::peer(LONG).unwrap();
             let server = SocketAddrV4::new(SERVER_IP, PORT);
+            // "hello" until answered: both ends have resolved each other with ARP (over the faulty link)
+            // before the burst, so what the burst loses is the link's doing, not datagrams dropped while
+            // waiting for an ARP reply.
+            until_answered(&ep, server, b"hello", b"hello-ack");
             for seq in 0..3000u32 {
                 ep.send_to(server, &unordered_payload(seq), LONG).unwrap();
-                if seq % 64 == 63 {
-                    // Pace a little: the point is faults on the link, not queue overflow.
+                if seq % 16 == 15 {
+                    // Pace: the point is faults on the link, not queue overflow. The declared loops spin
+                    // without yielding, and on a shared 2-CPU machine the receiving loop can be off its
+                    // CPU for milliseconds while the memif ring (1024 slots) fills.
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
             // "done" until acknowledged (either may be lost).
-            let deadline = std::time::Instant::now() + LONG;
-            'outer: while std::time::Instant::now() < deadline {
-                ep.send_to(server, b"done", LONG).unwrap();
-                while let Ok(d) = ep.recv_from(Duration::from_millis(50)) {
-                    if d.payload.data() == b"done-ack" {
-                        break 'outer;
-                    }
-                }
-            }
+            until_answered(&ep, server, b"done", b"done-ack");
             drop(ep);
             // End-of-stream handshake: keep polling (acknowledging) until the parent stopped polling.
             wait_for_bye();
             stop_polling(&pipeline);
+            let r: ChannelReport = report(&pipeline, PEER_LOOP, CHANNEL);
+            println!("unordered peer: {r:?}\nloop {:?}", pipeline.stats());
             pipeline
         }
         other => panic!("unknown peer mode {other}"),
     };
     finish(pipeline);
+}
+
+/// Sends `what` to `to` every 50 ms until `answer` comes back (either may be lost), for at most [`LONG`].
+fn until_answered(ep: &UnorderedEndpoint, to: SocketAddrV4, what: &[u8], answer: &[u8]) {
+    let deadline = std::time::Instant::now() + LONG;
+    while std::time::Instant::now() < deadline {
+        ep.send_to(to, what, LONG).unwrap();
+        while let Ok(d) = ep.recv_from(Duration::from_millis(50)) {
+            if d.payload.data() == answer {
+                return;
+            }
+        }
+    }
+    panic!("no {} in time", String::from_utf8_lossy(answer));
 }
 
 /// What the tap pipeline's in-pipeline sink saw: the next datagram index, and whether one was wrong.
