@@ -455,7 +455,11 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
                 ::rosette::pipeline::require_stage::<#ty>();
                 let mut #var: #ty = #init;
             });
-            stage_finish.push(quote!(#var.finish(&cx);));
+            let index = lit(stage_index as u64);
+            stage_finish.push(quote! {
+                io.report_stage(#index, #var.report());
+                #var.finish(&cx);
+            });
             vars.push((var, lit(stage_index as u64)));
             names.push(stage.name.clone());
             stage_index += 1;
@@ -555,6 +559,9 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
             let mut burst = ::rosette::substrate::Burst::<#burst_ty>::new();
             let mut counters = ::rosette::pipeline::stats::LocalCounters::<#stage_count>::new();
             while !stop.is_set() {
+                if io.paused() {
+                    continue;
+                }
                 #(#polls)*
                 stats.publish(&counters);
             }

@@ -67,7 +67,7 @@ use super::endpoint::{
     AppQueue, Deliver, LcoreEnds, ReliableCommand, ReliableEndpoint, ReliableOp, StreamCommand, StreamDelivery,
     StreamEndpoint, StreamOp, UnorderedCommand, UnorderedEndpoint,
 };
-use super::{Context, Stage, Verdict};
+use super::{Context, Stage, StageReport, Verdict};
 use crate::channel::conn;
 use crate::channel::link::{self, FrameSink};
 use crate::channel::reliable::{self, Reliable};
@@ -201,6 +201,21 @@ fn verdict(received: Result<(), RxDrop>) -> Verdict {
         Ok(()) => Verdict::Taken,
         Err(_) => Verdict::Dropped,
     }
+}
+
+/// What a channel stage reports when its loop stops ([`Stage::report`], read with
+/// [`Pipeline::stage_report`](super::Pipeline::stage_report)): its own counters, the connection's
+/// (reliable, streaming) and the link's (UDP/ARP receive drops; for `unordered` the channel's).
+#[derive(Debug, Clone, Default)]
+pub struct ChannelReport {
+    /// The stage's own counters.
+    pub stage: StageStats,
+    /// The connection's counters, once the stage ran (reliable, streaming).
+    pub connection: Option<conn::Stats>,
+    /// The interface's or unordered channel's counters, once the stage ran.
+    pub link: Option<unordered::Stats>,
+    /// Messages or packets the connection still held for sending (reliable, streaming).
+    pub send_queue_len: usize,
 }
 
 /// Counters of a channel stage, beyond the channel's own.
@@ -446,6 +461,16 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
         self.pending = None;
         self.run = None;
     }
+
+    /// A [`ChannelReport`].
+    fn report(&self) -> Option<StageReport> {
+        Some(StageReport::new(ChannelReport {
+            stage: self.stats(),
+            connection: self.channel().map(|c| *c.stats()),
+            link: self.link().map(|l| l.stats().clone()),
+            send_queue_len: self.channel().map_or(0, |c| c.send_queue_len()),
+        }))
+    }
 }
 
 impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
@@ -689,6 +714,16 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
         self.pending = None;
         self.run = None;
     }
+
+    /// A [`ChannelReport`].
+    fn report(&self) -> Option<StageReport> {
+        Some(StageReport::new(ChannelReport {
+            stage: self.stats(),
+            connection: self.channel().map(|c| *c.stats()),
+            link: self.run.as_ref().map(|(l, _)| l.interface().stats().clone()),
+            send_queue_len: self.channel().map_or(0, |c| c.send_queue_len()),
+        }))
+    }
 }
 
 /// The unordered (UDP) channel as a stage: datagrams to and from any UDP peer, the Linux kernel
@@ -802,5 +837,15 @@ impl<D: Deliver<unordered::Event<Mbuf>>> Stage for UnorderedStage<D> {
     fn finish(&mut self, _cx: &Context) {
         self.stash = None;
         self.run = None;
+    }
+
+    /// A [`ChannelReport`] (no connection).
+    fn report(&self) -> Option<StageReport> {
+        Some(StageReport::new(ChannelReport {
+            stage: self.stats(),
+            connection: None,
+            link: self.channel().map(|c| c.stats().clone()),
+            send_queue_len: 0,
+        }))
     }
 }

@@ -717,22 +717,31 @@ impl StreamEndpoint {
     }
 
     /// Waits up to `timeout` for the next connection event. Data that arrives meanwhile is kept for
-    /// reading.
+    /// reading (`WouldBlock` while unread data comes first). After the end of stream, this waits for
+    /// what follows it, e.g. [`streaming::Event::Closed`] once our own end of stream is
+    /// acknowledged.
     pub fn wait_event(&mut self, timeout: Duration) -> Result<streaming::Event, EndpointError> {
         let deadline = std::time::Instant::now() + timeout;
         loop {
             if let Some(e) = self.events.pop_front() {
                 return Ok(e);
             }
-            if self.current.is_some() || self.ended {
+            if self.current.is_some() {
                 // Unread data comes first; the event will be fetched after it.
                 return Err(EndpointError::WouldBlock);
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match pull_timeout(&self.ends.deliveries, left)? {
                 StreamDelivery::Data(m) => self.current = Some(m),
+                // Reading still returns `Ok(0)`; only events can follow (until a reset).
                 StreamDelivery::End => self.ended = true,
-                StreamDelivery::Event(e) => return Ok(e),
+                StreamDelivery::Event(e) => {
+                    if matches!(e, streaming::Event::Reset(_)) {
+                        // A new connection may follow: a new stream (as in `try_read`).
+                        self.ended = false;
+                    }
+                    return Ok(e);
+                }
             }
         }
     }

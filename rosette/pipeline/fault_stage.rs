@@ -15,10 +15,10 @@
 //! Blackhole windows are relative to the stage's first iteration (the TSC origin is arbitrary).
 //!
 //! Declared as `{ type: fault, params: { seed: 7, loss_ppm: 1000, reorder_delay: 200us, .. } }` (see
-//! [`FaultParams`](super::params::stock::FaultParams); blackhole windows are Rust-only).
+//! [`FaultParams`](super::params::stock::FaultParams); one blackhole window with `blackhole_start` / `blackhole_end`).
 use std::collections::VecDeque;
 
-use super::{Context, Stage, Verdict};
+use super::{Context, Stage, StageReport, Verdict};
 use crate::channel::fault::{Fate, FaultConfig, FaultInjector, FaultStats};
 use crate::channel::time::Instant;
 use crate::substrate::{Batch, Mbuf};
@@ -157,4 +157,18 @@ impl Stage for FaultStage {
     fn finish(&mut self, _cx: &Context) {
         self.held.clear();
     }
+
+    /// A [`FaultReport`].
+    fn report(&self) -> Option<StageReport> {
+        Some(StageReport::new(FaultReport { stats: *self.stats(), held: self.held() }))
+    }
+}
+
+/// What a [`FaultStage`] reports when its loop stops ([`Stage::report`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultReport {
+    /// What was inflicted.
+    pub stats: FaultStats,
+    /// Packets still held back when the loop stopped (freed by [`Stage::finish`]).
+    pub held: usize,
 }

@@ -118,6 +118,36 @@ pub trait Stage: Send {
 
     /// Called once on the lcore after the loop stopped, to free what the stage holds. Default: nothing.
     fn finish(&mut self, _cx: &Context) {}
+
+    /// The stage's final counters, taken once on the lcore after the loop stopped and before
+    /// [`Stage::finish`]; the generated loop hands them to [`runtime::Pipeline::stage_report`] (never
+    /// called per packet). Default: none. Each stage documents the type it reports.
+    fn report(&self) -> Option<StageReport> {
+        None
+    }
+}
+
+/// What a stage leaves behind when its loop stops ([`Stage::report`]): a value of a type the stage
+/// documents (e.g. [`fault_stage::FaultReport`], [`channels::ChannelReport`], [`stages::Count`]), read
+/// back with [`StageReport::get`].
+pub struct StageReport(Box<dyn std::any::Any + Send>);
+
+impl StageReport {
+    /// Wraps `value`.
+    pub fn new<T: std::any::Any + Send>(value: T) -> StageReport {
+        StageReport(Box::new(value))
+    }
+
+    /// The value, if it is a `T`.
+    pub fn get<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl core::fmt::Debug for StageReport {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("StageReport(..)")
+    }
 }
 
 impl<S: Stage + ?Sized> Stage for Box<S> {
@@ -135,5 +165,8 @@ impl<S: Stage + ?Sized> Stage for Box<S> {
     }
     fn finish(&mut self, cx: &Context) {
         (**self).finish(cx)
+    }
+    fn report(&self) -> Option<StageReport> {
+        (**self).report()
     }
 }

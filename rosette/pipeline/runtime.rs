@@ -4,7 +4,8 @@
 //! socket, and one loop launched per worker lcore with the queue and ring handles it owns ([`LcoreIo`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::substrate::placement::{self, RxAssignment};
@@ -14,7 +15,7 @@ use crate::substrate::{
 };
 
 use super::stats::{LcoreStats, LcoreStatsSnapshot};
-use super::Context;
+use super::{Context, StageReport};
 
 /// EAL settings of a pipeline.
 #[derive(Debug, Clone, Copy)]
@@ -234,7 +235,20 @@ pub struct LcoreIo {
     stats: Arc<LcoreStats>,
     stop: StopFlag,
     pool: Option<Mempool>,
+    pause: Arc<PauseState>,
+    parked: bool,
+    reports: Arc<StageReports>,
 }
+
+/// The pause switch of a pipeline ([`Pipeline::pause`]) and how many loops are parked on it.
+#[derive(Debug, Default)]
+struct PauseState {
+    requested: AtomicBool,
+    parked: AtomicUsize,
+}
+
+/// Final stage reports by (lcore, stage index in loop order), filled as loops end.
+type StageReports = Mutex<BTreeMap<(u32, usize), StageReport>>;
 
 fn take<T>(slots: &mut [Option<T>], index: usize, what: &str, lcore: u32) -> Result<T, LaunchError> {
     slots
@@ -288,6 +302,42 @@ impl LcoreIo {
     pub fn context(&self) -> Context {
         Context::new(self.lcore, TscClock::new(), self.pool.clone())
     }
+
+    /// Called by the loop at the top of every iteration: while the pipeline is paused
+    /// ([`Pipeline::pause`]) it marks this loop parked, sleeps 100 µs and returns true (the loop then
+    /// polls nothing: no rx, no stage, no tx); otherwise one atomic load and false.
+    #[inline]
+    pub fn paused(&mut self) -> bool {
+        let requested = self.pause.requested.load(Ordering::Acquire);
+        if requested != self.parked {
+            self.parked = requested;
+            if requested {
+                self.pause.parked.fetch_add(1, Ordering::AcqRel);
+            } else {
+                self.pause.parked.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        if requested {
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        requested
+    }
+
+    /// Keeps the final report of stage `index` (loop order) of this lcore, for
+    /// [`Pipeline::stage_report`]. Called by the loop after it stopped.
+    pub fn report_stage(&self, index: usize, report: Option<StageReport>) {
+        if let Some(report) = report {
+            self.reports.lock().unwrap_or_else(|e| e.into_inner()).insert((self.lcore, index), report);
+        }
+    }
+}
+
+impl Drop for LcoreIo {
+    fn drop(&mut self) {
+        if self.parked {
+            self.pause.parked.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// A pipeline being started: EAL, pools, ports and rings are up; lcores are launched one by one.
@@ -300,6 +350,8 @@ pub struct Runtime {
     stats: Vec<Arc<LcoreStats>>,
     joins: Vec<LcoreJoin<Result<(), LaunchError>>>,
     stop: StopFlag,
+    pause: Arc<PauseState>,
+    reports: Arc<StageReports>,
 }
 
 impl Runtime {
@@ -406,6 +458,8 @@ impl Runtime {
         }
 
         let stop = StopFlag::new();
+        let pause = Arc::new(PauseState::default());
+        let reports = Arc::new(StageReports::default());
         let mut shared_tx: BTreeMap<(usize, u16), SharedTxQueue> = BTreeMap::new();
         let mut io = BTreeMap::new();
         let mut stats = Vec::new();
@@ -427,6 +481,9 @@ impl Runtime {
                 stats: lcore_stats.clone(),
                 stop: stop.clone(),
                 pool: lcore_pool(&pools, plan.lcore_sockets.get(&lcore.lcore).copied()),
+                pause: pause.clone(),
+                parked: false,
+                reports: reports.clone(),
             };
             for q in lcore.rx {
                 lcore_io.rx.push(Some(ports[q.port].rx_queue(q.queue)?));
@@ -467,7 +524,7 @@ impl Runtime {
             stats.push(lcore_stats);
             io.insert(lcore.lcore, lcore_io);
         }
-        Ok(Runtime { spec: *spec, eal, pools, ports, io, stats, joins: Vec::new(), stop })
+        Ok(Runtime { spec: *spec, eal, pools, ports, io, stats, joins: Vec::new(), stop, pause, reports })
     }
 
     /// Launches `body` on `lcore` with that lcore's [`LcoreIo`].
@@ -490,6 +547,8 @@ impl Runtime {
             stats: self.stats,
             joins: self.joins,
             stop: self.stop,
+            pause: self.pause,
+            reports: self.reports,
             ports: self.ports,
             pools: self.pools,
             eal: Some(self.eal),
@@ -520,6 +579,8 @@ pub struct Pipeline {
     stats: Vec<Arc<LcoreStats>>,
     joins: Vec<LcoreJoin<Result<(), LaunchError>>>,
     stop: StopFlag,
+    pause: Arc<PauseState>,
+    reports: Arc<StageReports>,
     ports: Vec<Port>,
     pools: Vec<Mempool>,
     eal: Option<Eal>,
@@ -552,6 +613,38 @@ impl Pipeline {
     /// Asks every lcore loop to stop.
     pub fn stop(&self) {
         self.stop.stop();
+    }
+
+    /// Parks every loop (they poll nothing — no rx, no stage, no tx — until [`Pipeline::resume`]) and
+    /// waits up to `timeout` until each is parked or has returned; false if one did not in time. Ports
+    /// stay started and stages keep their state: e.g. a memif port's peer may go away meanwhile (the
+    /// 22.11 memif PMD can crash in rx if the peer disconnects while rx is polled).
+    pub fn pause(&self, timeout: Duration) -> bool {
+        self.pause.requested.store(true, Ordering::Release);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let running = self.joins.iter().filter(|j| !j.is_finished()).count();
+            if self.pause.parked.load(Ordering::Acquire) >= running {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    /// Lets paused loops poll again.
+    pub fn resume(&self) {
+        self.pause.requested.store(false, Ordering::Release);
+    }
+
+    /// A copy of the final report of stage `index` (in loop order) of `lcore` ([`Stage::report`](super::Stage::report)),
+    /// once that lcore's loop returned (after [`Pipeline::stop`] and [`Pipeline::is_finished`]); `None`
+    /// before, if the stage reports nothing, or if it reports another type than `T`.
+    pub fn stage_report<T: std::any::Any + Clone>(&self, lcore: u32, index: usize) -> Option<T> {
+        let reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        reports.get(&(lcore, index)).and_then(StageReport::get::<T>).cloned()
     }
 
     /// True once every loop returned.

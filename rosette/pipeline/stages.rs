@@ -67,6 +67,11 @@ impl Stage for Count {
         self.bytes += packet.pkt_len() as u64;
         Verdict::Pass(packet)
     }
+
+    /// A copy of itself ([`Count`]).
+    fn report(&self) -> Option<super::StageReport> {
+        Some(super::StageReport::new(*self))
+    }
 }
 
 /// Drops every packet (a sink).

@@ -123,6 +123,9 @@ pub mod forwarder {
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<0>::new();
         while !stop.is_set() {
+            if io.paused() {
+                continue;
+            }
             {
                 let received = rx_0.rx(&mut burst);
                 if received == 0 {
@@ -175,6 +178,9 @@ pub mod forwarder {
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<0>::new();
         while !stop.is_set() {
+            if io.paused() {
+                continue;
+            }
             {
                 let received = rx_0.rx(&mut burst);
                 if received == 0 {

@@ -279,6 +279,9 @@ pub mod link {
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<2>::new();
         while !stop.is_set() {
+            if io.paused() {
+                continue;
+            }
             {
                 let received = rx_0.rx(&mut burst);
                 if received == 0 {
@@ -335,7 +338,9 @@ pub mod link {
             }
             stats.publish(&counters);
         }
+        io.report_stage(0, stage_0.report());
         stage_0.finish(&cx);
+        io.report_stage(1, stage_1.report());
         stage_1.finish(&cx);
         stats.publish(&counters);
         rx_0.drain(1024);

@@ -86,6 +86,9 @@ pub mod reflector {
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<1>::new();
         while !stop.is_set() {
+            if io.paused() {
+                continue;
+            }
             {
                 let received = rx_0.rx(&mut burst);
                 if received == 0 {
@@ -116,6 +119,7 @@ pub mod reflector {
             }
             stats.publish(&counters);
         }
+        io.report_stage(0, stage_0.report());
         stage_0.finish(&cx);
         stats.publish(&counters);
         rx_0.drain(1024);

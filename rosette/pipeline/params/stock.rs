@@ -13,6 +13,7 @@ use super::{
     StageEnv, StageParams,
 };
 use crate::channel::fault::FaultConfig;
+use crate::channel::time::Instant;
 use crate::pipeline::channels::{ChannelParams, ReliableStage, Role, StreamingStage, UnorderedStage};
 use crate::pipeline::endpoint::{ReliableEndpoint, StreamEndpoint, UnorderedEndpoint};
 use crate::pipeline::fault_stage::{FaultStage, DEFAULT_HOLD_CAPACITY};
@@ -155,6 +156,11 @@ pub struct FaultParams {
     /// Packets that can be held back at once. Default: 1024.
     #[param(default = DEFAULT_HOLD_CAPACITY)]
     pub hold_capacity: usize,
+    /// Start of a blackhole window (every packet dropped), from the stage's first iteration. Default: 0.
+    #[param(default = Duration::ZERO)]
+    pub blackhole_start: Duration,
+    /// End of the blackhole window; no window without it.
+    pub blackhole_end: Option<Duration>,
     /// An environment variable whose `param=value,..` list overrides these params at build time.
     #[param(default)]
     pub env: Option<String>,
@@ -193,7 +199,7 @@ impl FaultParams {
         Ok(())
     }
 
-    /// The injector configuration these params describe (no blackhole windows).
+    /// The injector configuration these params describe (at most one blackhole window).
     pub fn config(&self) -> FaultConfig {
         FaultConfig {
             loss_ppm: self.loss_ppm.0,
@@ -202,9 +208,17 @@ impl FaultParams {
             reorder_delay: self.reorder_delay,
             corrupt_ppm: self.corrupt_ppm.0,
             truncate_ppm: self.truncate_ppm.0,
-            blackholes: Vec::new(),
+            blackholes: self
+                .blackhole_end
+                .map(|end| (Instant::from_nanos(nanos(self.blackhole_start)), Instant::from_nanos(nanos(end))))
+                .into_iter()
+                .collect(),
         }
     }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl DeclaredStage for FaultStage {
@@ -215,6 +229,9 @@ impl DeclaredStage for FaultStage {
                 let var = var.clone();
                 p.apply_overrides(&list).map_err(|e| BuildError::new(format!("${var}: {e}")))?;
             }
+        }
+        if p.blackhole_end.is_some_and(|end| end <= p.blackhole_start) {
+            return Err(BuildError::new("param `blackhole_end` must come after `blackhole_start`"));
         }
         if p.hold_capacity == 0 && p.reorder_ppm.0 > 0 {
             return Err(BuildError::new("reorder_ppm needs a hold_capacity of at least 1"));
@@ -468,5 +485,18 @@ mod tests {
         assert_eq!((c.loss_ppm, c.duplicate_ppm, c.reorder_delay), (20_000, 0, Duration::from_micros(100)));
         assert!(FaultParams::from_values(&[("loss_ppm", ParamValue::Int(1_000_001))]).is_err());
         assert_eq!(p.seed, 1);
+        assert!(c.blackholes.is_empty());
+    }
+
+    #[test]
+    fn fault_params_declare_one_blackhole_window() {
+        let p = FaultParams::from_values(&[
+            ("blackhole_start", ParamValue::Str("10ms")),
+            ("blackhole_end", ParamValue::Str("100ms")),
+        ])
+        .unwrap();
+        assert_eq!(p.config().blackholes, [(Instant::from_millis(10), Instant::from_millis(100))]);
+        let from_zero = FaultParams::from_values(&[("blackhole_end", ParamValue::Str("5ms"))]).unwrap();
+        assert_eq!(from_zero.config().blackholes, [(Instant::ZERO, Instant::from_millis(5))]);
     }
 }
