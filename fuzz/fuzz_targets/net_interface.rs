@@ -30,7 +30,7 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use rosette_proto::buf::{BufPool, PacketBuf, VecBuf, VecPool};
+use rosette_proto::buf::{BufPool, PacketBuf, Segments, VecBuf, VecPool};
 use rosette_proto::channel::time::Instant;
 use rosette_proto::net::{Config, Interface, HEADERS_LEN};
 use rosette_proto::wire::ethernet;
@@ -112,7 +112,9 @@ fuzz_target!(|data: &[u8]| {
                     let hdr = head.append(HEADERS_LEN).expect("room for headers");
                     if iface.write_header(now, hdr, port, dst, payload.data()).is_ok() {
                         let frame = head.chain(payload).expect("room to chain");
-                        check_transmitted(frame.data());
+                        // Header and payload are two segments, as a NIC gathers them on transmit.
+                        let wire: Vec<u8> = Segments::new(&frame).flat_map(|s| s.iter().copied()).collect();
+                        check_transmitted(&wire);
                     }
                 }
             }
