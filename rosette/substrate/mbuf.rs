@@ -317,10 +317,10 @@ impl Mbuf {
             h.nb_segs = 1;
             h.pkt_len = u32::from(first_len);
         }
-        // SAFETY: `next` was owned through the chain (the head's reference covered it) and is now
-        // unlinked from the head, so the new handle owns it alone; as the new head of the rest, its
-        // segment count and packet length are set to describe the remaining segments (it is unshared,
-        // checked above, so nothing else reads them).
+        // The unlinked second segment becomes the head of the rest: its segment count and packet
+        // length must describe the remaining segments.
+        // SAFETY: `next` is unlinked from the head (which owned it) and unshared (checked), so the
+        // new handle owns it alone and nothing else reads the fields written here.
         let rest = unsafe {
             let h = &mut *next.as_ptr();
             h.nb_segs = segs - 1;

@@ -168,7 +168,7 @@ mod tests {
     use crate::wire::captures::{
         hex, KERNEL_ARP_REPLY, KERNEL_ARP_REQUEST, KERNEL_UDP_EMPTY, KERNEL_UDP_HELLO, KERNEL_UDP_ODD, KERNEL_UDP_REPLY,
     };
-    use crate::wire::{arp, ipv4, udp};
+    use crate::wire::{arp, ipv4};
 
     // The two ends of the kernel captures (see `wire::captures`).
     const MAC_A: ethernet::Address = ethernet::Address([2, 0, 0, 0, 0, 0x0a]);
@@ -214,25 +214,14 @@ mod tests {
         assert_eq!(s.received, s.delivered + s.arp_handled + s.rx_drops.total(), "{s:?}");
     }
 
-    /// A UDP/IPv4/Ethernet frame built field by field, for forging.
+    /// A UDP/IPv4/Ethernet frame from B, written by the network layer's one header writer; tests forge
+    /// bad frames by changing its bytes afterwards.
     fn udp_frame(src: SocketAddrV4, dst: SocketAddrV4, dst_mac: ethernet::Address, body: &[u8]) -> Vec<u8> {
         let mut out = vec![0; HEADERS_LEN + body.len()];
-        out[HEADERS_LEN..].copy_from_slice(body);
-        let udp_repr = udp::Repr { src_port: src.port(), dst_port: dst.port(), payload_len: body.len() };
-        udp_repr.emit(&mut udp::Packet::new_unchecked(&mut out[34..]), *src.ip(), *dst.ip());
-        let ip_repr = ipv4::Repr {
-            src_addr: *src.ip(),
-            dst_addr: *dst.ip(),
-            protocol: ipv4::Protocol::Udp,
-            payload_len: udp_repr.buffer_len(),
-            ttl: 64,
-            ident: 7,
-            dont_frag: true,
-            dscp_ecn: 0,
-        };
-        ip_repr.emit(&mut ipv4::Packet::new_unchecked(&mut out[14..]));
-        let eth = ethernet::Repr { src_addr: MAC_B, dst_addr: dst_mac, ethertype: ethernet::EtherType::Ipv4 };
-        eth.emit(&mut ethernet::Packet::new_unchecked(&mut out[..]));
+        let (hdr, rest) = out.split_at_mut(HEADERS_LEN);
+        rest.copy_from_slice(body);
+        let mut framer = crate::net::Framer::new(crate::net::FramerConfig::new(MAC_B, *src.ip()), 7);
+        framer.write_header(hdr, dst_mac, src.port(), dst, body).expect("a test frame fits");
         out
     }
 
