@@ -70,16 +70,11 @@ impl AppEndpoint for ReliableEndpoint {
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match ReliableEndpoint::recv(self, left)? {
-                reliable::Event::Message(m) => {
-                    let pending = &mut self.pending;
-                    for seg in m.segments() {
-                        pending.bytes.extend_from_slice(seg);
-                    }
-                }
-                reliable::Event::Messages(packed) => {
-                    let pending = &mut self.pending;
-                    for record in packed.iter() {
-                        pending.bytes.extend_from_slice(record);
+                ev @ (reliable::Event::Message(_) | reliable::Event::Messages(_)) => {
+                    for message in ev.messages() {
+                        for seg in message {
+                            self.pending.bytes.extend_from_slice(seg);
+                        }
                     }
                 }
                 reliable::Event::PeerClosed => self.pending.ended = true,
