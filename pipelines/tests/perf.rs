@@ -92,7 +92,8 @@ fn check(channel: &str, extra: &[&str]) {
     }
     assert!(field(&fields, "msgs_per_s").parse::<f64>().unwrap() > 0.0);
     assert!(field(&fields, "p50_us").parse::<f64>().unwrap() > 0.0);
-    assert_eq!(field(&fields, "app"), "thread");
+    let app = extra.iter().position(|a| *a == "--app").map_or("thread", |i| extra[i + 1]);
+    assert_eq!(field(&fields, "app"), app);
     assert!(ok, "rosette-perf exited with failure:\n{stdout}");
 }
 
@@ -125,6 +126,22 @@ fn streaming_recovers_from_injected_faults() {
         "streaming",
         &["--loss", "0.01", "--reorder", "0.01", "--duplicate", "0.01", "--corrupt", "0.01", "--seed", "5"],
     );
+}
+
+/// `--app lcore`: the same declared pipelines with the application as the stage after the channel.
+#[test]
+fn lcore_application_reliable() {
+    check("reliable", &["--app", "lcore"]);
+}
+
+#[test]
+fn lcore_application_streaming_with_faults() {
+    check("streaming", &["--app", "lcore", "--loss", "0.01", "--reorder", "0.01", "--seed", "9"]);
+}
+
+#[test]
+fn lcore_application_unordered() {
+    check("unordered", &["--app", "lcore"]);
 }
 
 /// `--seconds 0` sends until SIGINT; the run then still drains, checks and shuts down clean.

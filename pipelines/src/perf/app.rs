@@ -1,5 +1,12 @@
-//! The application side of `rosette-perf`: what runs on each process's application thread, talking to
-//! the declared pipeline only through the public endpoints (`<module>::endpoints::perf(timeout)`).
+//! The application side of `rosette-perf`: the sender ([`ClientApp`]) and the receiver
+//! ([`ServerApp`]), talking to the declared pipeline only through the public endpoints.
+//!
+//! Both are non-blocking state machines: [`ClientApp::poll`] / [`ServerApp::poll`] do what can be done
+//! now and return. The same code runs in either place the application can live:
+//! - `--app thread`: on an application thread of its own ([`drive`]), with the endpoint from
+//!   `<module>::endpoints::perf(timeout)`;
+//! - `--app lcore`: inside the worker lcore's loop, as the declared application stage
+//!   ([`super::lcore::AppStage`]) right after the channel stage, polled once per loop iteration.
 //!
 //! [`Wire`] is a thin adapter over the three endpoint types so that one sender and one receiver serve
 //! every channel kind; it holds no protocol of its own: a reliable message is one perf message, an
@@ -8,6 +15,7 @@
 
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rosette::pipeline::endpoint::{EndpointError, ReliableEndpoint, StreamEndpoint, UnorderedEndpoint};
@@ -24,12 +32,15 @@ pub fn now_ns() -> u64 {
 }
 
 /// One endpoint, seen as a carrier of same-sized perf messages.
-pub trait Wire: Send {
+pub trait Wire: Send + Sized + 'static {
+    /// Takes the endpoint named `name` of this kind (waiting up to `timeout` for its stage), for
+    /// messages of `size` bytes sent to `peer` (unordered; the others have one peer).
+    fn open(name: &str, timeout: Duration, size: usize, peer: Option<SocketAddrV4>) -> Result<Self, EndpointError>;
     /// Offers (the rest of) a message; returns the bytes taken, 0 when there is no room now.
     fn offer(&mut self, msg: &[u8]) -> Result<usize, EndpointError>;
     /// Passes every whole message received to `sink`, waiting up to `wait` for the first; false when
     /// nothing arrived.
-    fn take(&mut self, wait: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<bool, EndpointError>;
+    fn take<F: FnMut(&[u8])>(&mut self, wait: Duration, sink: F) -> Result<bool, EndpointError>;
 }
 
 fn room(r: Result<(), EndpointError>, n: usize) -> Result<usize, EndpointError> {
@@ -56,6 +67,10 @@ impl ReliableWire {
 }
 
 impl Wire for ReliableWire {
+    fn open(name: &str, timeout: Duration, _: usize, _: Option<SocketAddrV4>) -> Result<Self, EndpointError> {
+        ReliableEndpoint::connect(name, timeout).map(ReliableWire::new)
+    }
+
     fn offer(&mut self, msg: &[u8]) -> Result<usize, EndpointError> {
         match self.ep.try_send_with(msg.len(), |out| out.copy_from_slice(msg)) {
             Err(EndpointError::TooLarge) => room(self.ep.try_send(msg), msg.len()),
@@ -63,7 +78,7 @@ impl Wire for ReliableWire {
         }
     }
 
-    fn take(&mut self, wait: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<bool, EndpointError> {
+    fn take<F: FnMut(&[u8])>(&mut self, wait: Duration, mut sink: F) -> Result<bool, EndpointError> {
         let mut got = false;
         let mut first = true;
         loop {
@@ -116,6 +131,10 @@ impl StreamWire {
 }
 
 impl Wire for StreamWire {
+    fn open(name: &str, timeout: Duration, size: usize, _: Option<SocketAddrV4>) -> Result<Self, EndpointError> {
+        StreamEndpoint::connect(name, timeout).map(|ep| StreamWire::new(ep, size))
+    }
+
     fn offer(&mut self, msg: &[u8]) -> Result<usize, EndpointError> {
         match self.ep.try_write(msg) {
             Ok(n) => Ok(n),
@@ -124,7 +143,7 @@ impl Wire for StreamWire {
         }
     }
 
-    fn take(&mut self, wait: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<bool, EndpointError> {
+    fn take<F: FnMut(&[u8])>(&mut self, wait: Duration, mut sink: F) -> Result<bool, EndpointError> {
         let mut got = false;
         let mut first = true;
         loop {
@@ -166,12 +185,16 @@ impl UnorderedWire {
 }
 
 impl Wire for UnorderedWire {
+    fn open(name: &str, timeout: Duration, _: usize, peer: Option<SocketAddrV4>) -> Result<Self, EndpointError> {
+        UnorderedEndpoint::connect(name, timeout).map(|ep| UnorderedWire::new(ep, peer))
+    }
+
     fn offer(&mut self, msg: &[u8]) -> Result<usize, EndpointError> {
         let Some(peer) = self.peer else { return Ok(0) };
         room(self.ep.try_send_to(peer, msg), msg.len())
     }
 
-    fn take(&mut self, wait: Duration, sink: &mut dyn FnMut(&[u8])) -> Result<bool, EndpointError> {
+    fn take<F: FnMut(&[u8])>(&mut self, wait: Duration, mut sink: F) -> Result<bool, EndpointError> {
         let mut got = false;
         let mut first = true;
         loop {
@@ -199,7 +222,31 @@ pub struct Progress {
     pub phase: AtomicU64,
 }
 
-/// What the client's application thread measured.
+/// What one call of an application's `poll` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Made progress; call again at once.
+    Busy,
+    /// Waiting (no room, nothing received): a thread may pause briefly before the next call.
+    Idle,
+    /// Finished: the outcome is ready.
+    Done,
+}
+
+/// Runs `app` on the calling thread until it is done (`--app thread`): each call may wait up to
+/// 1 ms for a delivery; when there is no room to send it pauses 20 µs (the worker lcore it waits for
+/// may share this CPU).
+pub fn drive<W: Wire>(w: &mut W, mut poll: impl FnMut(&mut W, Duration) -> Step) {
+    loop {
+        match poll(w, Duration::from_millis(1)) {
+            Step::Busy => {}
+            Step::Idle => std::thread::sleep(Duration::from_micros(20)),
+            Step::Done => return,
+        }
+    }
+}
+
+/// What the client's application measured.
 #[derive(Debug)]
 pub struct ClientOutcome {
     /// Data messages sent.
@@ -218,167 +265,273 @@ pub struct ClientOutcome {
     pub error: Option<String>,
 }
 
-/// Offers all of `msg`, retrying while there is no room; false when `limit` passed first.
-fn offer_all(w: &mut dyn Wire, msg: &[u8], limit: Duration) -> Result<bool, EndpointError> {
-    let deadline = Instant::now() + limit;
-    let mut off = 0;
-    while off < msg.len() {
-        let n = w.offer(&msg[off..])?;
-        off += n;
-        if n == 0 {
-            if Instant::now() > deadline {
-                return Ok(false);
-            }
-            std::thread::sleep(Duration::from_micros(20));
-        }
-    }
-    Ok(true)
+/// What the client sends, for how long.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientPlan {
+    /// In-order channel (reliable, streaming): the first ping's echo ends the drain.
+    pub ordered: bool,
+    /// Message size, bytes.
+    pub size: usize,
+    /// Length of the sending phase (0: until `interrupted`).
+    pub seconds: f64,
+    /// Ping-pong rounds after the drain.
+    pub pings: u32,
+    /// Messages offered per `poll` at most (an lcore must get back to its channel).
+    pub budget: u32,
 }
 
-/// The client: sends for `seconds` (0: until `interrupted`), then drains and ping-pongs.
-pub fn run_client(
-    w: &mut dyn Wire,
-    ordered: bool,
-    size: usize,
-    seconds: f64,
-    pings: u32,
-    interrupted: &AtomicBool,
-    progress: &Progress,
-) -> ClientOutcome {
-    let mut out = ClientOutcome {
-        sent: 0,
-        digest: 0,
-        elapsed: 0.0,
-        drain_timed_out: false,
-        rtt: Histogram::new(),
-        pings_lost: 0,
-        error: None,
-    };
-    let mut msg = vec![0u8; size];
-    let mut digest = Digest::new();
-    let start = Instant::now();
-    let end = (seconds > 0.0).then(|| start + Duration::from_secs_f64(seconds));
-    let mut off = 0usize;
-    let mut seq = 0u64;
-    let mut ignore = |_: &[u8]| {};
-    'send: loop {
-        if off == 0 {
-            if seq.is_multiple_of(64)
-                && (interrupted.load(Ordering::Relaxed) || end.is_some_and(|e| Instant::now() >= e))
-            {
-                break 'send;
-            }
-            fill_message(&mut msg, seq, now_ns());
-        }
-        match w.offer(&msg[off..]) {
-            Ok(0) => {
-                // No room: the lcore is behind. Give the CPU away briefly (the peer's worker may share it).
-                let _ = w.take(Duration::ZERO, &mut ignore);
-                if off == 0 && (interrupted.load(Ordering::Relaxed) || end.is_some_and(|e| Instant::now() >= e)) {
-                    break 'send;
-                }
-                std::thread::sleep(Duration::from_micros(20));
-            }
-            Ok(n) => {
-                off += n;
-                if off == size {
-                    digest.update(&msg);
-                    off = 0;
-                    seq += 1;
-                    progress.sent.store(seq, Ordering::Relaxed);
-                }
-            }
-            Err(e) => {
-                out.error = Some(format!("send of message {seq}: {e}"));
-                break 'send;
-            }
-        }
-    }
-    // Finish a message cut in the middle (stream) so the receiver sees whole messages only.
-    if off > 0 && out.error.is_none() {
-        match offer_all(w, &msg[off..], Duration::from_secs(30)) {
-            Ok(true) => {
-                digest.update(&msg);
-                seq += 1;
-            }
-            Ok(false) => out.error = Some("the last message found no room for 30 s".to_owned()),
-            Err(e) => out.error = Some(format!("send: {e}")),
-        }
-    }
-    out.sent = seq;
-    out.digest = digest.value();
-    progress.sent.store(seq, Ordering::Relaxed);
-    progress.phase.store(1, Ordering::Relaxed);
-    let sending_ended = start.elapsed().as_secs_f64();
-
-    // Drain, then ping-pong: one ping outstanding, echoed by the server's application. On an ordered
-    // channel the first echo comes back only after every data message before it was delivered: its
-    // arrival ends the drain (and is not a round-trip sample).
-    let rounds = if ordered { pings.saturating_add(1) } else { pings };
-    for round in 0..rounds {
-        if out.error.is_some() {
-            break;
-        }
-        let id = PING_FLAG | u64::from(round);
-        let t0 = now_ns();
-        fill_message(&mut msg, id, t0);
-        match offer_all(w, &msg, Duration::from_secs(30)) {
-            Ok(true) => {}
-            Ok(false) => {
-                out.error = Some("a ping found no room for 30 s".to_owned());
-                break;
-            }
-            Err(e) => {
-                out.error = Some(format!("ping: {e}"));
-                break;
-            }
-        }
-        let limit = if !ordered {
-            Duration::from_millis(50)
-        } else if round == 0 {
-            Duration::from_secs(60)
-        } else {
-            Duration::from_secs(10)
-        };
-        let deadline = Instant::now() + limit;
-        let mut echoed = false;
-        while !echoed && Instant::now() < deadline {
-            let mut sink = |m: &[u8]| {
-                if m.len() >= MSG_HEADER_LEN && message_header(m).0 == id {
-                    echoed = true;
-                }
-            };
-            if let Err(e) = w.take(Duration::from_millis(1), &mut sink) {
-                out.error = Some(format!("ping echo: {e}"));
-                break;
-            }
-        }
-        let t1 = now_ns();
-        if ordered && round == 0 {
-            out.elapsed = start.elapsed().as_secs_f64();
-            out.drain_timed_out = !echoed;
-            if !echoed {
-                break;
-            }
-            continue;
-        }
-        if echoed {
-            out.rtt.record(t1.saturating_sub(t0));
-        } else if ordered {
-            out.error = Some(format!("ping {round} got no echo in {limit:?}"));
-            break;
-        } else {
-            out.pings_lost += 1;
-        }
-    }
-    if !ordered {
-        out.elapsed = sending_ended;
-    }
-    progress.phase.store(2, Ordering::Relaxed);
-    out
+#[derive(Debug, Clone, Copy)]
+enum ClientPhase {
+    /// Numbered data messages as fast as the endpoint takes them.
+    Sending,
+    /// The rest of a message cut in the middle (stream) when the sending phase ended.
+    Finishing {
+        deadline: Instant,
+    },
+    /// Offering ping `round`.
+    PingOut {
+        deadline: Instant,
+    },
+    /// Waiting for the echo of ping `round`.
+    PingBack {
+        deadline: Instant,
+        limit: Duration,
+    },
+    Done,
 }
 
-/// What the server's application thread saw.
+/// The sender: numbered messages for the planned time, then the drain (the first ping: on an ordered
+/// channel its echo can only come back once every message before it was delivered), then the
+/// ping-pong with one message outstanding.
+pub struct ClientApp {
+    plan: ClientPlan,
+    interrupted: &'static AtomicBool,
+    progress: Arc<Progress>,
+    msg: Vec<u8>,
+    digest: Digest,
+    start: Option<Instant>,
+    end: Option<Instant>,
+    sending_ended: f64,
+    /// Bytes of the current message already taken (stream).
+    off: usize,
+    seq: u64,
+    round: u32,
+    ping_id: u64,
+    ping_t0: u64,
+    phase: ClientPhase,
+    out: ClientOutcome,
+}
+
+impl ClientApp {
+    /// A client that follows `plan`, stops sending early when `interrupted` is set, and publishes its
+    /// counters in `progress`.
+    pub fn new(plan: ClientPlan, interrupted: &'static AtomicBool, progress: Arc<Progress>) -> ClientApp {
+        ClientApp {
+            plan,
+            interrupted,
+            progress,
+            msg: vec![0u8; plan.size],
+            digest: Digest::new(),
+            start: None,
+            end: None,
+            sending_ended: 0.0,
+            off: 0,
+            seq: 0,
+            round: 0,
+            ping_id: 0,
+            ping_t0: 0,
+            phase: ClientPhase::Sending,
+            out: ClientOutcome {
+                sent: 0,
+                digest: 0,
+                elapsed: 0.0,
+                drain_timed_out: false,
+                rtt: Histogram::new(),
+                pings_lost: 0,
+                error: None,
+            },
+        }
+    }
+
+    /// The outcome (complete once `poll` returned [`Step::Done`]).
+    pub fn into_outcome(self) -> ClientOutcome {
+        self.out
+    }
+
+    fn sending_over(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed) || self.end.is_some_and(|e| Instant::now() >= e)
+    }
+
+    fn fail(&mut self, error: String) -> Step {
+        self.out.error.get_or_insert(error);
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Step {
+        if !self.plan.ordered {
+            self.out.elapsed = self.sending_ended;
+        }
+        self.phase = ClientPhase::Done;
+        self.progress.phase.store(2, Ordering::Relaxed);
+        Step::Done
+    }
+
+    /// The sending phase is over: account for it and start the pings.
+    fn end_sending(&mut self) -> Step {
+        if self.off > 0 {
+            self.phase = ClientPhase::Finishing { deadline: Instant::now() + Duration::from_secs(30) };
+            return Step::Busy;
+        }
+        self.out.sent = self.seq;
+        self.out.digest = self.digest.value();
+        self.progress.sent.store(self.seq, Ordering::Relaxed);
+        self.progress.phase.store(1, Ordering::Relaxed);
+        self.sending_ended = self.start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
+        self.round = 0;
+        self.next_ping()
+    }
+
+    fn rounds(&self) -> u32 {
+        if self.plan.ordered {
+            self.plan.pings.saturating_add(1)
+        } else {
+            self.plan.pings
+        }
+    }
+
+    fn next_ping(&mut self) -> Step {
+        if self.round >= self.rounds() {
+            return self.finish();
+        }
+        self.ping_id = PING_FLAG | u64::from(self.round);
+        self.ping_t0 = now_ns();
+        fill_message(&mut self.msg, self.ping_id, self.ping_t0);
+        self.off = 0;
+        self.phase = ClientPhase::PingOut { deadline: Instant::now() + Duration::from_secs(30) };
+        Step::Busy
+    }
+
+    /// Does what can be done now; `wait` is how long it may block for a delivery (zero on an lcore).
+    pub fn poll<W: Wire>(&mut self, w: &mut W, wait: Duration) -> Step {
+        match self.phase {
+            ClientPhase::Sending => self.send_some(w),
+            ClientPhase::Finishing { deadline } => match w.offer(&self.msg[self.off..]) {
+                Ok(n) => {
+                    self.off += n;
+                    if self.off == self.plan.size {
+                        self.digest.update(&self.msg);
+                        self.seq += 1;
+                        self.off = 0;
+                        return self.end_sending();
+                    }
+                    if n == 0 && Instant::now() > deadline {
+                        return self.fail("the last message found no room for 30 s".to_owned());
+                    }
+                    Step::Idle
+                }
+                Err(e) => self.fail(format!("send: {e}")),
+            },
+            ClientPhase::PingOut { deadline } => loop {
+                match w.offer(&self.msg[self.off..]) {
+                    Ok(0) if Instant::now() > deadline => return self.fail("a ping found no room for 30 s".to_owned()),
+                    Ok(0) => return Step::Idle,
+                    Ok(n) => {
+                        self.off += n;
+                        if self.off == self.plan.size {
+                            let limit = if !self.plan.ordered {
+                                Duration::from_millis(50)
+                            } else if self.round == 0 {
+                                Duration::from_secs(60)
+                            } else {
+                                Duration::from_secs(10)
+                            };
+                            self.phase = ClientPhase::PingBack { deadline: Instant::now() + limit, limit };
+                            return self.poll(w, wait);
+                        }
+                    }
+                    Err(e) => return self.fail(format!("ping: {e}")),
+                }
+            },
+            ClientPhase::PingBack { deadline, limit } => {
+                let id = self.ping_id;
+                let mut echoed = false;
+                let sink = |m: &[u8]| {
+                    if m.len() >= MSG_HEADER_LEN && message_header(m).0 == id {
+                        echoed = true;
+                    }
+                };
+                if let Err(e) = w.take(wait, sink) {
+                    return self.fail(format!("ping echo: {e}"));
+                }
+                if !echoed && Instant::now() < deadline {
+                    return Step::Idle;
+                }
+                let t1 = now_ns();
+                let round = self.round;
+                self.round += 1;
+                if self.plan.ordered && round == 0 {
+                    self.out.elapsed = self.start.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0);
+                    self.out.drain_timed_out = !echoed;
+                    return if echoed { self.next_ping() } else { self.finish() };
+                }
+                if echoed {
+                    self.out.rtt.record(t1.saturating_sub(self.ping_t0));
+                } else if self.plan.ordered {
+                    return self.fail(format!("ping {round} got no echo in {limit:?}"));
+                } else {
+                    self.out.pings_lost += 1;
+                }
+                self.next_ping()
+            }
+            ClientPhase::Done => Step::Done,
+        }
+    }
+
+    fn send_some<W: Wire>(&mut self, w: &mut W) -> Step {
+        let start = *self.start.get_or_insert_with(Instant::now);
+        if self.end.is_none() && self.plan.seconds > 0.0 {
+            self.end = Some(start + Duration::from_secs_f64(self.plan.seconds));
+        }
+        for _ in 0..self.plan.budget {
+            if self.off == 0 {
+                if self.seq.is_multiple_of(64) && self.sending_over() {
+                    return self.end_sending();
+                }
+                fill_message(&mut self.msg, self.seq, now_ns());
+            }
+            match w.offer(&self.msg[self.off..]) {
+                Ok(0) => {
+                    // No room: the lcore is behind. Deliveries (none expected now) must not pile up.
+                    let _ = w.take(Duration::ZERO, |_| {});
+                    if self.off == 0 && self.sending_over() {
+                        return self.end_sending();
+                    }
+                    return Step::Idle;
+                }
+                Ok(n) => {
+                    self.off += n;
+                    if self.off == self.plan.size {
+                        self.digest.update(&self.msg);
+                        self.off = 0;
+                        self.seq += 1;
+                        self.progress.sent.store(self.seq, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    let seq = self.seq;
+                    self.off = 0;
+                    self.out.error = Some(format!("send of message {seq}: {e}"));
+                    self.out.sent = seq;
+                    self.out.digest = self.digest.value();
+                    return self.finish();
+                }
+            }
+        }
+        Step::Busy
+    }
+}
+
+/// What the server's application saw.
 #[derive(Debug)]
 pub struct ServerReport {
     /// Data messages delivered (duplicates not counted).
@@ -399,16 +552,66 @@ pub struct ServerReport {
 /// behind the highest one seen (older ones count as new; memory stays bounded for any run length).
 const DEDUP_WINDOW: u64 = 1 << 20;
 
-/// The server: counts and checks every data message, echoes pings, until `stop`.
-pub fn run_server(w: &mut dyn Wire, ordered: bool, size: usize, stop: &AtomicBool) -> ServerReport {
-    let mut r = ServerReport { delivered: 0, bad: 0, duplicates: 0, digest: 0, owd: Histogram::new(), error: None };
-    let mut digest = Digest::new();
-    let mut seen = vec![0u64; (DEDUP_WINDOW / 64) as usize];
-    let mut highest = 0u64;
-    let mut pending: Vec<u8> = Vec::with_capacity(size * 4);
-    let mut next = 0u64;
-    while !stop.load(Ordering::Relaxed) {
-        let mut sink = |m: &[u8]| {
+/// The receiver: counts and checks every data message and echoes pings, until `stop`.
+pub struct ServerApp {
+    ordered: bool,
+    size: usize,
+    stop: &'static AtomicBool,
+    report: ServerReport,
+    digest: Digest,
+    seen: Vec<u64>,
+    highest: u64,
+    next: u64,
+    /// Pings to echo, back to back, and how much of them was offered.
+    pending: Vec<u8>,
+    pending_off: usize,
+    echo_deadline: Option<Instant>,
+    done: bool,
+}
+
+impl ServerApp {
+    /// A receiver of `size`-byte messages that stops once `stop` is set.
+    pub fn new(ordered: bool, size: usize, stop: &'static AtomicBool) -> ServerApp {
+        ServerApp {
+            ordered,
+            size,
+            stop,
+            report: ServerReport { delivered: 0, bad: 0, duplicates: 0, digest: 0, owd: Histogram::new(), error: None },
+            digest: Digest::new(),
+            seen: vec![0u64; (DEDUP_WINDOW / 64) as usize],
+            highest: 0,
+            next: 0,
+            pending: Vec::with_capacity(size * 4),
+            pending_off: 0,
+            echo_deadline: None,
+            done: false,
+        }
+    }
+
+    /// The report (complete once `poll` returned [`Step::Done`]).
+    pub fn into_report(mut self) -> ServerReport {
+        self.report.digest = self.digest.value();
+        self.report
+    }
+
+    fn fail(&mut self, error: String) -> Step {
+        self.report.error.get_or_insert(error);
+        self.done = true;
+        Step::Done
+    }
+
+    /// Does what can be done now; `wait` is how long it may block for a delivery (zero on an lcore).
+    pub fn poll<W: Wire>(&mut self, w: &mut W, wait: Duration) -> Step {
+        if self.done || self.stop.load(Ordering::Relaxed) {
+            self.done = true;
+            return Step::Done;
+        }
+        // While an echo is going out, receive without waiting.
+        let wait = if self.pending.is_empty() { wait } else { Duration::ZERO };
+        let (ordered, size) = (self.ordered, self.size);
+        let (r, digest, seen, highest, next, pending) =
+            (&mut self.report, &mut self.digest, &mut self.seen, &mut self.highest, &mut self.next, &mut self.pending);
+        let sink = |m: &[u8]| {
             if m.len() != size {
                 r.bad += 1;
                 return;
@@ -425,49 +628,49 @@ pub fn run_server(w: &mut dyn Wire, ordered: bool, size: usize, stop: &AtomicBoo
                 return;
             }
             if ordered {
-                if seq != next {
+                if seq != *next {
                     r.bad += 1;
                 }
-                next = seq + 1;
-                digest.update(m);
-            } else {
-                if seq + DEDUP_WINDOW > highest {
-                    let slot = (seq % DEDUP_WINDOW) as usize;
-                    if seq > highest {
-                        // Forget the slots the window moved past.
-                        for s in (highest + 1).max(seq.saturating_sub(DEDUP_WINDOW - 1))..=seq {
-                            let sl = (s % DEDUP_WINDOW) as usize;
-                            seen[sl / 64] &= !(1 << (sl % 64));
-                        }
-                        highest = seq;
+                *next = seq + 1;
+            } else if seq + DEDUP_WINDOW > *highest {
+                let slot = (seq % DEDUP_WINDOW) as usize;
+                if seq > *highest {
+                    // Forget the slots the window moved past.
+                    for s in (*highest + 1).max(seq.saturating_sub(DEDUP_WINDOW - 1))..=seq {
+                        let sl = (s % DEDUP_WINDOW) as usize;
+                        seen[sl / 64] &= !(1 << (sl % 64));
                     }
-                    if seen[slot / 64] & (1 << (slot % 64)) != 0 {
-                        r.duplicates += 1;
-                        return;
-                    }
-                    seen[slot / 64] |= 1 << (slot % 64);
+                    *highest = seq;
                 }
-                digest.update(m);
+                if seen[slot / 64] & (1 << (slot % 64)) != 0 {
+                    r.duplicates += 1;
+                    return;
+                }
+                seen[slot / 64] |= 1 << (slot % 64);
             }
+            digest.update(m);
             r.delivered += 1;
             r.owd.record(now_ns().saturating_sub(stamp));
         };
-        if let Err(e) = w.take(Duration::from_millis(5), &mut sink) {
-            r.error = Some(format!("receive: {e}"));
-            break;
+        let got = match w.take(wait, sink) {
+            Ok(got) => got,
+            Err(e) => return self.fail(format!("receive: {e}")),
+        };
+        if self.pending.is_empty() {
+            return if got { Step::Busy } else { Step::Idle };
         }
-        if !pending.is_empty() {
-            match offer_all(w, &pending, Duration::from_secs(10)) {
-                Ok(true) => {}
-                Ok(false) => r.error = Some("an echo found no room for 10 s".to_owned()),
-                Err(e) => r.error = Some(format!("echo: {e}")),
-            }
-            pending.clear();
-            if r.error.is_some() {
-                break;
+        let deadline = *self.echo_deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(10));
+        while self.pending_off < self.pending.len() {
+            match w.offer(&self.pending[self.pending_off..]) {
+                Ok(0) if Instant::now() > deadline => return self.fail("an echo found no room for 10 s".to_owned()),
+                Ok(0) => return Step::Idle,
+                Ok(n) => self.pending_off += n,
+                Err(e) => return self.fail(format!("echo: {e}")),
             }
         }
+        self.pending.clear();
+        self.pending_off = 0;
+        self.echo_deadline = None;
+        Step::Busy
     }
-    r.digest = digest.value();
-    r
 }

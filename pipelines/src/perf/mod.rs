@@ -1,16 +1,19 @@
 //! `rosette-perf`: an iperf-like measurement of rosette's channels between two processes over
 //! `net_memif`, on the product path: each process runs a pipeline declared in YAML
 //! (`pipelines/perf_<channel>.yaml`, the client and the server as two documents: the channel stage and
-//! a `fault` stage on a memif port), the generated poll loop, the channel stage with its default
-//! settings, and an application thread that sends and receives through the public endpoint
-//! (`<module>::endpoints::perf`). Kernel TCP/UDP baselines run in the same process (`--compare-kernel`),
-//! on their own sockets.
+//! the application stage and a `fault` stage on a memif port), the generated poll loop, the channel
+//! stage with its default settings, and the application sending and receiving through the public
+//! endpoint: from an application thread of its own (`--app thread`, the default; the endpoint from
+//! `<module>::endpoints::perf`) or from the declared application stage inside the worker lcore
+//! (`--app lcore`, [`lcore::AppStage`]) — the same code ([`app::ClientApp`], [`app::ServerApp`]) either
+//! way. Baselines run in the same invocation (`--compare-kernel`).
 //!
 //! # Processes and CPUs
 //! Each side is its own process with its own EAL and one worker lcore: the client (sender, memif
 //! `role=client`) polls on lcore 1, the server (receiver, memif `role=server`, spawned by the client
 //! unless `--server`/`--client` is given) on lcore 0, so on a 2-CPU machine each busy-polling worker
-//! has a CPU of its own; the application threads (`--app thread`, the only mode) share them.
+//! has a CPU of its own; the application threads (`--app thread`) share them — four busy threads on
+//! two CPUs — while `--app lcore` runs two.
 //!
 //! # Phases (client)
 //! 1. Throughput for `--seconds` (0: until Ctrl-C): the application thread sends numbered messages of
@@ -42,6 +45,7 @@
 
 pub mod app;
 pub mod kernel;
+pub mod lcore;
 pub mod stats;
 
 use std::io::{BufRead, BufReader, Write};
@@ -57,7 +61,13 @@ use rosette::pipeline::{LaunchOptions, Pipeline};
 use rosette::substrate::MemoryMode;
 
 use crate::cli::Args;
-use app::{ClientOutcome, Progress, ReliableWire, ServerReport, StreamWire, UnorderedWire, Wire};
+use app::{
+    ClientApp, ClientOutcome, ClientPlan, Progress, ReliableWire, ServerApp, ServerReport, StreamWire, UnorderedWire,
+    Wire,
+};
+use rosette::pipeline::endpoint::EndpointError;
+use rosette::pipeline::LaunchError;
+use std::net::SocketAddrV4;
 
 /// The pipelines `rosette-perf` runs, one file per channel kind, each with a `client` and a `server`
 /// module. Read the generated code with `cargo expand -p pipelines perf::declared`.
@@ -158,15 +168,17 @@ pub struct Options {
     pub memory: MemoryMode,
     /// Extra EAL arguments.
     pub eal_args: Vec<String>,
-    /// Where the application runs (`thread`: its own thread, the only mode).
+    /// Where the application runs.
     pub app: AppMode,
 }
 
 /// Where the application sends and receives from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppMode {
-    /// Its own thread, through the public endpoint API (what users do).
+    /// Its own thread, through the public endpoint API (what most users do).
     Thread,
+    /// The declared application stage inside the worker lcore, through the same endpoint API.
+    Lcore,
 }
 
 impl AppMode {
@@ -174,6 +186,7 @@ impl AppMode {
     pub fn name(self) -> &'static str {
         match self {
             AppMode::Thread => "thread",
+            AppMode::Lcore => "lcore",
         }
     }
 }
@@ -182,7 +195,7 @@ impl AppMode {
 pub const USAGE: &str =
     "usage: rosette-perf --channel unordered|reliable|streaming [--size BYTES (64)] [--seconds N (10; 0 = until Ctrl-C)]
        [--loss P --reorder P --duplicate P --corrupt P --seed S] [--compare-kernel [--baseline-seconds N (3)]]
-       [--pings N (5000)] [--app thread] [--server | --client] [--socket PATH] [--memory auto|hugepages|no-huge] [-- EAL args]
+       [--pings N (5000)] [--app thread|lcore] [--server | --client] [--socket PATH] [--memory auto|hugepages|no-huge] [-- EAL args]
 Without --server/--client it spawns the server side as a child process over net_memif and runs the client.";
 
 impl Options {
@@ -240,7 +253,8 @@ impl Options {
             eal_args: args.passthrough(),
             app: match args.raw("--app").unwrap_or("thread") {
                 "thread" => AppMode::Thread,
-                other => return Err(format!("--app takes thread, not {other:?}")),
+                "lcore" => AppMode::Lcore,
+                other => return Err(format!("--app takes thread or lcore, not {other:?}")),
             },
         })
     }
@@ -274,6 +288,7 @@ impl Options {
             format!("--duplicate={}", self.duplicate),
             format!("--corrupt={}", self.corrupt),
             format!("--seed={}", self.seed),
+            format!("--app={}", self.app.name()),
             "--socket".to_owned(),
             self.socket.display().to_string(),
         ];
@@ -431,47 +446,103 @@ fn set_faults(spec: Option<String>) {
     }
 }
 
-/// Launches this side's declared pipeline and takes its endpoint, wrapped for the application thread.
-fn launch_side(opts: &Options, server: bool) -> Result<(Pipeline, Box<dyn Wire>), String> {
-    use declared::{reliable, streaming, unordered};
-    let step = Duration::from_secs(30);
+/// Where this side's application runs, and how to get its outcome.
+enum AppRun {
+    /// On its own thread (`--app thread`).
+    Thread(std::thread::JoinHandle<lcore::Outcome>),
+    /// As the declared application stage in the worker lcore (`--app lcore`).
+    Lcore,
+}
+
+impl AppRun {
+    /// Waits for the application's outcome (the server's after [`APP_STOP`] was set).
+    fn wait(self, limit: Duration) -> Result<lcore::Outcome, String> {
+        match self {
+            AppRun::Thread(h) => h.join().map_err(|_| "the application thread panicked".to_owned()),
+            AppRun::Lcore => {
+                let deadline = StdInstant::now() + limit;
+                loop {
+                    if let Some(outcome) = lcore::take_outcome() {
+                        return outcome;
+                    }
+                    if StdInstant::now() > deadline {
+                        return Err(format!("the application stage did not finish within {limit:?}"));
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+}
+
+/// Set by the server's main thread at end of stream: its application stops.
+static APP_STOP: AtomicBool = AtomicBool::new(false);
+
+/// Launches this side's declared pipeline with its application: planned into the lcore's
+/// application stage before launch (`--app lcore`), or on a thread of its own with the endpoint
+/// from the module's typed accessor (`--app thread`).
+fn start_side<W: Wire>(
+    opts: &Options,
+    server: bool,
+    progress: &Arc<Progress>,
+    launch: impl FnOnce(&LaunchOptions) -> Result<Pipeline, LaunchError>,
+    endpoint: impl FnOnce(Duration) -> Result<W, EndpointError>,
+) -> Result<(Pipeline, AppRun), String> {
+    let ordered = opts.channel != ChannelKind::Unordered;
+    let client = ClientPlan { ordered, size: opts.size, seconds: opts.seconds, pings: opts.pings, budget: u32::MAX };
+    let peer = if server { None } else { SERVER_ADDR.parse().ok() };
     let role = if server { "server" } else { "client" };
-    let lo = launch_options(opts, role);
-    let e = |e: &dyn std::fmt::Display| e.to_string();
-    let out: (Pipeline, Box<dyn Wire>) = match (opts.channel, server) {
-        (ChannelKind::Reliable, false) => {
-            let p = reliable::client::launch(&lo).map_err(|x| e(&x))?;
-            let ep = reliable::client::endpoints::perf(step).map_err(|x| e(&x))?;
-            (p, Box::new(ReliableWire::new(ep)))
+    if opts.app == AppMode::Lcore {
+        lcore::plan(if server {
+            lcore::Plan::Server { ordered, size: opts.size, stop: &APP_STOP }
+        } else {
+            lcore::Plan::Client { plan: client, peer, interrupted: &INTERRUPTED, progress: progress.clone() }
+        });
+        let p = launch(&launch_options(opts, role)).map_err(|e| e.to_string())?;
+        return Ok((p, AppRun::Lcore));
+    }
+    let p = launch(&launch_options(opts, role)).map_err(|e| e.to_string())?;
+    let mut wire = endpoint(Duration::from_secs(30)).map_err(|e| format!("endpoint perf: {e}"))?;
+    let progress = progress.clone();
+    let app = std::thread::Builder::new().name("perf-app".to_owned()).spawn(move || {
+        if server {
+            let mut app = ServerApp::new(ordered, client.size, &APP_STOP);
+            app::drive(&mut wire, |w, wait| app.poll(w, wait));
+            lcore::Outcome::Server(app.into_report())
+        } else {
+            let mut app = ClientApp::new(client, &INTERRUPTED, progress);
+            app::drive(&mut wire, |w, wait| app.poll(w, wait));
+            lcore::Outcome::Client(app.into_outcome())
         }
-        (ChannelKind::Reliable, true) => {
-            let p = reliable::server::launch(&lo).map_err(|x| e(&x))?;
-            let ep = reliable::server::endpoints::perf(step).map_err(|x| e(&x))?;
-            (p, Box::new(ReliableWire::new(ep)))
-        }
-        (ChannelKind::Streaming, false) => {
-            let p = streaming::client::launch(&lo).map_err(|x| e(&x))?;
-            let ep = streaming::client::endpoints::perf(step).map_err(|x| e(&x))?;
-            (p, Box::new(StreamWire::new(ep, opts.size)))
-        }
-        (ChannelKind::Streaming, true) => {
-            let p = streaming::server::launch(&lo).map_err(|x| e(&x))?;
-            let ep = streaming::server::endpoints::perf(step).map_err(|x| e(&x))?;
-            (p, Box::new(StreamWire::new(ep, opts.size)))
-        }
-        (ChannelKind::Unordered, false) => {
-            let p = unordered::client::launch(&lo).map_err(|x| e(&x))?;
-            let ep = unordered::client::endpoints::perf(step).map_err(|x| e(&x))?;
-            let peer = SERVER_ADDR.parse().ok();
-            (p, Box::new(UnorderedWire::new(ep, peer)))
-        }
-        (ChannelKind::Unordered, true) => {
-            let p = unordered::server::launch(&lo).map_err(|x| e(&x))?;
-            let ep = unordered::server::endpoints::perf(step).map_err(|x| e(&x))?;
-            (p, Box::new(UnorderedWire::new(ep, None)))
-        }
-    };
-    Ok(out)
+    });
+    Ok((p, AppRun::Thread(app.map_err(|e| e.to_string())?)))
+}
+
+/// [`start_side`] for the declared pipeline of `opts.channel`.
+fn launch_side(opts: &Options, server: bool, progress: &Arc<Progress>) -> Result<(Pipeline, AppRun), String> {
+    use declared::{reliable, streaming, unordered};
+    let size = opts.size;
+    let peer: Option<SocketAddrV4> = SERVER_ADDR.parse().ok();
+    match (opts.channel, server) {
+        (ChannelKind::Reliable, false) => start_side(opts, server, progress, reliable::client::launch, |t| {
+            reliable::client::endpoints::perf(t).map(ReliableWire::new)
+        }),
+        (ChannelKind::Reliable, true) => start_side(opts, server, progress, reliable::server::launch, |t| {
+            reliable::server::endpoints::perf(t).map(ReliableWire::new)
+        }),
+        (ChannelKind::Streaming, false) => start_side(opts, server, progress, streaming::client::launch, |t| {
+            streaming::client::endpoints::perf(t).map(|ep| StreamWire::new(ep, size))
+        }),
+        (ChannelKind::Streaming, true) => start_side(opts, server, progress, streaming::server::launch, |t| {
+            streaming::server::endpoints::perf(t).map(|ep| StreamWire::new(ep, size))
+        }),
+        (ChannelKind::Unordered, false) => start_side(opts, server, progress, unordered::client::launch, |t| {
+            unordered::client::endpoints::perf(t).map(|ep| UnorderedWire::new(ep, peer))
+        }),
+        (ChannelKind::Unordered, true) => start_side(opts, server, progress, unordered::server::launch, |t| {
+            unordered::server::endpoints::perf(t).map(|ep| UnorderedWire::new(ep, None))
+        }),
+    }
 }
 
 /// Stops polling and waits until every loop returned (the memif hazard: no rx poll while the peer
@@ -521,14 +592,13 @@ fn run_server_process(opts: &Options) -> Result<bool, String> {
     let _ = std::fs::remove_file(&ctl);
     let listener = UnixListener::bind(&ctl).map_err(|e| format!("control socket {}: {e}", ctl.display()))?;
     set_faults(opts.faults(opts.seed.wrapping_add(1)));
-    let (pipeline, mut wire) = launch_side(opts, true)?;
+    let (pipeline, app) = launch_side(opts, true, &Arc::new(Progress::default()))?;
     take_over_signals();
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ordered, size, stop2) = (opts.channel != ChannelKind::Unordered, opts.size, stop.clone());
-    let app = std::thread::Builder::new()
-        .name("perf-app".to_owned())
-        .spawn(move || app::run_server(wire.as_mut(), ordered, size, &stop2))
-        .map_err(|e| e.to_string())?;
+    let server_report = |outcome: Result<lcore::Outcome, String>| match outcome {
+        Ok(lcore::Outcome::Server(r)) => Ok(r),
+        Ok(lcore::Outcome::Client(_)) => Err("the server ran a client application".to_owned()),
+        Err(e) => Err(e),
+    };
     // The client connects within seconds; give up (and shut down clean) after a minute or on a signal,
     // so that a server whose client died never polls on forever.
     let conn = accept_within(&listener, Duration::from_secs(60));
@@ -539,10 +609,17 @@ fn run_server_process(opts: &Options) -> Result<bool, String> {
             let mut line = String::new();
             let mut reader = BufReader::new(conn.try_clone().map_err(|e| e.to_string())?);
             let _ = reader.read_line(&mut line);
-            stop.store(true, Ordering::Relaxed);
-            let report = app.join().map_err(|_| "the application thread panicked".to_owned())?;
+            APP_STOP.store(true, Ordering::Relaxed);
+            let report = server_report(app.wait(Duration::from_secs(30)));
             // Stop polling before the client may close its port, then answer.
             stop_polling(&pipeline);
+            let report = match report {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = writeln!(conn, "report error={}", e.replace(' ', "_"));
+                    return Err(e);
+                }
+            };
             let _ = writeln!(
                 conn,
                 "report delivered={} bad={} duplicates={} digest={:016x} owd_p50_ns={} owd_p99_ns={} error={}",
@@ -564,9 +641,10 @@ fn run_server_process(opts: &Options) -> Result<bool, String> {
         Err(e) => {
             ok = false;
             eprintln!("rosette-perf server: control socket: {e}");
-            stop.store(true, Ordering::Relaxed);
+            APP_STOP.store(true, Ordering::Relaxed);
+            let report = server_report(app.wait(Duration::from_secs(30)));
             stop_polling(&pipeline);
-            app.join().map_err(|_| "the application thread panicked".to_owned())?
+            report?
         }
     };
     print_server(&report);
@@ -663,7 +741,8 @@ fn run_client_process(opts: &Options) -> Result<bool, String> {
         std::thread::sleep(Duration::from_millis(10));
     }
     set_faults(opts.faults(opts.seed));
-    let (pipeline, mut wire) = launch_side(opts, false)?;
+    let progress = Arc::new(Progress::default());
+    let (pipeline, app) = launch_side(opts, false, &progress)?;
     take_over_signals();
     println!(
         "rosette-perf: channel={} size={} seconds={} app={} over net_memif ({}), pipeline perf_{}.yaml: client worker lcore 1, server worker lcore 0",
@@ -674,18 +753,19 @@ fn run_client_process(opts: &Options) -> Result<bool, String> {
         opts.socket.display(),
         opts.channel.name()
     );
-    let progress = Arc::new(Progress::default());
-    let (p, ordered, size, seconds, pings) =
-        (progress.clone(), opts.channel != ChannelKind::Unordered, opts.size, opts.seconds, opts.pings);
-    let app = std::thread::Builder::new()
-        .name("perf-app".to_owned())
-        .spawn(move || app::run_client(wire.as_mut(), ordered, size, seconds, pings, &INTERRUPTED, &p))
-        .map_err(|e| e.to_string())?;
     // Live progress, once a second.
     let t0 = StdInstant::now();
     let mut last = 0u64;
     let mut next = t0 + Duration::from_secs(1);
-    while !app.is_finished() {
+    while progress.phase.load(Ordering::Relaxed) < 2 {
+        if let AppRun::Thread(h) = &app {
+            if h.is_finished() {
+                break;
+            }
+        }
+        if pipeline.is_finished() {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(20));
         if StdInstant::now() < next {
             continue;
@@ -707,7 +787,11 @@ fn run_client_process(opts: &Options) -> Result<bool, String> {
         );
         last = sent;
     }
-    let out = app.join().map_err(|_| "the application thread panicked".to_owned())?;
+    let out = match app.wait(Duration::from_secs(5)) {
+        Ok(lcore::Outcome::Client(out)) => out,
+        Ok(lcore::Outcome::Server(_)) => return Err("the client ran a server application".to_owned()),
+        Err(e) => return Err(e),
+    };
     // End of stream: the server stops polling and reports; then we stop polling and close, then
     // close the control connection (the server closes its port after that).
     let _ = writeln!(ctl, "eos");
@@ -798,7 +882,8 @@ mod tests {
         assert_eq!(o.channel, ChannelKind::Streaming);
         assert_eq!(o.mode, Mode::Both);
         assert!(o.faults(1).is_some_and(|f| f.contains("loss_ppm=10000")));
-        assert!(parse(&["--app", "lcore"]).is_err());
+        assert!(parse(&["--app", "lcore"]).is_ok_and(|o| o.app == AppMode::Lcore));
+        assert!(parse(&["--app", "fiber"]).is_err());
         let s = Options::parse(&Args::from_vec(o.server_args())).unwrap();
         assert_eq!((s.mode, s.channel, s.size, s.loss), (Mode::Server, ChannelKind::Streaming, 100, 0.01));
         assert!(parse(&["--channel", "bogus"]).is_err());
