@@ -265,6 +265,21 @@ pub struct ClientOutcome {
     pub error: Option<String>,
 }
 
+impl ClientOutcome {
+    /// Nothing sent or measured yet.
+    pub fn empty() -> ClientOutcome {
+        ClientOutcome {
+            sent: 0,
+            digest: 0,
+            elapsed: 0.0,
+            drain_timed_out: false,
+            rtt: Histogram::new(),
+            pings_lost: 0,
+            error: None,
+        }
+    }
+}
+
 /// What the client sends, for how long.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientPlan {
@@ -341,15 +356,7 @@ impl ClientApp {
             ping_id: 0,
             ping_t0: 0,
             phase: ClientPhase::Sending,
-            out: ClientOutcome {
-                sent: 0,
-                digest: 0,
-                elapsed: 0.0,
-                drain_timed_out: false,
-                rtt: Histogram::new(),
-                pings_lost: 0,
-                error: None,
-            },
+            out: ClientOutcome::empty(),
         }
     }
 

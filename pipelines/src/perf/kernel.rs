@@ -1,6 +1,11 @@
-//! Kernel baselines on loopback with the same message pattern: `size`-byte messages, one `write` /
-//! `send_to` per message, for a fixed time, then a ping-pong with one message outstanding. Two threads
-//! of this process, `std::net` sockets.
+//! Kernel baselines on loopback with the same messages and the same application work per message as
+//! rosette's runs: the sender writes each `size`-byte message with its number and a clock stamp, the
+//! TCP receivers cut the stream into messages and check each one's pattern and fold it into a digest
+//! ([`Checker`]). Two threads of this process, `std::net` sockets:
+//! - [`tcp`]: one `write` per message (what a socket application does), Nagle on, then a ping-pong
+//!   with `TCP_NODELAY`;
+//! - [`tcp_batched`]: messages framed back to back into 64 KiB writes — the best the kernel can do;
+//! - [`udp`]: one datagram per message (an extra line: the kernel drops what does not fit).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
@@ -9,7 +14,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::stats::{fill_message, Histogram};
+use super::app::now_ns;
+use super::stats::{fill_message, message_header, pattern_ok, Digest, Histogram};
 
 /// What a baseline measured.
 #[derive(Debug, Default)]
@@ -24,6 +30,107 @@ pub struct Baseline {
     pub rtt: Histogram,
 }
 
+/// Cuts a byte stream into `size`-byte messages and does per message what rosette-perf's receiver
+/// does: check the pattern, fold it into the digest.
+struct Checker {
+    size: usize,
+    carry: Vec<u8>,
+    digest: Digest,
+    messages: u64,
+    bad: u64,
+}
+
+impl Checker {
+    fn new(size: usize) -> Checker {
+        Checker { size, carry: Vec::with_capacity(size), digest: Digest::new(), messages: 0, bad: 0 }
+    }
+
+    fn one(&mut self, m: &[u8]) {
+        let (seq, _stamp) = message_header(m);
+        if pattern_ok(m, seq) {
+            self.digest.update(m);
+        } else {
+            self.bad += 1;
+        }
+        self.messages += 1;
+    }
+
+    fn feed(&mut self, mut bytes: &[u8]) {
+        if !self.carry.is_empty() {
+            let need = (self.size - self.carry.len()).min(bytes.len());
+            self.carry.extend_from_slice(&bytes[..need]);
+            bytes = &bytes[need..];
+            if self.carry.len() < self.size {
+                return;
+            }
+            let carry = std::mem::take(&mut self.carry);
+            self.one(&carry);
+            self.carry = carry;
+            self.carry.clear();
+        }
+        let mut chunks = bytes.chunks_exact(self.size);
+        for m in &mut chunks {
+            self.one(m);
+        }
+        self.carry.extend_from_slice(chunks.remainder());
+    }
+}
+
+/// Messages per write of [`tcp_batched`].
+pub fn messages_per_write(size: usize) -> usize {
+    (64 * 1024 / size).max(1)
+}
+
+/// Receives a TCP stream until its end, checking every message; returns (messages, time from the
+/// first byte to the end).
+fn receive_checked(s: &mut TcpStream, size: usize) -> std::io::Result<(u64, Duration)> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut check = Checker::new(size);
+    let mut start = None;
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        start.get_or_insert_with(Instant::now);
+        check.feed(&buf[..n]);
+    }
+    if check.bad > 0 {
+        return Err(std::io::Error::other(format!("{} messages arrived damaged", check.bad)));
+    }
+    Ok((check.messages, start.map(|s| s.elapsed()).unwrap_or_default()))
+}
+
+/// TCP with the messages framed back to back into 64 KiB writes (at least one message per write).
+pub fn tcp_batched(size: usize, seconds: f64) -> std::io::Result<Baseline> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let receiver = thread::spawn(move || -> std::io::Result<(u64, Duration)> {
+        let (mut s, _) = listener.accept()?;
+        receive_checked(&mut s, size)
+    });
+    let mut s = TcpStream::connect(addr)?;
+    let per_write = messages_per_write(size);
+    let mut buf = vec![0u8; per_write * size];
+    let end = Instant::now() + Duration::from_secs_f64(seconds);
+    let mut sent = 0u64;
+    while Instant::now() < end {
+        for m in buf.chunks_exact_mut(size) {
+            fill_message(m, sent, now_ns());
+            sent += 1;
+        }
+        s.write_all(&buf)?;
+    }
+    s.shutdown(Shutdown::Write)?;
+    let (received, elapsed) = receiver.join().map_err(|_| std::io::Error::other("tcp receiver panicked"))??;
+    Ok(Baseline {
+        msgs_per_s: received as f64 / elapsed.as_secs_f64().max(1e-9),
+        sent,
+        received,
+        ..Baseline::default()
+    })
+}
+
 /// TCP: a stream of messages (Nagle on, as a bulk sender would have it), then a ping-pong with
 /// `TCP_NODELAY`.
 pub fn tcp(size: usize, seconds: f64, pings: u32) -> std::io::Result<Baseline> {
@@ -31,17 +138,7 @@ pub fn tcp(size: usize, seconds: f64, pings: u32) -> std::io::Result<Baseline> {
     let addr = listener.local_addr()?;
     let receiver = thread::spawn(move || -> std::io::Result<(u64, Duration)> {
         let (mut s, _) = listener.accept()?;
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut bytes = 0u64;
-        let start = Instant::now();
-        loop {
-            let n = s.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            bytes += n as u64;
-        }
-        let elapsed = start.elapsed();
+        let (received, elapsed) = receive_checked(&mut s, size)?;
         // Ping-pong: echo each message back.
         let (mut p, _) = listener.accept()?;
         p.set_nodelay(true)?;
@@ -49,7 +146,7 @@ pub fn tcp(size: usize, seconds: f64, pings: u32) -> std::io::Result<Baseline> {
         while p.read_exact(&mut msg).is_ok() {
             p.write_all(&msg)?;
         }
-        Ok((bytes / size as u64, elapsed))
+        Ok((received, elapsed))
     });
     let mut s = TcpStream::connect(addr)?;
     let mut msg = vec![0u8; size];
@@ -57,7 +154,7 @@ pub fn tcp(size: usize, seconds: f64, pings: u32) -> std::io::Result<Baseline> {
     let mut sent = 0u64;
     while Instant::now() < end {
         for _ in 0..64 {
-            fill_message(&mut msg, sent, 0);
+            fill_message(&mut msg, sent, now_ns());
             s.write_all(&msg)?;
             sent += 1;
         }

@@ -56,7 +56,7 @@ pub enum Outcome {
     Server(ServerReport),
 }
 
-static PLAN: Mutex<Option<Plan>> = Mutex::new(None);
+pub(crate) static PLAN: Mutex<Option<Plan>> = Mutex::new(None);
 static OUTCOME: Mutex<Option<Result<Outcome, String>>> = Mutex::new(None);
 
 /// Makes the next [`AppStage`] built in this process run `plan` (`--app lcore`).
@@ -69,7 +69,7 @@ pub fn take_outcome() -> Option<Result<Outcome, String>> {
     OUTCOME.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
 
-fn publish(outcome: Result<Outcome, String>) {
+pub(crate) fn publish(outcome: Result<Outcome, String>) {
     *OUTCOME.lock().unwrap_or_else(|p| p.into_inner()) = Some(outcome);
 }
 

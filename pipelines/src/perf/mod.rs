@@ -46,6 +46,7 @@
 pub mod app;
 pub mod kernel;
 pub mod lcore;
+pub mod raw;
 pub mod stats;
 
 use std::io::{BufRead, BufReader, Write};
@@ -84,6 +85,10 @@ pub mod declared {
     pub mod unordered {
         rosette_macros::pipeline!("perf_unordered.yaml");
     }
+    /// `perf_raw.yaml`: the `raw-memif` baseline.
+    pub mod raw {
+        rosette_macros::pipeline!("perf_raw.yaml");
+    }
 }
 
 /// The environment variable the declared fault stages read their rates from.
@@ -101,6 +106,9 @@ pub enum ChannelKind {
     Reliable,
     /// An ordered byte stream.
     Streaming,
+    /// No channel: the `raw-memif` baseline ([`raw`]), perf messages packed into frames of rosette's
+    /// packet shape, nothing else.
+    Raw,
 }
 
 impl ChannelKind {
@@ -110,6 +118,7 @@ impl ChannelKind {
             "unordered" => Some(ChannelKind::Unordered),
             "reliable" => Some(ChannelKind::Reliable),
             "streaming" => Some(ChannelKind::Streaming),
+            "raw-memif" => Some(ChannelKind::Raw),
             _ => None,
         }
     }
@@ -120,7 +129,13 @@ impl ChannelKind {
             ChannelKind::Unordered => "unordered",
             ChannelKind::Reliable => "reliable",
             ChannelKind::Streaming => "streaming",
+            ChannelKind::Raw => "raw-memif",
         }
+    }
+
+    /// Delivers everything in order (the first ping's echo ends the drain).
+    pub fn ordered(self) -> bool {
+        matches!(self, ChannelKind::Reliable | ChannelKind::Streaming)
     }
 }
 
@@ -207,6 +222,12 @@ impl Options {
         if !(stats::MSG_HEADER_LEN..=app::MAX_SIZE).contains(&size) {
             return Err(format!("--size must be in {}..={}", stats::MSG_HEADER_LEN, app::MAX_SIZE));
         }
+        if channel == ChannelKind::Raw && raw::messages_per_frame(size) == 0 {
+            return Err(format!(
+                "--size for raw-memif must fit one frame's records (<= {})",
+                raw::payload_per_frame() - 2
+            ));
+        }
         if channel == ChannelKind::Unordered && size > 1472 {
             return Err("--size for unordered must fit one UDP datagram in a 1500-byte MTU (<= 1472)".to_owned());
         }
@@ -220,6 +241,11 @@ impl Options {
         };
         let mode = match (args.flag("--server"), args.flag("--client")) {
             (true, true) => return Err("--server and --client exclude each other".to_owned()),
+            (_, true) | (true, _) if args.flag("--compare-kernel") => {
+                return Err(
+                    "--compare-kernel runs its baselines in the default mode (without --server/--client)".to_owned()
+                )
+            }
             (true, false) => Mode::Server,
             (false, true) => Mode::Client,
             (false, false) => Mode::Both,
@@ -251,7 +277,8 @@ impl Options {
             socket,
             memory,
             eal_args: args.passthrough(),
-            app: match args.raw("--app").unwrap_or("thread") {
+            // The raw baseline has no endpoint: its application is always its stages.
+            app: match args.raw("--app").unwrap_or(if channel == ChannelKind::Raw { "lcore" } else { "thread" }) {
                 "thread" => AppMode::Thread,
                 "lcore" => AppMode::Lcore,
                 other => return Err(format!("--app takes thread or lcore, not {other:?}")),
@@ -275,10 +302,11 @@ impl Options {
         ))
     }
 
-    /// The arguments that start the server side with the same settings.
-    fn server_args(&self) -> Vec<String> {
+    /// The arguments that start one side (`--server` or `--client`) with the same settings.
+    fn side_args(&self, side: &str) -> Vec<String> {
         let mut a = vec![
-            "--server".to_owned(),
+            side.to_owned(),
+            format!("--pings={}", self.pings),
             "--channel".to_owned(),
             self.channel.name().to_owned(),
             format!("--size={}", self.size),
@@ -349,36 +377,28 @@ pub fn run(opts: &Options) -> i32 {
             }
         },
         Mode::Both => {
-            let _ = std::fs::remove_file(&opts.socket);
-            let _ = std::fs::remove_file(ctl_path(&opts.socket));
-            let exe = match std::env::current_exe() {
-                Ok(p) => p,
+            // This process starts no EAL of its own: each run is a pair of child processes (which
+            // inherit an unpinned CPU set), and the kernel baselines run here on plain threads.
+            take_over_signals();
+            let main = match run_child_pair(opts, Echo::Live) {
+                Ok(fields) => fields,
                 Err(e) => {
-                    eprintln!("rosette-perf: cannot find my own executable: {e}");
+                    eprintln!("rosette-perf: {e}");
                     return 1;
                 }
             };
-            // Its own process group: Ctrl-C on the terminal reaches the client only, which then ends
-            // the run with the handshake.
-            let child = Command::new(exe)
-                .args(opts.server_args())
-                .stdin(Stdio::null())
-                .stdout(Stdio::inherit())
-                .process_group(0)
-                .spawn();
-            let mut child = match child {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("rosette-perf: cannot start the server process: {e}");
-                    return 1;
+            if !opts.compare_kernel {
+                return 0;
+            }
+            let rate = field::<f64>(&main, "msgs_per_s");
+            let rtt50 = field::<f64>(&main, "p50_us");
+            match rate.and_then(|rate| Ok((rate, rtt50?))).and_then(|(rate, rtt50)| compare(opts, rate, rtt50)) {
+                Ok(lines) => {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                    0
                 }
-            };
-            let result = wait_for_socket(&opts.socket, &mut child).and_then(|()| run_client_process(opts));
-            let server_ok = wait_child(&mut child, Duration::from_secs(30));
-            let _ = std::fs::remove_file(&opts.socket);
-            let _ = std::fs::remove_file(ctl_path(&opts.socket));
-            match result {
-                Ok(ok) => i32::from(!(ok && server_ok)),
                 Err(e) => {
                     eprintln!("rosette-perf: {e}");
                     1
@@ -488,11 +508,11 @@ fn start_side<W: Wire>(
     launch: impl FnOnce(&LaunchOptions) -> Result<Pipeline, LaunchError>,
     endpoint: impl FnOnce(Duration) -> Result<W, EndpointError>,
 ) -> Result<(Pipeline, AppRun), String> {
-    let ordered = opts.channel != ChannelKind::Unordered;
+    let ordered = opts.channel.ordered();
     let client = ClientPlan { ordered, size: opts.size, seconds: opts.seconds, pings: opts.pings, budget: u32::MAX };
     let peer = if server { None } else { SERVER_ADDR.parse().ok() };
     let role = if server { "server" } else { "client" };
-    if opts.app == AppMode::Lcore {
+    if opts.app == AppMode::Lcore || opts.channel == ChannelKind::Raw {
         lcore::plan(if server {
             lcore::Plan::Server { ordered, size: opts.size, stop: &APP_STOP }
         } else {
@@ -541,6 +561,13 @@ fn launch_side(opts: &Options, server: bool, progress: &Arc<Progress>) -> Result
         }),
         (ChannelKind::Unordered, true) => start_side(opts, server, progress, unordered::server::launch, |t| {
             unordered::server::endpoints::perf(t).map(|ep| UnorderedWire::new(ep, None))
+        }),
+        // No endpoint: the stages are the application (planned into them by `start_side`).
+        (ChannelKind::Raw, false) => start_side(opts, server, progress, declared::raw::client::launch, |_| {
+            Err::<ReliableWire, _>(EndpointError::NotFound)
+        }),
+        (ChannelKind::Raw, true) => start_side(opts, server, progress, declared::raw::server::launch, |_| {
+            Err::<ReliableWire, _>(EndpointError::NotFound)
         }),
     }
 }
@@ -815,7 +842,7 @@ fn report(opts: &Options, out: &ClientOutcome, r: Option<PeerReport>) -> Result<
     if let Some(e) = &r.error {
         eprintln!("rosette-perf server: {e}");
     }
-    let ordered = opts.channel != ChannelKind::Unordered;
+    let ordered = opts.channel.ordered();
     let digest_ok = if ordered { r.digest == out.digest && r.bad == 0 } else { r.bad == 0 && r.delivered <= out.sent };
     let complete = !ordered || (r.delivered == out.sent && !out.drain_timed_out);
     let rate = r.delivered as f64 / out.elapsed.max(1e-9);
@@ -826,28 +853,6 @@ fn report(opts: &Options, out: &ClientOutcome, r: Option<PeerReport>) -> Result<
         if r.duplicates > 0 { format!(" duplicates_dropped={}", r.duplicates) } else { String::new() },
         if out.pings_lost > 0 { format!(" pings_lost={}", out.pings_lost) } else { String::new() }
     );
-    let mut tail = String::new();
-    if opts.compare_kernel {
-        let rtt50 = out.rtt.quantile(0.5) as f64;
-        let tcp = kernel::tcp(opts.size, opts.baseline_seconds, opts.pings).map_err(|e| format!("kernel TCP: {e}"))?;
-        println!(
-            "baseline kernel-tcp: msgs_per_s={:.0} rtt_p50_us={:.1} rtt_p99_us={:.1}",
-            tcp.msgs_per_s,
-            us(tcp.rtt.quantile(0.5)),
-            us(tcp.rtt.quantile(0.99))
-        );
-        let udp = kernel::udp(opts.size, opts.baseline_seconds, opts.pings).map_err(|e| format!("kernel UDP: {e}"))?;
-        println!(
-            "baseline kernel-udp: msgs_per_s={:.0} (received {} of {}) rtt_p50_us={:.1} rtt_p99_us={:.1}",
-            udp.msgs_per_s,
-            udp.received,
-            udp.sent,
-            us(udp.rtt.quantile(0.5)),
-            us(udp.rtt.quantile(0.99))
-        );
-        println!("rtt p50 rosette/kernel-tcp: {:.2}", rtt50 / tcp.rtt.quantile(0.5).max(1) as f64);
-        tail = format!("ratio rosette/kernel-tcp: {:.2}", rate / tcp.msgs_per_s.max(1e-9));
-    }
     println!(
         "channel={} sent={} delivered={} digest={} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} app={}",
         opts.channel.name(),
@@ -859,13 +864,196 @@ fn report(opts: &Options, out: &ClientOutcome, r: Option<PeerReport>) -> Result<
         us(out.rtt.quantile(0.99)),
         opts.app.name()
     );
-    if !tail.is_empty() {
-        println!("{tail}");
-    }
     if out.drain_timed_out {
         eprintln!("rosette-perf: the drain timed out with data still unacknowledged");
     }
     Ok(digest_ok && complete && out.error.is_none() && r.error.is_none())
+}
+
+/// Extra ping-pong rounds of `--compare-kernel`, each a short run of rosette and then of raw memif
+/// (after the main run and the raw throughput run, which are the first round).
+const RTT_ROUNDS: usize = 3;
+
+/// The baselines of `--compare-kernel`, run after rosette's own run (`rate`: its messages per second,
+/// `rtt50`: its ping-pong p50 in ns). Prints each baseline and returns the ratio lines.
+fn compare(opts: &Options, rate: f64, rtt50_us: f64) -> Result<Vec<String>, String> {
+    let size = opts.size;
+    let mut lines = Vec::new();
+    let payload = |msgs_per_s: f64| msgs_per_s * size as f64;
+    // raw-memif: the same frames with no protocol, in its own pair of processes (this process's EAL
+    // is taken), then the ping-pong rounds, rosette and raw alternating.
+    let raw_ok = raw::messages_per_frame(size) > 0;
+    let mut rosette_rtts = vec![rtt50_us];
+    let mut raw_rtts = Vec::new();
+    if raw_ok {
+        let raw_opts = baseline_options(opts, ChannelKind::Raw, opts.baseline_seconds);
+        let f = run_child_pair(&raw_opts, Echo::Quiet)?;
+        let raw_rate: f64 = field(&f, "msgs_per_s")?;
+        raw_rtts.push(field(&f, "p50_us")?);
+        let per_frame = raw::messages_per_frame(size);
+        println!(
+            "baseline raw-memif: msgs_per_s={raw_rate:.0} payload_MB_per_s={:.1} ({per_frame} messages per {}-byte frame, no protocol) rtt_p50_us={:.1}",
+            payload(raw_rate) / 1e6,
+            raw::HEADER_ZONE + per_frame * rosette::wire::packed::record_len(size),
+            raw_rtts[0]
+        );
+        for _ in 1..RTT_ROUNDS {
+            let f = run_child_pair(&baseline_options(opts, opts.channel, 0.05), Echo::Quiet)?;
+            rosette_rtts.push(field(&f, "p50_us")?);
+            let f = run_child_pair(&baseline_options(opts, ChannelKind::Raw, 0.05), Echo::Quiet)?;
+            raw_rtts.push(field(&f, "p50_us")?);
+        }
+        println!(
+            "round trips, interleaved rounds (p50 us): rosette {} | raw-memif {}",
+            rosette_rtts.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" "),
+            raw_rtts.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(" ")
+        );
+        lines.push(format!("ratio rosette/raw-memif: {:.2}", rate / raw_rate.max(1e-9)));
+        lines.push(format!("rtt p50 rosette/raw-memif: {:.2}", median(&rosette_rtts) / median(&raw_rtts).max(1e-9)));
+    } else {
+        println!("baseline raw-memif: skipped ({size}-byte messages do not fit one frame's records)");
+    }
+    let tcp = kernel::tcp(size, opts.baseline_seconds, opts.pings).map_err(|e| format!("kernel TCP: {e}"))?;
+    println!(
+        "baseline kernel-tcp: msgs_per_s={:.0} payload_MB_per_s={:.1} (one write per message, Nagle on) rtt_p50_us={:.1} rtt_p99_us={:.1}",
+        tcp.msgs_per_s,
+        payload(tcp.msgs_per_s) / 1e6,
+        us(tcp.rtt.quantile(0.5)),
+        us(tcp.rtt.quantile(0.99))
+    );
+    let batched = kernel::tcp_batched(size, opts.baseline_seconds).map_err(|e| format!("kernel TCP batched: {e}"))?;
+    println!(
+        "baseline kernel-tcp-batched: msgs_per_s={:.0} payload_MB_per_s={:.1} ({} messages per 64 KiB write)",
+        batched.msgs_per_s,
+        payload(batched.msgs_per_s) / 1e6,
+        kernel::messages_per_write(size)
+    );
+    let udp = kernel::udp(size, opts.baseline_seconds, opts.pings).map_err(|e| format!("kernel UDP: {e}"))?;
+    println!(
+        "baseline kernel-udp: msgs_per_s={:.0} (received {} of {}) rtt_p50_us={:.1} rtt_p99_us={:.1}",
+        udp.msgs_per_s,
+        udp.received,
+        udp.sent,
+        us(udp.rtt.quantile(0.5)),
+        us(udp.rtt.quantile(0.99))
+    );
+    println!("rosette: msgs_per_s={rate:.0} payload_MB_per_s={:.1}", payload(rate) / 1e6);
+    lines.push(format!("ratio rosette/kernel-tcp: {:.2}", rate / tcp.msgs_per_s.max(1e-9)));
+    lines.push(format!("ratio rosette/kernel-tcp-batched: {:.2}", rate / batched.msgs_per_s.max(1e-9)));
+    lines.push(format!("ratio rosette/kernel-udp: {:.2}", rate / udp.msgs_per_s.max(1e-9)));
+    lines.push(format!("rtt p50 rosette/kernel-tcp: {:.2}", rtt50_us * 1e3 / tcp.rtt.quantile(0.5).max(1) as f64));
+    Ok(lines)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn field<T: std::str::FromStr>(fields: &[(String, String)], key: &str) -> Result<T, String> {
+    fields
+        .iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.parse().ok())
+        .ok_or_else(|| format!("a baseline's result line has no {key}="))
+}
+
+/// `opts` for a baseline or an extra round: `channel` for `seconds`, no faults, no baselines, its own
+/// memif socket.
+fn baseline_options(opts: &Options, channel: ChannelKind, seconds: f64) -> Options {
+    let mut socket = opts.socket.as_os_str().to_owned();
+    socket.push(format!("-{}", channel.name()));
+    Options {
+        channel,
+        seconds,
+        loss: 0.0,
+        reorder: 0.0,
+        duplicate: 0.0,
+        corrupt: 0.0,
+        compare_kernel: false,
+        mode: Mode::Both,
+        socket: PathBuf::from(socket),
+        app: if channel == ChannelKind::Raw { AppMode::Lcore } else { opts.app },
+        ..opts.clone()
+    }
+}
+
+/// Whether a child pair's output is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Echo {
+    /// The main run: both children's output as it comes.
+    Live,
+    /// A baseline or an extra round: only the result is used.
+    Quiet,
+}
+
+/// Runs `opts` as two child processes (the server, then the client, each in its own process group)
+/// and returns the fields of the client's result line; an interrupt (Ctrl-C) of this process is
+/// passed on to the client, which then ends its run with the drain and the end-of-stream handshake.
+fn run_child_pair(opts: &Options, echo: Echo) -> Result<Vec<(String, String)>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own executable: {e}"))?;
+    let _ = std::fs::remove_file(&opts.socket);
+    let _ = std::fs::remove_file(ctl_path(&opts.socket));
+    let out = || if echo == Echo::Live { Stdio::inherit() } else { Stdio::null() };
+    let mut server = Command::new(&exe)
+        .args(opts.side_args("--server"))
+        .stdin(Stdio::null())
+        .stdout(out())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start the server process: {e}"))?;
+    wait_for_socket(&opts.socket, &mut server)?;
+    let client = Command::new(&exe)
+        .args(opts.side_args("--client"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .process_group(0)
+        .spawn();
+    let mut client = match client {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = server.kill();
+            let _ = server.wait();
+            return Err(format!("cannot start the client process: {e}"));
+        }
+    };
+    let stdout = client.stdout.take().map(BufReader::new);
+    let reader = std::thread::spawn(move || {
+        let mut result = None;
+        for line in stdout.into_iter().flat_map(|r| r.lines().map_while(Result::ok)) {
+            if echo == Echo::Live {
+                println!("{line}");
+            }
+            if line.starts_with("channel=") {
+                result = Some(line);
+            }
+        }
+        result
+    });
+    let mut forwarded = false;
+    let status = loop {
+        match client.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) => {}
+            Err(_) => break None,
+        }
+        if INTERRUPTED.load(Ordering::Relaxed) && !forwarded {
+            forwarded = true;
+            let _ = Command::new("kill").args(["-INT", &client.id().to_string()]).status();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let server_ok = wait_child(&mut server, Duration::from_secs(30));
+    let _ = std::fs::remove_file(&opts.socket);
+    let _ = std::fs::remove_file(ctl_path(&opts.socket));
+    let line = reader.join().ok().flatten();
+    let what = opts.channel.name();
+    let Some(line) = line else { return Err(format!("the {what} run printed no result line")) };
+    if !status.is_some_and(|s| s.success()) || !server_ok {
+        return Err(format!("the {what} run failed: {line}"));
+    }
+    Ok(line.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
 }
 
 #[cfg(test)]
@@ -884,7 +1072,7 @@ mod tests {
         assert!(o.faults(1).is_some_and(|f| f.contains("loss_ppm=10000")));
         assert!(parse(&["--app", "lcore"]).is_ok_and(|o| o.app == AppMode::Lcore));
         assert!(parse(&["--app", "fiber"]).is_err());
-        let s = Options::parse(&Args::from_vec(o.server_args())).unwrap();
+        let s = Options::parse(&Args::from_vec(o.side_args("--server"))).unwrap();
         assert_eq!((s.mode, s.channel, s.size, s.loss), (Mode::Server, ChannelKind::Streaming, 100, 0.01));
         assert!(parse(&["--channel", "bogus"]).is_err());
         assert!(parse(&["--size", "8"]).is_err());
