@@ -35,6 +35,8 @@ pub struct FaultStage {
     hold_capacity: usize,
     start: Option<u64>,
     enabled: bool,
+    /// The configuration never changes a packet: every packet passes untouched and uncounted.
+    quiet: bool,
     /// Packets released from the hold queue.
     released: u64,
 }
@@ -49,6 +51,7 @@ impl FaultStage {
     pub fn with_hold_capacity(seed: u64, config: FaultConfig, capacity: usize) -> FaultStage {
         FaultStage {
             writes: config.corrupt_ppm > 0 || config.truncate_ppm > 0,
+            quiet: config.is_quiet(),
             injector: FaultInjector::new(seed, config),
             held: VecDeque::with_capacity(capacity),
             hold_capacity: capacity,
@@ -93,11 +96,13 @@ impl FaultStage {
 }
 
 impl Stage for FaultStage {
+    #[inline]
     fn on_packet(&mut self, packet: Mbuf, cx: &Context) -> Verdict {
-        let (now, rel) = self.clocks(cx);
-        if !self.enabled {
+        // Disabled, or nothing to inflict: pass without reading the clock.
+        if !self.enabled || self.quiet {
             return Verdict::Pass(packet);
         }
+        let (now, rel) = self.clocks(cx);
         let pool = cx.pool();
         // A packet another handle shares (kept for retransmission) or spread over segments is damaged in
         // a private copy, never in place.
@@ -134,7 +139,11 @@ impl Stage for FaultStage {
         }
     }
 
+    #[inline]
     fn emit(&mut self, batch: &mut Batch<'_>, cx: &Context) {
+        if self.held.is_empty() {
+            return;
+        }
         let (now, _) = self.clocks(cx);
         // Release what is due, oldest first, as room allows. The queue is not sorted by due time, so
         // scan it once; packets not yet due keep their order.

@@ -928,19 +928,28 @@ fn compare(opts: &Options, rate: f64, rtt50_us: f64) -> Result<Vec<String>, Stri
         payload(batched.msgs_per_s) / 1e6,
         kernel::messages_per_write(size)
     );
-    let udp = kernel::udp(size, opts.baseline_seconds, opts.pings).map_err(|e| format!("kernel UDP: {e}"))?;
-    println!(
-        "baseline kernel-udp: msgs_per_s={:.0} (received {} of {}) rtt_p50_us={:.1} rtt_p99_us={:.1}",
-        udp.msgs_per_s,
-        udp.received,
-        udp.sent,
-        us(udp.rtt.quantile(0.5)),
-        us(udp.rtt.quantile(0.99))
-    );
+    // The largest UDP payload over IPv4 is 65,507 bytes.
+    let udp = if size <= 65_507 {
+        let udp = kernel::udp(size, opts.baseline_seconds, opts.pings).map_err(|e| format!("kernel UDP: {e}"))?;
+        println!(
+            "baseline kernel-udp: msgs_per_s={:.0} (received {} of {}) rtt_p50_us={:.1} rtt_p99_us={:.1}",
+            udp.msgs_per_s,
+            udp.received,
+            udp.sent,
+            us(udp.rtt.quantile(0.5)),
+            us(udp.rtt.quantile(0.99))
+        );
+        Some(udp)
+    } else {
+        println!("baseline kernel-udp: skipped ({size}-byte messages exceed a UDP datagram)");
+        None
+    };
     println!("rosette: msgs_per_s={rate:.0} payload_MB_per_s={:.1}", payload(rate) / 1e6);
     lines.push(format!("ratio rosette/kernel-tcp: {:.2}", rate / tcp.msgs_per_s.max(1e-9)));
     lines.push(format!("ratio rosette/kernel-tcp-batched: {:.2}", rate / batched.msgs_per_s.max(1e-9)));
-    lines.push(format!("ratio rosette/kernel-udp: {:.2}", rate / udp.msgs_per_s.max(1e-9)));
+    if let Some(udp) = udp {
+        lines.push(format!("ratio rosette/kernel-udp: {:.2}", rate / udp.msgs_per_s.max(1e-9)));
+    }
     lines.push(format!("rtt p50 rosette/kernel-tcp: {:.2}", rtt50_us * 1e3 / tcp.rtt.quantile(0.5).max(1) as f64));
     Ok(lines)
 }

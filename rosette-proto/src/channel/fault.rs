@@ -69,6 +69,12 @@ pub struct FaultConfig {
 }
 
 impl FaultConfig {
+    /// True when this configuration never changes a packet (every rate zero, no blackhole window).
+    pub fn is_quiet(&self) -> bool {
+        let rates = [self.loss_ppm, self.duplicate_ppm, self.reorder_ppm, self.corrupt_ppm, self.truncate_ppm];
+        rates.iter().all(|&r| r == 0) && self.blackholes.is_empty()
+    }
+
     /// Loss only.
     pub fn loss(ppm: u32) -> Self {
         FaultConfig { loss_ppm: ppm, ..FaultConfig::default() }
