@@ -85,7 +85,7 @@ fn check(channel: &str, extra: &[&str]) {
     let sent: u64 = field(&fields, "sent").parse().unwrap();
     let delivered: u64 = field(&fields, "delivered").parse().unwrap();
     assert!(sent > 0, "nothing was sent:\n{stdout}");
-    if channel == "unordered" {
+    if channel == "unordered" || channel == "raw-memif" {
         assert!(delivered <= sent && delivered > 0, "{stdout}");
     } else {
         assert_eq!(delivered, sent, "{stdout}");
@@ -142,6 +142,35 @@ fn lcore_application_streaming_with_faults() {
 #[test]
 fn lcore_application_unordered() {
     check("unordered", &["--app", "lcore"]);
+}
+
+/// `--compare-kernel`: every baseline runs in the same invocation and each ratio is printed; the raw
+/// baseline's own result line (from its pair of child processes) checked its messages too.
+#[test]
+fn compare_kernel_prints_every_ratio() {
+    let mut args = vec!["--channel", "reliable", "--app", "lcore", "--seconds", "1", "--baseline-seconds", "0.5"];
+    args.extend(["--pings", "200", "--compare-kernel"]);
+    let memory = std::env::var("ROSETTE_TEST_MEMORY").ok().map(|m| format!("--memory={m}"));
+    if let Some(m) = &memory {
+        args.push(m);
+    }
+    let (ok, stdout, _) = run_perf(&args, Duration::from_secs(120));
+    assert!(ok, "{stdout}");
+    assert_eq!(field(&result_fields(&stdout), "digest"), "match", "{stdout}");
+    for name in ["raw-memif", "kernel-tcp", "kernel-tcp-batched", "kernel-udp"] {
+        let line = format!("ratio rosette/{name}: ");
+        let ratio = stdout.lines().find_map(|l| l.strip_prefix(line.as_str()));
+        let ratio: f64 = ratio.unwrap_or_else(|| panic!("no {line:?} in:\n{stdout}")).parse().unwrap();
+        assert!(ratio > 0.0, "{stdout}");
+    }
+    assert!(stdout.contains("rtt p50 rosette/raw-memif: "), "{stdout}");
+    assert!(stdout.contains("round trips, interleaved rounds"), "{stdout}");
+}
+
+/// The raw baseline alone: its frames arrive intact.
+#[test]
+fn raw_memif_baseline_delivers_intact_frames() {
+    check("raw-memif", &["--app", "lcore"]);
 }
 
 /// `--seconds 0` sends until SIGINT; the run then still drains, checks and shuts down clean.
