@@ -209,9 +209,10 @@ fn run_child(side: &str, seconds: u64, memory: &str) -> Result<Window, String> {
         .map_err(|e| e.to_string())?;
     let pid = child.id();
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    // rosette's EAL leaves its runtime directory behind (rte_eal_cleanup does not remove it).
-    let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/rosette-{pid}"));
     if !out.status.success() {
+        // A clean shutdown removes the child's runtime directory; a failed one (a leak keeps EAL
+        // mapped, a start-up error) may leave it behind.
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/rosette-{pid}"));
         return Err(format!("the {side} process failed ({})", out.status));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
