@@ -4,6 +4,7 @@
 rosette_macros::pipeline!("dispatch.yaml");
 rosette_macros::pipeline!("reflector.yaml");
 rosette_macros::pipeline!("forwarder.yaml");
+rosette_macros::pipeline!("bench_forward.yaml");
 
 /// The filter chain, declared with attributes: parse Ethernet/IPv4/UDP (dropping malformed packets and
 /// bad checksums), drop datagrams to UDP port 53, count, rewrite the MAC addresses, and send the rest

@@ -1,5 +1,6 @@
-//! Forwarding between two ports on one worker lcore, in both directions: the loop behind the forwarding
-//! demo and `bench-forward`.
+//! Forwarding between two ports on one worker lcore, in both directions, written by hand on the substrate:
+//! the loop behind the forwarding demo, and `bench-forward`'s extra "hand loop" line (not the product
+//! path: the benchmark's ratio runs the declared pipeline `pipelines/bench_forward.yaml`).
 //!
 //! The loop is the plain l2fwd shape: rx a burst on one port, tx it on the other, free what tx refused,
 //! and the same the other way; counters are published once per iteration with relaxed stores so the
@@ -67,6 +68,9 @@ pub struct Tick {
     pub pps: f64,
     /// Packets dropped so far.
     pub dropped: u64,
+    /// Packets both ports sent so far, from their statistics (`rte_eth_stats` opackets), read right
+    /// after `elapsed` was taken.
+    pub port_tx_packets: u64,
 }
 
 /// The outcome of a run.
@@ -156,6 +160,7 @@ fn forward_on(
 
     let started = Instant::now();
     let mut last = (started, 0u64);
+    let mut stats_error = None;
     while !stop.is_set() {
         std::thread::sleep(Duration::from_millis(50));
         let now = Instant::now();
@@ -165,7 +170,19 @@ fn forward_on(
         if now - last.0 >= Duration::from_secs(1) {
             let forwarded = counters.forwarded.load(Ordering::Relaxed);
             let pps = (forwarded - last.1) as f64 / (now - last.0).as_secs_f64();
-            on_tick(Tick { elapsed: now - started, pps, dropped: counters.dropped.load(Ordering::Relaxed) });
+            match ports.iter().map(|p| p.stats().map(|s| s.opackets)).sum::<Result<u64, _>>() {
+                Ok(port_tx_packets) => on_tick(Tick {
+                    elapsed: now - started,
+                    pps,
+                    dropped: counters.dropped.load(Ordering::Relaxed),
+                    port_tx_packets,
+                }),
+                // Stop the worker before reporting it, never return while it runs.
+                Err(e) => {
+                    stats_error = Some(e);
+                    stop.stop();
+                }
+            }
             last = (now, forwarded);
         }
     }
@@ -175,6 +192,9 @@ fn forward_on(
     })?;
     for port in &ports {
         port.stop()?;
+    }
+    if let Some(e) = stats_error {
+        return Err(e);
     }
     Ok(ForwardReport { forwarded, dropped, elapsed: Duration::from_nanos(nanos), mbufs_leaked: 0 })
 }

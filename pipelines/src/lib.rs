@@ -1,6 +1,6 @@
 //! Declared rosette pipelines and the support code their binaries share: command-line flags, a stderr
-//! logger, the two-port forwarder used by the forwarding demo and `bench-forward`, the runner of the
-//! declared pipelines, and `rosette-perf`'s measurement code ([`perf`]).
+//! logger, the hand-written two-port forwarder (the forwarding demo; `bench-forward`'s hand-loop line),
+//! the runner of the declared pipelines, and `rosette-perf`'s measurement code ([`perf`]).
 
 pub mod cli;
 pub mod declared;

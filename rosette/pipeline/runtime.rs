@@ -549,6 +549,7 @@ impl Runtime {
             stop: self.stop,
             pause: self.pause,
             reports: self.reports,
+            port_names: self.spec.ports.iter().map(|p| p.name).collect(),
             ports: self.ports,
             pools: self.pools,
             eal: Some(self.eal),
@@ -581,6 +582,8 @@ pub struct Pipeline {
     stop: StopFlag,
     pause: Arc<PauseState>,
     reports: Arc<StageReports>,
+    /// The declared names of `ports`, in the same order.
+    port_names: Vec<&'static str>,
     ports: Vec<Port>,
     pools: Vec<Mempool>,
     eal: Option<Eal>,
@@ -665,6 +668,12 @@ impl Pipeline {
     /// The port declared as `name`.
     pub fn port(&self, name: &str) -> Option<&Port> {
         self.ports.iter().find(|p| p.name() == name || p.name().starts_with(name))
+    }
+
+    /// Current statistics of every port (`rte_eth_stats`: opackets, ipackets, ..), by declared name, in
+    /// declaration order; read while the loops run, e.g. at both edges of a measurement window.
+    pub fn port_stats(&self) -> Result<Vec<(&'static str, PortStats)>, LaunchError> {
+        self.port_names.iter().zip(&self.ports).map(|(name, port)| Ok((*name, port.stats()?))).collect()
     }
 
     /// The mempools, one per port and socket.

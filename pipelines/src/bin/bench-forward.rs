@@ -1,53 +1,141 @@
-//! `bench-forward`: rosette's two-port forwarder against `dpdk-testpmd --forward-mode=io`, same vdevs,
-//! same lcores, same burst, in one run. Prints both rates and, last, `ratio rosette/testpmd: X.XX`.
+//! `bench-forward`: rosette's product path against `dpdk-testpmd --forward-mode=io`, in one run.
 //!
-//! Usage: `cargo run --release -p pipelines --bin bench-forward -- --seconds N [--memory auto|hugepages|no-huge]`
+//! Usage: `cargo run --release -p pipelines --bin bench-forward -- [--seconds S] [--rounds N]
+//! [--memory auto|hugepages|no-huge]`
+//!
+//! - **rosette** is the pipeline declared in `pipelines/bench_forward.yaml` (one worker lcore forwarding
+//!   `net_null0` ⇄ `net_null1`, burst 32, no stages), compiled by `rosette_macros::pipeline!` into its
+//!   generated poll loop and started with `bench_forward::launch` — what a user runs.
+//! - **testpmd** runs io forwarding on the same vdevs and lcores with the same burst, mempool size and
+//!   cache and EAL extra arguments, all taken from the pipeline's `SPEC` so the two cannot drift apart
+//!   (rosette has one such pool per port, testpmd one for both: `--total-num-mbufs` is per socket).
+//! - **Interleaved rounds**: `N` (default 3) times a rosette round then a testpmd round, each in a process
+//!   of its own (DPDK's EAL starts once per process), each a 1 s warm-up and then an `S`-second window
+//!   (default 5). Each round's rate is printed; each side's result is the median of its rounds.
+//! - **The same measurement on both sides**: packets forwarded are the tx packets of both ports from their
+//!   statistics (`rte_eth_stats` opackets), read at the start and at the end of the window; the rate is
+//!   their difference over the wall-clock time between the two reads (each read stamped at its
+//!   midpoint). rosette reads them with `Pipeline::port_stats`; testpmd is driven interactively (`-i`,
+//!   under `stdbuf -oL` so its answers arrive as it prints them): `start`, `show port stats all` at both
+//!   edges of the window (`TX-packets:` per port), `stop`, `quit`.
+//! - After every rosette round every mbuf must be back in its pool (`PipelineReport::mbufs_leaked`);
+//!   otherwise the benchmark fails with exit code 1.
+//! - `--memory auto` is resolved once (hugepages when some are free and hugetlbfs is mounted, else
+//!   `--no-huge -m 256`) and both sides run in that mode.
+//! - The hand-written substrate loop (`pipelines::forward`) runs once after the rounds, measured the same
+//!   way, and is printed as an extra line: it is not the product path and not part of the ratio.
+//!
+//! Output ends with `rosette (generated pipeline bench_forward.yaml): median X.XX Mpps`,
+//! `testpmd io-fwd: median Y.YY Mpps` and, last, `ratio rosette/testpmd: Z.ZZ` (the ratio of the medians).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use pipelines::cli::Args;
+use pipelines::declared::bench_forward;
 use pipelines::forward::{self, ForwardConfig};
+use rosette::pipeline::LaunchOptions;
 use rosette::substrate::MemoryMode;
+
+/// Forwarding before each window opens (both sides).
+const WARM_UP: Duration = Duration::from_secs(1);
+/// The burst size declared for lcore 1 in `bench_forward.yaml` (testpmd's `--burst`).
+const BURST: u16 = 32;
+/// How long testpmd may take to answer a command.
+const TESTPMD_TIMEOUT: Duration = Duration::from_secs(20);
+
+const USAGE: &str = "usage: bench-forward [--seconds S (default 5)] [--rounds N (default 3)] \
+                     [--memory auto|hugepages|no-huge]";
 
 fn main() {
     pipelines::logging::init();
     let args = Args::from_env();
     if args.wants_help() {
-        println!("usage: bench-forward [--seconds N] [--memory auto|hugepages|no-huge]");
+        println!("{USAGE}");
+        println!("  N interleaved rounds of rosette (the generated pipeline bench_forward.yaml) and");
+        println!("  dpdk-testpmd --forward-mode=io, each a 1 s warm-up then an S-second window; prints");
+        println!("  each round, each side's median and, last, `ratio rosette/testpmd: X.XX`.");
         return;
     }
-    let seconds: u64 = args.value("--seconds", 10);
-    let memory =
-        args.raw("--memory").map(|m| MemoryMode::parse(m).unwrap_or_else(|| fail(&format!("bad --memory {m}"))));
-    let config = ForwardConfig {
-        duration: Some(Duration::from_secs(seconds)),
-        memory: memory.unwrap_or(MemoryMode::Auto),
-        eal_args: vec!["--log-level=lib.eal:error".to_owned()],
-        ..ForwardConfig::default()
-    };
-
-    println!("rosette: forwarding net_null0 <-> net_null1 on lcore {} for {seconds} s, burst 32", config.lcores[1]);
-    let report = forward::run(&config, |tick| {
-        println!("  rosette t={:>3.0}s {:>8.2} Mpps", tick.elapsed.as_secs_f64(), tick.pps / 1e6);
-    })
-    .unwrap_or_else(|e| fail(&e.to_string()));
-    if report.mbufs_leaked != 0 {
-        fail(&format!("{} mbufs leaked", report.mbufs_leaked));
+    let seconds: u64 = args.value("--seconds", 5);
+    if seconds == 0 {
+        fail("--seconds must be at least 1");
     }
-    let rosette_mpps = report.mpps();
-    let hugepages = match config.memory {
-        MemoryMode::NoHuge => false,
+    let memory_text = args.raw("--memory").unwrap_or("auto");
+    let memory = MemoryMode::parse(memory_text)
+        .unwrap_or_else(|| fail(&format!("bad --memory {memory_text}: use auto, hugepages or no-huge")));
+    let window = Duration::from_secs(seconds);
+    // A child process: one side's round, printed as a `window` line for the parent.
+    if let Some(side) = args.raw("--side") {
+        let result = match side {
+            "rosette" => rosette_round(window, memory),
+            "hand" => hand_round(window, memory),
+            other => Err(format!("unknown --side {other}")),
+        };
+        match result {
+            Ok(w) => println!("window packets={} seconds={:.6}", w.packets, w.seconds),
+            Err(e) => fail(&e),
+        }
+        return;
+    }
+
+    let rounds: usize = args.value("--rounds", 3);
+    if rounds == 0 {
+        fail("--rounds must be at least 1");
+    }
+    // Resolve `auto` once, so both sides surely run in the same memory mode.
+    let hugepages = match memory {
         MemoryMode::Hugepages => true,
+        MemoryMode::NoHuge => false,
         MemoryMode::Auto => rosette::substrate::hugepage_status().is_ok(),
     };
-    println!("rosette: {rosette_mpps:.2} Mpps ({} packets, {} dropped)", report.forwarded, report.dropped);
+    let memory_arg = if hugepages { "hugepages" } else { "no-huge" };
+    let spec = &bench_forward::SPEC;
+    let (pool_size, pool_cache) = pool_settings();
+    println!(
+        "bench-forward: {} on lcore {}, burst {BURST}, {pool_size} mbufs per pool (cache {pool_cache}), {}; \
+         {rounds} round(s) of rosette then testpmd, each {} s warm-up + {seconds} s window",
+        spec.ports.iter().map(|p| p.device).collect::<Vec<_>>().join(" <-> "),
+        spec.lcores[0].lcore,
+        if hugepages { "hugepages" } else { "no-huge -m 256" },
+        WARM_UP.as_secs()
+    );
 
-    println!("testpmd: io forwarding on the same vdevs and lcores for {seconds} s");
-    let testpmd_mpps = run_testpmd(&config, seconds, hugepages).unwrap_or_else(|e| fail(&e));
-    println!("testpmd: {testpmd_mpps:.2} Mpps");
-    println!("ratio rosette/testpmd: {:.2}", rosette_mpps / testpmd_mpps);
+    let mut rosette = Vec::new();
+    let mut testpmd = Vec::new();
+    for round in 1..=rounds {
+        let w =
+            run_child("rosette", seconds, memory_arg).unwrap_or_else(|e| fail(&format!("rosette round {round}: {e}")));
+        println!(
+            "  round {round}/{rounds}: rosette {:>8.2} Mpps ({} packets in {:.3} s)",
+            w.mpps(),
+            w.packets,
+            w.seconds
+        );
+        rosette.push(w.mpps());
+        let w =
+            testpmd_round(window, hugepages, round).unwrap_or_else(|e| fail(&format!("testpmd round {round}: {e}")));
+        println!(
+            "  round {round}/{rounds}: testpmd {:>8.2} Mpps ({} packets in {:.3} s)",
+            w.mpps(),
+            w.packets,
+            w.seconds
+        );
+        testpmd.push(w.mpps());
+    }
+    let hand = run_child("hand", seconds, memory_arg).unwrap_or_else(|e| fail(&format!("hand loop: {e}")));
+    println!(
+        "hand loop (substrate only, not the product path): {:.2} Mpps ({} packets in {:.3} s, not in the ratio)",
+        hand.mpps(),
+        hand.packets,
+        hand.seconds
+    );
+    let (rosette, testpmd) = (median(&mut rosette), median(&mut testpmd));
+    println!("rosette (generated pipeline bench_forward.yaml): median {rosette:.2} Mpps");
+    println!("testpmd io-fwd: median {testpmd:.2} Mpps");
+    println!("ratio rosette/testpmd: {:.2}", rosette / testpmd);
 }
 
 fn fail(message: &str) -> ! {
@@ -55,54 +143,313 @@ fn fail(message: &str) -> ! {
     std::process::exit(1);
 }
 
-/// Runs testpmd for `seconds` and returns its steady forwarding rate: the mean over its per-second
-/// reports (after the first) of the rx rate summed over both ports.
-fn run_testpmd(config: &ForwardConfig, seconds: u64, hugepages: bool) -> Result<f64, String> {
-    let prefix = format!("rosette-testpmd-{}", std::process::id());
-    let mut cmd = Command::new("dpdk-testpmd");
-    cmd.arg("-l")
-        .arg(format!("{},{}", config.lcores[0], config.lcores[1]))
-        .arg(format!("--main-lcore={}", config.lcores[0]))
-        .arg("--no-pci")
-        .arg(format!("--vdev={}", config.devices[0]))
-        .arg(format!("--vdev={}", config.devices[1]))
-        .arg(format!("--file-prefix={prefix}"))
-        .arg("--log-level=lib.eal:error");
-    if !hugepages {
-        cmd.args(["--no-huge", "-m", "256"]);
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
     }
-    // The same pool size and cache as rosette's forwarder, so both sides get the same memory behaviour.
-    cmd.args(["--", "--forward-mode=io", "--burst=32", "--nb-cores=1", "--stats-period=1", "--auto-start"])
-        .arg(format!("--mbcache={}", config.pool_cache))
-        .arg(format!("--total-num-mbufs={}", config.pool_size))
+}
+
+/// The mempool size and cache of the declared ports (the same for both; testpmd gets them too).
+fn pool_settings() -> (u32, u32) {
+    let ports = bench_forward::SPEC.ports;
+    let first = (ports[0].pool_size, ports[0].pool_cache);
+    if ports.iter().any(|p| (p.pool_size, p.pool_cache) != first) {
+        fail("bench_forward.yaml: both ports must declare the same mempool (testpmd has one setting for all)");
+    }
+    first
+}
+
+/// Packets counted over a measurement window.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    packets: u64,
+    seconds: f64,
+}
+
+impl Window {
+    fn mpps(&self) -> f64 {
+        self.packets as f64 / self.seconds / 1e6
+    }
+}
+
+/// One reading of the ports' tx counters, stamped at the midpoint of the read.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    packets: u64,
+}
+
+/// Reads the tx packets of every port with `read` and stamps the reading: the same on both sides.
+fn sample(read: impl FnOnce() -> Result<u64, String>) -> Result<Sample, String> {
+    let before = Instant::now();
+    let packets = read()?;
+    let after = Instant::now();
+    Ok(Sample { at: before + (after - before) / 2, packets })
+}
+
+fn window(start: Sample, end: Sample) -> Result<Window, String> {
+    let packets = end.packets.checked_sub(start.packets).ok_or("a port's tx counter went backwards")?;
+    Ok(Window { packets, seconds: (end.at - start.at).as_secs_f64() })
+}
+
+/// Runs this program as a child for one side's round; returns its window. Fails on a non-zero exit (a
+/// leaked mbuf, a start-up error: the child printed why on stderr).
+fn run_child(side: &str, seconds: u64, memory: &str) -> Result<Window, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let child = Command::new(exe)
+        .args(["--side", side, "--seconds", &seconds.to_string(), "--memory", memory])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run dpdk-testpmd (apt-get install dpdk): {e}"))?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut rx_pps = Vec::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.trim().strip_prefix("Rx-pps:") {
-                if let Some(value) = rest.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()) {
-                    rx_pps.push(value);
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let pid = child.id();
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        // A clean shutdown removes the child's runtime directory; a failed one (a leak keeps EAL
+        // mapped, a start-up error) may leave it behind.
+        let _ = std::fs::remove_dir_all(format!("/var/run/dpdk/rosette-{pid}"));
+        return Err(format!("the {side} process failed ({})", out.status));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    parse_window(&stdout).ok_or_else(|| format!("no window line from the {side} process in {stdout:?}"))
+}
+
+fn parse_window(stdout: &str) -> Option<Window> {
+    let line = stdout.lines().rev().find_map(|l| l.strip_prefix("window "))?;
+    let mut packets = None;
+    let mut seconds = None;
+    for field in line.split_whitespace() {
+        match field.split_once('=') {
+            Some(("packets", v)) => packets = v.parse().ok(),
+            Some(("seconds", v)) => seconds = v.parse().ok(),
+            _ => {}
+        }
+    }
+    Some(Window { packets: packets?, seconds: seconds? })
+}
+
+/// A rosette round (in a child process): the generated pipeline, warm-up, the window, then the stop and
+/// the leak check.
+fn rosette_round(length: Duration, memory: MemoryMode) -> Result<Window, String> {
+    let pipeline = bench_forward::launch(&LaunchOptions::new().memory(memory)).map_err(|e| e.to_string())?;
+    let tx_packets = || -> Result<u64, String> {
+        Ok(pipeline.port_stats().map_err(|e| e.to_string())?.iter().map(|(_, s)| s.opackets).sum())
+    };
+    std::thread::sleep(WARM_UP);
+    let start = sample(tx_packets);
+    std::thread::sleep(length);
+    let end = sample(tx_packets);
+    let report = pipeline.join().map_err(|e| e.to_string())?;
+    if report.mbufs_leaked != 0 {
+        return Err(format!("{} mbufs did not come back to their pools", report.mbufs_leaked));
+    }
+    window(start?, end?)
+}
+
+/// The hand-written loop (in a child process), measured the same way from its once-a-second ticks: the
+/// window opens at the first tick after the warm-up and closes at the first tick `length` later.
+fn hand_round(length: Duration, memory: MemoryMode) -> Result<Window, String> {
+    let spec = &bench_forward::SPEC;
+    let (pool_size, pool_cache) = pool_settings();
+    let config = ForwardConfig {
+        devices: [spec.ports[0].device.to_owned(), spec.ports[1].device.to_owned()],
+        lcores: [spec.eal.main_lcore.unwrap_or(spec.eal.lcores[0]), spec.lcores[0].lcore],
+        memory,
+        // Ticks come a little over a second apart: leave room for the closing one.
+        duration: Some(WARM_UP + length + Duration::from_millis(1500)),
+        eal_args: spec.eal.extra_args.iter().map(|a| (*a).to_owned()).collect(),
+        pool_size,
+        pool_cache,
+    };
+    let mut start: Option<(Duration, u64)> = None;
+    let mut end: Option<(Duration, u64)> = None;
+    let report = forward::run(&config, |tick| match start {
+        None if tick.elapsed >= WARM_UP => start = Some((tick.elapsed, tick.port_tx_packets)),
+        Some((at, _)) if end.is_none() && tick.elapsed - at >= length => {
+            end = Some((tick.elapsed, tick.port_tx_packets));
+        }
+        _ => {}
+    })
+    .map_err(|e| e.to_string())?;
+    if report.mbufs_leaked != 0 {
+        return Err(format!("{} mbufs did not come back to their pool", report.mbufs_leaked));
+    }
+    match (start, end) {
+        (Some(s), Some(e)) => Ok(Window { packets: e.1 - s.1, seconds: (e.0 - s.0).as_secs_f64() }),
+        _ => Err("the hand loop ended before its window closed".to_owned()),
+    }
+}
+
+/// A testpmd round: io forwarding, warm-up, the window read with `show port stats all`, then stop and quit.
+fn testpmd_round(length: Duration, hugepages: bool, round: usize) -> Result<Window, String> {
+    let mut testpmd = Testpmd::spawn(hugepages, round)?;
+    let measured = (|| {
+        testpmd.send("start")?;
+        testpmd.wait_for_line(|l| l.contains("packet forwarding - ports="))?;
+        std::thread::sleep(WARM_UP);
+        let start = sample(|| testpmd.port_tx_packets())?;
+        std::thread::sleep(length);
+        let end = sample(|| testpmd.port_tx_packets())?;
+        window(start, end)
+    })();
+    let finished = testpmd.finish();
+    let measured = measured.map_err(|e| format!("{e}{}", testpmd.stderr_tail()))?;
+    finished.map_err(|e| format!("{e}{}", testpmd.stderr_tail()))?;
+    Ok(measured)
+}
+
+/// `dpdk-testpmd -i` driven through its stdin, its stdout read line by line.
+struct Testpmd {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    stderr_text: String,
+    prefix: String,
+}
+
+impl Testpmd {
+    fn spawn(hugepages: bool, round: usize) -> Result<Testpmd, String> {
+        let spec = &bench_forward::SPEC;
+        let (pool_size, pool_cache) = pool_settings();
+        let prefix = format!("rosette-testpmd-{}-{round}", std::process::id());
+        let main = spec.eal.main_lcore.unwrap_or(spec.eal.lcores[0]);
+        // testpmd prints with stdio: line-buffer its stdout so each answer arrives when it is printed.
+        let mut cmd = Command::new("stdbuf");
+        cmd.args(["-oL", "dpdk-testpmd"])
+            .arg("-l")
+            .arg(format!("{main},{}", spec.lcores[0].lcore))
+            .arg(format!("--main-lcore={main}"))
+            .arg("--no-pci");
+        for port in spec.ports {
+            cmd.arg(format!("--vdev={}", port.device));
+        }
+        cmd.arg(format!("--file-prefix={prefix}")).args(spec.eal.extra_args);
+        if !hugepages {
+            cmd.args(["--no-huge", "-m", "256"]);
+        }
+        // The same burst, pool size and cache as the declared pipeline.
+        cmd.args(["--", "-i", "--forward-mode=io", "--nb-cores=1"])
+            .arg(format!("--burst={BURST}"))
+            .arg(format!("--mbcache={pool_cache}"))
+            .arg(format!("--total-num-mbufs={pool_size}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child =
+            cmd.spawn().map_err(|e| format!("cannot run stdbuf dpdk-testpmd (apt-get install dpdk coreutils): {e}"))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
                 }
             }
+        });
+        let mut stderr = child.stderr.take().expect("piped stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        let stdin = child.stdin.take();
+        Ok(Testpmd { child, stdin, lines, stderr: Some(stderr), stderr_text: String::new(), prefix })
+    }
+
+    fn send(&mut self, command: &str) -> Result<(), String> {
+        let stdin = self.stdin.as_mut().ok_or("testpmd's stdin is closed")?;
+        writeln!(stdin, "{command}").and_then(|()| stdin.flush()).map_err(|e| format!("testpmd {command:?}: {e}"))
+    }
+
+    /// Waits for a line matching `matches`; returns it.
+    fn wait_for_line(&mut self, mut matches: impl FnMut(&str) -> bool) -> Result<String, String> {
+        let deadline = Instant::now() + TESTPMD_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if matches(&line) => return Ok(line),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => return Err("testpmd did not answer in time".to_owned()),
+                Err(RecvTimeoutError::Disconnected) => return Err("testpmd exited".to_owned()),
+            }
         }
-        rx_pps
-    });
-    std::thread::sleep(Duration::from_secs(seconds + 1));
-    let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let status = child.wait().map_err(|e| e.to_string())?;
-    let rx_pps = reader.join().map_err(|_| "reading testpmd output failed".to_owned())?;
-    let _ = std::fs::remove_dir_all(std::path::Path::new("/var/run/dpdk").join(&prefix));
-    // Two ports report per period; skip the first period (start-up).
-    let periods: Vec<f64> = rx_pps.chunks_exact(2).skip(1).map(|p| p[0] + p[1]).filter(|&p| p > 0.0).collect();
-    for (i, p) in periods.iter().enumerate() {
-        println!("  testpmd t={:>3}s {:>8.2} Mpps", i + 2, p / 1e6);
     }
-    if periods.is_empty() {
-        return Err(format!("testpmd printed no rate (exit {status})"));
+
+    /// `show port stats all`: the sum of `TX-packets:` over every port of the pipeline.
+    fn port_tx_packets(&mut self) -> Result<u64, String> {
+        while self.lines.try_recv().is_ok() {}
+        self.send("show port stats all")?;
+        let mut total = 0;
+        for _ in bench_forward::SPEC.ports {
+            self.wait_for_line(|l| l.contains("NIC statistics for port"))?;
+            let line = self.wait_for_line(|l| l.trim_start().starts_with("TX-packets:"))?;
+            total += line
+                .trim_start()
+                .strip_prefix("TX-packets:")
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| format!("cannot read testpmd's {line:?}"))?;
+        }
+        Ok(total)
     }
-    Ok(periods.iter().sum::<f64>() / periods.len() as f64 / 1e6)
+
+    /// `stop`, `quit`, and waits for the exit (killing testpmd if it hangs); removes its runtime directory.
+    fn finish(&mut self) -> Result<(), String> {
+        let _ = self.send("stop");
+        let _ = self.send("quit");
+        self.stdin = None;
+        let deadline = Instant::now() + TESTPMD_TIMEOUT;
+        let status = loop {
+            match self.child.try_wait().map_err(|e| e.to_string())? {
+                Some(status) => break status,
+                None if Instant::now() >= deadline => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    self.collect_stderr();
+                    return Err("testpmd did not quit; killed".to_owned());
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        self.collect_stderr();
+        let _ = std::fs::remove_dir_all(std::path::Path::new("/var/run/dpdk").join(&self.prefix));
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("testpmd exited with {status}"))
+        }
+    }
+
+    fn collect_stderr(&mut self) {
+        if let Some(reader) = self.stderr.take() {
+            self.stderr_text = reader.join().unwrap_or_default();
+        }
+    }
+
+    /// The end of what testpmd wrote on stderr, for an error message.
+    fn stderr_tail(&self) -> String {
+        let lines: Vec<&str> = self.stderr_text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(10)..].join("\n");
+        if tail.is_empty() {
+            String::new()
+        } else {
+            format!("; testpmd's stderr:\n{tail}")
+        }
+    }
+}
+
+impl Drop for Testpmd {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        let _ = std::fs::remove_dir_all(std::path::Path::new("/var/run/dpdk").join(&self.prefix));
+    }
 }
