@@ -9,7 +9,8 @@
 //! - **testpmd** runs io forwarding on the same vdevs and lcores with the same burst, mempool size and
 //!   cache and EAL extra arguments, all taken from the pipeline's `SPEC` so the two cannot drift apart
 //!   (rosette has one such pool per port, testpmd one for both: `--total-num-mbufs` is per socket).
-//! - **Interleaved rounds**: `N` (default 3) times a rosette round then a testpmd round, each in a process
+//! - **Interleaved rounds**: `N` (default 5) times a rosette round and a testpmd round (odd rounds
+//!   rosette first, even rounds testpmd first), each in a process
 //!   of its own (DPDK's EAL starts once per process), each a 1 s warm-up and then an `S`-second window
 //!   (default 5). Each round's rate is printed; each side's result is the median of its rounds.
 //! - **The same measurement on both sides**: packets forwarded are the tx packets of both ports from their
@@ -46,7 +47,7 @@ const BURST: u16 = 32;
 /// How long testpmd may take to answer a command.
 const TESTPMD_TIMEOUT: Duration = Duration::from_secs(20);
 
-const USAGE: &str = "usage: bench-forward [--seconds S (default 5)] [--rounds N (default 3)] \
+const USAGE: &str = "usage: bench-forward [--seconds S (default 5)] [--rounds N (default 5)] \
                      [--memory auto|hugepages|no-huge]";
 
 fn main() {
@@ -81,7 +82,7 @@ fn main() {
         return;
     }
 
-    let rounds: usize = args.value("--rounds", 3);
+    let rounds: usize = args.value("--rounds", 5);
     if rounds == 0 {
         fail("--rounds must be at least 1");
     }
@@ -96,7 +97,7 @@ fn main() {
     let (pool_size, pool_cache) = pool_settings();
     println!(
         "bench-forward: {} on lcore {}, burst {BURST}, {pool_size} mbufs per pool (cache {pool_cache}), {}; \
-         {rounds} round(s) of rosette then testpmd, each {} s warm-up + {seconds} s window",
+         {rounds} round(s) of rosette and testpmd (alternating which goes first), each {} s warm-up + {seconds} s window",
         spec.ports.iter().map(|p| p.device).collect::<Vec<_>>().join(" <-> "),
         spec.lcores[0].lcore,
         if hugepages { "hugepages" } else { "no-huge -m 256" },
@@ -106,24 +107,28 @@ fn main() {
     let mut rosette = Vec::new();
     let mut testpmd = Vec::new();
     for round in 1..=rounds {
-        let w =
-            run_child("rosette", seconds, memory_arg).unwrap_or_else(|e| fail(&format!("rosette round {round}: {e}")));
-        println!(
-            "  round {round}/{rounds}: rosette {:>8.2} Mpps ({} packets in {:.3} s)",
-            w.mpps(),
-            w.packets,
-            w.seconds
-        );
-        rosette.push(w.mpps());
-        let w =
-            testpmd_round(window, hugepages, round).unwrap_or_else(|e| fail(&format!("testpmd round {round}: {e}")));
-        println!(
-            "  round {round}/{rounds}: testpmd {:>8.2} Mpps ({} packets in {:.3} s)",
-            w.mpps(),
-            w.packets,
-            w.seconds
-        );
-        testpmd.push(w.mpps());
+        // Odd rounds start with rosette, even ones with testpmd: a drift of the machine over the run
+        // favours neither side.
+        let order = if round % 2 == 1 { ["rosette", "testpmd"] } else { ["testpmd", "rosette"] };
+        for side in order {
+            let w = if side == "rosette" {
+                run_child("rosette", seconds, memory_arg)
+            } else {
+                testpmd_round(window, hugepages, round)
+            };
+            let w = w.unwrap_or_else(|e| fail(&format!("{side} round {round}: {e}")));
+            println!(
+                "  round {round}/{rounds}: {side:<8}{:>8.2} Mpps ({} packets in {:.3} s)",
+                w.mpps(),
+                w.packets,
+                w.seconds
+            );
+            if side == "rosette" {
+                rosette.push(w.mpps())
+            } else {
+                testpmd.push(w.mpps())
+            }
+        }
     }
     let hand = run_child("hand", seconds, memory_arg).unwrap_or_else(|e| fail(&format!("hand loop: {e}")));
     println!(
