@@ -112,6 +112,11 @@ pub struct ChannelParams {
     pub local_id: u32,
     /// Depth of each application queue.
     pub queue_depth: usize,
+    /// Compute the UDP checksum of what this stage sends (received ones are verified whenever they
+    /// are non-zero). `None`: the stage's default — off for reliable and streaming, whose every packet
+    /// carries the channel's CRC-32C over all of it (a stronger check of the same bytes; RFC 768
+    /// allows a zero UDP checksum over IPv4), on for unordered, which has nothing else.
+    pub udp_checksum: Option<bool>,
 }
 
 impl ChannelParams {
@@ -130,6 +135,7 @@ impl ChannelParams {
             epoch: default_epoch(),
             local_id: std::process::id().max(1),
             queue_depth: 1024,
+            udp_checksum: None,
         }
     }
 
@@ -151,8 +157,10 @@ impl ChannelParams {
         self
     }
 
-    fn unordered_config(&self) -> unordered::Config {
+    /// The network-layer configuration; `checksum_default` is the stage kind's UDP checksum default.
+    fn unordered_config(&self, checksum_default: bool) -> unordered::Config {
         let mut cfg = unordered::Config::new(ethernet::Address(self.mac), self.ip, &[self.port]);
+        cfg.udp_checksum = self.udp_checksum.unwrap_or(checksum_default);
         if let Some(mac) = self.peer_mac {
             cfg.static_arp.push((*self.peer.ip(), ethernet::Address(mac)));
         }
@@ -179,7 +187,7 @@ fn now_of(cx: &Context) -> Instant {
 type UdpLink = link::UdpLink<Mempool>;
 
 fn new_link(params: &ChannelParams, pool: Mempool) -> UdpLink {
-    UdpLink::new(params.unordered_config(), pool, params.peer)
+    UdpLink::new(params.unordered_config(false), pool, params.peer)
 }
 
 /// A burst being built is where the connection driver puts its frames.
@@ -777,7 +785,7 @@ impl<D: Deliver<unordered::Event<Mbuf>>> UnorderedStage<D> {
         if self.run.is_none() {
             let Some(pool) = cx.pool() else { return false };
             let _ = self.ends.shared.pool.set(pool.clone());
-            self.run = Some(UnorderedChannel::new(self.params.unordered_config(), pool.clone()));
+            self.run = Some(UnorderedChannel::new(self.params.unordered_config(true), pool.clone()));
         }
         true
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::app::now_ns;
+use super::app::stamp_for;
 use super::stats::{fill_message, message_header, pattern_ok, Digest, Histogram};
 
 /// What a baseline measured.
@@ -116,7 +116,7 @@ pub fn tcp_batched(size: usize, seconds: f64) -> std::io::Result<Baseline> {
     let mut sent = 0u64;
     while Instant::now() < end {
         for m in buf.chunks_exact_mut(size) {
-            fill_message(m, sent, now_ns());
+            fill_message(m, sent, stamp_for(sent));
             sent += 1;
         }
         s.write_all(&buf)?;
@@ -154,7 +154,7 @@ pub fn tcp(size: usize, seconds: f64, pings: u32) -> std::io::Result<Baseline> {
     let mut sent = 0u64;
     while Instant::now() < end {
         for _ in 0..64 {
-            fill_message(&mut msg, sent, now_ns());
+            fill_message(&mut msg, sent, stamp_for(sent));
             s.write_all(&msg)?;
             sent += 1;
         }

@@ -25,7 +25,7 @@ use rosette::pipeline::{BuildError, Context, Stage, StageEnv, Verdict};
 use rosette::substrate::{Batch, Mbuf, Mempool};
 use rosette::wire::packed::{emit_record, record_len, Records};
 
-use super::app::{now_ns, ClientOutcome, ClientPlan, Progress, ServerReport};
+use super::app::{now_ns, stamp_for, ClientOutcome, ClientPlan, Progress, ServerReport};
 use super::lcore::{publish, Outcome, Plan, PLAN};
 use super::stats::{fill_message, message_header, pattern_ok, Digest, Histogram, MSG_HEADER_LEN, PING_FLAG};
 
@@ -126,7 +126,8 @@ impl RawSource {
         for i in 0..count as u64 {
             let (record, tail) = rest.split_at_mut(record_len(size));
             let body = emit_record(record, size).ok()?;
-            fill_message(body, first + i, now_ns());
+            let seq = first + i;
+            fill_message(body, seq, if kind == KIND_PING { now_ns() } else { stamp_for(seq) });
             if kind == KIND_DATA {
                 self.digest.update(body);
             }
@@ -286,7 +287,9 @@ impl Stage for RawSink {
             }
             self.digest.update(m);
             r.delivered += 1;
-            r.owd.record(now_ns().saturating_sub(stamp));
+            if stamp != 0 {
+                r.owd.record(now_ns().saturating_sub(stamp));
+            }
         }
         drop(packet);
         Verdict::Taken

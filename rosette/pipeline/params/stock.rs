@@ -319,6 +319,10 @@ pub struct ChannelStageParams {
     /// `pid` (the process id, the default) or a fixed non-zero connection id.
     #[param(default = ConnId::Pid)]
     pub conn_id: ConnId,
+    /// Compute the UDP checksum of sent datagrams (received non-zero ones are always verified).
+    /// Default: false for reliable and streaming (each packet's CRC-32C covers all of it), true for
+    /// unordered.
+    pub udp_checksum: Option<bool>,
 }
 
 impl ChannelStageParams {
@@ -370,6 +374,7 @@ impl ChannelStageParams {
         if let ConnId::Fixed(id) = self.conn_id {
             params.local_id = id;
         }
+        params.udp_checksum = self.udp_checksum;
         Ok(params)
     }
 }
