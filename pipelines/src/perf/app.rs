@@ -55,6 +55,11 @@ pub trait Wire: Send + Sized + 'static {
     /// Passes every whole message received to `sink`, waiting up to `wait` for the first; false when
     /// nothing arrived.
     fn take<F: FnMut(&[u8])>(&mut self, wait: Duration, sink: F) -> Result<bool, EndpointError>;
+    /// Starts a burst of offers: the endpoint may keep the packet it is filling until
+    /// [`Wire::uncork`] (reliable and stream endpoints cork; datagrams have nothing to keep).
+    fn cork(&mut self) {}
+    /// Ends the burst.
+    fn uncork(&mut self) {}
 }
 
 fn room(r: Result<(), EndpointError>, n: usize) -> Result<usize, EndpointError> {
@@ -81,6 +86,14 @@ impl ReliableWire {
 }
 
 impl Wire for ReliableWire {
+    fn cork(&mut self) {
+        self.ep.cork();
+    }
+
+    fn uncork(&mut self) {
+        self.ep.uncork();
+    }
+
     fn open(name: &str, timeout: Duration, _: usize, _: Option<SocketAddrV4>) -> Result<Self, EndpointError> {
         ReliableEndpoint::connect(name, timeout).map(ReliableWire::new)
     }
@@ -145,6 +158,14 @@ impl StreamWire {
 }
 
 impl Wire for StreamWire {
+    fn cork(&mut self) {
+        self.ep.cork();
+    }
+
+    fn uncork(&mut self) {
+        self.ep.uncork();
+    }
+
     fn open(name: &str, timeout: Duration, size: usize, _: Option<SocketAddrV4>) -> Result<Self, EndpointError> {
         StreamEndpoint::connect(name, timeout).map(|ep| StreamWire::new(ep, size))
     }
@@ -508,7 +529,15 @@ impl ClientApp {
         }
     }
 
+    /// Offers up to the budget of messages as one corked burst.
     fn send_some<W: Wire>(&mut self, w: &mut W) -> Step {
+        w.cork();
+        let step = self.send_burst(w);
+        w.uncork();
+        step
+    }
+
+    fn send_burst<W: Wire>(&mut self, w: &mut W) -> Step {
         let start = *self.start.get_or_insert_with(Instant::now);
         if self.end.is_none() && self.plan.seconds > 0.0 {
             self.end = Some(start + Duration::from_secs_f64(self.plan.seconds));

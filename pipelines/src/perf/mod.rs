@@ -509,7 +509,9 @@ fn start_side<W: Wire>(
     endpoint: impl FnOnce(Duration) -> Result<W, EndpointError>,
 ) -> Result<(Pipeline, AppRun), String> {
     let ordered = opts.channel.ordered();
-    let client = ClientPlan { ordered, size: opts.size, seconds: opts.seconds, pings: opts.pings, budget: u32::MAX };
+    // An application thread offers up to 1024 messages per corked burst (the lcore stage its own
+    // smaller budget).
+    let client = ClientPlan { ordered, size: opts.size, seconds: opts.seconds, pings: opts.pings, budget: 1024 };
     let peer = if server { None } else { SERVER_ADDR.parse().ok() };
     let role = if server { "server" } else { "client" };
     if opts.app == AppMode::Lcore || opts.channel == ChannelKind::Raw {
