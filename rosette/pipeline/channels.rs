@@ -326,6 +326,32 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
 
 impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
     /// Creates the connection on first use (it needs the lcore's pool); false when there is none.
+    /// Hands the connection's events to the application while its queue takes them (one that does
+    /// not fit waits in the stash, and the channel's receive window closes behind it).
+    fn deliver(&mut self) {
+        let Some((_, conn)) = &mut self.run else { return };
+        loop {
+            let item = match self.stash.take() {
+                Some(item) => item,
+                None => match conn.poll_event() {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            if matches!(item, reliable::Event::Reset(_) | reliable::Event::Failed)
+                && (self.held.take().is_some() | self.pending.take().is_some())
+            {
+                // A message held for the old connection must not go out on a new one.
+                self.stats.send_refused += 1;
+            }
+            if let Err(item) = self.sink.deliver(item) {
+                self.stash = Some(item);
+                break;
+            }
+            self.stats.delivered += 1;
+        }
+    }
+
     fn start(&mut self, cx: &Context, now: Instant) -> bool {
         if self.run.is_none() {
             let Some(pool) = cx.pool() else { return false };
@@ -347,10 +373,16 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
         if !self.start(cx, now) {
             return Verdict::Dropped;
         }
-        match &mut self.run {
+        let v = match &mut self.run {
             Some((link, _)) => verdict(link.receive(now, packet)),
             None => Verdict::Dropped,
+        };
+        // What the packet completed goes to the application now, not at the end of the iteration: an
+        // application stage declared before this one answers it in the same iteration.
+        if matches!(v, Verdict::Taken) {
+            self.deliver();
         }
+        v
     }
 
     fn emit(&mut self, batch: &mut Batch<'_>, cx: &Context) {
@@ -361,26 +393,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
         let Some((link, conn)) = &mut self.run else { return };
         link.advance(conn, now);
         // Deliveries first (only while the sink takes them), so a reset is seen before commands are.
-        loop {
-            let item = match self.stash.take() {
-                Some(item) => item,
-                None => match conn.poll_event() {
-                    Some(item) => item,
-                    None => break,
-                },
-            };
-            if matches!(item, reliable::Event::Reset(_) | reliable::Event::Failed)
-                && (self.held.take().is_some() | self.pending.take().is_some())
-            {
-                // A message held for the old connection must not go out on a new one.
-                self.stats.send_refused += 1;
-            }
-            if let Err(item) = self.sink.deliver(item) {
-                self.stash = Some(item);
-                break;
-            }
-            self.stats.delivered += 1;
-        }
+        self.deliver();
         // Commands, only while the channel can take them (back-pressure to the application): a command
         // that does not fit yet is held, and no further command is taken until it went in. With the
         // queue drained and everything queued transmitted, the endpoint's partial packet is taken
@@ -580,6 +593,30 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
 
 impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
     /// Creates the stream on first use (it needs the lcore's pool); false when there is none.
+    /// Hands the stream's data and events to the application while its queue takes them.
+    fn deliver(&mut self) {
+        loop {
+            let item = match self.stash.take() {
+                Some(item) => item,
+                None => match self.next_delivery() {
+                    Some(item) => item,
+                    None => break,
+                },
+            };
+            if matches!(item, StreamDelivery::Event(streaming::Event::Reset(_) | streaming::Event::Failed))
+                && (self.writing.take().is_some() | self.pending.take().is_some())
+            {
+                // Bytes written for the old connection must not go out on a new one.
+                self.stats.send_refused += 1;
+            }
+            if let Err(item) = self.sink.deliver(item) {
+                self.stash = Some(item);
+                break;
+            }
+            self.stats.delivered += 1;
+        }
+    }
+
     fn start(&mut self, cx: &Context, now: Instant) -> bool {
         if self.run.is_none() {
             let Some(pool) = cx.pool() else { return false };
@@ -601,10 +638,15 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
         if !self.start(cx, now) {
             return Verdict::Dropped;
         }
-        match &mut self.run {
+        let v = match &mut self.run {
             Some((link, _)) => verdict(link.receive(now, packet)),
             None => Verdict::Dropped,
+        };
+        // Delivered at once, as the reliable stage does.
+        if matches!(v, Verdict::Taken) {
+            self.deliver();
         }
+        v
     }
 
     fn emit(&mut self, batch: &mut Batch<'_>, cx: &Context) {
@@ -616,26 +658,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             link.advance(stream, now);
         }
         // Deliveries first (only while the sink takes them), so a reset is seen before writes are.
-        loop {
-            let item = match self.stash.take() {
-                Some(item) => item,
-                None => match self.next_delivery() {
-                    Some(item) => item,
-                    None => break,
-                },
-            };
-            if matches!(item, StreamDelivery::Event(streaming::Event::Reset(_) | streaming::Event::Failed))
-                && (self.writing.take().is_some() | self.pending.take().is_some())
-            {
-                // Bytes written for the old connection must not go out on a new one.
-                self.stats.send_refused += 1;
-            }
-            if let Err(item) = self.sink.deliver(item) {
-                self.stash = Some(item);
-                break;
-            }
-            self.stats.delivered += 1;
-        }
+        self.deliver();
         // Writes: the application's packets become the stream's packets (zero-copy). A write that does
         // not fit is held; once caught up, the endpoint's partial packet is taken from its slot.
         let mut took_partial = false;

@@ -1,13 +1,15 @@
 //! `--app lcore`: the perf application as a stage of the declared pipeline, polled by the worker
-//! lcore's generated loop right after the channel stage.
+//! lcore's generated loop right before the channel stage: what it sends in an iteration the channel's
+//! emit takes in the same iteration, and what the channel delivers while receiving (in `on_packet`) it
+//! sees in that iteration's emit.
 //!
-//! Every `perf_<channel>.yaml` document declares [`AppStage`] after its channel stage, so both modes
+//! Every `perf_<channel>.yaml` document declares [`AppStage`] before its channel stage, so both modes
 //! run the same declared pipeline. Whether the stage does anything is decided before launch:
 //! [`plan`] hands it the application to run (`--app lcore`); without a plan (`--app thread`) the
 //! stage only passes packets on (one branch per iteration) and the application thread takes the
 //! endpoint instead. The stage talks to the channel through the same public endpoint an application
-//! thread would use (taken by name when the stage is built, the channel stage before it having
-//! registered it), and it never blocks: each iteration it does what the endpoint allows now
+//! thread would use (taken by name on the first iteration, once the channel stage declared after it
+//! has registered it), and it never blocks: each iteration it does what the endpoint allows now
 //! ([`ClientApp::poll`] / [`ServerApp::poll`] with no wait and a bounded budget), so the channel stage
 //! gets the lcore back every iteration.
 
@@ -78,6 +80,9 @@ pub(crate) fn publish(outcome: Result<Outcome, String>) {
 const LCORE_BUDGET: u32 = 256;
 
 enum Running<W> {
+    /// Planned; the endpoint is taken on the first iteration (the channel stage declared after this
+    /// one registers it when it is built, after this stage).
+    Planned(Plan),
     /// Done: the endpoint is kept until the stage is dropped (after the loop), so the channel never
     /// sees its application leave mid-run.
     Finished(Option<W>),
@@ -103,24 +108,28 @@ pub struct RunningBox<W>(Running<W>);
 impl<W: Wire> rosette::pipeline::DeclaredStage for AppStage<W> {
     type Params = Self;
     fn build(mut params: Self, _env: &rosette::pipeline::StageEnv) -> Result<Self, BuildError> {
-        let Some(plan) = PLAN.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return Ok(params);
-        };
-        let running = match plan {
+        if let Some(plan) = PLAN.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            params.running = Some(RunningBox(Running::Planned(plan)));
+        }
+        Ok(params)
+    }
+}
+
+impl<W: Wire> AppStage<W> {
+    /// Takes the endpoint and starts the planned application.
+    fn start(&self, plan: Plan) -> Result<Running<W>, String> {
+        let fail = |e| format!("endpoint {:?}: {e}", self.channel);
+        Ok(match plan {
             Plan::Client { plan, peer, interrupted, progress } => {
-                let wire = W::open(&params.channel, Duration::ZERO, plan.size, peer);
-                let wire = wire.map_err(|e| BuildError::new(format!("endpoint {:?}: {e}", params.channel)))?;
+                let wire = W::open(&self.channel, Duration::ZERO, plan.size, peer).map_err(fail)?;
                 let plan = ClientPlan { budget: LCORE_BUDGET, ..plan };
                 Running::Client(wire, Box::new(ClientApp::new(plan, interrupted, progress)))
             }
             Plan::Server { ordered, size, stop } => {
-                let wire = W::open(&params.channel, Duration::ZERO, size, None);
-                let wire = wire.map_err(|e| BuildError::new(format!("endpoint {:?}: {e}", params.channel)))?;
+                let wire = W::open(&self.channel, Duration::ZERO, size, None).map_err(fail)?;
                 Running::Server(wire, Box::new(ServerApp::new(ordered, size, stop)))
             }
-        };
-        params.running = Some(RunningBox(running));
-        Ok(params)
+        })
     }
 }
 
@@ -133,8 +142,19 @@ impl<W: Wire> Stage for AppStage<W> {
     #[inline]
     fn emit(&mut self, _out: &mut Batch<'_>, _cx: &Context) {
         let Some(RunningBox(running)) = &mut self.running else { return };
+        if let Running::Planned(plan) = running {
+            let plan = plan.clone();
+            match self.start(plan) {
+                Ok(started) => self.running = Some(RunningBox(started)),
+                Err(e) => {
+                    self.running = Some(RunningBox(Running::Finished(None)));
+                    publish(Err(e));
+                }
+            }
+            return;
+        }
         let done = match running {
-            Running::Finished(_) => false,
+            Running::Planned(_) | Running::Finished(_) => false,
             Running::Client(w, app) => app.poll(w, Duration::ZERO) == Step::Done,
             Running::Server(w, app) => app.poll(w, Duration::ZERO) == Step::Done,
         };
@@ -163,7 +183,7 @@ impl<W: Wire> AppStage<W> {
                 *running = Running::Finished(Some(w));
                 publish(Ok(Outcome::Server(app.into_report())));
             }
-            finished @ Running::Finished(_) => *running = finished,
+            other @ (Running::Planned(_) | Running::Finished(_)) => *running = other,
         }
     }
 }
