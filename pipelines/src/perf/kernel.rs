@@ -1,7 +1,8 @@
 //! Kernel baselines on loopback with the same messages and the same application work per message as
 //! rosette's runs: the sender writes each `size`-byte message with its number and a clock stamp, the
 //! TCP receivers cut the stream into messages and check each one's pattern and fold it into a digest
-//! ([`Checker`]). Two threads of this process, `std::net` sockets:
+//! ([`Checker`]); the sender folds what it sent into its own digest, and the two must agree. Two
+//! threads of this process, `std::net` sockets:
 //! - [`tcp`]: one `write` per message (what a socket application does), Nagle on, then a ping-pong
 //!   with `TCP_NODELAY`;
 //! - [`tcp_batched`]: messages framed back to back into 64 KiB writes — the best the kernel can do;
@@ -81,9 +82,9 @@ pub fn messages_per_write(size: usize) -> usize {
     (64 * 1024 / size).max(1)
 }
 
-/// Receives a TCP stream until its end, checking every message; returns (messages, time from the
-/// first byte to the end).
-fn receive_checked(s: &mut TcpStream, size: usize) -> std::io::Result<(u64, Duration)> {
+/// Receives a TCP stream until its end, checking every message; returns (messages, their digest, time
+/// from the first byte to the end).
+fn receive_checked(s: &mut TcpStream, size: usize) -> std::io::Result<(u64, u64, Duration)> {
     let mut buf = vec![0u8; 256 * 1024];
     let mut check = Checker::new(size);
     let mut start = None;
@@ -98,14 +99,23 @@ fn receive_checked(s: &mut TcpStream, size: usize) -> std::io::Result<(u64, Dura
     if check.bad > 0 {
         return Err(std::io::Error::other(format!("{} messages arrived damaged", check.bad)));
     }
-    Ok((check.messages, start.map(|s| s.elapsed()).unwrap_or_default()))
+    Ok((check.messages, check.digest.value(), start.map(|s| s.elapsed()).unwrap_or_default()))
+}
+
+/// The receiver's digest must be the sender's: the same end-to-end check rosette-perf makes.
+fn same_digest(sent: u64, received: u64) -> std::io::Result<()> {
+    if sent == received {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("the receiver's digest differs from the sender's"))
+    }
 }
 
 /// TCP with the messages framed back to back into 64 KiB writes (at least one message per write).
 pub fn tcp_batched(size: usize, seconds: f64) -> std::io::Result<Baseline> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let receiver = thread::spawn(move || -> std::io::Result<(u64, Duration)> {
+    let receiver = thread::spawn(move || -> std::io::Result<(u64, u64, Duration)> {
         let (mut s, _) = listener.accept()?;
         receive_checked(&mut s, size)
     });
@@ -114,15 +124,18 @@ pub fn tcp_batched(size: usize, seconds: f64) -> std::io::Result<Baseline> {
     let mut buf = vec![0u8; per_write * size];
     let end = Instant::now() + Duration::from_secs_f64(seconds);
     let mut sent = 0u64;
+    let mut digest = Digest::new();
     while Instant::now() < end {
         for m in buf.chunks_exact_mut(size) {
             fill_message(m, sent, stamp_for(sent));
+            digest.update(m);
             sent += 1;
         }
         s.write_all(&buf)?;
     }
     s.shutdown(Shutdown::Write)?;
-    let (received, elapsed) = receiver.join().map_err(|_| std::io::Error::other("tcp receiver panicked"))??;
+    let (received, their, elapsed) = receiver.join().map_err(|_| std::io::Error::other("tcp receiver panicked"))??;
+    same_digest(digest.value(), their)?;
     Ok(Baseline {
         msgs_per_s: received as f64 / elapsed.as_secs_f64().max(1e-9),
         sent,
@@ -136,9 +149,9 @@ pub fn tcp_batched(size: usize, seconds: f64) -> std::io::Result<Baseline> {
 pub fn tcp(size: usize, seconds: f64, pings: u32) -> std::io::Result<Baseline> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
-    let receiver = thread::spawn(move || -> std::io::Result<(u64, Duration)> {
+    let receiver = thread::spawn(move || -> std::io::Result<(u64, u64, Duration)> {
         let (mut s, _) = listener.accept()?;
-        let (received, elapsed) = receive_checked(&mut s, size)?;
+        let (received, digest, elapsed) = receive_checked(&mut s, size)?;
         // Ping-pong: echo each message back.
         let (mut p, _) = listener.accept()?;
         p.set_nodelay(true)?;
@@ -146,15 +159,17 @@ pub fn tcp(size: usize, seconds: f64, pings: u32) -> std::io::Result<Baseline> {
         while p.read_exact(&mut msg).is_ok() {
             p.write_all(&msg)?;
         }
-        Ok((received, elapsed))
+        Ok((received, digest, elapsed))
     });
     let mut s = TcpStream::connect(addr)?;
     let mut msg = vec![0u8; size];
     let end = Instant::now() + Duration::from_secs_f64(seconds);
     let mut sent = 0u64;
+    let mut digest = Digest::new();
     while Instant::now() < end {
         for _ in 0..64 {
             fill_message(&mut msg, sent, stamp_for(sent));
+            digest.update(&msg);
             s.write_all(&msg)?;
             sent += 1;
         }
@@ -174,7 +189,8 @@ pub fn tcp(size: usize, seconds: f64, pings: u32) -> std::io::Result<Baseline> {
         }
     }
     drop(p);
-    let (received, elapsed) = receiver.join().map_err(|_| std::io::Error::other("tcp receiver panicked"))??;
+    let (received, their, elapsed) = receiver.join().map_err(|_| std::io::Error::other("tcp receiver panicked"))??;
+    same_digest(digest.value(), their)?;
     out.received = received;
     out.msgs_per_s = received as f64 / elapsed.as_secs_f64();
     Ok(out)
