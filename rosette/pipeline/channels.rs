@@ -374,7 +374,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
             return Verdict::Dropped;
         }
         let v = match &mut self.run {
-            Some((link, _)) => verdict(link.receive(now, packet)),
+            Some((link, conn)) => verdict(link.receive_into(conn, now, packet)),
             None => Verdict::Dropped,
         };
         // What the packet completed goes to the application now, not at the end of the iteration: an
@@ -402,7 +402,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
         loop {
             let cmd = match self.held.take() {
                 Some(cmd) => cmd,
-                None => match self.ends.commands.try_recv() {
+                None => match self.ends.next_command() {
                     Ok(cmd) => {
                         self.stats.commands += 1;
                         cmd
@@ -639,7 +639,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             return Verdict::Dropped;
         }
         let v = match &mut self.run {
-            Some((link, _)) => verdict(link.receive(now, packet)),
+            Some((link, conn)) => verdict(link.receive_into(conn, now, packet)),
             None => Verdict::Dropped,
         };
         // Delivered at once, as the reliable stage does.
@@ -666,7 +666,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             let Some((_, stream)) = &mut self.run else { return };
             let cmd = match self.writing.take() {
                 Some(cmd) => cmd,
-                None => match self.ends.commands.try_recv() {
+                None => match self.ends.next_command() {
                     Ok(cmd) => {
                         self.stats.commands += 1;
                         cmd
@@ -836,7 +836,7 @@ impl<D: Deliver<unordered::Event<Mbuf>>> Stage for UnorderedStage<D> {
         // At most a burst's worth of sends per iteration, so the transmit queue drains as fast as it
         // fills; a refused send frees the payload and is counted by the channel.
         for _ in 0..batch.capacity() {
-            let Ok(UnorderedCommand { dst, payload }) = self.ends.commands.try_recv() else { break };
+            let Ok(UnorderedCommand { dst, payload }) = self.ends.next_command() else { break };
             self.stats.commands += 1;
             if udp.send(now, self.params.port, dst, payload).is_err() {
                 self.stats.send_refused += 1;

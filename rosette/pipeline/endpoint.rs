@@ -5,12 +5,14 @@
 //! application — and registers the application's ends in a process-wide registry under that name.
 //! An application thread picks them up with [`ReliableEndpoint::connect`],
 //! [`StreamEndpoint::connect`] or [`UnorderedEndpoint::connect`] (`connect("name", timeout)` waits for
-//! the stage to be constructed; each registration can be taken once). Endpoints are `Send` and their
-//! methods take `&self` (except the stream reader, which keeps a partly read segment), so one thread
-//! can send while another receives through an `Arc` of the endpoint.
+//! the stage to be constructed; each registration can be taken once). Endpoints are `Send`, not
+//! `Sync`: one thread at a time uses an endpoint (it may move between threads).
 //!
 //! The queues are `std::sync::mpsc::sync_channel`s: bounded and array-backed, allocated once when the
-//! stage is built, so the lcore side never allocates per packet. Back-pressure is end to end: the lcore
+//! stage is built, so the lcore side never allocates per packet. Beside each queue its senders count
+//! what they put in (`PutCount`, a cache line of its own): the receiving end polls that count with one
+//! plain load and touches the queue only when something is there, so an idle lcore iteration or an
+//! empty `try_recv` costs no memory fence. Back-pressure is end to end: the lcore
 //! takes commands only while its channel has send space (holding at most one that does not fit), so a
 //! slow peer fills the channel, then the command queue, and `try_send` / `try_write` return [`EndpointError::WouldBlock`]; the blocking
 //! variants (`send`, `write_all`, `recv`, …) retry until their timeout. In the other direction, the lcore
@@ -42,6 +44,7 @@ use core::cell::Cell;
 use core::net::SocketAddrV4;
 use core::time::Duration;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -108,16 +111,39 @@ impl<T, F: FnMut(T) -> Result<(), T> + Send> Deliver<T> for F {
     }
 }
 
+/// How many items were put into a queue, counted by its senders after each put, on a cache line of its
+/// own. The receiving end compares it with what it took: equal means nothing new, told by one plain
+/// load — the std channel's own empty check costs a full memory fence, paid on every poll of an idle
+/// queue (every loop iteration for the lcore's command queue, every call for an application polling
+/// its deliveries).
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub(crate) struct PutCount(AtomicU64);
+
+impl PutCount {
+    #[inline]
+    fn put(&self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
+
+    /// True when more was put than `taken`.
+    #[inline]
+    fn more_than(&self, taken: u64) -> bool {
+        self.0.load(Ordering::Acquire) != taken
+    }
+}
+
 /// The lcore's end of an application delivery queue.
 #[derive(Debug)]
 pub struct AppQueue<T> {
     tx: SyncSender<T>,
+    puts: Arc<PutCount>,
 }
 
 impl<T> AppQueue<T> {
     /// A second sender into the same queue.
     pub(crate) fn clone_of(queue: &AppQueue<T>) -> AppQueue<T> {
-        AppQueue { tx: queue.tx.clone() }
+        AppQueue { tx: queue.tx.clone(), puts: queue.puts.clone() }
     }
 }
 
@@ -125,7 +151,10 @@ impl<T: Send> Deliver<T> for AppQueue<T> {
     #[inline]
     fn deliver(&mut self, item: T) -> Result<(), T> {
         match self.tx.try_send(item) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.puts.put();
+                Ok(())
+            }
             // A vanished application frees the delivery (by dropping it here): nothing can read it.
             Err(TrySendError::Disconnected(_)) => Ok(()),
             Err(TrySendError::Full(item)) => Err(item),
@@ -203,33 +232,87 @@ pub enum StreamDelivery {
 /// The lcore's ends of an endpoint's queues, taken by the channel stage.
 #[derive(Debug)]
 pub(crate) struct LcoreEnds<C, D> {
-    pub(crate) commands: Receiver<C>,
+    commands: Receiver<C>,
+    command_puts: Arc<PutCount>,
+    commands_taken: u64,
     pub(crate) deliveries: AppQueue<D>,
     pub(crate) shared: Arc<Shared>,
+}
+
+impl<C, D> LcoreEnds<C, D> {
+    /// The next command, if the application queued one ([`TryRecvError::Empty`] also when the
+    /// application is gone).
+    #[inline]
+    pub(crate) fn next_command(&mut self) -> Result<C, TryRecvError> {
+        if !self.command_puts.more_than(self.commands_taken) {
+            return Err(TryRecvError::Empty);
+        }
+        let cmd = self.commands.try_recv()?;
+        self.commands_taken += 1;
+        Ok(cmd)
+    }
 }
 
 /// The application's ends.
 #[derive(Debug)]
 struct AppEnds<C, D> {
     commands: SyncSender<C>,
+    command_puts: Arc<PutCount>,
     deliveries: Receiver<D>,
+    delivery_puts: Arc<PutCount>,
+    deliveries_taken: Cell<u64>,
     shared: Arc<Shared>,
+}
+
+impl<C, D> AppEnds<C, D> {
+    /// Queues a command for the lcore.
+    fn send(&self, command: C) -> Result<(), TrySendError<C>> {
+        self.commands.try_send(command)?;
+        self.command_puts.put();
+        Ok(())
+    }
+
+    /// The next delivery, without waiting.
+    fn pull(&self) -> Result<D, EndpointError> {
+        // Nothing new, and the lcore's end still there: empty, told without touching the queue. (Once
+        // the stage is gone only this end holds the count: the queue then says `Disconnected`.)
+        if !self.delivery_puts.more_than(self.deliveries_taken.get()) && Arc::strong_count(&self.delivery_puts) > 1 {
+            return Err(EndpointError::WouldBlock);
+        }
+        let d = pull(&self.deliveries)?;
+        self.deliveries_taken.set(self.deliveries_taken.get() + 1);
+        Ok(d)
+    }
+
+    /// The next delivery, waiting up to `timeout`.
+    fn pull_timeout(&self, timeout: Duration) -> Result<D, EndpointError> {
+        let d = pull_timeout(&self.deliveries, timeout)?;
+        self.deliveries_taken.set(self.deliveries_taken.get() + 1);
+        Ok(d)
+    }
 }
 
 fn queues<C, D>(depth: usize, max_payload: usize, single_packet: usize) -> (LcoreEnds<C, D>, AppEnds<C, D>) {
     let (ctx, crx) = sync_channel(depth);
     let (dtx, drx) = sync_channel(depth);
     let shared = Arc::new(Shared { pool: OnceLock::new(), max_payload, single_packet, open: MbufSlot::new() });
+    let (command_puts, delivery_puts) = (Arc::new(PutCount::default()), Arc::new(PutCount::default()));
     (
-        LcoreEnds { commands: crx, deliveries: AppQueue { tx: dtx }, shared: shared.clone() },
-        AppEnds { commands: ctx, deliveries: drx, shared },
+        LcoreEnds {
+            commands: crx,
+            command_puts: command_puts.clone(),
+            commands_taken: 0,
+            deliveries: AppQueue { tx: dtx, puts: delivery_puts.clone() },
+            shared: shared.clone(),
+        },
+        AppEnds { commands: ctx, command_puts, deliveries: drx, delivery_puts, deliveries_taken: Cell::new(0), shared },
     )
 }
 
 enum Registered {
-    Reliable(ReliableEndpoint),
-    Streaming(StreamEndpoint),
-    Unordered(UnorderedEndpoint),
+    Reliable(Box<ReliableEndpoint>),
+    Streaming(Box<StreamEndpoint>),
+    Unordered(Box<UnorderedEndpoint>),
 }
 
 /// The process-wide registry: channel name → the application's ends, until an endpoint takes them.
@@ -295,8 +378,8 @@ fn retry<T>(timeout: Duration, mut attempt: impl FnMut() -> Result<T, EndpointEr
     }
 }
 
-fn push<C>(tx: &SyncSender<C>, command: C) -> Result<(), EndpointError> {
-    match tx.try_send(command) {
+fn push<C, D>(ends: &AppEnds<C, D>, command: C) -> Result<(), EndpointError> {
+    match ends.send(command) {
         Ok(()) => Ok(()),
         // The command (and any mbuf in it) is dropped here, freed to its pool.
         Err(TrySendError::Full(_)) => Err(EndpointError::WouldBlock),
@@ -464,13 +547,13 @@ impl ReliableEndpoint {
         let (lcore, app) = queues(depth, max_message, mss);
         register(
             name,
-            Registered::Reliable(ReliableEndpoint {
+            Registered::Reliable(Box::new(ReliableEndpoint {
                 ends: app,
                 pending: Default::default(),
                 in_slot: Cell::new(false),
                 seen: Cell::new(0),
                 cork_state: Corked::default(),
-            }),
+            })),
         );
         lcore
     }
@@ -479,7 +562,7 @@ impl ReliableEndpoint {
     /// stage to be constructed.
     pub fn connect(name: &str, timeout: Duration) -> Result<ReliableEndpoint, EndpointError> {
         take_registered(name, timeout, |r| match r {
-            Registered::Reliable(e) => Ok(e),
+            Registered::Reliable(e) => Ok(*e),
             other => Err(other),
         })
     }
@@ -530,7 +613,7 @@ impl ReliableEndpoint {
 
     /// Queues `op`; a full queue gives it back.
     fn queue(&self, op: ReliableOp) -> Result<(), (EndpointError, Option<ReliableOp>)> {
-        match self.ends.commands.try_send(ReliableCommand { seen: self.seen.get(), op }) {
+        match self.ends.send(ReliableCommand { seen: self.seen.get(), op }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(cmd)) => Err((EndpointError::WouldBlock, Some(cmd.op))),
             Err(TrySendError::Disconnected(_)) => Err((EndpointError::Disconnected, None)),
@@ -633,12 +716,12 @@ impl ReliableEndpoint {
 
     /// The next delivery (message or connection event) if there is one.
     pub fn try_recv(&self) -> Result<reliable::Event<Mbuf>, EndpointError> {
-        pull(&self.ends.deliveries)
+        self.ends.pull()
     }
 
     /// The next delivery, waiting up to `timeout`.
     pub fn recv(&self, timeout: Duration) -> Result<reliable::Event<Mbuf>, EndpointError> {
-        pull_timeout(&self.ends.deliveries, timeout)
+        self.ends.pull_timeout(timeout)
     }
 
     /// Closes the sending side after every queued message (the peer sees `PeerClosed`).
@@ -678,7 +761,7 @@ impl StreamEndpoint {
         let (lcore, app) = queues(depth, usize::MAX, mss);
         register(
             name,
-            Registered::Streaming(StreamEndpoint {
+            Registered::Streaming(Box::new(StreamEndpoint {
                 ends: app,
                 in_slot: Cell::new(false),
                 seen: Cell::new(0),
@@ -686,7 +769,7 @@ impl StreamEndpoint {
                 current: None,
                 events: VecDeque::new(),
                 ended: false,
-            }),
+            })),
         );
         lcore
     }
@@ -729,7 +812,7 @@ impl StreamEndpoint {
     }
 
     fn queue(&self, op: StreamOp) -> Result<(), (EndpointError, Option<StreamOp>)> {
-        match self.ends.commands.try_send(StreamCommand { seen: self.seen.get(), op }) {
+        match self.ends.send(StreamCommand { seen: self.seen.get(), op }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(cmd)) => Err((EndpointError::WouldBlock, Some(cmd.op))),
             Err(TrySendError::Disconnected(_)) => Err((EndpointError::Disconnected, None)),
@@ -753,7 +836,7 @@ impl StreamEndpoint {
     /// Takes the endpoint of the streaming channel stage named `name`, waiting up to `timeout`.
     pub fn connect(name: &str, timeout: Duration) -> Result<StreamEndpoint, EndpointError> {
         take_registered(name, timeout, |r| match r {
-            Registered::Streaming(e) => Ok(e),
+            Registered::Streaming(e) => Ok(*e),
             other => Err(other),
         })
     }
@@ -829,7 +912,7 @@ impl StreamEndpoint {
             if self.ended {
                 return Ok(0);
             }
-            match pull(&self.ends.deliveries)? {
+            match self.ends.pull()? {
                 StreamDelivery::Data(m) => self.current = Some(m),
                 StreamDelivery::End => self.ended = true,
                 StreamDelivery::Event(e) => {
@@ -869,7 +952,7 @@ impl StreamEndpoint {
                 return Err(EndpointError::WouldBlock);
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match pull_timeout(&self.ends.deliveries, left)? {
+            match self.ends.pull_timeout(left)? {
                 StreamDelivery::Data(m) => self.current = Some(m),
                 // Reading still returns `Ok(0)`; only events can follow (until a reset).
                 StreamDelivery::End => self.ended = true,
@@ -919,14 +1002,14 @@ impl UnorderedEndpoint {
         max_datagram: usize,
     ) -> LcoreEnds<UnorderedCommand, unordered::Event<Mbuf>> {
         let (lcore, app) = queues(depth, max_datagram, max_datagram);
-        register(name, Registered::Unordered(UnorderedEndpoint { ends: app }));
+        register(name, Registered::Unordered(Box::new(UnorderedEndpoint { ends: app })));
         lcore
     }
 
     /// Takes the endpoint of the unordered channel stage named `name`, waiting up to `timeout`.
     pub fn connect(name: &str, timeout: Duration) -> Result<UnorderedEndpoint, EndpointError> {
         take_registered(name, timeout, |r| match r {
-            Registered::Unordered(e) => Ok(e),
+            Registered::Unordered(e) => Ok(*e),
             other => Err(other),
         })
     }
@@ -939,7 +1022,7 @@ impl UnorderedEndpoint {
         let pool = pool_of(&self.ends.shared)?;
         let mut m = pool.alloc().ok_or(EndpointError::NoBuffers)?;
         m.append(payload.len()).map_err(|_| EndpointError::TooLarge)?.copy_from_slice(payload);
-        push(&self.ends.commands, UnorderedCommand { dst, payload: m })
+        push(&self.ends, UnorderedCommand { dst, payload: m })
     }
 
     /// Queues a datagram, retrying while the queue is full, for up to `timeout`.
@@ -952,12 +1035,12 @@ impl UnorderedEndpoint {
 
     /// The next received datagram, if any.
     pub fn try_recv_from(&self) -> Result<unordered::Datagram<Mbuf>, EndpointError> {
-        pull(&self.ends.deliveries).map(|unordered::Event::Datagram(d)| d)
+        self.ends.pull().map(|unordered::Event::Datagram(d)| d)
     }
 
     /// The next received datagram, waiting up to `timeout`.
     pub fn recv_from(&self, timeout: Duration) -> Result<unordered::Datagram<Mbuf>, EndpointError> {
-        pull_timeout(&self.ends.deliveries, timeout).map(|unordered::Event::Datagram(d)| d)
+        self.ends.pull_timeout(timeout).map(|unordered::Event::Datagram(d)| d)
     }
 }
 

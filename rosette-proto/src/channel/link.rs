@@ -57,7 +57,9 @@ pub struct LinkStats {
 
 /// A connection's UDP link to one peer over an interface of its own. See the module documentation.
 ///
-/// Drive it like its connection: [`receive`](Self::receive) every frame, then
+/// Drive it like its connection: [`receive`](Self::receive) (or
+/// [`receive_into`](Self::receive_into), which hands the datagram to the connection at once) every
+/// frame, then
 /// [`advance`](Self::advance) (deliveries to the connection, timers) and
 /// [`transmit`](Self::transmit) on every iteration.
 #[derive(Debug)]
@@ -111,6 +113,30 @@ impl<P: BufPool> UdpLink<P> {
                 return Err(d);
             }
             inbox.push_back(d.payload);
+            Ok(())
+        })
+    }
+
+    /// Takes one received frame and hands a datagram from the peer to `conn` at once (after any that
+    /// [`Self::receive`] left waiting, so the order holds): what it completes is then ready in the same
+    /// iteration, for an application polled before the iteration ends. Says why the frame was
+    /// dropped, if it was.
+    pub fn receive_into<C: Endpoint<Buf = P::Buf>>(
+        &mut self,
+        conn: &mut C,
+        now: Instant,
+        frame: P::Buf,
+    ) -> Result<(), RxDrop> {
+        while let Some(d) = self.inbox.pop_front() {
+            conn.handle_datagram(now, d);
+        }
+        let (peer, stats) = (self.peer, &mut self.stats);
+        self.iface.receive(now, frame, |d| {
+            if d.src != peer {
+                stats.foreign += 1;
+                return Ok(());
+            }
+            conn.handle_datagram(now, d.payload);
             Ok(())
         })
     }
