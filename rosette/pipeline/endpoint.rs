@@ -844,6 +844,18 @@ impl StreamEndpoint {
     /// Writes as much of `data` as the packet being filled holds (at most one mss) without waiting;
     /// returns the bytes taken. The bytes are copied once, into the packet that carries them.
     pub fn try_write(&self, data: &[u8]) -> Result<usize, EndpointError> {
+        self.try_write_with(data.len(), |room| {
+            room.copy_from_slice(&data[..room.len()]);
+            room.len()
+        })
+    }
+
+    /// Zero-copy write: `fill` gets the room the packet being filled has for the next stream bytes
+    /// (at most `max` bytes, at most one mss; previous content unspecified), writes the bytes there and
+    /// returns how many it wrote (at most the room's length); those are taken. `fill` runs only when
+    /// there is room: [`EndpointError::WouldBlock`] / [`EndpointError::NoBuffers`] otherwise. Returns
+    /// the bytes taken (0 when `max` is 0).
+    pub fn try_write_with(&self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, EndpointError> {
         let mss = self.ends.shared.single_packet.max(1);
         let pool = pool_of(&self.ends.shared)?;
         let mut open = self.reclaim();
@@ -859,23 +871,28 @@ impl StreamEndpoint {
             Some(m) => m,
             None => pool.alloc().ok_or(EndpointError::NoBuffers)?,
         };
-        let n = data.len().min(mss - m.data_len()).min(m.tailroom());
-        match m.append(n) {
-            Ok(room) => room.copy_from_slice(&data[..n]),
+        let room = max.min(mss - m.data_len()).min(m.tailroom());
+        let n = match m.append(room) {
+            Ok(space) => {
+                let n = fill(space).min(room);
+                // What `fill` left unwritten is not stream data.
+                let _ = m.trim(room - n);
+                n
+            }
             Err(_) => {
                 if m.data_len() > 0 {
                     self.park(m);
                 }
                 return Err(EndpointError::NoBuffers);
             }
-        }
+        };
         if m.data_len() >= mss {
             // A full queue is no failure here: the bytes are written, the packet waits in the slot.
             match self.queue_or_park(m) {
                 Ok(()) | Err(EndpointError::WouldBlock) => {}
                 Err(e) => return Err(e),
             }
-        } else {
+        } else if m.data_len() > 0 {
             self.park(m);
         }
         Ok(n)
@@ -899,21 +916,46 @@ impl StreamEndpoint {
     /// [`EndpointError::WouldBlock`] means nothing is there yet. Connection events met on the way are
     /// kept for [`StreamEndpoint::poll_event`].
     pub fn try_read(&mut self, out: &mut [u8]) -> Result<usize, EndpointError> {
+        self.try_read_with(|seg| {
+            let n = seg.len().min(out.len());
+            out[..n].copy_from_slice(&seg[..n]);
+            n
+        })
+    }
+
+    /// Zero-copy read: `consume` gets the next received bytes in place (the unread part of one
+    /// received segment, never empty) and returns how many of them it used (at most their length); the
+    /// rest stays for the next read. Returns the bytes used, `Ok(0)` at the end of the stream,
+    /// [`EndpointError::WouldBlock`] when nothing is there yet.
+    pub fn try_read_with(&mut self, consume: impl FnOnce(&[u8]) -> usize) -> Result<usize, EndpointError> {
         loop {
             if let Some(seg) = &mut self.current {
-                let n = seg.data().len().min(out.len());
-                out[..n].copy_from_slice(&seg.data()[..n]);
+                let len = seg.data().len();
+                let n = consume(seg.data()).min(len);
                 // A fully read segment goes back to the pool; a partly read one keeps the rest.
-                if n == seg.data().len() || seg.adjust(n).is_err() {
+                if n == len || seg.adjust(n).is_err() {
                     self.current = None;
                 }
                 return Ok(n);
             }
-            if self.ended {
+            if !self.next_segment()? {
                 return Ok(0);
             }
+        }
+    }
+
+    /// Moves the next received segment into `current`; false at the end of the stream.
+    fn next_segment(&mut self) -> Result<bool, EndpointError> {
+        loop {
+            if self.ended {
+                return Ok(false);
+            }
             match self.ends.pull()? {
-                StreamDelivery::Data(m) => self.current = Some(m),
+                StreamDelivery::Data(m) if m.data().is_empty() => {}
+                StreamDelivery::Data(m) => {
+                    self.current = Some(m);
+                    return Ok(true);
+                }
                 StreamDelivery::End => self.ended = true,
                 StreamDelivery::Event(e) => {
                     if matches!(e, streaming::Event::Reset(_)) {

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rosette::pipeline::endpoint::{EndpointError, ReliableEndpoint, StreamEndpoint, UnorderedEndpoint};
 
-use super::stats::{fill_message, message_header, pattern_ok, Digest, Histogram, MSG_HEADER_LEN, PING_FLAG};
+use super::stats::{
+    fill_message, fill_message_part, message_header, pattern_ok, Digest, Histogram, MSG_HEADER_LEN, PING_FLAG,
+};
 
 /// Largest message `rosette-perf` sends.
 pub const MAX_SIZE: usize = 65536;
@@ -52,6 +54,18 @@ pub trait Wire: Send + Sized + 'static {
     fn open(name: &str, timeout: Duration, size: usize, peer: Option<SocketAddrV4>) -> Result<Self, EndpointError>;
     /// Offers (the rest of) a message; returns the bytes taken, 0 when there is no room now.
     fn offer(&mut self, msg: &[u8]) -> Result<usize, EndpointError>;
+    /// Offers bytes `off..size` of a `size`-byte message that `fill(room, at)` writes straight into
+    /// the endpoint's packet (message bytes `at..at + room.len()` into `room`); `taken(bytes)` is
+    /// called with the bytes once the endpoint has taken them (`fill` may run again for bytes that
+    /// were not taken). Returns the bytes taken, 0 when there is no room now. Messages go whole except
+    /// on a stream.
+    fn offer_with<F: FnMut(&mut [u8], usize), T: FnMut(&[u8])>(
+        &mut self,
+        size: usize,
+        off: usize,
+        fill: F,
+        taken: T,
+    ) -> Result<usize, EndpointError>;
     /// Passes every whole message received to `sink`, waiting up to `wait` for the first; false when
     /// nothing arrived.
     fn take<F: FnMut(&[u8])>(&mut self, wait: Duration, sink: F) -> Result<bool, EndpointError>;
@@ -76,12 +90,14 @@ pub struct ReliableWire {
     ep: ReliableEndpoint,
     /// A message spread over several mbufs (larger than one packet) is gathered here.
     gather: Vec<u8>,
+    /// A message longer than a packet is written here before it is sent.
+    scratch: Vec<u8>,
 }
 
 impl ReliableWire {
     /// Wraps `ep`.
     pub fn new(ep: ReliableEndpoint) -> ReliableWire {
-        ReliableWire { ep, gather: Vec::with_capacity(MAX_SIZE) }
+        ReliableWire { ep, gather: Vec::with_capacity(MAX_SIZE), scratch: Vec::with_capacity(MAX_SIZE) }
     }
 }
 
@@ -102,6 +118,33 @@ impl Wire for ReliableWire {
         match self.ep.try_send_with(msg.len(), |out| out.copy_from_slice(msg)) {
             Err(EndpointError::TooLarge) => room(self.ep.try_send(msg), msg.len()),
             r => room(r, msg.len()),
+        }
+    }
+
+    fn offer_with<F: FnMut(&mut [u8], usize), T: FnMut(&[u8])>(
+        &mut self,
+        size: usize,
+        _off: usize,
+        mut fill: F,
+        mut taken: T,
+    ) -> Result<usize, EndpointError> {
+        // `fill` runs only when the message is accepted.
+        let packed = self.ep.try_send_with(size, |out| {
+            fill(out, 0);
+            taken(out);
+        });
+        match packed {
+            // Longer than a packet: written whole first, then cut into a chain by the endpoint.
+            Err(EndpointError::TooLarge) => {
+                self.scratch.resize(size, 0);
+                fill(&mut self.scratch, 0);
+                let n = room(self.ep.try_send(&self.scratch), size)?;
+                if n > 0 {
+                    taken(&self.scratch);
+                }
+                Ok(n)
+            }
+            r => room(r, size),
         }
     }
 
@@ -178,6 +221,26 @@ impl Wire for StreamWire {
         }
     }
 
+    fn offer_with<F: FnMut(&mut [u8], usize), T: FnMut(&[u8])>(
+        &mut self,
+        size: usize,
+        off: usize,
+        mut fill: F,
+        mut taken: T,
+    ) -> Result<usize, EndpointError> {
+        // The room is taken whole once `fill` ran.
+        let written = self.ep.try_write_with(size - off, |room| {
+            fill(room, off);
+            taken(room);
+            room.len()
+        });
+        match written {
+            Ok(n) => Ok(n),
+            Err(EndpointError::WouldBlock | EndpointError::NoBuffers) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     fn take<F: FnMut(&[u8])>(&mut self, wait: Duration, mut sink: F) -> Result<bool, EndpointError> {
         let mut got = false;
         let mut first = true;
@@ -210,12 +273,13 @@ impl Wire for StreamWire {
 pub struct UnorderedWire {
     ep: UnorderedEndpoint,
     peer: Option<SocketAddrV4>,
+    scratch: Vec<u8>,
 }
 
 impl UnorderedWire {
     /// Wraps `ep`, sending to `peer` (`None`: to whoever sent the last datagram).
     pub fn new(ep: UnorderedEndpoint, peer: Option<SocketAddrV4>) -> UnorderedWire {
-        UnorderedWire { ep, peer }
+        UnorderedWire { ep, peer, scratch: Vec::with_capacity(MAX_SIZE) }
     }
 }
 
@@ -227,6 +291,24 @@ impl Wire for UnorderedWire {
     fn offer(&mut self, msg: &[u8]) -> Result<usize, EndpointError> {
         let Some(peer) = self.peer else { return Ok(0) };
         room(self.ep.try_send_to(peer, msg), msg.len())
+    }
+
+    fn offer_with<F: FnMut(&mut [u8], usize), T: FnMut(&[u8])>(
+        &mut self,
+        size: usize,
+        _off: usize,
+        mut fill: F,
+        mut taken: T,
+    ) -> Result<usize, EndpointError> {
+        let Some(peer) = self.peer else { return Ok(0) };
+        // A datagram is copied into its mbuf by the endpoint: written here first.
+        self.scratch.resize(size, 0);
+        fill(&mut self.scratch, 0);
+        let n = room(self.ep.try_send_to(peer, &self.scratch), size)?;
+        if n > 0 {
+            taken(&self.scratch);
+        }
+        Ok(n)
     }
 
     fn take<F: FnMut(&[u8])>(&mut self, wait: Duration, mut sink: F) -> Result<bool, EndpointError> {
@@ -368,6 +450,8 @@ pub struct ClientApp {
     round: u32,
     ping_id: u64,
     ping_t0: u64,
+    /// The stamp of the data message being sent.
+    stamp: u64,
     phase: ClientPhase,
     out: ClientOutcome,
 }
@@ -390,6 +474,7 @@ impl ClientApp {
             round: 0,
             ping_id: 0,
             ping_t0: 0,
+            stamp: 0,
             phase: ClientPhase::Sending,
             out: ClientOutcome::empty(),
         }
@@ -457,11 +542,10 @@ impl ClientApp {
     pub fn poll<W: Wire>(&mut self, w: &mut W, wait: Duration) -> Step {
         match self.phase {
             ClientPhase::Sending => self.send_some(w),
-            ClientPhase::Finishing { deadline } => match w.offer(&self.msg[self.off..]) {
+            ClientPhase::Finishing { deadline } => match self.offer_data(w) {
                 Ok(n) => {
                     self.off += n;
                     if self.off == self.plan.size {
-                        self.digest.update(&self.msg);
                         self.seq += 1;
                         self.off = 0;
                         return self.end_sending();
@@ -543,6 +627,14 @@ impl ClientApp {
         step
     }
 
+    /// Offers the rest of data message `seq`, written in place and folded into the digest as the
+    /// endpoint takes it.
+    fn offer_data<W: Wire>(&mut self, w: &mut W) -> Result<usize, EndpointError> {
+        let (seq, stamp, digest) = (self.seq, self.stamp, &mut self.digest);
+        let fill = |room: &mut [u8], at: usize| fill_message_part(room, seq, stamp, at);
+        w.offer_with(self.plan.size, self.off, fill, |bytes| digest.update(bytes))
+    }
+
     fn send_burst<W: Wire>(&mut self, w: &mut W) -> Step {
         let start = *self.start.get_or_insert_with(Instant::now);
         if self.end.is_none() && self.plan.seconds > 0.0 {
@@ -553,9 +645,9 @@ impl ClientApp {
                 if self.seq.is_multiple_of(64) && self.sending_over() {
                     return self.end_sending();
                 }
-                fill_message(&mut self.msg, self.seq, stamp_for(self.seq));
+                self.stamp = stamp_for(self.seq);
             }
-            match w.offer(&self.msg[self.off..]) {
+            match self.offer_data(w) {
                 Ok(0) => {
                     // No room: the lcore is behind. Deliveries (none expected now) must not pile up.
                     let _ = w.take(Duration::ZERO, |_| {});
@@ -567,7 +659,6 @@ impl ClientApp {
                 Ok(n) => {
                     self.off += n;
                     if self.off == self.plan.size {
-                        self.digest.update(&self.msg);
                         self.off = 0;
                         self.seq += 1;
                         self.progress.sent.store(self.seq, Ordering::Relaxed);

@@ -1,7 +1,7 @@
 //! Kernel baselines on loopback with the same messages and the same application work per message as
 //! rosette's runs: the sender writes each `size`-byte message with its number and a clock stamp, the
 //! TCP receivers cut the stream into messages and check each one's pattern and fold it into a digest
-//! ([`Checker`]); the sender folds what it sent into its own digest, and the two must agree. Two
+//! (`Checker`); the sender folds what it sent into its own digest, and the two must agree. Two
 //! threads of this process, `std::net` sockets:
 //! - [`tcp`]: one `write` per message (what a socket application does), Nagle on, then a ping-pong
 //!   with `TCP_NODELAY`;

@@ -38,6 +38,31 @@ pub fn fill_message(out: &mut [u8], seq: u64, tsc: u64) {
     }
 }
 
+/// Writes bytes `at..at + out.len()` of message `seq` with timestamp `tsc` into `out`: what
+/// [`fill_message`] writes there, for a message written in pieces straight into the packets that
+/// carry it.
+#[inline]
+pub fn fill_message_part(out: &mut [u8], seq: u64, tsc: u64, at: usize) {
+    let mut header = [0u8; MSG_HEADER_LEN];
+    header[..8].copy_from_slice(&seq.to_le_bytes());
+    header[8..].copy_from_slice(&tsc.to_le_bytes());
+    let head = MSG_HEADER_LEN.saturating_sub(at).min(out.len());
+    out[..head].copy_from_slice(&header[at.min(MSG_HEADER_LEN)..at.min(MSG_HEADER_LEN) + head]);
+    let (base, body) = (seq as u8, &mut out[head..]);
+    // Pattern position of body[0]; first up to a period boundary, then whole periods.
+    let phase = (at + head).saturating_sub(MSG_HEADER_LEN) % PERIOD.len();
+    let first = (PERIOD.len() - phase).min(body.len());
+    let (lead, rest) = body.split_at_mut(first);
+    for (b, &p) in lead.iter_mut().zip(PERIOD[phase..].iter()) {
+        *b = base ^ p;
+    }
+    for chunk in rest.chunks_mut(PERIOD.len()) {
+        for (b, &p) in chunk.iter_mut().zip(PERIOD.iter()) {
+            *b = base ^ p;
+        }
+    }
+}
+
 /// The (sequence number, timestamp) header of a message.
 #[inline]
 pub fn message_header(msg: &[u8]) -> (u64, u64) {
@@ -237,6 +262,22 @@ mod tests {
         let mut other = Digest::new();
         other.update(&bytes[..999]);
         assert_ne!(other.value(), whole.value());
+    }
+
+    #[test]
+    fn a_message_written_in_parts_is_the_whole_message() {
+        let mut whole = vec![0u8; 1000];
+        fill_message(&mut whole, 300, 77);
+        for cut in [1, 5, 16, 17, 255, 256, 257, 999] {
+            let mut parts = vec![0u8; 1000];
+            let mut at = 0;
+            while at < parts.len() {
+                let end = (at + cut).min(parts.len());
+                fill_message_part(&mut parts[at..end], 300, 77, at);
+                at = end;
+            }
+            assert_eq!(parts, whole, "pieces of {cut}");
+        }
     }
 
     #[test]
