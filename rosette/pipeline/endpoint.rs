@@ -425,50 +425,70 @@ fn pool_of(shared: &Shared) -> Result<&Mempool, EndpointError> {
     shared.pool.get().ok_or(EndpointError::NoBuffers)
 }
 
-/// The packet an endpoint is filling, kept by the endpoint itself while it is corked.
+/// An endpoint's side of the packet it is filling (reliable records, stream bytes): between calls
+/// the packet waits in the shared slot for the lcore, or, while corked, here.
 #[derive(Default)]
-struct Corked {
+struct Filling {
+    /// True when this endpoint left a partial packet in the slot at its last call.
+    in_slot: Cell<bool>,
+    /// Partial packets this endpoint has seen the lcore take (stamped on every command).
+    seen: Cell<u32>,
+    /// Cork depth ([`ReliableEndpoint::cork`]); the packet kept while it is non-zero.
     depth: Cell<u32>,
-    open: Cell<Option<Mbuf>>,
+    corked: Cell<Option<Mbuf>>,
 }
 
-impl core::fmt::Debug for Corked {
+impl core::fmt::Debug for Filling {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Corked").field("depth", &self.depth.get()).finish_non_exhaustive()
+        f.debug_struct("Filling")
+            .field("in_slot", &self.in_slot.get())
+            .field("seen", &self.seen.get())
+            .field("depth", &self.depth.get())
+            .finish_non_exhaustive()
     }
 }
 
-impl Corked {
+impl Filling {
+    /// The partial packet back (kept while corked, else from `slot`): `None` when there was none or
+    /// the lcore took it (which is then counted as seen).
+    fn reclaim(&self, slot: &MbufSlot) -> Option<Mbuf> {
+        if let Some(m) = self.corked.take() {
+            return Some(m);
+        }
+        let m = slot.take();
+        if m.is_none() && self.in_slot.get() {
+            self.seen.set(self.seen.get().wrapping_add(1));
+        }
+        self.in_slot.set(false);
+        m
+    }
+
+    /// Leaves the partial packet for the lcore in `slot`, or keeps it while corked.
+    fn park(&self, slot: &MbufSlot, m: Mbuf) {
+        if self.depth.get() > 0 {
+            self.corked.set(Some(m));
+            return;
+        }
+        // Only this endpoint puts, and it always takes first: the slot is empty here.
+        self.in_slot.set(slot.put(m).is_ok());
+    }
+
     fn cork(&self) {
         self.depth.set(self.depth.get() + 1);
     }
 
-    /// The kept packet when this ends the outermost cork.
-    fn uncork(&self) -> Option<Mbuf> {
+    /// Ends a cork; the outermost hands the kept packet to `slot`.
+    fn uncork(&self, slot: &MbufSlot) {
         match self.depth.get() {
-            0 => None,
+            0 => {}
             1 => {
                 self.depth.set(0);
-                self.open.take()
+                if let Some(m) = self.corked.take() {
+                    self.park(slot, m);
+                }
             }
-            d => {
-                self.depth.set(d - 1);
-                None
-            }
+            d => self.depth.set(d - 1),
         }
-    }
-
-    fn take(&self) -> Option<Mbuf> {
-        self.open.take()
-    }
-
-    /// Keeps `m` while corked; gives it back otherwise.
-    fn keep(&self, m: Mbuf) -> Option<Mbuf> {
-        if self.depth.get() == 0 {
-            return Some(m);
-        }
-        self.open.set(Some(m));
-        None
     }
 }
 
@@ -529,12 +549,8 @@ pub struct ReliableEndpoint {
     ends: AppEnds<ReliableCommand, reliable::Event<Mbuf>>,
     /// Delivered bytes not read yet by [`super::AppEndpoint::recv`].
     pub(crate) pending: super::app::PendingBytes,
-    /// True when this endpoint left a partial packet in the slot at its last call.
-    in_slot: Cell<bool>,
-    /// Partial packets this endpoint has seen the lcore take (stamped on every command).
-    seen: Cell<u32>,
-    /// The partial packet while corked ([`ReliableEndpoint::cork`]).
-    cork_state: Corked,
+    /// The packet being filled with records.
+    filling: Filling,
 }
 
 impl ReliableEndpoint {
@@ -550,9 +566,7 @@ impl ReliableEndpoint {
             Registered::Reliable(Box::new(ReliableEndpoint {
                 ends: app,
                 pending: Default::default(),
-                in_slot: Cell::new(false),
-                seen: Cell::new(0),
-                cork_state: Corked::default(),
+                filling: Filling::default(),
             })),
         );
         lcore
@@ -567,25 +581,12 @@ impl ReliableEndpoint {
         })
     }
 
-    /// Takes the partial packet back from the slot: `None` when there was none or the lcore took it
-    /// (which is then counted as seen).
     fn reclaim(&self) -> Option<Mbuf> {
-        if let Some(m) = self.cork_state.take() {
-            return Some(m);
-        }
-        let m = self.ends.shared.open.take();
-        if m.is_none() && self.in_slot.get() {
-            self.seen.set(self.seen.get().wrapping_add(1));
-        }
-        self.in_slot.set(false);
-        m
+        self.filling.reclaim(&self.ends.shared.open)
     }
 
-    /// Leaves the partial packet in the slot for the lcore (or for this endpoint's next call).
     fn park(&self, m: Mbuf) {
-        let Some(m) = self.cork_state.keep(m) else { return };
-        // Only this endpoint puts, and it always takes first: the slot is empty here.
-        self.in_slot.set(self.ends.shared.open.put(m).is_ok());
+        self.filling.park(&self.ends.shared.open, m);
     }
 
     /// Corks the endpoint (like `TCP_CORK`): until the matching [`ReliableEndpoint::uncork`], the
@@ -595,14 +596,12 @@ impl ReliableEndpoint {
     /// cannot take the partial packet, so cork around a burst of sends, not a session (or use
     /// [`ReliableEndpoint::corked`], which uncorks when dropped). Corks nest.
     pub fn cork(&self) {
-        self.cork_state.cork();
+        self.filling.cork();
     }
 
     /// Ends a [`ReliableEndpoint::cork`]; the last one hands the partial packet (if any) to the lcore.
     pub fn uncork(&self) {
-        if let Some(m) = self.cork_state.uncork() {
-            self.park(m);
-        }
+        self.filling.uncork(&self.ends.shared.open);
     }
 
     /// Corks the endpoint until the returned guard is dropped.
@@ -613,7 +612,7 @@ impl ReliableEndpoint {
 
     /// Queues `op`; a full queue gives it back.
     fn queue(&self, op: ReliableOp) -> Result<(), (EndpointError, Option<ReliableOp>)> {
-        match self.ends.send(ReliableCommand { seen: self.seen.get(), op }) {
+        match self.ends.send(ReliableCommand { seen: self.filling.seen.get(), op }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(cmd)) => Err((EndpointError::WouldBlock, Some(cmd.op))),
             Err(TrySendError::Disconnected(_)) => Err((EndpointError::Disconnected, None)),
@@ -747,9 +746,8 @@ impl ReliableEndpoint {
 #[derive(Debug)]
 pub struct StreamEndpoint {
     ends: AppEnds<StreamCommand, StreamDelivery>,
-    in_slot: Cell<bool>,
-    seen: Cell<u32>,
-    cork_state: Corked,
+    /// The packet being filled with written bytes.
+    filling: Filling,
     /// The segment being read, with what was read already removed from its front.
     current: Option<Mbuf>,
     events: VecDeque<streaming::Event>,
@@ -763,9 +761,7 @@ impl StreamEndpoint {
             name,
             Registered::Streaming(Box::new(StreamEndpoint {
                 ends: app,
-                in_slot: Cell::new(false),
-                seen: Cell::new(0),
-                cork_state: Corked::default(),
+                filling: Filling::default(),
                 current: None,
                 events: VecDeque::new(),
                 ended: false,
@@ -774,35 +770,23 @@ impl StreamEndpoint {
         lcore
     }
 
-    /// As [`ReliableEndpoint`]'s: the partial packet back from the slot, or `None` (taken: seen).
     fn reclaim(&self) -> Option<Mbuf> {
-        if let Some(m) = self.cork_state.take() {
-            return Some(m);
-        }
-        let m = self.ends.shared.open.take();
-        if m.is_none() && self.in_slot.get() {
-            self.seen.set(self.seen.get().wrapping_add(1));
-        }
-        self.in_slot.set(false);
-        m
+        self.filling.reclaim(&self.ends.shared.open)
     }
 
     fn park(&self, m: Mbuf) {
-        let Some(m) = self.cork_state.keep(m) else { return };
-        self.in_slot.set(self.ends.shared.open.put(m).is_ok());
+        self.filling.park(&self.ends.shared.open, m);
     }
 
     /// Corks the endpoint (like `TCP_CORK`): until the matching [`StreamEndpoint::uncork`], the packet
     /// being filled stays with this endpoint between writes (see [`ReliableEndpoint::cork`]).
     pub fn cork(&self) {
-        self.cork_state.cork();
+        self.filling.cork();
     }
 
     /// Ends a [`StreamEndpoint::cork`]; the last one hands the partial packet (if any) to the lcore.
     pub fn uncork(&self) {
-        if let Some(m) = self.cork_state.uncork() {
-            self.park(m);
-        }
+        self.filling.uncork(&self.ends.shared.open);
     }
 
     /// Corks the endpoint until the returned guard is dropped.
@@ -812,7 +796,7 @@ impl StreamEndpoint {
     }
 
     fn queue(&self, op: StreamOp) -> Result<(), (EndpointError, Option<StreamOp>)> {
-        match self.ends.send(StreamCommand { seen: self.seen.get(), op }) {
+        match self.ends.send(StreamCommand { seen: self.filling.seen.get(), op }) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(cmd)) => Err((EndpointError::WouldBlock, Some(cmd.op))),
             Err(TrySendError::Disconnected(_)) => Err((EndpointError::Disconnected, None)),

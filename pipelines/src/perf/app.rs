@@ -84,6 +84,24 @@ fn room(r: Result<(), EndpointError>, n: usize) -> Result<usize, EndpointError> 
     }
 }
 
+/// For endpoints that copy a message in themselves: writes it whole into `scratch`, offers it with
+/// `send`, and reports it taken when it was.
+fn send_from(
+    scratch: &mut Vec<u8>,
+    size: usize,
+    mut fill: impl FnMut(&mut [u8], usize),
+    mut taken: impl FnMut(&[u8]),
+    send: impl FnOnce(&[u8]) -> Result<(), EndpointError>,
+) -> Result<usize, EndpointError> {
+    scratch.resize(size, 0);
+    fill(scratch, 0);
+    let n = room(send(scratch), size)?;
+    if n > 0 {
+        taken(scratch);
+    }
+    Ok(n)
+}
+
 /// The reliable endpoint: messages packed app-side ([`ReliableEndpoint::try_send_with`]), deliveries
 /// read in place.
 pub struct ReliableWire {
@@ -136,13 +154,8 @@ impl Wire for ReliableWire {
         match packed {
             // Longer than a packet: written whole first, then cut into a chain by the endpoint.
             Err(EndpointError::TooLarge) => {
-                self.scratch.resize(size, 0);
-                fill(&mut self.scratch, 0);
-                let n = room(self.ep.try_send(&self.scratch), size)?;
-                if n > 0 {
-                    taken(&self.scratch);
-                }
-                Ok(n)
+                let ep = &self.ep;
+                send_from(&mut self.scratch, size, fill, taken, |m| ep.try_send(m))
             }
             r => room(r, size),
         }
@@ -297,18 +310,13 @@ impl Wire for UnorderedWire {
         &mut self,
         size: usize,
         _off: usize,
-        mut fill: F,
-        mut taken: T,
+        fill: F,
+        taken: T,
     ) -> Result<usize, EndpointError> {
         let Some(peer) = self.peer else { return Ok(0) };
         // A datagram is copied into its mbuf by the endpoint: written here first.
-        self.scratch.resize(size, 0);
-        fill(&mut self.scratch, 0);
-        let n = room(self.ep.try_send_to(peer, &self.scratch), size)?;
-        if n > 0 {
-            taken(&self.scratch);
-        }
-        Ok(n)
+        let ep = &self.ep;
+        send_from(&mut self.scratch, size, fill, taken, |m| ep.try_send_to(peer, m))
     }
 
     fn take<F: FnMut(&[u8])>(&mut self, wait: Duration, mut sink: F) -> Result<bool, EndpointError> {
