@@ -317,7 +317,7 @@ impl<P: BufPool> Reliable<P> {
         // ones already queued back out, so no half-queued message is left behind.
         for (i, chunk) in msg.chunks(mss).enumerate() {
             let Some(mut buf) = self.core.alloc_segment() else {
-                self.core.stats.pool_empty += 1;
+                self.core.stats_mut().pool_empty += 1;
                 self.core.unpush(i);
                 return Err(SendError::NoBuffers);
             };
@@ -350,14 +350,14 @@ impl<P: BufPool> Reliable<P> {
         }
         if let Some(buf) = self.core.last_unsent_packed(need) {
             append_record(buf, len, fill)?;
-            self.core.stats.packed += 1;
+            self.core.stats_mut().packed += 1;
             return Ok(());
         }
         if self.core.send_space() == 0 {
             return Err(SendError::WouldBlock);
         }
         let Some(mut buf) = self.core.alloc_segment() else {
-            self.core.stats.pool_empty += 1;
+            self.core.stats_mut().pool_empty += 1;
             return Err(SendError::NoBuffers);
         };
         append_record(&mut buf, len, fill)?;
@@ -378,7 +378,7 @@ impl<P: BufPool> Reliable<P> {
             return Err(SendError::WouldBlock);
         }
         let Ok(buf) = self.core.wrap_payload(buf) else {
-            self.core.stats.pool_empty += 1;
+            self.core.stats_mut().pool_empty += 1;
             return Err(SendError::NoBuffers);
         };
         self.core.push(buf, PacketType::Data, FLAG_END_OF_MESSAGE);
@@ -405,10 +405,10 @@ impl<P: BufPool> Reliable<P> {
             return Err(SendError::WouldBlock);
         }
         let Ok(buf) = self.core.wrap_payload(buf) else {
-            self.core.stats.pool_empty += 1;
+            self.core.stats_mut().pool_empty += 1;
             return Err(SendError::NoBuffers);
         };
-        self.core.stats.packed += count as u64 - 1;
+        self.core.stats_mut().packed += count as u64 - 1;
         self.core.push(buf, PacketType::Data, FLAG_END_OF_MESSAGE | FLAG_PACKED);
         Ok(count)
     }
@@ -442,7 +442,7 @@ impl<P: BufPool> Reliable<P> {
                 return Err(SendError::NoBuffers);
             };
             let Ok(seg) = self.core.wrap_payload(seg) else {
-                self.core.stats.pool_empty += 1;
+                self.core.stats_mut().pool_empty += 1;
                 self.core.unpush(queued);
                 return Err(SendError::NoBuffers);
             };
@@ -516,7 +516,7 @@ impl<P: BufPool> Reliable<P> {
                 CoreEvent::Failed => Event::Failed,
             });
         }
-        if self.core.ready_marks > 0 {
+        if self.core.ready_marks() > 0 {
             let first = self.core.pop_ready()?;
             if first.kind == PacketType::Fin {
                 self.core.on_consumed();
@@ -532,7 +532,7 @@ impl<P: BufPool> Reliable<P> {
                     Ok(count) if count > 1 => Some(Event::Messages(Packed { buf, count })),
                     _ => {
                         // Well checksummed but not records: a broken or hostile peer. Drop, count.
-                        self.core.stats.drops.malformed += 1;
+                        self.core.stats_mut().drops.malformed += 1;
                         self.poll_event()
                     }
                 };
@@ -552,7 +552,7 @@ impl<P: BufPool> Reliable<P> {
                         // message is lost, counted, and the connection stops (it can no longer
                         // promise exactly once).
                         drop((head, tail));
-                        self.core.stats.drops.malformed += 1;
+                        self.core.stats_mut().drops.malformed += 1;
                         self.core.reset();
                         self.core.reset_connection(ResetReason::ProtocolViolation);
                         return self.poll_event();
@@ -562,7 +562,7 @@ impl<P: BufPool> Reliable<P> {
             self.core.on_consumed();
             return Some(Event::Message(Message { buf: msg }));
         }
-        if self.core.ready.len() >= self.core.config().recv_capacity {
+        if self.core.ready().len() >= self.core.config().recv_capacity {
             // A message larger than our whole receive buffer can never complete.
             self.core.reset();
             self.core.reset_connection(ResetReason::ProtocolViolation);
@@ -601,7 +601,7 @@ impl<P: BufPool> Reliable<P> {
 
     /// Counters, including per-reason receive drops.
     pub fn stats(&self) -> &Stats {
-        &self.core.stats
+        self.core.stats()
     }
 
     /// Current congestion window, packets.
@@ -614,6 +614,11 @@ impl<P: BufPool> Reliable<P> {
         self.core.rto()
     }
 
+    /// The smoothed round-trip time, once measured.
+    pub fn srtt(&self) -> Option<core::time::Duration> {
+        self.core.srtt()
+    }
+
     /// This endpoint's epoch.
     pub fn epoch(&self) -> u32 {
         self.core.local_epoch()
@@ -621,7 +626,7 @@ impl<P: BufPool> Reliable<P> {
 
     /// The buffer pool (e.g. to check how many buffers are out).
     pub fn pool(&self) -> &P {
-        &self.core.pool
+        self.core.pool()
     }
 }
 
@@ -684,21 +689,24 @@ mod tests {
         assert!(matches!(b.poll_event(), Some(Event::Closed)));
     }
 
+    /// The lone packet is lost, then its tail-loss probe too (RFC 8985 §7): the RTO, last, repairs it.
     #[test]
-    fn lost_packet_is_retransmitted_after_rto() {
+    fn lost_packet_and_lost_probe_are_repaired_by_the_rto() {
         let (mut a, mut b) = pair();
         let mut now = Instant::from_nanos(1000);
         exchange(&mut a, &mut b, now);
         a.send(now, b"x").unwrap();
-        let lost = a.poll_transmit(now).unwrap();
-        drop(lost);
+        drop(a.poll_transmit(now).unwrap());
         assert!(a.poll_transmit(now).is_none());
-        let t = a.poll_timeout().unwrap();
-        now = t;
+        now = a.poll_timeout().unwrap();
+        a.handle_timeout(now);
+        drop(a.poll_transmit(now).expect("the tail-loss probe"));
+        assert_eq!((a.stats().tail_probes, a.stats().timeouts), (1, 0));
+        now = a.poll_timeout().unwrap();
         a.handle_timeout(now);
         exchange(&mut a, &mut b, now);
         assert_eq!(a.stats().timeouts, 1);
-        assert_eq!(a.stats().retransmits, 1);
+        assert_eq!(a.stats().retransmits, 2);
         let _ = b.poll_event();
         assert!(matches!(b.poll_event(), Some(Event::Message(_))));
     }

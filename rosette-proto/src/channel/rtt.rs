@@ -1,9 +1,16 @@
-//! Retransmission timeout estimation per RFC 6298.
+//! Retransmission timeout estimation per RFC 6298, and the minimum RTT that RACK's reordering
+//! window and delay-based congestion control measure against.
 //!
 //! The estimator only knows about samples and backoff; Karn's rule (never sample a retransmitted
 //! packet) is the caller's duty, because only the caller knows which packets were retransmitted.
 
 use core::time::Duration;
+
+use crate::channel::time::Instant;
+
+/// How long a minimum RTT sample stands before a larger one may replace it (a path whose delay
+/// grew for good is believed after this long, as in BBR's and RFC 8985's windowed minimum).
+pub const MIN_RTT_WINDOW: Duration = Duration::from_secs(10);
 
 /// SRTT/RTTVAR state and the current retransmission timeout, with exponential backoff.
 #[derive(Debug, Clone)]
@@ -17,6 +24,10 @@ pub struct RttEstimator {
     min_rto: Duration,
     max_rto: Duration,
     granularity: Duration,
+    /// The latest sample.
+    latest: Option<Duration>,
+    /// The smallest sample within [`MIN_RTT_WINDOW`], and when it was taken.
+    min_rtt: Option<(Duration, Instant)>,
 }
 
 impl RttEstimator {
@@ -34,11 +45,18 @@ impl RttEstimator {
             max_rto,
             // Clock granularity G: our clocks are nanosecond-precise, a microsecond is generous.
             granularity: Duration::from_micros(1),
+            latest: None,
+            min_rtt: None,
         }
     }
 
-    /// Feeds one RTT measurement (RFC 6298 §2.2/2.3) and clears any backoff.
-    pub fn on_sample(&mut self, rtt: Duration) {
+    /// Feeds one RTT measurement taken at `now` (RFC 6298 §2.2/2.3) and clears any backoff.
+    pub fn on_sample(&mut self, now: Instant, rtt: Duration) {
+        self.latest = Some(rtt);
+        match self.min_rtt {
+            Some((min, at)) if rtt > min && now.saturating_duration_since(at) < MIN_RTT_WINDOW => {}
+            _ => self.min_rtt = Some((rtt, now)),
+        }
         match self.srtt {
             None => {
                 self.srtt = Some(rtt);
@@ -83,6 +101,16 @@ impl RttEstimator {
         self.srtt
     }
 
+    /// The latest sample.
+    pub fn latest(&self) -> Option<Duration> {
+        self.latest
+    }
+
+    /// The smallest sample of the last [`MIN_RTT_WINDOW`] (or the newest, once that expired).
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt.map(|(m, _)| m)
+    }
+
     /// Consecutive timeouts since the last sample or progress.
     pub fn backoff(&self) -> u32 {
         self.backoff
@@ -101,10 +129,10 @@ mod tests {
     fn first_sample_and_smoothing_follow_rfc6298() {
         let mut e = RttEstimator::new(ms(1000), ms(1), ms(60_000));
         assert_eq!(e.rto(), ms(1000));
-        e.on_sample(ms(100));
+        e.on_sample(Instant::ZERO, ms(100));
         // SRTT = 100, RTTVAR = 50, RTO = 100 + 4*50 = 300.
         assert_eq!(e.rto(), ms(300));
-        e.on_sample(ms(100));
+        e.on_sample(Instant::ZERO, ms(100));
         // RTTVAR = 3/4*50 + 0 = 37.5, SRTT = 100, RTO = 250.
         assert_eq!(e.rto(), ms(250));
     }
@@ -118,14 +146,24 @@ mod tests {
         e.on_timeout();
         assert_eq!(e.rto(), ms(35));
         assert_eq!(e.backoff(), 3);
-        e.on_sample(ms(2));
+        e.on_sample(Instant::ZERO, ms(2));
         assert_eq!(e.backoff(), 0);
+    }
+
+    #[test]
+    fn min_rtt_is_windowed() {
+        let mut e = RttEstimator::new(ms(1000), ms(1), ms(60_000));
+        e.on_sample(Instant::ZERO, ms(5));
+        e.on_sample(Instant::from_secs(1), ms(9));
+        assert_eq!((e.min_rtt(), e.latest()), (Some(ms(5)), Some(ms(9))));
+        e.on_sample(Instant::from_secs(11), ms(8));
+        assert_eq!(e.min_rtt(), Some(ms(8)), "the old minimum expired");
     }
 
     #[test]
     fn minimum_applies() {
         let mut e = RttEstimator::new(ms(1000), ms(1), ms(60_000));
-        e.on_sample(Duration::from_micros(10));
+        e.on_sample(Instant::ZERO, Duration::from_micros(10));
         assert_eq!(e.rto(), ms(1));
     }
 }

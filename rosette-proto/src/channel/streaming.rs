@@ -129,7 +129,7 @@ impl<P: BufPool> Stream<P> {
         }
         while written < data.len() && self.core.send_space() > 0 {
             let Some(mut buf) = self.core.alloc_segment() else {
-                self.core.stats.pool_empty += 1;
+                self.core.stats_mut().pool_empty += 1;
                 if written == 0 {
                     return Err(WriteError::NoBuffers);
                 }
@@ -175,7 +175,7 @@ impl<P: BufPool> Stream<P> {
                 Ok(())
             }
             Err(buf) => {
-                self.core.stats.pool_empty += 1;
+                self.core.stats_mut().pool_empty += 1;
                 Err((WriteError::NoBuffers, buf))
             }
         }
@@ -200,7 +200,7 @@ impl<P: BufPool> Stream<P> {
     pub fn read(&mut self, out: &mut [u8]) -> Result<usize, ReadError> {
         let mut n = 0;
         while n < out.len() {
-            let Some(front) = self.core.ready.front_mut() else {
+            let Some(front) = self.core.ready_front_mut() else {
                 break;
             };
             if front.kind == PacketType::Fin {
@@ -234,7 +234,7 @@ impl<P: BufPool> Stream<P> {
     /// `None` when nothing is ready or at end-of-stream (see [`Stream::is_finished`]).
     pub fn read_segment(&mut self) -> Option<P::Buf> {
         loop {
-            let front = self.core.ready.front()?;
+            let front = self.core.ready().front()?;
             if front.kind == PacketType::Fin {
                 self.core.pop_ready();
                 self.eof = true;
@@ -329,12 +329,22 @@ impl<P: BufPool> Stream<P> {
 
     /// Counters, including per-reason receive drops.
     pub fn stats(&self) -> &Stats {
-        &self.core.stats
+        self.core.stats()
     }
 
     /// Current congestion window, packets.
     pub fn cwnd(&self) -> u32 {
         self.core.cwnd()
+    }
+
+    /// The smoothed round-trip time, once measured.
+    pub fn srtt(&self) -> Option<core::time::Duration> {
+        self.core.srtt()
+    }
+
+    /// Current retransmission timeout.
+    pub fn rto(&self) -> core::time::Duration {
+        self.core.rto()
     }
 }
 
