@@ -40,7 +40,10 @@
 //!       peer_mac: "02:00:00:00:00:02"   # optional static ARP entry
 //!       queue_depth: 1024            # application queues, each direction
 //!       window: 256                  # packets held by sender and receiver
-//!       rto_min: 1ms                 # RTO floor; also rto_initial, mss, max_message
+//!       rto_min: 200us               # RTO floor; also rto_initial, rto_max, mss, max_message
+//!       congestion: swift            # swift (delay-based) | newreno (loss-based)
+//!       target_delay: 25us           # swift: queueing allowed above the smallest RTT
+//!       pacing: true                 # spread a window larger than a burst over the RTT
 //!       epoch: time                  # time | <n>
 //!       conn_id: pid                 # pid | <n>
 //!   - type: fault

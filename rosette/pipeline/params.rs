@@ -915,6 +915,7 @@ pub fn enum_error(kind: &ParamKind, value: &ParamValue<'_>) -> ParamError {
 }
 
 param_enum!(super::channels::Role { Listen = "listen", Connect = "connect" });
+param_enum!(crate::channel::conn::CongestionKind { Swift = "swift", NewReno = "newreno" });
 
 #[cfg(test)]
 mod tests {

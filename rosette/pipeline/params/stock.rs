@@ -12,6 +12,7 @@ use super::{
     BuildError, DeclaredStage, EndpointStage, MacAddr, NoParams, ParamError, ParamKind, ParamType, ParamValue,
     StageEnv, StageParams,
 };
+use crate::channel::conn::CongestionKind;
 use crate::channel::fault::FaultConfig;
 use crate::channel::time::Instant;
 use crate::pipeline::channels::{ChannelParams, ReliableStage, Role, StreamingStage, UnorderedStage};
@@ -305,10 +306,18 @@ pub struct ChannelStageParams {
     pub queue_depth: usize,
     /// Packets held by the sender and by the receiver (the largest window). Default: 256.
     pub window: Option<u32>,
-    /// Lower bound on the retransmission timeout. Default: 1ms.
+    /// Lower bound on the retransmission timeout. Default: 200us.
     pub rto_min: Option<Duration>,
-    /// Retransmission timeout before the first RTT sample. Default: 10ms.
+    /// Retransmission timeout before the first RTT sample. Default: 1ms.
     pub rto_initial: Option<Duration>,
+    /// Upper bound on the backed-off retransmission timeout. Default: 200ms.
+    pub rto_max: Option<Duration>,
+    /// Congestion controller: `swift` (delay-based, the default) or `newreno` (loss-based).
+    pub congestion: Option<CongestionKind>,
+    /// Swift's queueing delay allowed above the smallest RTT seen. Default: 25us.
+    pub target_delay: Option<Duration>,
+    /// Pace a window larger than one burst over the RTT. Default: true.
+    pub pacing: Option<bool>,
     /// Payload bytes per packet. Default: 1400.
     pub mss: Option<u16>,
     /// Largest message of the reliable channel, bytes. Default: 65536.
@@ -356,8 +365,23 @@ impl ChannelStageParams {
         if let Some(rto) = self.rto_initial {
             conn.initial_rto = rto;
         }
+        if let Some(rto) = self.rto_max {
+            conn.max_rto = rto;
+        }
         if conn.min_rto > conn.max_rto {
-            return Err(BuildError::new(format!("param `rto_min` exceeds the largest RTO {:?}", conn.max_rto)));
+            return Err(BuildError::new(format!(
+                "param `rto_min` ({:?}) exceeds `rto_max` ({:?})",
+                conn.min_rto, conn.max_rto
+            )));
+        }
+        if let Some(cc) = self.congestion {
+            conn.congestion = cc;
+        }
+        if let Some(d) = self.target_delay {
+            conn.target_delay = d;
+        }
+        if let Some(p) = self.pacing {
+            conn.pacing = p;
         }
         if let Some(mss) = self.mss {
             if mss == 0 {
@@ -481,6 +505,35 @@ mod tests {
         assert!(channel_params_from(&values[..4], false).is_ok());
         assert!(channel_params_from(&values[..4], true).is_err());
         assert!(channel_params_from(&values[1..4], false).is_err(), "endpoint is required");
+    }
+
+    #[test]
+    fn loss_recovery_params_convert_and_are_checked() {
+        let base = [
+            ("endpoint", ParamValue::Str("ingest")),
+            ("ip", ParamValue::Str("10.0.0.1")),
+            ("port", ParamValue::Int(7000)),
+            ("mac", ParamValue::Str("02:00:00:00:00:01")),
+            ("peer", ParamValue::Str("10.0.0.2:7000")),
+        ];
+        let default = channel_params_from(&base, true).unwrap().conn;
+        assert_eq!((default.congestion, default.pacing), (CongestionKind::Swift, true));
+        let mut values = base.to_vec();
+        values.extend([
+            ("congestion", ParamValue::Str("newreno")),
+            ("target_delay", ParamValue::Str("40us")),
+            ("pacing", ParamValue::Bool(false)),
+            ("rto_max", ParamValue::Str("50ms")),
+        ]);
+        let c = channel_params_from(&values, true).unwrap().conn;
+        assert_eq!(c.congestion, CongestionKind::NewReno);
+        assert_eq!((c.target_delay, c.pacing, c.max_rto), (Duration::from_micros(40), false, Duration::from_millis(50)));
+        values.push(("rto_min", ParamValue::Str("60ms")));
+        let e = channel_params_from(&values, true).unwrap_err();
+        assert!(e.to_string().contains("`rto_min` (60ms) exceeds `rto_max` (50ms)"), "{e}");
+        let mut wrong = base.to_vec();
+        wrong.push(("congestion", ParamValue::Str("cubic")));
+        assert!(channel_params_from(&wrong, true).is_err());
     }
 
     #[test]

@@ -61,7 +61,8 @@ pub trait Controller {
 /// Which controller a channel uses, as declared (`congestion:` stage param).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CongestionKind {
-    /// Delay-based ([`Swift`]); the default (see the crate README for the measurements).
+    /// Delay-based ([`Swift`]); the default: it keeps 90 % of the lossless goodput at 10 % random
+    /// loss where NewReno keeps 8.5 % (`tests/snapshots/goodput_by_loss.txt`).
     #[default]
     Swift,
     /// Loss-based ([`NewReno`]).
