@@ -42,8 +42,8 @@
 //!       window: 256                  # packets held by sender and receiver
 //!       rto_min: 200us               # RTO floor; also rto_initial, rto_max, mss, max_message
 //!       congestion: swift            # swift (delay-based) | newreno (loss-based)
-//!       target_delay: 25us           # swift: queueing allowed above the smallest RTT
-//!       pacing: true                 # spread a window larger than a burst over the RTT
+//!       target_delay: 100us          # swift: queueing allowed above the smallest RTT
+//!       pacing: false                # spread a window larger than a burst over the RTT
 //!       epoch: time                  # time | <n>
 //!       conn_id: pid                 # pid | <n>
 //!   - type: fault
@@ -227,6 +227,8 @@ pub struct ChannelReport {
     pub link: Option<unordered::Stats>,
     /// Messages or packets the connection still held for sending (reliable, streaming).
     pub send_queue_len: usize,
+    /// The connection's view of the path at the end (reliable, streaming).
+    pub path: Option<conn::PathStats>,
 }
 
 /// Counters of a channel stage, beyond the channel's own.
@@ -493,6 +495,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
             connection: self.channel().map(|c| *c.stats()),
             link: self.link().map(|l| l.stats().clone()),
             send_queue_len: self.channel().map_or(0, |c| c.send_queue_len()),
+            path: self.channel().map(|c| c.path()),
         }))
     }
 }
@@ -756,6 +759,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             connection: self.channel().map(|c| *c.stats()),
             link: self.run.as_ref().map(|(l, _)| l.interface().stats().clone()),
             send_queue_len: self.channel().map_or(0, |c| c.send_queue_len()),
+            path: self.channel().map(|c| c.path()),
         }))
     }
 }
@@ -880,6 +884,7 @@ impl<D: Deliver<unordered::Event<Mbuf>>> Stage for UnorderedStage<D> {
             connection: None,
             link: self.channel().map(|c| c.stats().clone()),
             send_queue_len: 0,
+            path: None,
         }))
     }
 }

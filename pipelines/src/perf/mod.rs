@@ -583,8 +583,35 @@ fn stop_polling(p: &Pipeline) {
     }
 }
 
+/// Prints the connection's loss-recovery counters and path view (reliable, streaming): what a
+/// lossy run cost and what the congestion controller saw.
+fn print_connection(p: &Pipeline, who: &str) {
+    use rosette::pipeline::channels::ChannelReport;
+    let us = |d: Option<Duration>| d.map_or_else(|| "-".to_owned(), |d| format!("{:.1}", d.as_secs_f64() * 1e6));
+    // The channel is the second stage of the one declared poll, on whichever lcore this side uses.
+    for lcore in 0..2 {
+        let Some(report) = p.stage_report::<ChannelReport>(lcore, 1) else { continue };
+        let (Some(c), Some(path)) = (report.connection, report.path) else { continue };
+        println!(
+            "{who} connection: congestion={:?} cwnd={} srtt_us={} min_rtt_us={} rto_us={} retransmits={} \
+             rack_lost={} tail_probes={} spurious={} timeouts={}",
+            path.congestion,
+            path.cwnd,
+            us(path.srtt),
+            us(path.min_rtt),
+            us(Some(path.rto)),
+            c.retransmits,
+            c.fast_lost,
+            c.tail_probes,
+            c.spurious_retransmits,
+            c.timeouts
+        );
+    }
+}
+
 /// Closes the port and checks the pools: true when every mbuf came back.
 fn close(p: Pipeline, who: &str) -> bool {
+    print_connection(&p, who);
     match p.join() {
         Ok(report) if report.mbufs_leaked == 0 => {
             // What the declared stages dropped (the fault stage's losses show that faults were applied).

@@ -619,6 +619,11 @@ impl<P: BufPool> Reliable<P> {
         self.core.srtt()
     }
 
+    /// The sender's view of the path: congestion window, RTTs, RTO.
+    pub fn path(&self) -> crate::channel::conn::PathStats {
+        self.core.path()
+    }
+
     /// This endpoint's epoch.
     pub fn epoch(&self) -> u32 {
         self.core.local_epoch()

@@ -342,6 +342,11 @@ impl<P: BufPool> Stream<P> {
         self.core.srtt()
     }
 
+    /// The sender's view of the path: congestion window, RTTs, RTO.
+    pub fn path(&self) -> crate::channel::conn::PathStats {
+        self.core.path()
+    }
+
     /// Current retransmission timeout.
     pub fn rto(&self) -> core::time::Duration {
         self.core.rto()

@@ -54,6 +54,9 @@ pub trait Controller {
     fn on_loss(&mut self, now: Instant, lost: u32, lost_order: u64, sent_order: u64) -> bool;
     /// The retransmission timer expired with data outstanding.
     fn on_timeout(&mut self, now: Instant, sent_order: u64);
+    /// The last timeout proved spurious (an original transmission was acknowledged after it):
+    /// restore the window it took away (RFC 4015, the Eifel response).
+    fn on_spurious_timeout(&mut self);
     /// True while the window grows exponentially (the pacer allows a larger gain then).
     fn in_slow_start(&self) -> bool;
 }
@@ -128,6 +131,12 @@ impl Controller for Congestion {
             Congestion::Swift(c) => c.on_timeout(now, sent_order),
         }
     }
+    fn on_spurious_timeout(&mut self) {
+        match self {
+            Congestion::NewReno(c) => c.on_spurious_timeout(),
+            Congestion::Swift(c) => c.on_spurious_timeout(),
+        }
+    }
     fn in_slow_start(&self) -> bool {
         match self {
             Congestion::NewReno(c) => c.in_slow_start(),
@@ -146,13 +155,22 @@ pub struct NewReno {
     acc: u32,
     /// The newest transmission order when the current recovery episode began.
     recovery: Option<u64>,
+    /// Window and threshold before the last timeout, to restore if it proves spurious.
+    before_timeout: Option<(u32, u32)>,
     max: u32,
 }
 
 impl NewReno {
     /// A controller starting at `initial` packets, never above `max`.
     pub fn new(initial: u32, max: u32) -> Self {
-        NewReno { cwnd: initial.clamp(1, max.max(1)), ssthresh: u32::MAX, acc: 0, recovery: None, max: max.max(1) }
+        NewReno {
+            cwnd: initial.clamp(1, max.max(1)),
+            ssthresh: u32::MAX,
+            acc: 0,
+            recovery: None,
+            before_timeout: None,
+            max: max.max(1),
+        }
     }
 
     /// The slow-start threshold.
@@ -208,10 +226,19 @@ impl Controller for NewReno {
 
     fn on_timeout(&mut self, _now: Instant, sent_order: u64) {
         // RFC 5681 §3.1 equation 4 and the loss window: restart from one packet.
+        self.before_timeout = Some((self.cwnd, self.ssthresh));
         self.ssthresh = (self.cwnd / 2).max(2);
         self.cwnd = 1;
         self.acc = 0;
         self.recovery = Some(sent_order);
+    }
+
+    fn on_spurious_timeout(&mut self) {
+        if let Some((cwnd, ssthresh)) = self.before_timeout.take() {
+            self.cwnd = self.cwnd.max(cwnd);
+            self.ssthresh = ssthresh;
+            self.recovery = None;
+        }
     }
 
     fn in_slow_start(&self) -> bool {
@@ -239,6 +266,8 @@ pub struct Swift {
     last_decrease: Option<Instant>,
     /// The newest delay sample.
     delay: Option<Duration>,
+    /// Window and threshold before the last timeout, to restore if it proves spurious.
+    before_timeout: Option<(f64, f64)>,
     max: f64,
 }
 
@@ -253,6 +282,7 @@ impl Swift {
             target_delay,
             last_decrease: None,
             delay: None,
+            before_timeout: None,
             max,
         }
     }
@@ -309,9 +339,17 @@ impl Controller for Swift {
     fn on_timeout(&mut self, now: Instant, _sent_order: u64) {
         // Nothing came back for a whole RTO: restart from the minimum and grow back quickly to
         // half of where we were.
+        self.before_timeout = Some((self.cwnd, self.ssthresh));
         self.ssthresh = (self.cwnd / 2.0).max(SWIFT_MIN_WINDOW);
         self.cwnd = SWIFT_MIN_WINDOW;
         self.last_decrease = Some(now);
+    }
+
+    fn on_spurious_timeout(&mut self) {
+        if let Some((cwnd, ssthresh)) = self.before_timeout.take() {
+            self.cwnd = self.cwnd.max(cwnd);
+            self.ssthresh = ssthresh;
+        }
     }
 
     fn in_slow_start(&self) -> bool {
@@ -414,6 +452,21 @@ mod tests {
             c.on_ack(&ack(2000 + i, 1, 60, 10 + i));
         }
         assert_eq!(c.window(), 31);
+    }
+
+    /// RFC 4015 §3: a spurious timeout's window reduction is undone.
+    #[test]
+    fn spurious_timeout_restores_the_window_rfc4015() {
+        let mut reno = NewReno::new(40, 1000);
+        reno.on_timeout(Instant::ZERO, 10);
+        reno.on_spurious_timeout();
+        assert_eq!((reno.window(), reno.ssthresh()), (40, u32::MAX));
+        let mut swift = Swift::new(100, 1000, us(50));
+        swift.on_timeout(Instant::ZERO, 10);
+        swift.on_spurious_timeout();
+        assert_eq!(swift.window(), 100);
+        swift.on_spurious_timeout();
+        assert_eq!(swift.window(), 100, "undone once");
     }
 
     #[test]

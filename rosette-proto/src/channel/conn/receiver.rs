@@ -56,6 +56,9 @@ pub(crate) struct Receiver<B> {
     last_rx_seq: u32,
     /// The right edge last advertised.
     adv_edge: u32,
+    /// A sequence number inside each SACK block of the last acknowledgement, most recent first.
+    reported: [u32; MAX_SACK_BLOCKS],
+    reported_count: usize,
     ack_pending: bool,
 }
 
@@ -76,6 +79,8 @@ impl<B: PacketBuf> Receiver<B> {
             peer_fin: false,
             last_rx_seq: 0,
             adv_edge: 0,
+            reported: [0; MAX_SACK_BLOCKS],
+            reported_count: 0,
             ack_pending: false,
         }
     }
@@ -96,6 +101,7 @@ impl<B: PacketBuf> Receiver<B> {
             *slot = None;
         }
         self.held_runs.clear();
+        self.reported_count = 0;
         self.ack_pending = false;
     }
 
@@ -249,45 +255,54 @@ impl<B: PacketBuf> Receiver<B> {
         self.ack_pending = false;
     }
 
-    /// The SACK blocks: the one holding the most recent arrival first (RFC 2018 §4), then the
-    /// others in sequence order, as many as fit.
-    pub(crate) fn sack_blocks(&self, r: &mut Repr) {
+    /// The SACK blocks (RFC 2018 §4): the block holding the most recent arrival first, then the
+    /// blocks reported most recently (so that each block is repeated in several acknowledgements
+    /// and one lost acknowledgement does not hide it from the sender), then the lowest others, as
+    /// many as fit.
+    pub(crate) fn sack_blocks(&mut self, r: &mut Repr) {
         r.sack_count = 0;
-        if self.held_runs.is_empty() {
-            return;
-        }
         let base = self.rcv_nxt;
         let wnd = self.window();
-        // A run as offsets from `rcv_nxt`, cut at the window edge (None when it starts beyond).
-        let clip = |&(first, end): &(u32, u32)| {
-            let a = first.wrapping_sub(base);
-            (a < wnd).then(|| (a, end.wrapping_sub(base).min(wnd)))
+        // The index of the held run containing `seq`, if it is held within the window.
+        let runs = &self.held_runs;
+        let run_of = |seq: u32| {
+            let off = seq.wrapping_sub(base);
+            if off >= wnd {
+                return None;
+            }
+            let j = runs.partition_point(|&(first, _)| first.wrapping_sub(base) <= off).checked_sub(1)?;
+            (off < runs[j].1.wrapping_sub(base)).then_some(j)
         };
+        let mut chosen = [0usize; MAX_SACK_BLOCKS];
         let mut count = 0usize;
-        let last_off = self.last_rx_seq.wrapping_sub(base);
-        let mut first_run = None;
-        if last_off < wnd {
-            let i = self.held_runs.partition_point(|&(first, _)| first.wrapping_sub(base) <= last_off);
-            if let Some(j) = i.checked_sub(1) {
-                if let Some((a, b)) = clip(&self.held_runs[j]) {
-                    if last_off < b {
-                        first_run = Some(j);
-                        r.sack[0] = (base.wrapping_add(a), base.wrapping_add(b));
-                        count = 1;
-                    }
-                }
+        let mut take = |j: usize, chosen: &mut [usize; MAX_SACK_BLOCKS], count: &mut usize| {
+            if *count < MAX_SACK_BLOCKS && !chosen[..*count].contains(&j) {
+                chosen[*count] = j;
+                *count += 1;
+            }
+        };
+        if let Some(j) = run_of(self.last_rx_seq) {
+            take(j, &mut chosen, &mut count);
+        }
+        for &seq in &self.reported[..self.reported_count] {
+            if let Some(j) = run_of(seq) {
+                take(j, &mut chosen, &mut count);
             }
         }
-        for (j, run) in self.held_runs.iter().enumerate() {
-            if count >= MAX_SACK_BLOCKS {
+        for (j, &(first, _)) in runs.iter().enumerate() {
+            if count >= MAX_SACK_BLOCKS || first.wrapping_sub(base) >= wnd {
                 break;
             }
-            let Some((a, b)) = clip(run) else { break };
-            if first_run != Some(j) {
-                r.sack[count] = (base.wrapping_add(a), base.wrapping_add(b));
-                count += 1;
-            }
+            take(j, &mut chosen, &mut count);
         }
+        for (k, &j) in chosen[..count].iter().enumerate() {
+            let (first, end) = runs[j];
+            // Cut at the window edge: the window shrinks as the application falls behind.
+            let end_off = end.wrapping_sub(base).min(wnd);
+            r.sack[k] = (first, base.wrapping_add(end_off));
+            self.reported[k] = first;
+        }
+        self.reported_count = count;
         r.sack_count = count as u8;
     }
 }
@@ -298,30 +313,14 @@ mod tests {
     use crate::buf::{BufPool, VecBuf, VecPool};
     use crate::channel::fault::Rng;
 
-    /// A whole-window scan, the reference the incremental SACK runs must match.
-    fn sack_reference(c: &Receiver<VecBuf>, r: &mut Repr) {
+    /// The maximal runs of held packets within the window, by a whole-window scan.
+    fn runs_by_scan(c: &Receiver<VecBuf>) -> Vec<(u32, u32)> {
         let cap = c.capacity;
         let wnd = c.window() as usize;
         let present = |off: usize| c.reorder[(c.head + off) % cap].is_some();
-        let off_seq = |off: usize| c.rcv_nxt.wrapping_add(off as u32);
-        let mut count = 0usize;
-        let last_off = c.last_rx_seq.wrapping_sub(c.rcv_nxt) as usize;
-        let mut first_block = None;
-        if last_off < wnd && present(last_off) {
-            let mut a = last_off;
-            while a > 0 && present(a - 1) {
-                a -= 1;
-            }
-            let mut b = last_off + 1;
-            while b < wnd && present(b) {
-                b += 1;
-            }
-            first_block = Some((a, b));
-            r.sack[0] = (off_seq(a), off_seq(b));
-            count = 1;
-        }
-        let mut off = 1;
-        while off < wnd && count < MAX_SACK_BLOCKS {
+        let mut runs = Vec::new();
+        let mut off = 0;
+        while off < wnd {
             if !present(off) {
                 off += 1;
                 continue;
@@ -330,12 +329,9 @@ mod tests {
             while off < wnd && present(off) {
                 off += 1;
             }
-            if first_block != Some((a, off)) {
-                r.sack[count] = (off_seq(a), off_seq(off));
-                count += 1;
-            }
+            runs.push((c.rcv_nxt.wrapping_add(a as u32), c.rcv_nxt.wrapping_add(off as u32)));
         }
-        r.sack_count = count as u8;
+        runs
     }
 
     fn sacks(r: &Repr) -> Vec<(u32, u32)> {
@@ -350,8 +346,8 @@ mod tests {
     }
 
     /// Random arrivals (in order, out of order, duplicates, beyond the window) and random reads,
-    /// across sequence-number wrap: after every step the incremental SACK blocks equal the scan's
-    /// (RFC 2018 §4: the most recent arrival's block first).
+    /// across sequence-number wrap: after every step the SACK blocks are whole held runs found by a
+    /// whole-window scan, the most recent arrival's first, then those reported before (RFC 2018 §4).
     #[test]
     fn sack_runs_match_whole_window_scan() {
         let mut pool = VecPool::default();
@@ -375,11 +371,29 @@ mod tests {
                         let _ = c.receive(&data(seq), pool.alloc().unwrap());
                     }
                 }
-                let mut fast = Repr::new(PacketType::Ack, 1, 2, 1);
-                let mut slow = fast;
-                c.sack_blocks(&mut fast);
-                sack_reference(&c, &mut slow);
-                assert_eq!(sacks(&fast), sacks(&slow), "seed {seed} step {step}");
+                let before: Vec<(u32, u32)> = c.reported[..c.reported_count]
+                    .iter()
+                    .filter_map(|&seq| runs_by_scan(&c).into_iter().find(|&(a, b)| !lt(seq, a) && lt(seq, b)))
+                    .collect();
+                let mut ack = Repr::new(PacketType::Ack, 1, 2, 1);
+                c.sack_blocks(&mut ack);
+                let blocks = sacks(&ack);
+                let runs = runs_by_scan(&c);
+                // Every block is a whole held run, each at most once, as many as there are (up to 4).
+                assert_eq!(blocks.len(), runs.len().min(MAX_SACK_BLOCKS), "seed {seed} step {step}");
+                for (k, b) in blocks.iter().enumerate() {
+                    assert!(runs.contains(b), "seed {seed} step {step}: {b:?} is not a run of {runs:?}");
+                    assert!(!blocks[..k].contains(b), "seed {seed} step {step}: repeated block");
+                }
+                // RFC 2018 §4: the most recent arrival's block first, then the ones reported last time.
+                let latest = runs.iter().find(|&&(a, b)| !lt(c.last_rx_seq, a) && lt(c.last_rx_seq, b));
+                if let Some(latest) = latest {
+                    assert_eq!(blocks.first(), Some(latest), "seed {seed} step {step}");
+                }
+                let room = MAX_SACK_BLOCKS - usize::from(latest.is_some());
+                for b in before.iter().filter(|b| Some(*b) != latest).take(room) {
+                    assert!(blocks.contains(b), "seed {seed} step {step}: {b:?} reported last time, dropped");
+                }
                 let scanned = c.ready.len() + c.reorder.iter().filter(|s| s.is_some()).count();
                 assert_eq!(c.held(), scanned, "seed {seed} step {step}");
             }

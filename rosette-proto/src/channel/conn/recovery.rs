@@ -10,8 +10,11 @@
 //! - **TLP**: when the tail of a flight is lost, nothing later is delivered to trigger RACK. A probe
 //!   timeout of two smoothed RTTs sends one packet (new data if the peer's window allows, else the
 //!   newest packet again) so its acknowledgement reveals the losses.
-//! - **RTO** fires only when even the probe went unanswered: every packet in flight is lost, the
-//!   timer backs off exponentially (up to `max_rto`), the congestion controller restarts.
+//! - **RTO** fires only when even the probe went unanswered: the oldest packet in flight, and every
+//!   packet sent an RTO ago or more, is lost (not the ones sent since: RACK judges those once the
+//!   retransmission is delivered), the timer backs off exponentially (up to `max_rto`) and the
+//!   congestion controller restarts. A timeout that an original transmission's acknowledgement
+//!   proves spurious (the peer was only slow, e.g. descheduled) is undone (RFC 4015).
 //!
 //! The module owns the timers and the RACK state; the sender's queue ([`SendQueue`]) holds the
 //! packets, and the engine tells the congestion controller what was lost.
@@ -75,6 +78,10 @@ pub(crate) struct Recovery {
     rto_at: Option<Instant>,
     /// A probe went out and nothing new was acknowledged since.
     probe_outstanding: bool,
+    /// After a timeout, until the first delivery: the newest transmission order at the timeout.
+    rto_order: Option<u64>,
+    /// The last timeout proved spurious; taken by the engine.
+    spurious_rto: bool,
 }
 
 impl Recovery {
@@ -93,6 +100,8 @@ impl Recovery {
             probe_at: None,
             rto_at: None,
             probe_outstanding: false,
+            rto_order: None,
+            spurious_rto: false,
         }
     }
 
@@ -131,12 +140,18 @@ impl Recovery {
     /// window when a retransmission proves spurious.
     pub(crate) fn on_delivered(&mut self, d: &Delivered, now: Instant, min_rtt: Option<Duration>) {
         let rtt = now.saturating_duration_since(d.sent_at);
-        let spurious = (d.was_lost && !d.retransmitted) || (d.retransmitted && min_rtt.is_some_and(|m| rtt < m));
+        let acks_original = d.retransmitted && min_rtt.is_some_and(|m| rtt < m);
+        if let Some(order) = self.rto_order.take() {
+            // RFC 4015 §2 (Eifel detection): the first delivery after a timeout tells whether the
+            // path was only slow — a transmission from before the timeout got through.
+            self.spurious_rto = (d.tx_order <= order && !d.retransmitted) || acks_original;
+        }
+        let spurious = (d.was_lost && !d.retransmitted) || acks_original;
         if spurious && self.reo_wnd_mult < MAX_REO_WND_MULT {
             self.reo_wnd_mult += 1;
             self.episodes_since_growth = 0;
         }
-        if !(d.retransmitted && min_rtt.is_some_and(|m| rtt < m)) && d.tx_order > self.rack_order {
+        if !acks_original && d.tx_order > self.rack_order {
             self.rack_order = d.tx_order;
             self.rack_xmit = d.sent_at;
             self.rack_rtt = rtt;
@@ -289,12 +304,37 @@ impl Recovery {
         None
     }
 
-    /// RFC 6298 §5.4–5.6 and RFC 8985 §6.3: the retransmission timer expired; every packet in
-    /// flight is lost. Returns how many.
-    pub(crate) fn on_rto<B: PacketBuf>(&mut self, queue: &mut SendQueue<B>) -> u32 {
+    /// RFC 6298 §5.4–5.6 and RFC 8985 §6.3: the retransmission timer expired. The oldest packet in
+    /// flight is lost, and so is every one sent at least `rto` before `now`; the others were sent
+    /// too recently to tell. The timer restarts at `now + next_rto` (RFC 6298 §5.5–5.6: the
+    /// backed-off timeout). Returns how many were declared lost.
+    pub(crate) fn on_rto<B: PacketBuf>(
+        &mut self,
+        now: Instant,
+        rto: Duration,
+        next_rto: Duration,
+        queue: &mut SendQueue<B>,
+    ) -> u32 {
         self.probe_outstanding = false;
+        self.rto_at = Some(now + next_rto);
         self.recovery_end = Some(queue.snd_max());
-        queue.mark_all_lost()
+        self.rto_order = Some(queue.tx_count());
+        let oldest = (0..queue.next_unsent())
+            .filter(|&i| queue.slot(i).state == SlotState::InFlight)
+            .min_by_key(|&i| queue.slot(i).tx_order);
+        let mut lost = 0;
+        for i in 0..queue.next_unsent() {
+            let slot = queue.slot(i);
+            if slot.state == SlotState::InFlight && (Some(i) == oldest || slot.sent_at + rto <= now) {
+                lost += u32::from(queue.mark_lost(i));
+            }
+        }
+        lost
+    }
+
+    /// True once after a timeout proved spurious.
+    pub(crate) fn take_spurious_rto(&mut self) -> bool {
+        std::mem::take(&mut self.spurious_rto)
     }
 }
 
@@ -430,12 +470,33 @@ mod tests {
         assert_eq!(r.next_timeout(), None);
     }
 
-    /// RFC 8985 §6.3: at the RTO every packet in flight is lost.
+    /// RFC 8985 §6.3: at the RTO the oldest packet and those sent an RTO ago are lost; the ones
+    /// sent since wait for RACK.
     #[test]
-    fn rto_declares_everything_in_flight_lost_rfc8985() {
+    fn rto_declares_the_oldest_and_the_old_lost_rfc8985() {
         let (mut q, _rtt, mut r) = setup(4);
-        assert_eq!(r.on_rto(&mut q), 4);
-        assert_eq!((q.in_flight(), q.lost()), (0, 4));
+        // Sent at 0, 1, 2, 3 us; an RTO of 200 us fires at 202 us: packets 0, 1 and 2 were sent 200 us ago.
+        assert_eq!(r.on_rto(at(202), us(200), us(400), &mut q), 3);
+        assert_eq!((q.in_flight(), q.lost()), (1, 3));
+        assert_eq!(r.next_timeout(), Some(at(602)), "RFC 6298 §5.5: restarted with the backed-off RTO");
+        let (mut q, _rtt, mut r) = setup(4);
+        assert_eq!(r.on_rto(at(100), us(200), us(400), &mut q), 1, "only the oldest");
+        assert_eq!(q.first_lost(), Some(0));
+    }
+
+    /// RFC 4015 §2: the first delivery after a timeout is an original transmission: spurious.
+    #[test]
+    fn a_timeout_answered_by_an_original_is_spurious_rfc4015() {
+        let (mut q, _rtt, mut r) = setup(4);
+        r.on_rto(at(100), us(200), us(400), &mut q);
+        sack(&mut q, &mut r, at(101), 2, 3);
+        assert!(r.take_spurious_rto());
+        assert!(!r.take_spurious_rto(), "reported once");
+        let (mut q, _rtt, mut r) = setup(4);
+        r.on_rto(at(300), us(200), us(400), &mut q);
+        q.on_transmit(0, at(300));
+        sack(&mut q, &mut r, at(345), 0, 1);
+        assert!(!r.take_spurious_rto(), "the retransmission was delivered first: a real loss");
     }
 
     /// A retransmission acknowledged sooner than the minimum RTT acknowledged the original: the

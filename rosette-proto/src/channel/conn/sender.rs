@@ -249,15 +249,6 @@ impl<B: PacketBuf> SendQueue<B> {
         true
     }
 
-    /// Declares every in-flight packet lost (a retransmission timeout); returns how many.
-    pub(crate) fn mark_all_lost(&mut self) -> u32 {
-        let mut n = 0;
-        for i in 0..self.next_unsent {
-            n += u32::from(self.mark_lost(i));
-        }
-        n
-    }
-
     /// The index of the in-flight packet transmitted last (the tail-loss probe's candidate).
     pub(crate) fn newest_in_flight(&self) -> Option<usize> {
         (0..self.next_unsent)
