@@ -316,7 +316,7 @@ pub struct ChannelStageParams {
     pub congestion: Option<CongestionKind>,
     /// Swift's queueing delay allowed above the smallest RTT seen. Default: 100us.
     pub target_delay: Option<Duration>,
-    /// Pace a window larger than one burst over the RTT. Default: false.
+    /// Pace a window larger than one burst over the RTT. Default: true.
     pub pacing: Option<bool>,
     /// Payload bytes per packet. Default: 1400.
     pub mss: Option<u16>,
@@ -517,17 +517,20 @@ mod tests {
             ("peer", ParamValue::Str("10.0.0.2:7000")),
         ];
         let default = channel_params_from(&base, true).unwrap().conn;
-        assert_eq!((default.congestion, default.pacing), (CongestionKind::Swift, false));
+        assert_eq!((default.congestion, default.pacing), (CongestionKind::Swift, true));
         let mut values = base.to_vec();
         values.extend([
             ("congestion", ParamValue::Str("newreno")),
             ("target_delay", ParamValue::Str("40us")),
-            ("pacing", ParamValue::Bool(true)),
+            ("pacing", ParamValue::Bool(false)),
             ("rto_max", ParamValue::Str("50ms")),
         ]);
         let c = channel_params_from(&values, true).unwrap().conn;
         assert_eq!(c.congestion, CongestionKind::NewReno);
-        assert_eq!((c.target_delay, c.pacing, c.max_rto), (Duration::from_micros(40), true, Duration::from_millis(50)));
+        assert_eq!(
+            (c.target_delay, c.pacing, c.max_rto),
+            (Duration::from_micros(40), false, Duration::from_millis(50))
+        );
         values.push(("rto_min", ParamValue::Str("60ms")));
         let e = channel_params_from(&values, true).unwrap_err();
         assert!(e.to_string().contains("`rto_min` (60ms) exceeds `rto_max` (50ms)"), "{e}");

@@ -92,9 +92,9 @@ pub struct Config {
     /// law), while a loss repaired in about two RTTs still fits in the default 256-packet window
     /// of a 10 Gbit/s link (`tests/snapshots/goodput_by_loss.txt`).
     pub target_delay: Duration,
-    /// Pace a window larger than one burst over the RTT. Default off: on memif, where the "path" is
-    /// the peer's CPU, pacing only splits bursts (1500-byte messages ran at 117 k/s paced against
-    /// 439 k/s unpaced); turn it on towards a switch with shallow buffers.
+    /// Pace a window larger than one burst over the RTT. Default on: it keeps a large window
+    /// from arriving at a switch as one burst, and costs nothing measurable on memif (three
+    /// alternating 2 s runs each way: 12.0–14.3 M against 11.6–14.1 M 64-byte messages/s).
     pub pacing: bool,
     /// Headroom left in front of every outgoing packet for UDP/IPv4/Ethernet headers.
     pub lower_headroom: usize,

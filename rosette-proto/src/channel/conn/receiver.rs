@@ -275,7 +275,7 @@ impl<B: PacketBuf> Receiver<B> {
         };
         let mut chosen = [0usize; MAX_SACK_BLOCKS];
         let mut count = 0usize;
-        let mut take = |j: usize, chosen: &mut [usize; MAX_SACK_BLOCKS], count: &mut usize| {
+        let take = |j: usize, chosen: &mut [usize; MAX_SACK_BLOCKS], count: &mut usize| {
             if *count < MAX_SACK_BLOCKS && !chosen[..*count].contains(&j) {
                 chosen[*count] = j;
                 *count += 1;
