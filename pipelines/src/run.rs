@@ -7,6 +7,17 @@ use rosette::pipeline::{LaunchError, LaunchOptions, Pipeline};
 
 use crate::cli::Args;
 
+/// Prints the EAL file prefix of this process as the line `file-prefix=<p>` on stderr, for an operator
+/// to attach a secondary process (`dpdk-dumpcap --file-prefix=<p>`, `dpdk-telemetry.py -f <p>`). Every
+/// binary that starts the EAL calls it right after the start. With `--in-memory` there is no runtime
+/// directory to attach to, and the line says so: `file-prefix= (in-memory: …)`.
+pub fn print_file_prefix(prefix: Option<&str>) {
+    match prefix {
+        Some(p) => eprintln!("file-prefix={p}"),
+        None => eprintln!("file-prefix= (in-memory: no runtime directory, secondary processes cannot attach)"),
+    }
+}
+
 /// Launches a pipeline with the process's arguments, runs it until `--seconds` (after `--`; 0 or absent
 /// means until Ctrl-C), printing per-lcore counters each second, then stops it and prints the totals.
 /// Returns the process exit code.
@@ -32,6 +43,7 @@ pub fn run_declared(name: &str, launch: fn(&LaunchOptions) -> Result<Pipeline, L
             return 1;
         }
     };
+    print_file_prefix(pipeline.file_prefix());
     println!("{name}: running{}; Ctrl-C stops", if seconds > 0 { format!(" for {seconds} s") } else { String::new() });
     let mut last = pipeline.stats();
     pipeline.run_for((seconds > 0).then(|| Duration::from_secs(seconds)), Duration::from_secs(1), |now| {

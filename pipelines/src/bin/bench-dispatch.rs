@@ -82,6 +82,7 @@ fn run_variant(variant: &str, seconds: u64, memory: MemoryMode) -> Result<f64, L
     };
     let options = LaunchOptions::new().memory(memory).eal_args(["--log-level=lib.eal:error"]);
     let mut runtime = Runtime::start(&pipelines::declared::dispatch::SPEC, &options)?;
+    pipelines::run::print_file_prefix(runtime.eal().file_prefix());
     runtime.launch(1, body)?;
     let pipeline = runtime.into_pipeline();
     // Let the injected packets start circulating, then measure over a steady window.

@@ -242,6 +242,7 @@ fn parse_window(stdout: &str) -> Option<Window> {
 /// the leak check.
 fn rosette_round(length: Duration, memory: MemoryMode) -> Result<Window, String> {
     let pipeline = bench_forward::launch(&LaunchOptions::new().memory(memory)).map_err(|e| e.to_string())?;
+    pipelines::run::print_file_prefix(pipeline.file_prefix());
     let tx_packets = || -> Result<u64, String> {
         Ok(pipeline.port_stats().map_err(|e| e.to_string())?.iter().map(|(_, s)| s.opackets).sum())
     };

@@ -521,9 +521,11 @@ fn start_side<W: Wire>(
             lcore::Plan::Client { plan: client, peer, interrupted: &INTERRUPTED, progress: progress.clone() }
         });
         let p = launch(&launch_options(opts, role)).map_err(|e| e.to_string())?;
+        crate::run::print_file_prefix(p.file_prefix());
         return Ok((p, AppRun::Lcore));
     }
     let p = launch(&launch_options(opts, role)).map_err(|e| e.to_string())?;
+    crate::run::print_file_prefix(p.file_prefix());
     let mut wire = endpoint(Duration::from_secs(30)).map_err(|e| format!("endpoint perf: {e}"))?;
     let progress = progress.clone();
     let app = std::thread::Builder::new().name("perf-app".to_owned()).spawn(move || {
