@@ -1,11 +1,12 @@
 //! Running a declared pipeline from a binary: DPDK-style arguments (`[EAL args] [--port NAME=DEVICE]
-//! -- [--seconds N]`), a stats line per lcore every second, and a clean stop on Ctrl-C or time-out.
+//! [--no-huge] -- [--seconds N]`, see [`crate::cli::DeclaredArgs`]), a stats line per lcore every second,
+//! and a clean stop on Ctrl-C or time-out.
 
 use std::time::Duration;
 
 use rosette::pipeline::{LaunchError, LaunchOptions, Pipeline};
 
-use crate::cli::Args;
+use crate::cli::DeclaredArgs;
 
 /// Prints the EAL file prefix of this process as the line `file-prefix=<p>` on stderr, for an operator
 /// to attach a secondary process (`dpdk-dumpcap --file-prefix=<p>`, `dpdk-telemetry.py -f <p>`). Every
@@ -21,21 +22,10 @@ pub fn print_file_prefix(prefix: Option<&str>) {
 /// Launches a pipeline with the process's arguments, runs it until `--seconds` (after `--`; 0 or absent
 /// means until Ctrl-C), printing per-lcore counters each second, then stops it and prints the totals.
 /// Returns the process exit code.
-pub fn run_declared(name: &str, launch: fn(&LaunchOptions) -> Result<Pipeline, LaunchError>) -> i32 {
+pub fn run_declared(name: &'static str, launch: fn(&LaunchOptions) -> Result<Pipeline, LaunchError>) -> i32 {
+    let DeclaredArgs { options, app } = DeclaredArgs::parse(name, std::env::args_os().skip(1));
     crate::logging::init();
-    let (options, app_args) = match LaunchOptions::from_args(std::env::args().skip(1)) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return 2;
-        }
-    };
-    let app = Args::from_vec(app_args);
-    if app.wants_help() {
-        println!("usage: {name} [EAL args] [--port NAME=DEVICE] [-- --seconds N]");
-        return 0;
-    }
-    let seconds: u64 = app.value("--seconds", 0);
+    let seconds = app.seconds;
     let pipeline = match launch(&options) {
         Ok(p) => p,
         Err(e) => {
