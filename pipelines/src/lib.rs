@@ -6,6 +6,7 @@ pub mod cli;
 pub mod declared;
 pub mod dispatch;
 pub mod forward;
+pub mod graph;
 pub mod logging;
 pub mod perf;
 pub mod run;
