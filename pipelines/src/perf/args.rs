@@ -59,7 +59,7 @@ pub struct PerfArgs {
     /// Runs only the client (sender) side; the server must be running.
     #[arg(long)]
     pub client: bool,
-    /// The memif socket path [default: /tmp/rosette-perf-<pid>.sock].
+    /// The memif socket path [default: /tmp/rosette-perf-PID.sock, PID this process's id].
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Where DPDK's memory comes from [default: auto].
