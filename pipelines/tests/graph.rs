@@ -134,3 +134,18 @@ fn a_missing_file_is_an_error_not_a_panic() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.starts_with("no-such-file.yaml: cannot read "), "{stderr}");
 }
+
+#[test]
+fn svg_without_graphviz_says_what_to_install() {
+    let svg = std::env::temp_dir().join(format!("rosette-graph-nodot-{}.svg", std::process::id()));
+    let out = Command::new(EXE)
+        .current_dir(manifest_dir())
+        .args(["reflector.yaml", "--svg", svg.to_str().unwrap()])
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("run rosette-graph");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("apt-get install graphviz"), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("digraph "), "the DOT is still written");
+}
