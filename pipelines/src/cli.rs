@@ -1,87 +1,194 @@
-//! Just enough command-line parsing for the binaries: `--name value`, `--name=value` and `--flag`.
+//! Command-line pieces the binaries share, for `clap`'s derive API: the memory mode, a port override,
+//! and the arguments of the binaries that run a declared pipeline ([`DeclaredArgs`]).
+//!
+//! Two conventions, both as before clap came:
+//! - the tools (`forward-demo`, `rosette-perf`, `bench-dispatch`) take their own options first and EAL
+//!   arguments after `--`: `forward-demo --seconds 5 -- --log-level=lib.eal:debug`;
+//! - the declared pipelines (`filter`, `forwarder`, `reflector`) are DPDK programs: EAL arguments first,
+//!   the application's options after `--`: `reflector -l 0-1 --port wire=net_memif0,… -- --seconds 5`.
 
-use std::str::FromStr;
+use std::ffi::OsString;
 
-/// Parsed command-line arguments.
-#[derive(Debug, Clone)]
-pub struct Args {
-    program: String,
-    args: Vec<String>,
+use clap::{Args, Parser, ValueEnum};
+
+use rosette::pipeline::LaunchOptions;
+use rosette::substrate::MemoryMode;
+
+/// Where DPDK's memory comes from (`--memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum MemoryArg {
+    /// Hugepages when some are free and hugetlbfs is mounted, otherwise `--no-huge -m 256`.
+    #[default]
+    Auto,
+    /// Hugepages, or fail.
+    Hugepages,
+    /// Ordinary pages (`--no-huge`): about 3× slower forwarding.
+    NoHuge,
 }
 
-impl Args {
-    /// The process's arguments.
-    pub fn from_env() -> Args {
-        let mut all = std::env::args();
-        let program = all.next().unwrap_or_default();
-        Args { program, args: all.collect() }
-    }
-
-    /// Arguments from a list (tests).
-    pub fn from_vec(args: Vec<String>) -> Args {
-        Args { program: "test".to_owned(), args }
-    }
-
-    /// True when `--help` or `-h` was given.
-    pub fn wants_help(&self) -> bool {
-        self.args.iter().any(|a| a == "--help" || a == "-h")
-    }
-
-    /// True when the flag `name` (e.g. `--server`) is present.
-    pub fn flag(&self, name: &str) -> bool {
-        self.args.iter().any(|a| a == name)
-    }
-
-    /// The raw value of `name`, from `name value` or `name=value`.
-    pub fn raw(&self, name: &str) -> Option<&str> {
-        let mut iter = self.args.iter();
-        while let Some(arg) = iter.next() {
-            if arg == name {
-                return iter.next().map(String::as_str);
-            }
-            if let Some(value) = arg.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')) {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    /// The value of `name` parsed as `T`, or `default`; exits with a readable message when it does not
-    /// parse.
-    pub fn value<T: FromStr>(&self, name: &str, default: T) -> T {
-        match self.raw(name) {
-            None => default,
-            Some(text) => text.parse().unwrap_or_else(|_| {
-                eprintln!("{}: cannot parse {name} value {text:?}", self.program);
-                std::process::exit(2);
-            }),
+impl MemoryArg {
+    /// The spelling on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            MemoryArg::Auto => "auto",
+            MemoryArg::Hugepages => "hugepages",
+            MemoryArg::NoHuge => "no-huge",
         }
     }
+}
 
-    /// Everything after a `--` separator (passed through, e.g. as EAL arguments).
-    pub fn passthrough(&self) -> Vec<String> {
-        match self.args.iter().position(|a| a == "--") {
-            Some(i) => self.args[i + 1..].to_vec(),
-            None => Vec::new(),
+impl From<MemoryArg> for MemoryMode {
+    fn from(m: MemoryArg) -> MemoryMode {
+        match m {
+            MemoryArg::Auto => MemoryMode::Auto,
+            MemoryArg::Hugepages => MemoryMode::Hugepages,
+            MemoryArg::NoHuge => MemoryMode::NoHuge,
         }
     }
+}
+
+impl From<MemoryMode> for MemoryArg {
+    fn from(m: MemoryMode) -> MemoryArg {
+        match m {
+            MemoryMode::Auto => MemoryArg::Auto,
+            MemoryMode::Hugepages => MemoryArg::Hugepages,
+            MemoryMode::NoHuge => MemoryArg::NoHuge,
+        }
+    }
+}
+
+/// Parses a `--port NAME=DEVICE` value.
+pub fn parse_port(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, device)) if !name.is_empty() && !device.is_empty() => Ok((name.to_owned(), device.to_owned())),
+        _ => Err(format!("expected NAME=DEVICE (e.g. wire=net_memif0,role=client), not {text:?}")),
+    }
+}
+
+/// The EAL side of a declared pipeline's command line (everything before `--`).
+#[derive(Debug, Clone, Parser)]
+pub struct DeclaredEalArgs {
+    /// Replaces a declared port's device: NAME=DEVICE, e.g. `--port wire=net_ring0` (repeatable).
+    #[arg(long = "port", value_name = "NAME=DEVICE", value_parser = parse_port)]
+    pub ports: Vec<(String, String)>,
+    /// Runs without hugepages (`--no-huge`), whatever the declaration's memory mode.
+    #[arg(long)]
+    pub no_huge: bool,
+    /// EAL arguments, passed to `rte_eal_init` after the generated ones (`-l`, `--log-level`, …; see
+    /// `dpdk-testpmd --help` for EAL's list).
+    #[arg(value_name = "EAL ARGS", allow_hyphen_values = true, trailing_var_arg = true)]
+    pub eal: Vec<String>,
+}
+
+/// The application side of a declared pipeline's command line (everything after `--`).
+#[derive(Debug, Clone, Parser)]
+#[command(about = "Application options of a declared rosette pipeline (after `--`)")]
+pub struct DeclaredAppArgs {
+    /// Runs for N seconds, then stops and prints the totals (0 = until Ctrl-C).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub seconds: u64,
+}
+
+/// Both sides of a declared pipeline's command line.
+#[derive(Debug, Clone)]
+pub struct DeclaredArgs {
+    /// The launch options (EAL arguments, port overrides, memory).
+    pub options: LaunchOptions,
+    /// The application's options.
+    pub app: DeclaredAppArgs,
+}
+
+impl DeclaredArgs {
+    /// Parses `[EAL args] [--port NAME=DEVICE] [--no-huge] [-- [--seconds N]]` for the program `name`;
+    /// exits like clap (help: 0, a wrong value: 2 with clap's message) when it must.
+    pub fn parse(name: &'static str, args: impl IntoIterator<Item = OsString>) -> DeclaredArgs {
+        Self::try_parse(name, args).unwrap_or_else(|e| e.exit())
+    }
+
+    /// [`DeclaredArgs::parse`] without exiting.
+    pub fn try_parse(
+        name: &'static str,
+        args: impl IntoIterator<Item = OsString>,
+    ) -> Result<DeclaredArgs, clap::Error> {
+        let args: Vec<OsString> = args.into_iter().collect();
+        let split = args.iter().position(|a| a == "--").unwrap_or(args.len());
+        let (front, back) = (&args[..split], args.get(split + 1..).unwrap_or_default());
+        let program = std::iter::once(OsString::from(name));
+        let eal = eal_command(name).try_get_matches_from(program.clone().chain(front.iter().cloned()))?;
+        let eal = <DeclaredEalArgs as clap::FromArgMatches>::from_arg_matches(&eal)?;
+        let app = DeclaredAppArgs::command_named(name).try_get_matches_from(program.chain(back.iter().cloned()))?;
+        let app = <DeclaredAppArgs as clap::FromArgMatches>::from_arg_matches(&app)?;
+        // EAL arguments may carry `--port`/`--no-huge` after the first EAL argument (clap then keeps them
+        // with the EAL arguments): the runtime's own parser takes them out.
+        let (mut options, rest) = LaunchOptions::from_args(eal.eal)
+            .map_err(|e| eal_command(name).error(clap::error::ErrorKind::ValueValidation, e))?;
+        debug_assert!(rest.is_empty(), "the arguments were split at `--` already");
+        for (port, device) in eal.ports {
+            options = options.device(port, device);
+        }
+        if eal.no_huge {
+            options = options.memory(MemoryMode::NoHuge);
+        }
+        Ok(DeclaredArgs { options, app })
+    }
+}
+
+/// The EAL side's command for the program `name`, its help also listing the application's options.
+fn eal_command(name: &'static str) -> clap::Command {
+    DeclaredEalArgs::command_named(name)
+        .about(format!(
+            "Runs the declared `{name}` pipeline (see pipelines/src/declared.rs). A DPDK program: EAL \
+             arguments first, then `--` and the application's options."
+        ))
+        .after_help(format!(
+            "Application options (after `--`):\n      --seconds <N>  Runs for N seconds, then stops and prints \
+             the totals [default: 0 = until Ctrl-C]\n\nExample: {name} -l 0-1 --port \
+             wire=net_memif0,role=client,socket=/tmp/m.sock -- --seconds 5\n\nLog level: RUST_LOG \
+             (default warn)."
+        ))
+}
+
+/// A clap command renamed to the running program (the declared binaries share one definition).
+trait Named {
+    fn command_named(name: &'static str) -> clap::Command;
+}
+
+impl<T: clap::CommandFactory> Named for T {
+    fn command_named(name: &'static str) -> clap::Command {
+        T::command().name(name).bin_name(name)
+    }
+}
+
+/// EAL arguments after `--`, for the tools that take their own options first.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EalPassthrough {
+    /// EAL arguments, after `--`: passed to `rte_eal_init` after the generated ones
+    /// (e.g. `-- --log-level=lib.eal:debug`).
+    #[arg(last = true, value_name = "EAL ARGS")]
+    pub eal: Vec<String>,
 }
 
 #[cfg(test)]
 mod tests {
-    use super::Args;
+    use super::*;
 
-    fn args(list: &[&str]) -> Args {
-        Args::from_vec(list.iter().map(|s| s.to_string()).collect())
+    fn declared(list: &[&str]) -> Result<DeclaredArgs, clap::Error> {
+        DeclaredArgs::try_parse("reflector", list.iter().map(OsString::from))
     }
 
     #[test]
-    fn values_flags_and_passthrough() {
-        let a = args(&["--seconds", "5", "--size=64", "--server", "--", "--log-level=debug"]);
-        assert_eq!(a.value("--seconds", 1u64), 5);
-        assert_eq!(a.value("--size", 0usize), 64);
-        assert_eq!(a.value("--missing", 7u32), 7);
-        assert!(a.flag("--server"));
-        assert_eq!(a.passthrough(), ["--log-level=debug"]);
+    fn declared_pipelines_take_eal_arguments_first() {
+        let a =
+            declared(&["-l", "0-1", "--port", "wire=net_ring0", "--log-level=lib.eal:debug", "--", "--seconds", "5"])
+                .unwrap();
+        assert_eq!(a.app.seconds, 5);
+        assert_eq!(a.options.devices, [("wire".to_owned(), "net_ring0".to_owned())]);
+        assert_eq!(a.options.eal_args, ["-l", "0-1", "--log-level=lib.eal:debug"]);
+        let b = declared(&["--port=wire=net_null0", "--no-huge"]).unwrap();
+        assert_eq!((b.app.seconds, b.options.memory), (0, Some(MemoryMode::NoHuge)));
+        assert_eq!(b.options.devices, [("wire".to_owned(), "net_null0".to_owned())]);
+        assert!(declared(&["--port", "nope"]).is_err());
+        assert!(declared(&["--", "--seconds", "soon"]).is_err());
+        assert!(declared(&["--", "--bogus"]).is_err());
     }
 }

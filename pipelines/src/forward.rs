@@ -105,6 +105,7 @@ pub fn run(config: &ForwardConfig, mut on_tick: impl FnMut(Tick)) -> Result<Forw
         .memory(config.memory)
         .extra_args(config.eal_args.iter().cloned())
         .start()?;
+    crate::run::print_file_prefix(eal.file_prefix());
     let worker_lcore = config.lcores[1];
     let socket = eal.lcore_socket(worker_lcore)?;
     let pool = Mempool::new(

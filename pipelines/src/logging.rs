@@ -1,43 +1,32 @@
-//! A minimal stderr logger for the binaries (`ROSETTE_LOG=debug|info|warn|error`, default `info`).
+//! The binaries' logger: `env_logger` on stderr, configured by `RUST_LOG` (e.g. `RUST_LOG=info`,
+//! `RUST_LOG=rosette=debug`), default `warn` so rosette's warnings (lcores remapped onto fewer CPUs,
+//! hugepages not usable) are always seen. `ROSETTE_LOG`, the variable of the earlier logger, is still
+//! read when `RUST_LOG` is not set.
+//!
+//! rosette itself only uses the `log` facade: a program that embeds it sees its messages by installing
+//! any logger (`env_logger::init()` is one line).
 
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use std::io::Write;
 
-struct StderrLogger;
-
-impl Log for StderrLogger {
-    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= log::max_level()
-    }
-
-    fn log(&self, record: &Record<'_>) {
-        if self.enabled(record.metadata()) {
-            let level = match record.level() {
-                Level::Error => "error",
-                Level::Warn => "warning",
-                Level::Info => "info",
-                Level::Debug => "debug",
-                Level::Trace => "trace",
-            };
-            eprintln!("rosette {level}: {}", record.args());
-        }
-    }
-
-    fn flush(&self) {}
-}
-
-static LOGGER: StderrLogger = StderrLogger;
+/// The level used when neither `RUST_LOG` nor `ROSETTE_LOG` is set.
+pub const DEFAULT_LEVEL: &str = "warn";
 
 /// Installs the logger; later calls do nothing.
 pub fn init() {
-    let level = match std::env::var("ROSETTE_LOG").as_deref() {
-        Ok("trace") => LevelFilter::Trace,
-        Ok("debug") => LevelFilter::Debug,
-        Ok("warn") => LevelFilter::Warn,
-        Ok("error") => LevelFilter::Error,
-        Ok("off") => LevelFilter::Off,
-        _ => LevelFilter::Info,
-    };
-    if log::set_logger(&LOGGER).is_ok() {
-        log::set_max_level(level);
-    }
+    let filter = std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("ROSETTE_LOG"))
+        .unwrap_or_else(|_| DEFAULT_LEVEL.to_owned());
+    let _ = env_logger::Builder::new()
+        .parse_filters(&filter)
+        .format(|out, record| {
+            let level = match record.level() {
+                log::Level::Error => "error",
+                log::Level::Warn => "warning",
+                log::Level::Info => "info",
+                log::Level::Debug => "debug",
+                log::Level::Trace => "trace",
+            };
+            writeln!(out, "{} {level}: {}", record.target(), record.args())
+        })
+        .try_init();
 }

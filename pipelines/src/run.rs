@@ -1,30 +1,31 @@
 //! Running a declared pipeline from a binary: DPDK-style arguments (`[EAL args] [--port NAME=DEVICE]
-//! -- [--seconds N]`), a stats line per lcore every second, and a clean stop on Ctrl-C or time-out.
+//! [--no-huge] -- [--seconds N]`, see [`crate::cli::DeclaredArgs`]), a stats line per lcore every second,
+//! and a clean stop on Ctrl-C or time-out.
 
 use std::time::Duration;
 
 use rosette::pipeline::{LaunchError, LaunchOptions, Pipeline};
 
-use crate::cli::Args;
+use crate::cli::DeclaredArgs;
+
+/// Prints the EAL file prefix of this process as the line `file-prefix=<p>` on stderr, for an operator
+/// to attach a secondary process (`dpdk-dumpcap --file-prefix=<p>`, `dpdk-telemetry.py -f <p>`). Every
+/// binary that starts the EAL calls it right after the start. With `--in-memory` there is no runtime
+/// directory to attach to, and the line says so: `file-prefix= (in-memory: …)`.
+pub fn print_file_prefix(prefix: Option<&str>) {
+    match prefix {
+        Some(p) => eprintln!("file-prefix={p}"),
+        None => eprintln!("file-prefix= (in-memory: no runtime directory, secondary processes cannot attach)"),
+    }
+}
 
 /// Launches a pipeline with the process's arguments, runs it until `--seconds` (after `--`; 0 or absent
 /// means until Ctrl-C), printing per-lcore counters each second, then stops it and prints the totals.
 /// Returns the process exit code.
-pub fn run_declared(name: &str, launch: fn(&LaunchOptions) -> Result<Pipeline, LaunchError>) -> i32 {
+pub fn run_declared(name: &'static str, launch: fn(&LaunchOptions) -> Result<Pipeline, LaunchError>) -> i32 {
+    let DeclaredArgs { options, app } = DeclaredArgs::parse(name, std::env::args_os().skip(1));
     crate::logging::init();
-    let (options, app_args) = match LaunchOptions::from_args(std::env::args().skip(1)) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return 2;
-        }
-    };
-    let app = Args::from_vec(app_args);
-    if app.wants_help() {
-        println!("usage: {name} [EAL args] [--port NAME=DEVICE] [-- --seconds N]");
-        return 0;
-    }
-    let seconds: u64 = app.value("--seconds", 0);
+    let seconds = app.seconds;
     let pipeline = match launch(&options) {
         Ok(p) => p,
         Err(e) => {
@@ -32,6 +33,7 @@ pub fn run_declared(name: &str, launch: fn(&LaunchOptions) -> Result<Pipeline, L
             return 1;
         }
     };
+    print_file_prefix(pipeline.file_prefix());
     println!("{name}: running{}; Ctrl-C stops", if seconds > 0 { format!(" for {seconds} s") } else { String::new() });
     let mut last = pipeline.stats();
     pipeline.run_for((seconds > 0).then(|| Duration::from_secs(seconds)), Duration::from_secs(1), |now| {

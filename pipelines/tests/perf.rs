@@ -76,6 +76,9 @@ fn check(channel: &str, extra: &[&str]) {
     // Teardown of both processes is clean: DPDK reports no failed free (the memif disconnect race).
     assert!(!stderr.contains("Invalid memory"), "a DPDK free failed during teardown:\n{stderr}");
     assert!(!stderr.contains("mbufs not returned"), "mbufs leaked:\n{stderr}");
+    // Each side's process names its EAL file prefix (for dpdk-dumpcap and dpdk-telemetry.py).
+    let prefixes = stderr.lines().filter(|l| l.starts_with("file-prefix=rosette-")).count();
+    assert_eq!(prefixes, 2, "one file-prefix= line per process expected:\n{stderr}");
     // The fault stages of both processes dropped packets exactly when faults were asked for.
     let fault_drops = stdout.lines().any(|l| l.contains("stage drops:") && l.contains("fault="));
     assert_eq!(fault_drops, extra.contains(&"--loss"), "fault stage drops:\n{stdout}");

@@ -12,10 +12,7 @@ pub fn yaml_errors(path: &str, span: Span, diagnostics: &[Diagnostic]) -> TokenS
     diagnostics
         .iter()
         .map(|d| {
-            let message = match d.loc {
-                Loc::Unknown => format!("{path}: {}", d.message),
-                loc => format!("{path}:{loc}: {}", d.message),
-            };
+            let message = d.render(path);
             quote_spanned!(span=> ::core::compile_error!(#message);)
         })
         .collect()

@@ -1,7 +1,9 @@
 //! Procedural macros of rosette: the pipeline compiler.
 //!
 //! Front ends (`yaml`, `attr`) lower a declaration to one IR (`ir`); `validate` checks it and reports
-//! every error at once, each with its location; `lower` turns a `validate::ValidPipeline` into the model
+//! every error at once, each with its location (the YAML front end, the IR and the validator live in
+//! the ordinary library crate `rosette-config`, so tools such as `rosette-graph` read declarations the
+//! same way); `lower` turns a `validate::ValidPipeline` into the model
 //! `codegen` expands (the `SPEC`, `launch` and one poll loop per lcore). The entry points below stay
 //! thin: everything they call is an ordinary function with unit tests.
 //!
@@ -13,15 +15,15 @@
 
 mod attr;
 mod codegen;
-mod diag;
 mod expand;
 #[cfg(test)]
 mod expansion_tests;
-mod ir;
 mod lower;
 mod params_derive;
-mod validate;
-mod yaml;
+
+#[cfg(test)]
+use rosette_config::yaml;
+use rosette_config::{diag, ir, validate};
 
 #[cfg(test)]
 mod tests;
@@ -61,21 +63,7 @@ pub fn pipeline(input: TokenStream) -> TokenStream {
     let abs = path.canonicalize().unwrap_or(path).display().to_string();
     // Every document of the file is a pipeline; all are validated before any is expanded, so every
     // error of the file is reported at once.
-    let result = yaml::parse_all(&text).and_then(|pipelines| {
-        let mut valid = Vec::new();
-        let mut errors = Vec::new();
-        for p in pipelines {
-            match validate::validate(p) {
-                Ok(v) => valid.push(v),
-                Err(mut e) => errors.append(&mut e),
-            }
-        }
-        if errors.is_empty() {
-            Ok(valid)
-        } else {
-            Err(errors)
-        }
-    });
+    let result = rosette_config::parse_and_validate(&text);
     // Rebuild whenever the YAML changes, success or failure.
     let track = quote!(
         const _: &[u8] = ::core::include_bytes!(#abs);

@@ -686,6 +686,13 @@ impl Pipeline {
         self.eal.as_ref().expect("EAL is held until the pipeline is joined")
     }
 
+    /// The EAL file prefix this pipeline's process runs under (`rosette-<pid>` unless declared or
+    /// overridden): what `dpdk-dumpcap --file-prefix=<p>` and `dpdk-telemetry.py -f <p>` attach to.
+    /// `None` with `--in-memory`.
+    pub fn file_prefix(&self) -> Option<&str> {
+        self.eal().file_prefix()
+    }
+
     /// Runs until `duration` passes (if given), SIGINT/SIGTERM arrives or every loop ended, calling
     /// `on_tick` with fresh counters every `tick`.
     pub fn run_for(&self, duration: Option<Duration>, tick: Duration, mut on_tick: impl FnMut(&[LcoreStatsSnapshot])) {

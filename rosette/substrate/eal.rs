@@ -83,6 +83,10 @@ pub struct EalInfo {
     pub main_lcore: u32,
     /// Every enabled lcore, main included, ascending.
     pub lcores: Vec<u32>,
+    /// The runtime-directory prefix EAL runs under (`--file-prefix`; rosette's default is
+    /// `rosette-<pid>`): what a secondary process such as `dpdk-dumpcap` or `dpdk-telemetry.py` is given
+    /// to attach. `None` with `--in-memory`, which has no runtime directory to attach to.
+    pub file_prefix: Option<String>,
 }
 
 impl EalBuilder {
@@ -313,7 +317,25 @@ fn init_eal(args: &[String]) -> Result<EalInfo> {
         // SAFETY: rte_lcore_is_enabled accepts any lcore id below RTE_MAX_LCORE.
         .filter(|&id| unsafe { ffi::rte_lcore_is_enabled(id) } != 0)
         .collect();
-    Ok(EalInfo { args: args.to_vec(), hugepages, main_lcore, lcores })
+    Ok(EalInfo { args: args.to_vec(), hugepages, main_lcore, lcores, file_prefix: file_prefix_of(args) })
+}
+
+/// The file prefix an EAL argument list runs under, as EAL reads it: the last `--file-prefix` wins (extra
+/// arguments come after the generated one), DPDK's default `rte` without any, `None` with `--in-memory`.
+fn file_prefix_of(args: &[String]) -> Option<String> {
+    if args.iter().any(|a| a == "--in-memory") {
+        return None;
+    }
+    let mut prefix = None;
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        if arg == "--file-prefix" {
+            prefix = iter.next().cloned();
+        } else if let Some(value) = arg.strip_prefix("--file-prefix=") {
+            prefix = Some(value.to_owned());
+        }
+    }
+    Some(prefix.unwrap_or_else(|| "rte".to_owned()))
 }
 
 /// Whether hugepages can back DPDK's memory here: some free 2 MiB or 1 GiB pages and a mounted
@@ -376,6 +398,12 @@ impl Eal {
     /// Whether hugepages back DPDK's memory.
     pub fn hugepages(&self) -> bool {
         self.inner.info.hugepages
+    }
+
+    /// The EAL file prefix of this process (see [`EalInfo::file_prefix`]): pass it to
+    /// `dpdk-dumpcap --file-prefix=<p>` or `dpdk-telemetry.py -f <p>`. `None` with `--in-memory`.
+    pub fn file_prefix(&self) -> Option<&str> {
+        self.inner.info.file_prefix.as_deref()
     }
 
     /// The main lcore.
@@ -528,6 +556,18 @@ mod tests {
                 "lib.eal:debug"
             ]
         );
+    }
+
+    #[test]
+    fn file_prefix_is_the_last_one_given() {
+        let strings = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let default = EalBuilder::new().args(false).unwrap();
+        assert_eq!(file_prefix_of(&default), Some(format!("rosette-{}", std::process::id())));
+        let overridden = EalBuilder::new().extra_args(["--file-prefix", "mine"]).args(false).unwrap();
+        assert_eq!(file_prefix_of(&overridden).as_deref(), Some("mine"));
+        assert_eq!(file_prefix_of(&strings(&["rosette", "--file-prefix=a", "--file-prefix=b"])).as_deref(), Some("b"));
+        assert_eq!(file_prefix_of(&strings(&["rosette"])).as_deref(), Some("rte"));
+        assert_eq!(file_prefix_of(&EalBuilder::new().in_memory(true).args(false).unwrap()), None);
     }
 
     #[test]

@@ -34,7 +34,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use pipelines::cli::Args;
+use clap::Parser;
+use pipelines::cli::MemoryArg;
 use pipelines::declared::bench_forward;
 use pipelines::forward::{self, ForwardConfig};
 use rosette::pipeline::LaunchOptions;
@@ -47,29 +48,37 @@ const BURST: u16 = 32;
 /// How long testpmd may take to answer a command.
 const TESTPMD_TIMEOUT: Duration = Duration::from_secs(20);
 
-const USAGE: &str = "usage: bench-forward [--seconds S (default 5)] [--rounds N (default 5)] \
-                     [--memory auto|hugepages|no-huge]";
+/// rosette's product path (the generated pipeline bench_forward.yaml) against `dpdk-testpmd
+/// --forward-mode=io` on the same vdevs, lcores, burst and pools, in interleaved rounds.
+///
+/// Each round is a 1 s warm-up then an S-second window, in a process of its own; prints each round, each
+/// side's median and, last, `ratio rosette/testpmd: X.XX`.
+#[derive(Debug, Parser)]
+#[command(name = "bench-forward")]
+struct Cli {
+    /// Length S of each round's measured window, in seconds (at least 1).
+    #[arg(long, value_name = "S", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    seconds: u64,
+    /// Number N of rounds of each side (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    rounds: u64,
+    /// Where DPDK's memory comes from (auto is resolved once, so both sides run in the same mode).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = MemoryArg::Auto)]
+    memory: MemoryArg,
+    /// Internal: runs one side's round (rosette or hand) in this process and prints its window (the
+    /// parent runs every round this way).
+    #[arg(long, value_name = "SIDE", value_parser = ["rosette", "hand"])]
+    side: Option<String>,
+}
 
 fn main() {
+    let args = Cli::parse();
     pipelines::logging::init();
-    let args = Args::from_env();
-    if args.wants_help() {
-        println!("{USAGE}");
-        println!("  N interleaved rounds of rosette (the generated pipeline bench_forward.yaml) and");
-        println!("  dpdk-testpmd --forward-mode=io, each a 1 s warm-up then an S-second window; prints");
-        println!("  each round, each side's median and, last, `ratio rosette/testpmd: X.XX`.");
-        return;
-    }
-    let seconds: u64 = args.value("--seconds", 5);
-    if seconds == 0 {
-        fail("--seconds must be at least 1");
-    }
-    let memory_text = args.raw("--memory").unwrap_or("auto");
-    let memory = MemoryMode::parse(memory_text)
-        .unwrap_or_else(|| fail(&format!("bad --memory {memory_text}: use auto, hugepages or no-huge")));
+    let seconds = args.seconds;
+    let memory = MemoryMode::from(args.memory);
     let window = Duration::from_secs(seconds);
     // A child process: one side's round, printed as a `window` line for the parent.
-    if let Some(side) = args.raw("--side") {
+    if let Some(side) = args.side.as_deref() {
         let result = match side {
             "rosette" => rosette_round(window, memory),
             "hand" => hand_round(window, memory),
@@ -82,10 +91,7 @@ fn main() {
         return;
     }
 
-    let rounds: usize = args.value("--rounds", 5);
-    if rounds == 0 {
-        fail("--rounds must be at least 1");
-    }
+    let rounds = args.rounds as usize;
     // Resolve `auto` once, so both sides surely run in the same memory mode.
     let hugepages = match memory {
         MemoryMode::Hugepages => true,
@@ -242,6 +248,7 @@ fn parse_window(stdout: &str) -> Option<Window> {
 /// the leak check.
 fn rosette_round(length: Duration, memory: MemoryMode) -> Result<Window, String> {
     let pipeline = bench_forward::launch(&LaunchOptions::new().memory(memory)).map_err(|e| e.to_string())?;
+    pipelines::run::print_file_prefix(pipeline.file_prefix());
     let tx_packets = || -> Result<u64, String> {
         Ok(pipeline.port_stats().map_err(|e| e.to_string())?.iter().map(|(_, s)| s.opackets).sum())
     };

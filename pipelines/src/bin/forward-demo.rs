@@ -5,37 +5,43 @@
 
 use std::time::Duration;
 
-use pipelines::cli::Args;
+use clap::Parser;
+use pipelines::cli::{EalPassthrough, MemoryArg};
 use pipelines::forward::{self, ForwardConfig};
-use rosette::substrate::MemoryMode;
+
+/// The forwarding demo: two virtual ports, one worker lcore forwarding both ways (the hand-written
+/// substrate loop of `pipelines::forward`), a stats line every second.
+#[derive(Debug, Parser)]
+#[command(name = "forward-demo")]
+struct Cli {
+    /// Seconds to forward (0 = until Ctrl-C).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    seconds: u64,
+    /// Where DPDK's memory comes from.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = MemoryArg::Auto)]
+    memory: MemoryArg,
+    /// The first port's device, as DPDK's `--vdev` takes it [default: net_null0].
+    #[arg(long, value_name = "SPEC")]
+    dev0: Option<String>,
+    /// The second port's device [default: net_null1].
+    #[arg(long, value_name = "SPEC")]
+    dev1: Option<String>,
+    /// EAL arguments (after `--`).
+    #[command(flatten)]
+    eal: EalPassthrough,
+}
 
 fn main() {
+    let args = Cli::parse();
     pipelines::logging::init();
-    let args = Args::from_env();
-    if args.wants_help() {
-        println!(
-            "usage: forward-demo [--seconds N (0 = until Ctrl-C)] [--memory auto|hugepages|no-huge] \
-             [--dev0 SPEC --dev1 SPEC] [-- EAL args]"
-        );
-        return;
-    }
-    let seconds: u64 = args.value("--seconds", 10);
+    let seconds = args.seconds;
     let defaults = ForwardConfig::default();
-    let memory = match args.raw("--memory") {
-        None => MemoryMode::Auto,
-        Some(m) => MemoryMode::parse(m).unwrap_or_else(|| {
-            eprintln!("forward-demo: --memory takes auto, hugepages or no-huge, not {m:?}");
-            std::process::exit(2);
-        }),
-    };
+    let [dev0, dev1] = defaults.devices.clone();
     let config = ForwardConfig {
-        devices: [
-            args.raw("--dev0").unwrap_or(&defaults.devices[0]).to_owned(),
-            args.raw("--dev1").unwrap_or(&defaults.devices[1]).to_owned(),
-        ],
+        devices: [args.dev0.unwrap_or(dev0), args.dev1.unwrap_or(dev1)],
         duration: (seconds > 0).then(|| Duration::from_secs(seconds)),
-        memory,
-        eal_args: defaults.eal_args.iter().cloned().chain(args.passthrough()).collect(),
+        memory: args.memory.into(),
+        eal_args: defaults.eal_args.iter().cloned().chain(args.eal.eal).collect(),
         ..defaults
     };
     println!(

@@ -1,22 +1,14 @@
 //! `rosette-perf`: an iperf-like tool for rosette's channels over `net_memif` between two processes,
-//! with kernel TCP/UDP and raw memif baselines (`--compare-kernel`). See [`pipelines::perf`].
+//! with kernel TCP/UDP and raw memif baselines (`--compare-kernel`). See [`pipelines::perf`];
+//! `rosette-perf --help` lists the options.
 
-use pipelines::cli::Args;
-use pipelines::perf::{self, Options};
+use clap::{CommandFactory, Parser};
+use pipelines::perf::{self, Options, PerfArgs};
 
 fn main() {
+    let args = PerfArgs::parse();
     pipelines::logging::init();
-    let args = Args::from_env();
-    if args.wants_help() {
-        println!("{}", perf::USAGE);
-        return;
-    }
-    let opts = match Options::parse(&args) {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("rosette-perf: {e}\n{}", perf::USAGE);
-            std::process::exit(2);
-        }
-    };
+    let opts = Options::parse(&args)
+        .unwrap_or_else(|e| PerfArgs::command().error(clap::error::ErrorKind::ValueValidation, e).exit());
     std::process::exit(perf::run(&opts));
 }

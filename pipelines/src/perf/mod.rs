@@ -44,6 +44,7 @@
 //! sequence number implies.
 
 pub mod app;
+pub mod args;
 pub mod kernel;
 pub mod lcore;
 pub mod raw;
@@ -61,11 +62,11 @@ use std::time::{Duration, Instant as StdInstant};
 use rosette::pipeline::{LaunchOptions, Pipeline};
 use rosette::substrate::MemoryMode;
 
-use crate::cli::Args;
 use app::{
     ClientApp, ClientOutcome, ClientPlan, Progress, ReliableWire, ServerApp, ServerReport, StreamWire, UnorderedWire,
     Wire,
 };
+pub use args::PerfArgs;
 use rosette::pipeline::endpoint::EndpointError;
 use rosette::pipeline::LaunchError;
 use std::net::SocketAddrV4;
@@ -206,19 +207,12 @@ impl AppMode {
     }
 }
 
-/// The usage text.
-pub const USAGE: &str =
-    "usage: rosette-perf --channel unordered|reliable|streaming [--size BYTES (64)] [--seconds N (10; 0 = until Ctrl-C)]
-       [--loss P --reorder P --duplicate P --corrupt P --seed S] [--compare-kernel [--baseline-seconds N (3)]]
-       [--pings N (5000)] [--app thread|lcore] [--server | --client] [--socket PATH] [--memory auto|hugepages|no-huge] [-- EAL args]
-Without --server/--client it spawns the server side as a child process over net_memif and runs the client.";
-
 impl Options {
-    /// Parses the command line; `Err` is a message for the user.
-    pub fn parse(args: &Args) -> Result<Options, String> {
-        let channel = args.raw("--channel").unwrap_or("reliable");
-        let channel = ChannelKind::parse(channel).ok_or_else(|| format!("unknown --channel {channel:?}"))?;
-        let size: usize = args.value("--size", 64);
+    /// Checks the command line's combinations; `Err` is a message for the user (`rosette-perf` prints it
+    /// as a clap error, exit code 2).
+    pub fn parse(args: &PerfArgs) -> Result<Options, String> {
+        let channel = args.channel;
+        let size = args.size;
         if !(stats::MSG_HEADER_LEN..=app::MAX_SIZE).contains(&size) {
             return Err(format!("--size must be in {}..={}", stats::MSG_HEADER_LEN, app::MAX_SIZE));
         }
@@ -231,17 +225,16 @@ impl Options {
         if channel == ChannelKind::Unordered && size > 1472 {
             return Err("--size for unordered must fit one UDP datagram in a 1500-byte MTU (<= 1472)".to_owned());
         }
-        let prob = |name: &str| -> Result<f64, String> {
-            let p: f64 = args.value(name, 0.0);
+        let prob = |name: &str, p: f64| -> Result<f64, String> {
             if (0.0..=1.0).contains(&p) {
                 Ok(p)
             } else {
                 Err(format!("{name} is a probability in 0..1"))
             }
         };
-        let mode = match (args.flag("--server"), args.flag("--client")) {
+        let mode = match (args.server, args.client) {
             (true, true) => return Err("--server and --client exclude each other".to_owned()),
-            (_, true) | (true, _) if args.flag("--compare-kernel") => {
+            (_, true) | (true, _) if args.compare_kernel => {
                 return Err(
                     "--compare-kernel runs its baselines in the default mode (without --server/--client)".to_owned()
                 )
@@ -250,35 +243,30 @@ impl Options {
             (false, true) => Mode::Client,
             (false, false) => Mode::Both,
         };
-        let memory = match args.raw("--memory") {
-            None => MemoryMode::Auto,
-            Some(m) => {
-                MemoryMode::parse(m).ok_or_else(|| format!("--memory takes auto, hugepages or no-huge, not {m:?}"))?
-            }
-        };
+        let memory = args.memory.map_or(MemoryMode::Auto, MemoryMode::from);
         let socket = args
-            .raw("--socket")
-            .map(PathBuf::from)
+            .socket
+            .clone()
             .unwrap_or_else(|| PathBuf::from(format!("/tmp/rosette-perf-{}.sock", std::process::id())));
-        let seconds: f64 = args.value("--seconds", 10.0);
+        let seconds = args.seconds;
         Ok(Options {
             channel,
             size,
             seconds,
-            baseline_seconds: args.value("--baseline-seconds", 3.0f64.min(seconds.max(0.5))),
-            pings: args.value("--pings", 5000),
-            loss: prob("--loss")?,
-            reorder: prob("--reorder")?,
-            duplicate: prob("--duplicate")?,
-            corrupt: prob("--corrupt")?,
-            seed: args.value("--seed", 1),
-            compare_kernel: args.flag("--compare-kernel"),
+            baseline_seconds: args.baseline_seconds.unwrap_or(3.0f64.min(seconds.max(0.5))),
+            pings: args.pings,
+            loss: prob("--loss", args.loss)?,
+            reorder: prob("--reorder", args.reorder)?,
+            duplicate: prob("--duplicate", args.duplicate)?,
+            corrupt: prob("--corrupt", args.corrupt)?,
+            seed: args.seed,
+            compare_kernel: args.compare_kernel,
             mode,
             socket,
             memory,
-            eal_args: args.passthrough(),
+            eal_args: args.eal.eal.clone(),
             // The raw baseline has no endpoint: its application is always its stages.
-            app: match args.raw("--app").unwrap_or(if channel == ChannelKind::Raw { "lcore" } else { "thread" }) {
+            app: match args.app.as_deref().unwrap_or(if channel == ChannelKind::Raw { "lcore" } else { "thread" }) {
                 "thread" => AppMode::Thread,
                 "lcore" => AppMode::Lcore,
                 other => return Err(format!("--app takes thread or lcore, not {other:?}")),
@@ -521,9 +509,11 @@ fn start_side<W: Wire>(
             lcore::Plan::Client { plan: client, peer, interrupted: &INTERRUPTED, progress: progress.clone() }
         });
         let p = launch(&launch_options(opts, role)).map_err(|e| e.to_string())?;
+        crate::run::print_file_prefix(p.file_prefix());
         return Ok((p, AppRun::Lcore));
     }
     let p = launch(&launch_options(opts, role)).map_err(|e| e.to_string())?;
+    crate::run::print_file_prefix(p.file_prefix());
     let mut wire = endpoint(Duration::from_secs(30)).map_err(|e| format!("endpoint perf: {e}"))?;
     let progress = progress.clone();
     let app = std::thread::Builder::new().name("perf-app".to_owned()).spawn(move || {
@@ -1097,9 +1087,11 @@ fn run_child_pair(opts: &Options, echo: Echo) -> Result<Vec<(String, String)>, S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
 
     fn parse(list: &[&str]) -> Result<Options, String> {
-        Options::parse(&Args::from_vec(list.iter().map(|s| s.to_string()).collect()))
+        let args = std::iter::once("rosette-perf").chain(list.iter().copied());
+        Options::parse(&PerfArgs::try_parse_from(args).map_err(|e| e.to_string())?)
     }
 
     #[test]
@@ -1110,7 +1102,8 @@ mod tests {
         assert!(o.faults(1).is_some_and(|f| f.contains("loss_ppm=10000")));
         assert!(parse(&["--app", "lcore"]).is_ok_and(|o| o.app == AppMode::Lcore));
         assert!(parse(&["--app", "fiber"]).is_err());
-        let s = Options::parse(&Args::from_vec(o.side_args("--server"))).unwrap();
+        let side = o.side_args("--server");
+        let s = parse(&side.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
         assert_eq!((s.mode, s.channel, s.size, s.loss), (Mode::Server, ChannelKind::Streaming, 100, 0.01));
         assert!(parse(&["--channel", "bogus"]).is_err());
         assert!(parse(&["--size", "8"]).is_err());

@@ -1,6 +1,6 @@
 //! The YAML front end: serde-saphyr into raw, located structs, then lowering into the IR.
 //!
-//! The raw structs mirror the schema in `SCHEMA.md` one to one and reject unknown fields; every value is
+//! The raw structs mirror the schema in `rosette-macros/SCHEMA.md` one to one and reject unknown fields; every value is
 //! `Spanned` so lowering and validation can report `line:column`. serde stops at the first type error, so a
 //! file with a wrong type reports that one error; everything after deserialization reports all its errors.
 
@@ -14,8 +14,7 @@ use crate::diag::{Diagnostic, Diagnostics, Loc, Located};
 use crate::ir;
 
 /// Parses YAML text of one document and lowers it to the IR. Errors carry YAML locations
-/// ([`Loc::Yaml`]). The macro uses [`parse_all`]; this is the one-pipeline form the unit tests use.
-#[cfg(test)]
+/// ([`Loc::Yaml`]). The macro uses [`parse_all`]; this is the one-pipeline form (unit tests use it).
 pub fn parse(text: &str) -> Result<ir::Pipeline, Vec<Diagnostic>> {
     let raw: RawPipeline = serde_saphyr::from_str(text).map_err(|e| vec![convert_error(&e)])?;
     lower(raw)

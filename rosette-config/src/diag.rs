@@ -80,6 +80,16 @@ impl Diagnostic {
     pub fn new(loc: Loc, message: impl Into<String>) -> Self {
         Diagnostic { loc, message: message.into() }
     }
+
+    /// The message of a diagnostic of the YAML file `path` as rosette prints it: `path:line:col: message`
+    /// (`path: message` when the place is unknown). The `pipeline!` macro and `rosette-graph` both use
+    /// it, so their messages are the same.
+    pub fn render(&self, path: &str) -> String {
+        match self.loc {
+            Loc::Unknown => format!("{path}: {}", self.message),
+            loc => format!("{path}:{loc}: {}", self.message),
+        }
+    }
 }
 
 /// Collects diagnostics so every pass can report all of its errors instead of stopping at the first.

@@ -19,8 +19,6 @@ pub struct ValidPipeline {
     pub ring_producers: Vec<Vec<u32>>,
 }
 
-// Look-ups for codegen, which is not written yet; the `expect` turns into a warning to delete once it is.
-#[cfg_attr(not(test), expect(dead_code, reason = "used by codegen, which consumes ValidPipeline"))]
 impl ValidPipeline {
     /// The port named `name`.
     pub fn port(&self, name: &str) -> Option<&ir::Port> {
