@@ -49,6 +49,11 @@ pub struct PerfArgs {
     /// Also runs the baselines (kernel TCP/UDP, raw memif) in the same run and prints the ratios.
     #[arg(long)]
     pub compare_kernel: bool,
+    /// With faults (--loss ...): also runs the same transfer without faults, in interleaved rounds
+    /// (3 of each), and prints the ratios of the medians: messages per second and one-way p99
+    /// latency under load, faults over lossless.
+    #[arg(long)]
+    pub compare_lossless: bool,
     /// Where the application runs: `thread` (its own thread, through the endpoint API) or `lcore` (the
     /// declared application stage on the worker lcore) [default: thread; lcore for raw-memif].
     #[arg(long, value_name = "WHERE", value_parser = ["thread", "lcore"])]

@@ -27,6 +27,8 @@
 //!    the control connection; only then the server closes its port. Neither side polls memif rx
 //!    while the peer may be leaving (the 22.11 memif PMD can crash there).
 //! 5. With `--compare-kernel`: kernel TCP and UDP on loopback, same message size.
+//! 6. With `--compare-lossless` (and faults): the same transfer without faults, three rounds of each
+//!    interleaved (the first faulty run is the main one), and the ratios of the medians.
 //!
 //! # Faults
 //! `--loss`, `--reorder`, `--duplicate`, `--corrupt` and `--seed` are passed to the declared `fault`
@@ -37,8 +39,9 @@
 //! # Figures
 //! `msgs_per_s` is messages delivered per second from the first message to the end of the drain
 //! (unordered: of the sending phase); `p50_us`/`p99_us` on the result line are round-trip times of the
-//! ping-pong, application thread to application thread; the one-way latency under load (system clock
-//! stamp at send, read at delivery in the other process) is printed on its own line. The digest is
+//! ping-pong, application thread to application thread; `owd_p50_us`/`owd_p99_us` are the one-way
+//! latency under load (system clock stamp at send, read at delivery in the other process), also
+//! printed on their own line. The digest is
 //! computed over the delivered messages in order on the receiver and over the sent ones on the sender
 //! ([`stats::Digest`]); for unordered, each delivered datagram is checked against the content its
 //! sequence number implies.
@@ -176,6 +179,8 @@ pub struct Options {
     pub seed: u64,
     /// Run the baselines too.
     pub compare_kernel: bool,
+    /// Run the same transfer without faults too, in interleaved rounds.
+    pub compare_lossless: bool,
     /// Which side(s) this process runs.
     pub mode: Mode,
     /// The memif socket path.
@@ -239,10 +244,21 @@ impl Options {
                     "--compare-kernel runs its baselines in the default mode (without --server/--client)".to_owned()
                 )
             }
+            (_, true) | (true, _) if args.compare_lossless => {
+                return Err(
+                    "--compare-lossless runs its rounds in the default mode (without --server/--client)".to_owned()
+                )
+            }
             (true, false) => Mode::Server,
             (false, true) => Mode::Client,
             (false, false) => Mode::Both,
         };
+        let faulty = args.loss + args.reorder + args.duplicate + args.corrupt > 0.0;
+        if args.compare_lossless && !faulty {
+            return Err(
+                "--compare-lossless compares a run with faults (--loss, --reorder, ...) with one without".to_owned()
+            );
+        }
         let memory = args.memory.map_or(MemoryMode::Auto, MemoryMode::from);
         let socket = args
             .socket
@@ -261,6 +277,7 @@ impl Options {
             corrupt: prob("--corrupt", args.corrupt)?,
             seed: args.seed,
             compare_kernel: args.compare_kernel,
+            compare_lossless: args.compare_lossless,
             mode,
             socket,
             memory,
@@ -375,6 +392,15 @@ pub fn run(opts: &Options) -> i32 {
                     return 1;
                 }
             };
+            if opts.compare_lossless {
+                match compare_lossless(opts, &main) {
+                    Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
+                    Err(e) => {
+                        eprintln!("rosette-perf: {e}");
+                        return 1;
+                    }
+                }
+            }
             if !opts.compare_kernel {
                 return 0;
             }
@@ -873,7 +899,7 @@ fn report(opts: &Options, out: &ClientOutcome, r: Option<PeerReport>) -> Result<
         if out.pings_lost > 0 { format!(" pings_lost={}", out.pings_lost) } else { String::new() }
     );
     println!(
-        "channel={} sent={} delivered={} digest={} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} app={}",
+        "channel={} sent={} delivered={} digest={} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} app={} owd_p50_us={:.1} owd_p99_us={:.1}",
         opts.channel.name(),
         out.sent,
         r.delivered,
@@ -881,7 +907,9 @@ fn report(opts: &Options, out: &ClientOutcome, r: Option<PeerReport>) -> Result<
         rate,
         us(out.rtt.quantile(0.5)),
         us(out.rtt.quantile(0.99)),
-        opts.app.name()
+        opts.app.name(),
+        us(r.owd_p50_ns),
+        us(r.owd_p99_ns)
     );
     if out.drain_timed_out {
         eprintln!("rosette-perf: the drain timed out with data still unacknowledged");
@@ -973,6 +1001,57 @@ fn compare(opts: &Options, rate: f64, rtt50_us: f64) -> Result<Vec<String>, Stri
     Ok(lines)
 }
 
+/// Rounds of `--compare-lossless`, the main run (with faults) being the first faulty one.
+const LOSSLESS_ROUNDS: usize = 3;
+
+/// `--compare-lossless`: the same transfer without faults, in rounds interleaved with more runs with
+/// faults (the first round's faulty run is the main run, `main`); returns the ratio lines.
+fn compare_lossless(opts: &Options, main: &[(String, String)]) -> Result<Vec<String>, String> {
+    let sample = |f: &[(String, String)]| -> Result<(f64, f64), String> {
+        Ok((field(f, "msgs_per_s")?, field(f, "owd_p99_us")?))
+    };
+    let lossless_opts = Options { seconds: opts.seconds, ..baseline_options(opts, opts.channel, opts.seconds) };
+    let faulty_opts = Options { compare_lossless: false, compare_kernel: false, ..lossless_opts.clone() };
+    let faulty_opts = Options {
+        loss: opts.loss,
+        reorder: opts.reorder,
+        duplicate: opts.duplicate,
+        corrupt: opts.corrupt,
+        ..faulty_opts
+    };
+    let (mut faulty, mut lossless) = (vec![sample(main)?], Vec::new());
+    for round in 0..LOSSLESS_ROUNDS {
+        // Alternate which goes first, so a drift of the machine favours neither.
+        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
+        for with_faults in order {
+            if round == 0 && with_faults {
+                continue;
+            }
+            let f = run_child_pair(if with_faults { &faulty_opts } else { &lossless_opts }, Echo::Quiet)?;
+            if with_faults {
+                faulty.push(sample(&f)?)
+            } else {
+                lossless.push(sample(&f)?)
+            }
+        }
+    }
+    let list = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64, scale: f64| {
+        v.iter().map(|s| format!("{:.1}", pick(s) / scale)).collect::<Vec<_>>().join(" ")
+    };
+    println!(
+        "lossless vs faults, interleaved rounds: msgs_per_s (M) lossless {} | faults {}; owd_p99_us lossless {} | faults {}",
+        list(&lossless, |s| s.0, 1e6),
+        list(&faulty, |s| s.0, 1e6),
+        list(&lossless, |s| s.1, 1.0),
+        list(&faulty, |s| s.1, 1.0)
+    );
+    let med = |v: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| median(&v.iter().map(pick).collect::<Vec<_>>());
+    Ok(vec![
+        format!("ratio faults/lossless msgs_per_s: {:.2}", med(&faulty, |s| s.0) / med(&lossless, |s| s.0).max(1e-9)),
+        format!("ratio faults/lossless owd_p99: {:.2}", med(&faulty, |s| s.1) / med(&lossless, |s| s.1).max(1e-9)),
+    ])
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
@@ -1000,6 +1079,7 @@ fn baseline_options(opts: &Options, channel: ChannelKind, seconds: f64) -> Optio
         duplicate: 0.0,
         corrupt: 0.0,
         compare_kernel: false,
+        compare_lossless: false,
         mode: Mode::Both,
         socket: PathBuf::from(socket),
         app: if channel == ChannelKind::Raw { AppMode::Lcore } else { opts.app },
