@@ -8,11 +8,11 @@
 //!
 //! # Parts
 //! `Core` owns the connection state machine and composes one of each:
-//! - [`sender`]: the queue of sequenced packets and what each acknowledgement delivered;
-//! - [`receiver`]: the reorder window, the in-order queue, SACK blocks and the advertised window;
-//! - [`recovery`]: RACK-TLP loss detection (RFC 8985) and the loss timers, RTO last;
-//! - [`cc`]: the congestion [`Controller`](cc::Controller) — [`Swift`](cc::Swift) (delay-based, the
-//!   default) or [`NewReno`](cc::NewReno) — and [`pacer`], which spreads a large window over the RTT;
+//! - `sender`: the queue of sequenced packets and what each acknowledgement delivered;
+//! - `receiver`: the reorder window, the in-order queue, SACK blocks and the advertised window;
+//! - `recovery`: RACK-TLP loss detection (RFC 8985) and the loss timers, RTO last;
+//! - [`cc`]: the congestion [`Controller`] — [`Swift`](cc::Swift) (delay-based, the default) or
+//!   [`NewReno`](cc::NewReno) — and `pacer`, which spreads a large window over the RTT;
 //! - [`RttEstimator`]: RFC 6298 smoothing and the windowed minimum RTT.
 //!
 //! # Sequence space
