@@ -42,7 +42,7 @@
 //!       window: 256                  # packets held by sender and receiver
 //!       rto_min: 200us               # RTO floor; also rto_initial, rto_max, mss, max_message
 //!       congestion: swift            # swift (delay-based) | newreno (loss-based)
-//!       target_delay: 100us          # swift: queueing allowed above the smallest RTT
+//!       target_delay: 400us          # swift: queueing allowed above the smallest RTT
 //!       pacing: true                 # spread a window larger than a burst over the RTT
 //!       epoch: time                  # time | <n>
 //!       conn_id: pid                 # pid | <n>

@@ -610,7 +610,7 @@ fn print_connection(p: &Pipeline, who: &str) {
         let (Some(c), Some(path)) = (report.connection, report.path) else { continue };
         println!(
             "{who} connection: congestion={:?} cwnd={} srtt_us={} min_rtt_us={} rto_us={} retransmits={} \
-             rack_lost={} tail_probes={} spurious={} timeouts={}",
+             rack_lost={} tail_probes={} spurious={} timeouts={} spurious_timeouts={}",
             path.congestion,
             path.cwnd,
             us(path.srtt),
@@ -620,7 +620,8 @@ fn print_connection(p: &Pipeline, who: &str) {
             c.fast_lost,
             c.tail_probes,
             c.spurious_retransmits,
-            c.timeouts
+            c.timeouts,
+            c.spurious_timeouts
         );
     }
 }

@@ -314,7 +314,7 @@ pub struct ChannelStageParams {
     pub rto_max: Option<Duration>,
     /// Congestion controller: `swift` (delay-based, the default) or `newreno` (loss-based).
     pub congestion: Option<CongestionKind>,
-    /// Swift's queueing delay allowed above the smallest RTT seen. Default: 100us.
+    /// Swift's queueing delay allowed above the smallest RTT seen. Default: 400us (less than the path's buffers hold).
     pub target_delay: Option<Duration>,
     /// Pace a window larger than one burst over the RTT. Default: true.
     pub pacing: Option<bool>,

@@ -40,6 +40,9 @@ pub struct AckEvent {
     /// True when the window limited sending before this acknowledgement: only then may it grow
     /// (RFC 7661's "cwnd-limited"; an application-limited sender learns nothing about the path).
     pub window_limited: bool,
+    /// The RTT sample spans a stall: the packet was sent before a silence of the peer much longer
+    /// than any queue (a descheduled peer process), so its delay says nothing about a queue.
+    pub stalled: bool,
 }
 
 /// A congestion controller. Windows are counted in packets.
@@ -248,6 +251,8 @@ impl Controller for NewReno {
 
 /// Additive increase per RTT below the target, packets.
 const SWIFT_AI: f64 = 1.0;
+/// Growth per acknowledged packet while the delay is under a quarter of the target's allowance.
+const SWIFT_FAST_GROWTH: f64 = 0.5;
 /// Multiplicative decrease per unit of relative excess delay.
 const SWIFT_BETA: f64 = 0.8;
 /// Largest single decrease (the window never drops below half in one step).
@@ -299,6 +304,10 @@ impl Controller for Swift {
     }
 
     fn on_ack(&mut self, ack: &AckEvent) {
+        if ack.stalled {
+            // Not a queue: neither grow nor shrink on it.
+            return;
+        }
         if ack.rtt.is_some() {
             self.delay = ack.rtt;
         }
@@ -312,6 +321,11 @@ impl Controller for Swift {
             }
             if self.cwnd < self.ssthresh {
                 self.cwnd += f64::from(ack.acked);
+            } else if delay < min_rtt + self.target_delay / 4 {
+                // Far below the target nothing is queued: regrow fast (half a window per RTT, as
+                // TIMELY's hyper-additive increase), so a decrease caused by a transient delay — a
+                // peer descheduled for a moment — is not paid for with one packet per RTT.
+                self.cwnd += SWIFT_FAST_GROWTH * f64::from(ack.acked);
             } else {
                 self.cwnd += SWIFT_AI * f64::from(ack.acked) / self.cwnd;
             }
@@ -374,6 +388,7 @@ mod tests {
             srtt: Some(us(100)),
             largest_acked_order: order,
             window_limited: true,
+            stalled: false,
         }
     }
 
@@ -467,6 +482,17 @@ mod tests {
         assert_eq!(swift.window(), 100);
         swift.on_spurious_timeout();
         assert_eq!(swift.window(), 100, "undone once");
+    }
+
+    #[test]
+    fn swift_ignores_the_delay_of_a_stall() {
+        let mut c = Swift::new(100, 1000, us(50));
+        let mut a = ack(1000, 1, 5000, 1);
+        a.stalled = true;
+        c.on_ack(&a);
+        assert_eq!(c.window(), 100, "a descheduled peer is not a queue");
+        c.on_ack(&ack(2000, 1, 60, 2));
+        assert_eq!(c.window(), 101, "the next real sample is below the target: growth");
     }
 
     #[test]

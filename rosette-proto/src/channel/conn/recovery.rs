@@ -80,6 +80,8 @@ pub(crate) struct Recovery {
     probe_outstanding: bool,
     /// After a timeout, until the first delivery: the newest transmission order at the timeout.
     rto_order: Option<u64>,
+    /// The first acknowledgement after the timeout delivered an original transmission from before it.
+    rto_saw_original: bool,
     /// The last timeout proved spurious; taken by the engine.
     spurious_rto: bool,
 }
@@ -101,6 +103,7 @@ impl Recovery {
             rto_at: None,
             probe_outstanding: false,
             rto_order: None,
+            rto_saw_original: false,
             spurious_rto: false,
         }
     }
@@ -141,10 +144,11 @@ impl Recovery {
     pub(crate) fn on_delivered(&mut self, d: &Delivered, now: Instant, min_rtt: Option<Duration>) {
         let rtt = now.saturating_duration_since(d.sent_at);
         let acks_original = d.retransmitted && min_rtt.is_some_and(|m| rtt < m);
-        if let Some(order) = self.rto_order.take() {
-            // RFC 4015 §2 (Eifel detection): the first delivery after a timeout tells whether the
-            // path was only slow — a transmission from before the timeout got through.
-            self.spurious_rto = (d.tx_order <= order && !d.retransmitted) || acks_original;
+        if let Some(order) = self.rto_order {
+            // RFC 4015 §2 (Eifel detection), without timestamps: the first acknowledgement after a
+            // timeout tells whether the path was only slow — it delivers an original transmission
+            // from before the timeout (not one SACKed before it, and not the retransmission).
+            self.rto_saw_original |= (d.tx_order <= order && !d.retransmitted) || acks_original;
         }
         let spurious = (d.was_lost && !d.retransmitted) || acks_original;
         if spurious && self.reo_wnd_mult < MAX_REO_WND_MULT {
@@ -319,6 +323,7 @@ impl Recovery {
         self.rto_at = Some(now + next_rto);
         self.recovery_end = Some(queue.snd_max());
         self.rto_order = Some(queue.tx_count());
+        self.rto_saw_original = false;
         let oldest = (0..queue.next_unsent())
             .filter(|&i| queue.slot(i).state == SlotState::InFlight)
             .min_by_key(|&i| queue.slot(i).tx_order);
@@ -330,6 +335,14 @@ impl Recovery {
             }
         }
         lost
+    }
+
+    /// To call after the deliveries of one acknowledgement: the first one after a timeout decides
+    /// whether it was spurious.
+    pub(crate) fn end_of_ack(&mut self, delivered_any: bool) {
+        if delivered_any && self.rto_order.take().is_some() {
+            self.spurious_rto = std::mem::take(&mut self.rto_saw_original);
+        }
     }
 
     /// True once after a timeout proved spurious.
@@ -375,6 +388,7 @@ mod tests {
         for d in &got {
             r.on_delivered(d, now, Some(us(40)));
         }
+        r.end_of_ack(!got.is_empty());
     }
 
     /// RFC 8985 §6.2: a packet is lost once a later-sent one is delivered and RACK.rtt + reo_wnd
@@ -484,7 +498,8 @@ mod tests {
         assert_eq!(q.first_lost(), Some(0));
     }
 
-    /// RFC 4015 §2: the first delivery after a timeout is an original transmission: spurious.
+    /// RFC 4015 §2: the first acknowledgement after a timeout delivers an original transmission:
+    /// spurious.
     #[test]
     fn a_timeout_answered_by_an_original_is_spurious_rfc4015() {
         let (mut q, _rtt, mut r) = setup(4);
