@@ -46,6 +46,19 @@ pub(crate) struct TxSlot<B> {
     pub(crate) lower: usize,
 }
 
+impl<B> TxSlot<B> {
+    /// What the acknowledgement delivering this slot tells loss recovery.
+    fn delivered(&self, was_lost: bool) -> Delivered {
+        Delivered {
+            seq: self.seq,
+            sent_at: self.sent_at,
+            tx_order: self.tx_order,
+            retransmitted: self.retransmitted,
+            was_lost,
+        }
+    }
+}
+
 /// What one packet newly delivered by an acknowledgement looked like when it was last sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Delivered {
@@ -309,13 +322,7 @@ impl<B: PacketBuf> SendQueue<B> {
                 SlotState::Sacked | SlotState::Unsent => {}
             }
             if matches!(slot.state, SlotState::InFlight | SlotState::Lost) {
-                delivered(Delivered {
-                    seq: slot.seq,
-                    sent_at: slot.sent_at,
-                    tx_order: slot.tx_order,
-                    retransmitted: slot.retransmitted,
-                    was_lost,
-                });
+                delivered(slot.delivered(was_lost));
             }
             self.una = self.una.wrapping_add(1);
             self.next_unsent = self.next_unsent.saturating_sub(1);
@@ -342,13 +349,7 @@ impl<B: PacketBuf> SendQueue<B> {
                 _ => continue,
             }
             slot.state = SlotState::Sacked;
-            delivered(Delivered {
-                seq: slot.seq,
-                sent_at: slot.sent_at,
-                tx_order: slot.tx_order,
-                retransmitted: slot.retransmitted,
-                was_lost,
-            });
+            delivered(slot.delivered(was_lost));
         }
     }
 
