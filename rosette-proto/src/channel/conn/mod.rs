@@ -1267,6 +1267,30 @@ mod tests {
         assert_eq!(a.send_queue_len(), 0);
     }
 
+    /// RFC 6298 §3 (Karn's rule): the acknowledgement of a retransmitted packet gives no RTT sample.
+    #[test]
+    fn a_retransmission_is_not_timed_rfc6298() {
+        let (mut a, mut b) = pair(Config::default());
+        let mut now = Instant::from_micros(10);
+        flush(now, &mut a, &mut b);
+        now += Duration::from_micros(40);
+        flush(now, &mut b, &mut a);
+        let srtt = a.srtt();
+        let mut buf = a.alloc_segment().unwrap();
+        buf.append(1).unwrap();
+        a.push(buf, PacketType::Data, FLAG_END_OF_MESSAGE);
+        drop(a.poll_transmit(now).unwrap());
+        now = a.poll_timeout().unwrap();
+        a.handle_timeout(now);
+        flush(now, &mut a, &mut b);
+        assert_eq!(a.stats().retransmits, 1);
+        // A long wait before the acknowledgement: timing the retransmission would move the estimate.
+        now += Duration::from_millis(5);
+        flush(now, &mut b, &mut a);
+        assert_eq!(a.send_queue_len(), 0);
+        assert_eq!(a.srtt(), srtt);
+    }
+
     /// Nothing ever answers: after the probe, the RTO backs off up to `max_rto` and the connection
     /// fails after `give_up_after` without progress.
     #[test]
