@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rosette::pipeline::{LaunchError, LaunchOptions, Pipeline};
+use rosette::pipeline::{LaunchError, LaunchOptions, LcoreStatsSnapshot, Pipeline};
 
 use crate::cli::DeclaredArgs;
 
@@ -38,14 +38,7 @@ pub fn run_declared(name: &'static str, launch: fn(&LaunchOptions) -> Result<Pip
     let mut last = pipeline.stats();
     pipeline.run_for((seconds > 0).then(|| Duration::from_secs(seconds)), Duration::from_secs(1), |now| {
         for (before, after) in last.iter().zip(now) {
-            println!(
-                "  lcore {}: {:>8.3} Mpps, {} packets, {} dropped, {} empty polls",
-                after.lcore,
-                (after.packets - before.packets) as f64 / 1e6,
-                after.packets,
-                after.total_dropped(),
-                after.empty_polls
-            );
+            println!("  {}", stats_line(before, after));
         }
         last = now.to_vec();
     });
@@ -72,4 +65,34 @@ pub fn run_declared(name: &'static str, launch: fn(&LaunchOptions) -> Result<Pip
             1
         }
     }
+}
+
+/// One lcore's line of the per-second stats: rate and totals, the mean burst and the empty-poll share
+/// of the last second, and each stage's cycles per packet (sampled, since the start).
+pub fn stats_line(before: &LcoreStatsSnapshot, after: &LcoreStatsSnapshot) -> String {
+    let interval = LcoreStatsSnapshot {
+        bursts: after.bursts - before.bursts,
+        packets: after.packets - before.packets,
+        empty_polls: after.empty_polls - before.empty_polls,
+        ..LcoreStatsSnapshot::default()
+    };
+    let costs: Vec<String> = after
+        .stage_costs
+        .iter()
+        .map(|c| match c.cycles_per_packet() {
+            Some(cpp) => format!("{}={cpp:.0}", c.name),
+            None => format!("{}=-", c.name),
+        })
+        .collect();
+    format!(
+        "lcore {}: {:>8.3} Mpps, {} packets, {} dropped, {} empty polls ({:.0} %), burst {:.1}{}",
+        after.lcore,
+        interval.packets as f64 / 1e6,
+        after.packets,
+        after.total_dropped(),
+        after.empty_polls,
+        interval.empty_poll_ratio() * 100.0,
+        interval.mean_burst(),
+        if costs.is_empty() { String::new() } else { format!(", cycles/packet {}", costs.join(" ")) }
+    )
 }

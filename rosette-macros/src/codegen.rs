@@ -204,10 +204,23 @@ fn burst_type(burst: u32) -> TokenStream {
 
 /// The body of a closure that takes `packet` through the given stages in one go: the fused form of a
 /// stage chain. A dropped packet is counted against its stage; a taken one just leaves the burst.
-fn fused_chain(stages: &[(Ident, Literal)]) -> TokenStream {
+/// `timed`: the sampled form, which also counts each stage's packets and reads the TSC around each
+/// `on_packet` (see `rosette::pipeline::stats`).
+fn fused_chain(stages: &[(Ident, Literal)], timed: bool) -> TokenStream {
     let steps = stages.iter().map(|(var, index)| {
+        let call = if timed {
+            quote! {
+                counters.stage_packets[#index] += 1;
+                let started = ::rosette::substrate::tsc();
+                let verdict = #var.on_packet(packet, &cx);
+                counters.stage_cycles[#index] += ::rosette::substrate::tsc().wrapping_sub(started);
+            }
+        } else {
+            quote!(let verdict = #var.on_packet(packet, &cx);)
+        };
         quote! {
-            let packet = match #var.on_packet(packet, &cx) {
+            #call
+            let packet = match verdict {
                 Verdict::Pass(packet) => packet,
                 Verdict::Dropped => {
                     counters.stage_drops[#index] += 1;
@@ -467,21 +480,40 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
         let pass = if vars.is_empty() {
             quote!()
         } else {
-            let chain = fused_chain(&vars);
+            let (chain, timed) = (fused_chain(&vars, false), fused_chain(&vars, true));
             quote! {
-                burst.batch().retain_map(|packet| { #chain });
+                if sample {
+                    burst.batch().retain_map(|packet| { #timed });
+                } else {
+                    burst.batch().retain_map(|packet| { #chain });
+                }
             }
         };
-        let emits = vars.iter().enumerate().map(|(i, (var, _))| {
+        let emits = vars.iter().enumerate().map(|(i, (var, index))| {
             let rest = &vars[i + 1..];
-            if rest.is_empty() {
-                quote!(#var.emit(&mut burst.batch(), &cx);)
-            } else {
-                let chain = fused_chain(rest);
-                quote! {
-                    let start = burst.len();
+            // On sampled iterations the emit is timed, and what it emitted counts as the stage's packets.
+            let emit = quote! {
+                let start = burst.len();
+                if sample {
+                    let started = ::rosette::substrate::tsc();
                     #var.emit(&mut burst.batch(), &cx);
-                    burst.batch().retain_map_from(start, |packet| { #chain });
+                    counters.stage_cycles[#index] += ::rosette::substrate::tsc().wrapping_sub(started);
+                    counters.stage_packets[#index] += (burst.len() - start) as u64;
+                } else {
+                    #var.emit(&mut burst.batch(), &cx);
+                }
+            };
+            if rest.is_empty() {
+                emit
+            } else {
+                let (chain, timed) = (fused_chain(rest, false), fused_chain(rest, true));
+                quote! {
+                    #emit
+                    if sample {
+                        burst.batch().retain_map_from(start, |packet| { #timed });
+                    } else {
+                        burst.batch().retain_map_from(start, |packet| { #chain });
+                    }
                 }
             }
         });
@@ -524,12 +556,7 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
         polls.push(quote! {
             {
                 #receive
-                if received == 0 {
-                    counters.empty_polls += 1;
-                } else {
-                    counters.bursts += 1;
-                    counters.packets += received as u64;
-                }
+                counters.count_poll(received);
                 #pass
                 #(#emits)*
                 if !burst.is_empty() {
@@ -562,11 +589,16 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
                 if io.paused() {
                     continue;
                 }
+                let sample = counters.next_iteration();
                 #(#polls)*
                 stats.publish(&counters);
+                if sample {
+                    stats.publish_costs(&counters);
+                }
             }
             #(#stage_finish)*
             stats.publish(&counters);
+            stats.publish_costs(&counters);
             // Free what is still queued so every mbuf returns to its pool.
             #(#drain_rx)*
             Ok(())

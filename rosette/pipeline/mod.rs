@@ -28,7 +28,7 @@ pub use params::{
     ParamValue, StageEnv, StageParams,
 };
 pub use runtime::{LaunchError, LaunchOptions, LcoreIo, Pipeline, PipelineReport, Runtime};
-pub use stats::{LcoreStats, LcoreStatsSnapshot};
+pub use stats::{LcoreStats, LcoreStatsSnapshot, StageCost};
 
 /// What a stage may ask about the loop it runs in. Built once per loop; the time is read only when asked.
 #[derive(Debug, Clone)]

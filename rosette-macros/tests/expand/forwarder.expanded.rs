@@ -126,14 +126,10 @@ pub mod forwarder {
             if io.paused() {
                 continue;
             }
+            let sample = counters.next_iteration();
             {
                 let received = rx_0.rx(&mut burst);
-                if received == 0 {
-                    counters.empty_polls += 1;
-                } else {
-                    counters.bursts += 1;
-                    counters.packets += received as u64;
-                }
+                counters.count_poll(received);
                 if !burst.is_empty() {
                     let (sent, refused) = tx_0.tx_or_drop(&mut burst);
                     counters.tx_packets += sent as u64;
@@ -142,12 +138,7 @@ pub mod forwarder {
             }
             {
                 let received = rx_1.rx(&mut burst);
-                if received == 0 {
-                    counters.empty_polls += 1;
-                } else {
-                    counters.bursts += 1;
-                    counters.packets += received as u64;
-                }
+                counters.count_poll(received);
                 if !burst.is_empty() {
                     let (sent, refused) = tx_1.tx_or_drop(&mut burst);
                     counters.tx_packets += sent as u64;
@@ -155,8 +146,12 @@ pub mod forwarder {
                 }
             }
             stats.publish(&counters);
+            if sample {
+                stats.publish_costs(&counters);
+            }
         }
         stats.publish(&counters);
+        stats.publish_costs(&counters);
         rx_0.drain(1024);
         rx_1.drain(1024);
         Ok(())
@@ -181,14 +176,10 @@ pub mod forwarder {
             if io.paused() {
                 continue;
             }
+            let sample = counters.next_iteration();
             {
                 let received = rx_0.rx(&mut burst);
-                if received == 0 {
-                    counters.empty_polls += 1;
-                } else {
-                    counters.bursts += 1;
-                    counters.packets += received as u64;
-                }
+                counters.count_poll(received);
                 if !burst.is_empty() {
                     let (sent, refused) = tx_0.tx_or_drop(&mut burst);
                     counters.tx_packets += sent as u64;
@@ -197,12 +188,7 @@ pub mod forwarder {
             }
             {
                 let received = rx_1.rx(&mut burst);
-                if received == 0 {
-                    counters.empty_polls += 1;
-                } else {
-                    counters.bursts += 1;
-                    counters.packets += received as u64;
-                }
+                counters.count_poll(received);
                 if !burst.is_empty() {
                     let (sent, refused) = tx_1.tx_or_drop(&mut burst);
                     counters.tx_packets += sent as u64;
@@ -210,8 +196,12 @@ pub mod forwarder {
                 }
             }
             stats.publish(&counters);
+            if sample {
+                stats.publish_costs(&counters);
+            }
         }
         stats.publish(&counters);
+        stats.publish_costs(&counters);
         rx_0.drain(1024);
         rx_1.drain(1024);
         Ok(())

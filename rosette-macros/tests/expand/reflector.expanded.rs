@@ -89,28 +89,55 @@ pub mod reflector {
             if io.paused() {
                 continue;
             }
+            let sample = counters.next_iteration();
             {
                 let received = rx_0.rx(&mut burst);
-                if received == 0 {
-                    counters.empty_polls += 1;
+                counters.count_poll(received);
+                if sample {
+                    burst
+                        .batch()
+                        .retain_map(|packet| {
+                            counters.stage_packets[0] += 1;
+                            let started = ::rosette::substrate::tsc();
+                            let verdict = stage_0.on_packet(packet, &cx);
+                            counters.stage_cycles[0]
+                                += ::rosette::substrate::tsc().wrapping_sub(started);
+                            let packet = match verdict {
+                                Verdict::Pass(packet) => packet,
+                                Verdict::Dropped => {
+                                    counters.stage_drops[0] += 1;
+                                    return None;
+                                }
+                                Verdict::Taken => return None,
+                            };
+                            Some(packet)
+                        });
                 } else {
-                    counters.bursts += 1;
-                    counters.packets += received as u64;
+                    burst
+                        .batch()
+                        .retain_map(|packet| {
+                            let verdict = stage_0.on_packet(packet, &cx);
+                            let packet = match verdict {
+                                Verdict::Pass(packet) => packet,
+                                Verdict::Dropped => {
+                                    counters.stage_drops[0] += 1;
+                                    return None;
+                                }
+                                Verdict::Taken => return None,
+                            };
+                            Some(packet)
+                        });
                 }
-                burst
-                    .batch()
-                    .retain_map(|packet| {
-                        let packet = match stage_0.on_packet(packet, &cx) {
-                            Verdict::Pass(packet) => packet,
-                            Verdict::Dropped => {
-                                counters.stage_drops[0] += 1;
-                                return None;
-                            }
-                            Verdict::Taken => return None,
-                        };
-                        Some(packet)
-                    });
-                stage_0.emit(&mut burst.batch(), &cx);
+                let start = burst.len();
+                if sample {
+                    let started = ::rosette::substrate::tsc();
+                    stage_0.emit(&mut burst.batch(), &cx);
+                    counters.stage_cycles[0]
+                        += ::rosette::substrate::tsc().wrapping_sub(started);
+                    counters.stage_packets[0] += (burst.len() - start) as u64;
+                } else {
+                    stage_0.emit(&mut burst.batch(), &cx);
+                }
                 if !burst.is_empty() {
                     let (sent, refused) = tx_0.tx_or_drop(&mut burst);
                     counters.tx_packets += sent as u64;
@@ -118,10 +145,14 @@ pub mod reflector {
                 }
             }
             stats.publish(&counters);
+            if sample {
+                stats.publish_costs(&counters);
+            }
         }
         io.report_stage(0, stage_0.report());
         stage_0.finish(&cx);
         stats.publish(&counters);
+        stats.publish_costs(&counters);
         rx_0.drain(1024);
         Ok(())
     }
