@@ -556,7 +556,7 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
         polls.push(quote! {
             {
                 #receive
-                counters.count_poll(received);
+                counters.count_poll(received, sample);
                 #pass
                 #(#emits)*
                 if !burst.is_empty() {

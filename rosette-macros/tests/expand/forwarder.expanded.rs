@@ -129,7 +129,7 @@ pub mod forwarder {
             let sample = counters.next_iteration();
             {
                 let received = rx_0.rx(&mut burst);
-                counters.count_poll(received);
+                counters.count_poll(received, sample);
                 if !burst.is_empty() {
                     let (sent, refused) = tx_0.tx_or_drop(&mut burst);
                     counters.tx_packets += sent as u64;
@@ -138,7 +138,7 @@ pub mod forwarder {
             }
             {
                 let received = rx_1.rx(&mut burst);
-                counters.count_poll(received);
+                counters.count_poll(received, sample);
                 if !burst.is_empty() {
                     let (sent, refused) = tx_1.tx_or_drop(&mut burst);
                     counters.tx_packets += sent as u64;
@@ -179,7 +179,7 @@ pub mod forwarder {
             let sample = counters.next_iteration();
             {
                 let received = rx_0.rx(&mut burst);
-                counters.count_poll(received);
+                counters.count_poll(received, sample);
                 if !burst.is_empty() {
                     let (sent, refused) = tx_0.tx_or_drop(&mut burst);
                     counters.tx_packets += sent as u64;
@@ -188,7 +188,7 @@ pub mod forwarder {
             }
             {
                 let received = rx_1.rx(&mut burst);
-                counters.count_poll(received);
+                counters.count_poll(received, sample);
                 if !burst.is_empty() {
                     let (sent, refused) = tx_1.tx_or_drop(&mut burst);
                     counters.tx_packets += sent as u64;

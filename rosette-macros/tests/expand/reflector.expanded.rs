@@ -92,7 +92,7 @@ pub mod reflector {
             let sample = counters.next_iteration();
             {
                 let received = rx_0.rx(&mut burst);
-                counters.count_poll(received);
+                counters.count_poll(received, sample);
                 if sample {
                     burst
                         .batch()
