@@ -5,7 +5,8 @@
 //! application — and registers the application's ends in a process-wide registry under that name.
 //! An application thread picks them up with [`ReliableEndpoint::connect`],
 //! [`StreamEndpoint::connect`] or [`UnorderedEndpoint::connect`] (`connect("name", timeout)` waits for
-//! the stage to be constructed; each registration can be taken once). Endpoints are `Send`, not
+//! the stage to be constructed; each registration can be taken once; a registration of another kind is
+//! [`EndpointError::WrongKind`], naming both). Endpoints are `Send`, not
 //! `Sync`: one thread at a time uses an endpoint (it may move between threads).
 //!
 //! The queues are `std::sync::mpsc::sync_channel`s: bounded and array-backed, allocated once when the
@@ -68,6 +69,17 @@ pub enum EndpointError {
     NoBuffers,
     /// No endpoint of this kind was registered under the name within the timeout (or it was taken).
     NotFound,
+    /// An endpoint is registered under the name, but of another kind: the channel stage declared
+    /// under it is not the one the application asked for (e.g. the YAML says `reliable` and the
+    /// application connects a [`StreamEndpoint`]). The registration stays for the right kind.
+    WrongKind {
+        /// The name asked for.
+        name: &'static str,
+        /// The kind the stage registered under that name.
+        registered: EndpointKind,
+        /// The kind the application asked for.
+        requested: EndpointKind,
+    },
     /// The connection was reset (by the peer, a restarted peer, or a local reset); data of it that was
     /// not delivered is gone.
     ConnectionReset,
@@ -75,15 +87,78 @@ pub enum EndpointError {
     ConnectionFailed,
 }
 
-impl core::fmt::Display for EndpointError {
+/// The three kinds of application endpoint, one per channel stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// [`ReliableEndpoint`], of a `reliable` stage.
+    Reliable,
+    /// [`StreamEndpoint`], of a `streaming` stage.
+    Stream,
+    /// [`UnorderedEndpoint`], of an `unordered` stage.
+    Unordered,
+}
+
+impl EndpointKind {
+    /// The stage's short name in a declaration (`reliable`, `streaming`, `unordered`).
+    pub fn stage(self) -> &'static str {
+        match self {
+            EndpointKind::Reliable => "reliable",
+            EndpointKind::Stream => "streaming",
+            EndpointKind::Unordered => "unordered",
+        }
+    }
+
+    /// "a" or "an", as the kind's word takes.
+    fn article(self) -> &'static str {
+        match self {
+            EndpointKind::Unordered => "an",
+            _ => "a",
+        }
+    }
+
+    /// The endpoint type's name.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            EndpointKind::Reliable => "ReliableEndpoint",
+            EndpointKind::Stream => "StreamEndpoint",
+            EndpointKind::Unordered => "UnorderedEndpoint",
+        }
+    }
+}
+
+impl core::fmt::Display for EndpointKind {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
+            EndpointKind::Reliable => "reliable",
+            EndpointKind::Stream => "stream",
+            EndpointKind::Unordered => "unordered",
+        })
+    }
+}
+
+impl core::fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if let EndpointError::WrongKind { name, registered, requested } = self {
+            return write!(
+                f,
+                "endpoint `{name}` is {} {registered} endpoint (its channel stage is `{}`); asked for {} {requested} \
+                 endpoint (`{}`): connect it as `{}`, or make the stage `{}` (one word in the declaration)",
+                registered.article(),
+                registered.stage(),
+                requested.article(),
+                requested.type_name(),
+                registered.type_name(),
+                requested.stage(),
+            );
+        }
+        f.write_str(match self {
+            EndpointError::WrongKind { .. } => "endpoint of another kind",
             EndpointError::WouldBlock => "queue full or empty; try again",
             EndpointError::TimedOut => "timed out",
             EndpointError::Disconnected => "the channel stage is gone",
             EndpointError::TooLarge => "payload too large for the channel",
             EndpointError::NoBuffers => "no mbuf available (pool empty or lcore not started)",
-            EndpointError::NotFound => "no endpoint registered under that name",
+            EndpointError::NotFound => "no endpoint registered under that name (or it was already taken)",
             EndpointError::ConnectionReset => "the connection was reset",
             EndpointError::ConnectionFailed => "the connection failed (the peer stopped answering)",
         })
@@ -315,6 +390,29 @@ enum Registered {
     Unordered(Box<UnorderedEndpoint>),
 }
 
+impl Registered {
+    fn kind(&self) -> EndpointKind {
+        match self {
+            Registered::Reliable(_) => EndpointKind::Reliable,
+            Registered::Streaming(_) => EndpointKind::Stream,
+            Registered::Unordered(_) => EndpointKind::Unordered,
+        }
+    }
+}
+
+/// `name` as a `&'static str` for [`EndpointError::WrongKind`] (which stays `Copy`): each distinct
+/// name is kept once per process, so the memory is bounded by the names the stages registered.
+fn interned(name: &str) -> &'static str {
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(leaked);
+    leaked
+}
+
 /// The process-wide registry: channel name → the application's ends, until an endpoint takes them.
 static REGISTRY: Mutex<Vec<(String, Registered)>> = Mutex::new(Vec::new());
 
@@ -328,6 +426,7 @@ fn register(name: &str, entry: Registered) {
 fn take_registered<T>(
     name: &str,
     timeout: Duration,
+    requested: EndpointKind,
     pick: impl Fn(Registered) -> Result<T, Registered>,
 ) -> Result<T, EndpointError> {
     let deadline = std::time::Instant::now() + timeout;
@@ -339,8 +438,9 @@ fn take_registered<T>(
                 match pick(entry) {
                     Ok(endpoint) => return Ok(endpoint),
                     Err(other) => {
+                        let registered = other.kind();
                         reg.push((n, other));
-                        return Err(EndpointError::NotFound);
+                        return Err(EndpointError::WrongKind { name: interned(name), registered, requested });
                     }
                 }
             }
@@ -575,7 +675,7 @@ impl ReliableEndpoint {
     /// Takes the endpoint of the reliable channel stage named `name`, waiting up to `timeout` for the
     /// stage to be constructed.
     pub fn connect(name: &str, timeout: Duration) -> Result<ReliableEndpoint, EndpointError> {
-        take_registered(name, timeout, |r| match r {
+        take_registered(name, timeout, EndpointKind::Reliable, |r| match r {
             Registered::Reliable(e) => Ok(*e),
             other => Err(other),
         })
@@ -819,7 +919,7 @@ impl StreamEndpoint {
 
     /// Takes the endpoint of the streaming channel stage named `name`, waiting up to `timeout`.
     pub fn connect(name: &str, timeout: Duration) -> Result<StreamEndpoint, EndpointError> {
-        take_registered(name, timeout, |r| match r {
+        take_registered(name, timeout, EndpointKind::Stream, |r| match r {
             Registered::Streaming(e) => Ok(*e),
             other => Err(other),
         })
@@ -1034,7 +1134,7 @@ impl UnorderedEndpoint {
 
     /// Takes the endpoint of the unordered channel stage named `name`, waiting up to `timeout`.
     pub fn connect(name: &str, timeout: Duration) -> Result<UnorderedEndpoint, EndpointError> {
-        take_registered(name, timeout, |r| match r {
+        take_registered(name, timeout, EndpointKind::Unordered, |r| match r {
             Registered::Unordered(e) => Ok(*e),
             other => Err(other),
         })
@@ -1077,7 +1177,22 @@ mod tests {
     #[test]
     fn registry_hands_each_registration_out_once_and_by_kind() {
         let _lcore = ReliableEndpoint::register("registry-test", 4, 100, 100);
-        assert_eq!(StreamEndpoint::connect("registry-test", Duration::ZERO).unwrap_err(), EndpointError::NotFound);
+        let wrong = StreamEndpoint::connect("registry-test", Duration::ZERO).unwrap_err();
+        assert_eq!(
+            wrong,
+            EndpointError::WrongKind {
+                name: "registry-test",
+                registered: EndpointKind::Reliable,
+                requested: EndpointKind::Stream
+            }
+        );
+        assert_eq!(
+            wrong.to_string(),
+            "endpoint `registry-test` is a reliable endpoint (its channel stage is `reliable`); asked for a stream \
+             endpoint (`StreamEndpoint`): connect it as `ReliableEndpoint`, or make the stage `streaming` (one word \
+             in the declaration)"
+        );
+        assert_eq!(StreamEndpoint::connect("no-such-endpoint", Duration::ZERO).unwrap_err(), EndpointError::NotFound);
         let ep = ReliableEndpoint::connect("registry-test", Duration::ZERO).unwrap();
         assert_eq!(ReliableEndpoint::connect("registry-test", Duration::ZERO).unwrap_err(), EndpointError::NotFound);
         // Before the stage ran there is no pool to copy into; the blocking variant waits, then times out.
