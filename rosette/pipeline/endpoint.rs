@@ -249,6 +249,9 @@ pub(crate) struct Shared {
     /// The packet the application is filling, between its calls (reliable: packed records; stream:
     /// written bytes). The lcore takes it when it has caught up.
     pub(crate) open: MbufSlot,
+    /// Sends the lcore took but could not send (unordered: see [`UnorderedEndpoint::dropped`]); set by
+    /// the lcore, read by the application.
+    pub(crate) dropped: AtomicU64,
 }
 
 /// Commands of a reliable endpoint, each stamped with how many of its partial packets the endpoint
@@ -370,7 +373,13 @@ impl<C, D> AppEnds<C, D> {
 fn queues<C, D>(depth: usize, max_payload: usize, single_packet: usize) -> (LcoreEnds<C, D>, AppEnds<C, D>) {
     let (ctx, crx) = sync_channel(depth);
     let (dtx, drx) = sync_channel(depth);
-    let shared = Arc::new(Shared { pool: OnceLock::new(), max_payload, single_packet, open: MbufSlot::new() });
+    let shared = Arc::new(Shared {
+        pool: OnceLock::new(),
+        max_payload,
+        single_packet,
+        open: MbufSlot::new(),
+        dropped: AtomicU64::new(0),
+    });
     let (command_puts, delivery_puts) = (Arc::new(PutCount::default()), Arc::new(PutCount::default()));
     (
         LcoreEnds {
@@ -1140,7 +1149,11 @@ impl UnorderedEndpoint {
         })
     }
 
-    /// Queues a datagram to `dst` (from the stage's port) without waiting.
+    /// Queues a datagram to `dst` (from the stage's port) without waiting: [`EndpointError::WouldBlock`]
+    /// when the queue to the lcore is full (it holds `queue_depth` datagrams; the lcore takes them only
+    /// while the channel's transmit queue has room, so a sender faster than the link gets
+    /// `WouldBlock` rather than silent loss). `Ok` means the lcore will take it; whether the channel
+    /// could send it is counted by [`UnorderedEndpoint::dropped`].
     pub fn try_send_to(&self, dst: SocketAddrV4, payload: &[u8]) -> Result<(), EndpointError> {
         if payload.len() > self.ends.shared.max_payload {
             return Err(EndpointError::TooLarge);
@@ -1151,12 +1164,28 @@ impl UnorderedEndpoint {
         push(&self.ends, UnorderedCommand { dst, payload: m })
     }
 
-    /// Queues a datagram, retrying while the queue is full, for up to `timeout`.
+    /// Queues a datagram, retrying while the queue is full, for up to `timeout` (then
+    /// [`EndpointError::TimedOut`]).
     pub fn send_to(&self, dst: SocketAddrV4, payload: &[u8], timeout: Duration) -> Result<(), EndpointError> {
         retry(timeout, || match self.try_send_to(dst, payload) {
             Err(EndpointError::NoBuffers) => Err(EndpointError::WouldBlock),
             other => other,
         })
+    }
+
+    /// Datagrams this endpoint queued (`try_send_to`/`send_to` returned `Ok`) that the lcore could
+    /// not send: refused by the channel (the next hop still resolving with [`Config::pending_capacity`]
+    /// datagrams already waiting for it, a destination it cannot reach), dropped by it later (ARP never
+    /// answered, or waited longer than [`Config::pending_timeout`]), or still held when the stage
+    /// stopped. Updated by the lcore as it happens. Not counted here: sends that returned an error
+    /// (the caller knows), frames the port's tx queue refused afterwards (the lcore's `tx_dropped`,
+    /// [`crate::pipeline::LcoreStatsSnapshot`]), and losses on the wire or at the receiver, which UDP
+    /// never tells the sender.
+    ///
+    /// [`Config::pending_capacity`]: crate::channel::unordered::Config::pending_capacity
+    /// [`Config::pending_timeout`]: crate::channel::unordered::Config::pending_timeout
+    pub fn dropped(&self) -> u64 {
+        self.ends.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// The next received datagram, if any.
