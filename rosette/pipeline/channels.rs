@@ -225,7 +225,8 @@ pub struct ChannelReport {
     pub connection: Option<conn::Stats>,
     /// The interface's or unordered channel's counters, once the stage ran.
     pub link: Option<unordered::Stats>,
-    /// Messages or packets the connection still held for sending (reliable, streaming).
+    /// Messages or packets the connection still held for sending (reliable, streaming); for
+    /// `unordered`, datagrams the channel still held (waiting for ARP or for transmission).
     pub send_queue_len: usize,
     /// The connection's view of the path at the end (reliable, streaming).
     pub path: Option<conn::PathStats>,
@@ -773,6 +774,8 @@ pub struct UnorderedStage<D: Deliver<unordered::Event<Mbuf>> = AppQueue<unordere
     stash: Option<unordered::Event<Mbuf>>,
     run: Option<UnorderedChannel<Mempool>>,
     stats: StageStats,
+    /// What [`UnorderedEndpoint::dropped`] was last told.
+    dropped_published: u64,
 }
 
 /// Largest UDP payload of a default (MTU 1500) unordered channel.
@@ -795,7 +798,15 @@ impl<D: Deliver<unordered::Event<Mbuf>>> UnorderedStage<D> {
     }
 
     fn with_ends(params: ChannelParams, ends: LcoreEnds<UnorderedCommand, unordered::Event<Mbuf>>, sink: D) -> Self {
-        UnorderedStage { params, ends, sink, stash: None, run: None, stats: StageStats::default() }
+        UnorderedStage {
+            params,
+            ends,
+            sink,
+            stash: None,
+            run: None,
+            stats: StageStats::default(),
+            dropped_published: 0,
+        }
     }
 
     /// The channel (counters: receive drops by reason, ARP), once the stage ran.
@@ -819,6 +830,34 @@ impl<D: Deliver<unordered::Event<Mbuf>>> UnorderedStage<D> {
         }
         true
     }
+
+    /// The endpoint's datagrams the lcore could not send so far: refused by the channel, or dropped by
+    /// it after waiting for ARP (`held` more when the stage stops with datagrams still queued).
+    fn endpoint_drops(&self, held: u64) -> u64 {
+        let later = self.run.as_ref().map_or(0, |udp| {
+            let tx = &udp.stats().tx_drops;
+            tx.pending_timeout + tx.unresolved
+        });
+        self.stats.send_refused + later + held
+    }
+
+    /// Tells the endpoint (one relaxed store, only when the count moved).
+    fn publish_drops(&mut self, held: u64) {
+        let dropped = self.endpoint_drops(held);
+        if dropped != self.dropped_published {
+            self.dropped_published = dropped;
+            self.ends.shared.dropped.store(dropped, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Datagrams the channel still holds: waiting for ARP, or queued for transmission (accepted, and
+    /// neither sent nor dropped since; ARP frames are not counted).
+    fn held(&self) -> usize {
+        self.run.as_ref().map_or(0, |udp| {
+            let s = udp.stats();
+            s.accepted.saturating_sub(s.sent + s.tx_drops.pending_timeout + s.tx_drops.unresolved) as usize
+        })
+    }
 }
 
 impl<D: Deliver<unordered::Event<Mbuf>>> Stage for UnorderedStage<D> {
@@ -841,8 +880,14 @@ impl<D: Deliver<unordered::Event<Mbuf>>> Stage for UnorderedStage<D> {
             udp.handle_timeout(now);
         }
         // At most a burst's worth of sends per iteration, so the transmit queue drains as fast as it
-        // fills; a refused send frees the payload and is counted by the channel.
+        // fills, and only while it has room: otherwise the commands wait and the endpoint's queue fills
+        // (`WouldBlock`) instead of the channel refusing them. A refused send frees the payload and is
+        // counted by the channel and for the endpoint.
+        let room = udp.config().tx_queue_capacity;
         for _ in 0..batch.capacity() {
+            if udp.interface().tx_queue_len() >= room {
+                break;
+            }
             let Ok(UnorderedCommand { dst, payload }) = self.ends.next_command() else { break };
             self.stats.commands += 1;
             if udp.send(now, self.params.port, dst, payload).is_err() {
@@ -870,20 +915,24 @@ impl<D: Deliver<unordered::Event<Mbuf>>> Stage for UnorderedStage<D> {
                 break;
             }
         }
+        self.publish_drops(0);
     }
 
     fn finish(&mut self, _cx: &Context) {
+        // What is still queued is never sent: counted for the endpoint.
+        self.publish_drops(self.held() as u64);
         self.stash = None;
         self.run = None;
     }
 
-    /// A [`ChannelReport`] (no connection).
+    /// A [`ChannelReport`] (no connection; `send_queue_len` is what the channel still held: datagrams
+    /// waiting for ARP or for transmission).
     fn report(&self) -> Option<StageReport> {
         Some(StageReport::new(ChannelReport {
             stage: self.stats(),
             connection: None,
             link: self.channel().map(|c| c.stats().clone()),
-            send_queue_len: 0,
+            send_queue_len: self.held(),
             path: None,
         }))
     }

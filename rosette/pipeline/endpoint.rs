@@ -5,7 +5,8 @@
 //! application — and registers the application's ends in a process-wide registry under that name.
 //! An application thread picks them up with [`ReliableEndpoint::connect`],
 //! [`StreamEndpoint::connect`] or [`UnorderedEndpoint::connect`] (`connect("name", timeout)` waits for
-//! the stage to be constructed; each registration can be taken once). Endpoints are `Send`, not
+//! the stage to be constructed; each registration can be taken once; a registration of another kind is
+//! [`EndpointError::WrongKind`], naming both). Endpoints are `Send`, not
 //! `Sync`: one thread at a time uses an endpoint (it may move between threads).
 //!
 //! The queues are `std::sync::mpsc::sync_channel`s: bounded and array-backed, allocated once when the
@@ -68,6 +69,17 @@ pub enum EndpointError {
     NoBuffers,
     /// No endpoint of this kind was registered under the name within the timeout (or it was taken).
     NotFound,
+    /// An endpoint is registered under the name, but of another kind: the channel stage declared
+    /// under it is not the one the application asked for (e.g. the YAML says `reliable` and the
+    /// application connects a [`StreamEndpoint`]). The registration stays for the right kind.
+    WrongKind {
+        /// The name asked for.
+        name: &'static str,
+        /// The kind the stage registered under that name.
+        registered: EndpointKind,
+        /// The kind the application asked for.
+        requested: EndpointKind,
+    },
     /// The connection was reset (by the peer, a restarted peer, or a local reset); data of it that was
     /// not delivered is gone.
     ConnectionReset,
@@ -75,15 +87,78 @@ pub enum EndpointError {
     ConnectionFailed,
 }
 
-impl core::fmt::Display for EndpointError {
+/// The three kinds of application endpoint, one per channel stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointKind {
+    /// [`ReliableEndpoint`], of a `reliable` stage.
+    Reliable,
+    /// [`StreamEndpoint`], of a `streaming` stage.
+    Stream,
+    /// [`UnorderedEndpoint`], of an `unordered` stage.
+    Unordered,
+}
+
+impl EndpointKind {
+    /// The stage's short name in a declaration (`reliable`, `streaming`, `unordered`).
+    pub fn stage(self) -> &'static str {
+        match self {
+            EndpointKind::Reliable => "reliable",
+            EndpointKind::Stream => "streaming",
+            EndpointKind::Unordered => "unordered",
+        }
+    }
+
+    /// "a" or "an", as the kind's word takes.
+    fn article(self) -> &'static str {
+        match self {
+            EndpointKind::Unordered => "an",
+            _ => "a",
+        }
+    }
+
+    /// The endpoint type's name.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            EndpointKind::Reliable => "ReliableEndpoint",
+            EndpointKind::Stream => "StreamEndpoint",
+            EndpointKind::Unordered => "UnorderedEndpoint",
+        }
+    }
+}
+
+impl core::fmt::Display for EndpointKind {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
+            EndpointKind::Reliable => "reliable",
+            EndpointKind::Stream => "stream",
+            EndpointKind::Unordered => "unordered",
+        })
+    }
+}
+
+impl core::fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if let EndpointError::WrongKind { name, registered, requested } = self {
+            return write!(
+                f,
+                "endpoint `{name}` is {} {registered} endpoint (its channel stage is `{}`); asked for {} {requested} \
+                 endpoint (`{}`): connect it as `{}`, or make the stage `{}` (one word in the declaration)",
+                registered.article(),
+                registered.stage(),
+                requested.article(),
+                requested.type_name(),
+                registered.type_name(),
+                requested.stage(),
+            );
+        }
+        f.write_str(match self {
+            EndpointError::WrongKind { .. } => "endpoint of another kind",
             EndpointError::WouldBlock => "queue full or empty; try again",
             EndpointError::TimedOut => "timed out",
             EndpointError::Disconnected => "the channel stage is gone",
             EndpointError::TooLarge => "payload too large for the channel",
             EndpointError::NoBuffers => "no mbuf available (pool empty or lcore not started)",
-            EndpointError::NotFound => "no endpoint registered under that name",
+            EndpointError::NotFound => "no endpoint registered under that name (or it was already taken)",
             EndpointError::ConnectionReset => "the connection was reset",
             EndpointError::ConnectionFailed => "the connection failed (the peer stopped answering)",
         })
@@ -174,6 +249,9 @@ pub(crate) struct Shared {
     /// The packet the application is filling, between its calls (reliable: packed records; stream:
     /// written bytes). The lcore takes it when it has caught up.
     pub(crate) open: MbufSlot,
+    /// Sends the lcore took but could not send (unordered: see [`UnorderedEndpoint::dropped`]); set by
+    /// the lcore, read by the application.
+    pub(crate) dropped: AtomicU64,
 }
 
 /// Commands of a reliable endpoint, each stamped with how many of its partial packets the endpoint
@@ -295,7 +373,13 @@ impl<C, D> AppEnds<C, D> {
 fn queues<C, D>(depth: usize, max_payload: usize, single_packet: usize) -> (LcoreEnds<C, D>, AppEnds<C, D>) {
     let (ctx, crx) = sync_channel(depth);
     let (dtx, drx) = sync_channel(depth);
-    let shared = Arc::new(Shared { pool: OnceLock::new(), max_payload, single_packet, open: MbufSlot::new() });
+    let shared = Arc::new(Shared {
+        pool: OnceLock::new(),
+        max_payload,
+        single_packet,
+        open: MbufSlot::new(),
+        dropped: AtomicU64::new(0),
+    });
     let (command_puts, delivery_puts) = (Arc::new(PutCount::default()), Arc::new(PutCount::default()));
     (
         LcoreEnds {
@@ -315,6 +399,29 @@ enum Registered {
     Unordered(Box<UnorderedEndpoint>),
 }
 
+impl Registered {
+    fn kind(&self) -> EndpointKind {
+        match self {
+            Registered::Reliable(_) => EndpointKind::Reliable,
+            Registered::Streaming(_) => EndpointKind::Stream,
+            Registered::Unordered(_) => EndpointKind::Unordered,
+        }
+    }
+}
+
+/// `name` as a `&'static str` for [`EndpointError::WrongKind`] (which stays `Copy`): each distinct
+/// name is kept once per process, so the memory is bounded by the names the stages registered.
+fn interned(name: &str) -> &'static str {
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&n) = names.iter().find(|n| **n == name) {
+        return n;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(leaked);
+    leaked
+}
+
 /// The process-wide registry: channel name → the application's ends, until an endpoint takes them.
 static REGISTRY: Mutex<Vec<(String, Registered)>> = Mutex::new(Vec::new());
 
@@ -328,6 +435,7 @@ fn register(name: &str, entry: Registered) {
 fn take_registered<T>(
     name: &str,
     timeout: Duration,
+    requested: EndpointKind,
     pick: impl Fn(Registered) -> Result<T, Registered>,
 ) -> Result<T, EndpointError> {
     let deadline = std::time::Instant::now() + timeout;
@@ -339,8 +447,9 @@ fn take_registered<T>(
                 match pick(entry) {
                     Ok(endpoint) => return Ok(endpoint),
                     Err(other) => {
+                        let registered = other.kind();
                         reg.push((n, other));
-                        return Err(EndpointError::NotFound);
+                        return Err(EndpointError::WrongKind { name: interned(name), registered, requested });
                     }
                 }
             }
@@ -575,7 +684,7 @@ impl ReliableEndpoint {
     /// Takes the endpoint of the reliable channel stage named `name`, waiting up to `timeout` for the
     /// stage to be constructed.
     pub fn connect(name: &str, timeout: Duration) -> Result<ReliableEndpoint, EndpointError> {
-        take_registered(name, timeout, |r| match r {
+        take_registered(name, timeout, EndpointKind::Reliable, |r| match r {
             Registered::Reliable(e) => Ok(*e),
             other => Err(other),
         })
@@ -819,7 +928,7 @@ impl StreamEndpoint {
 
     /// Takes the endpoint of the streaming channel stage named `name`, waiting up to `timeout`.
     pub fn connect(name: &str, timeout: Duration) -> Result<StreamEndpoint, EndpointError> {
-        take_registered(name, timeout, |r| match r {
+        take_registered(name, timeout, EndpointKind::Stream, |r| match r {
             Registered::Streaming(e) => Ok(*e),
             other => Err(other),
         })
@@ -1034,13 +1143,17 @@ impl UnorderedEndpoint {
 
     /// Takes the endpoint of the unordered channel stage named `name`, waiting up to `timeout`.
     pub fn connect(name: &str, timeout: Duration) -> Result<UnorderedEndpoint, EndpointError> {
-        take_registered(name, timeout, |r| match r {
+        take_registered(name, timeout, EndpointKind::Unordered, |r| match r {
             Registered::Unordered(e) => Ok(*e),
             other => Err(other),
         })
     }
 
-    /// Queues a datagram to `dst` (from the stage's port) without waiting.
+    /// Queues a datagram to `dst` (from the stage's port) without waiting: [`EndpointError::WouldBlock`]
+    /// when the queue to the lcore is full (it holds `queue_depth` datagrams; the lcore takes them only
+    /// while the channel's transmit queue has room, so a sender faster than the link gets
+    /// `WouldBlock` rather than silent loss). `Ok` means the lcore will take it; whether the channel
+    /// could send it is counted by [`UnorderedEndpoint::dropped`].
     pub fn try_send_to(&self, dst: SocketAddrV4, payload: &[u8]) -> Result<(), EndpointError> {
         if payload.len() > self.ends.shared.max_payload {
             return Err(EndpointError::TooLarge);
@@ -1051,12 +1164,28 @@ impl UnorderedEndpoint {
         push(&self.ends, UnorderedCommand { dst, payload: m })
     }
 
-    /// Queues a datagram, retrying while the queue is full, for up to `timeout`.
+    /// Queues a datagram, retrying while the queue is full, for up to `timeout` (then
+    /// [`EndpointError::TimedOut`]).
     pub fn send_to(&self, dst: SocketAddrV4, payload: &[u8], timeout: Duration) -> Result<(), EndpointError> {
         retry(timeout, || match self.try_send_to(dst, payload) {
             Err(EndpointError::NoBuffers) => Err(EndpointError::WouldBlock),
             other => other,
         })
+    }
+
+    /// Datagrams this endpoint queued (`try_send_to`/`send_to` returned `Ok`) that the lcore could
+    /// not send: refused by the channel (the next hop still resolving with [`Config::pending_capacity`]
+    /// datagrams already waiting for it, a destination it cannot reach), dropped by it later (ARP never
+    /// answered, or waited longer than [`Config::pending_timeout`]), or still held when the stage
+    /// stopped. Updated by the lcore as it happens. Not counted here: sends that returned an error
+    /// (the caller knows), frames the port's tx queue refused afterwards (the lcore's `tx_dropped`,
+    /// [`crate::pipeline::LcoreStatsSnapshot`]), and losses on the wire or at the receiver, which UDP
+    /// never tells the sender.
+    ///
+    /// [`Config::pending_capacity`]: crate::channel::unordered::Config::pending_capacity
+    /// [`Config::pending_timeout`]: crate::channel::unordered::Config::pending_timeout
+    pub fn dropped(&self) -> u64 {
+        self.ends.shared.dropped.load(Ordering::Relaxed)
     }
 
     /// The next received datagram, if any.
@@ -1077,7 +1206,22 @@ mod tests {
     #[test]
     fn registry_hands_each_registration_out_once_and_by_kind() {
         let _lcore = ReliableEndpoint::register("registry-test", 4, 100, 100);
-        assert_eq!(StreamEndpoint::connect("registry-test", Duration::ZERO).unwrap_err(), EndpointError::NotFound);
+        let wrong = StreamEndpoint::connect("registry-test", Duration::ZERO).unwrap_err();
+        assert_eq!(
+            wrong,
+            EndpointError::WrongKind {
+                name: "registry-test",
+                registered: EndpointKind::Reliable,
+                requested: EndpointKind::Stream
+            }
+        );
+        assert_eq!(
+            wrong.to_string(),
+            "endpoint `registry-test` is a reliable endpoint (its channel stage is `reliable`); asked for a stream \
+             endpoint (`StreamEndpoint`): connect it as `ReliableEndpoint`, or make the stage `streaming` (one word \
+             in the declaration)"
+        );
+        assert_eq!(StreamEndpoint::connect("no-such-endpoint", Duration::ZERO).unwrap_err(), EndpointError::NotFound);
         let ep = ReliableEndpoint::connect("registry-test", Duration::ZERO).unwrap();
         assert_eq!(ReliableEndpoint::connect("registry-test", Duration::ZERO).unwrap_err(), EndpointError::NotFound);
         // Before the stage ran there is no pool to copy into; the blocking variant waits, then times out.

@@ -167,14 +167,14 @@ impl EalBuilder {
         };
         let mut args = vec![self.program_name.clone().unwrap_or_else(|| "rosette".to_owned())];
         if !self.lcores.is_empty() {
-            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+            let cpus = machine_cpus();
             if self.lcores.iter().all(|&l| l < cpus) {
                 args.push("-l".to_owned());
                 args.push(self.lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
             } else {
                 // More lcores than CPUs (a small test machine): map each lcore onto a CPU explicitly, so a
                 // pipeline declared for a bigger machine still starts here, its lcores sharing CPUs.
-                log::warn!("lcores {:?} exceed the {cpus} CPU(s) here; lcores will share CPUs", self.lcores);
+                // `start` says so (see `lcore_sharing_warning`).
                 args.push(format!(
                     "--lcores={}",
                     self.lcores.iter().map(|l| format!("{l}@{}", l % cpus)).collect::<Vec<_>>().join(",")
@@ -226,6 +226,16 @@ impl EalBuilder {
     /// Starts EAL. Fails with a readable error if EAL already started (or failed) in this process, if
     /// hugepages are required and missing, if EAL refuses the arguments, or if any requested device did
     /// not come up as an ethdev port (DPDK itself does not fail `rte_eal_init` for that).
+    ///
+    /// Before EAL starts:
+    /// - lcores beyond the machine's CPUs give one warning ([`lcore_sharing_warning`]): through `log` when
+    ///   the application's logger takes warnings, else one `rosette: warning: ...` line on stderr;
+    /// - a `net_memif` server whose socket file is already there: a stale file (nobody listens on it) is
+    ///   removed, with a warning in the same way; a socket a live process listens on is
+    ///   [`Error::MemifSocketInUse`], a path that is not a socket [`Error::MemifSocketNotSocket`];
+    /// - the runtime directories (`rosette-<pid>` under [`runtime_dir`]) of rosette processes that no
+    ///   longer exist are removed. This process's own (with the default prefix) is removed at clean-up
+    ///   and after a failed start.
     pub fn start(self) -> Result<Eal> {
         // Before anything can send: every transport checksum from here on uses the CPU's CRC-32C
         // instruction when it has one.
@@ -247,19 +257,40 @@ impl EalBuilder {
             }
         }
         let args = self.args(hugepages.is_ok())?;
+        // A start that cannot happen says so before warning about, or touching, anything.
+        match EAL_STATE.load(Ordering::SeqCst) {
+            STATE_IDLE => {}
+            STATE_FAILED => return Err(Error::EalStartFailedBefore),
+            _ => return Err(Error::EalAlreadyStarted),
+        }
+        if let Some(warning) = lcore_sharing_warning(&self.lcores, machine_cpus()) {
+            warn(&warning);
+        }
+        // A memif server's socket file left by a killed server would make its probe fail: reclaim it
+        // (or say who holds it) before EAL binds it.
+        super::memif::prepare_servers(self.vdevs.iter().map(String::as_str), warn)?;
         claim_start()?;
+        // The default prefix is ours alone (it carries our pid), so its runtime directory is removed at
+        // clean-up, and after a failed start, instead of piling up in /var/run/dpdk; those of rosette
+        // processes that died without cleaning up are removed here.
+        let own_prefix = format!("rosette-{}", std::process::id());
+        let owned_runtime_dir =
+            (file_prefix_of(&args).as_deref() == Some(own_prefix.as_str())).then(|| runtime_dir().join(&own_prefix));
+        let removed = remove_stale_runtime_dirs(&runtime_dir(), process_exists);
+        if removed > 0 {
+            log::info!("removed {removed} runtime director(ies) of rosette processes that no longer exist");
+        }
         let info = match init_eal(&args) {
             Ok(info) => info,
             Err(err) => {
                 EAL_STATE.store(STATE_FAILED, Ordering::SeqCst);
+                if let Some(dir) = &owned_runtime_dir {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
                 return Err(err);
             }
         };
         EAL_STATE.store(STATE_RUNNING, Ordering::SeqCst);
-        // The default prefix is ours alone (it carries our pid), so its runtime directory is removed at
-        // clean-up instead of piling up in /var/run/dpdk.
-        let owned_runtime_dir = (self.file_prefix.is_none() && !self.in_memory)
-            .then(|| default_runtime_dir().join(format!("rosette-{}", std::process::id())));
         let eal = Eal { inner: Arc::new(EalInner { info, pools: Mutex::new(Vec::new()), owned_runtime_dir }) };
         for vdev in &self.vdevs {
             eal.check_device(device_name(vdev))?;
@@ -269,6 +300,103 @@ impl EalBuilder {
         }
         Ok(eal)
     }
+}
+
+/// CPUs this process may run on.
+fn machine_cpus() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as u32
+}
+
+/// The warning [`EalBuilder::start`] gives (once, see [`EalBuilder::start`]) when some of `lcores` are
+/// not below the machine's `cpus`, so EAL runs them on other CPUs, possibly sharing them (see
+/// [`EalBuilder::args`]); `None` when every lcore is a CPU of its own.
+pub fn lcore_sharing_warning(lcores: &[u32], cpus: u32) -> Option<String> {
+    let cpus = cpus.max(1);
+    let moved: Vec<String> =
+        lcores.iter().filter(|&&l| l >= cpus).map(|l| format!("lcore {l} on CPU {}", l % cpus)).collect();
+    if moved.is_empty() {
+        return None;
+    }
+    let shared: Vec<String> = (0..cpus)
+        .filter_map(|cpu| {
+            let on: Vec<u32> = lcores.iter().copied().filter(|l| l % cpus == cpu).collect();
+            (on.len() > 1).then(|| match on.len() {
+                2..=4 => format!("CPU {cpu} runs lcores {}", ranges(&on)),
+                n => format!("CPU {cpu} runs {n} lcores"),
+            })
+        })
+        .collect();
+    // A long list (a declaration for a much bigger machine) is cut, to stay one readable line.
+    let cut = |items: &[String]| match items.len() {
+        0..=4 => items.join(", "),
+        n => format!("{}, and {} more", items[..4].join(", "), n - 4),
+    };
+    let effect = if shared.is_empty() {
+        "no two share a CPU".to_owned()
+    } else {
+        format!("{}: each gets part of a CPU, so throughput drops", cut(&shared))
+    };
+    Some(format!(
+        "lcores {} do not fit this machine's {cpus} CPU(s): running {} ({effect}); declare lcores below {cpus} \
+         in `eal.lcores` to give every lcore a CPU of its own",
+        ranges(lcores),
+        cut(&moved),
+    ))
+}
+
+/// `0-3,5`: an lcore list as EAL's `-l` writes it (sorted, runs collapsed).
+fn ranges(lcores: &[u32]) -> String {
+    let mut sorted = lcores.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i;
+        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j > i { format!("{}-{}", sorted[i], sorted[j]) } else { sorted[i].to_string() });
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+/// A warning that must be seen: through `log` when the application's logger takes warnings, otherwise
+/// one line on stderr (`rosette: warning: ...`), so a program without a logger still shows it.
+pub(crate) fn warn(message: &str) {
+    if log::log_enabled!(log::Level::Warn) {
+        log::warn!("{message}");
+    } else {
+        eprintln!("rosette: warning: {message}");
+    }
+}
+
+/// Whether process `pid` exists (in this PID namespace).
+fn process_exists(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Removes every `rosette-<pid>` directory under `base` whose process is gone (`alive` says no), except
+/// this process's own; returns how many were removed. Other prefixes are never touched.
+fn remove_stale_runtime_dirs(base: &Path, alive: impl Fn(u32) -> bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(base) else { return 0 };
+    let me = std::process::id();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("rosette-")).and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me || alive(pid) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// The device name part of a `--vdev` spec (before the first comma).
@@ -373,9 +501,9 @@ struct EalInner {
     owned_runtime_dir: Option<std::path::PathBuf>,
 }
 
-/// Where DPDK puts runtime directories: /var/run/dpdk for root, $XDG_RUNTIME_DIR/dpdk (or /tmp/dpdk)
-/// otherwise.
-fn default_runtime_dir() -> std::path::PathBuf {
+/// Where DPDK puts the runtime directories of its processes (one per file prefix): /var/run/dpdk for
+/// root, `$XDG_RUNTIME_DIR/dpdk` (or /tmp/dpdk) otherwise.
+pub fn runtime_dir() -> std::path::PathBuf {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         return "/var/run/dpdk".into();
@@ -450,6 +578,16 @@ impl Eal {
             return Err(Error::DeviceNotProbed { device: device_name(device).to_owned() });
         }
         Ok(port_id)
+    }
+
+    /// The `--vdev` spec EAL was given for device `name` (with its arguments), if any.
+    pub(crate) fn vdev_spec(&self, name: &str) -> Option<&str> {
+        self.inner
+            .info
+            .args
+            .iter()
+            .filter_map(|a| a.strip_prefix("--vdev="))
+            .find(|spec| device_name(spec) == device_name(name))
     }
 
     fn check_device(&self, device: &str) -> Result<()> {
@@ -582,6 +720,42 @@ mod tests {
         let lcores = args.iter().find(|a| a.starts_with("--lcores=")).expect("explicit lcore mapping");
         assert!(lcores.starts_with("--lcores=0@0,1@"), "{lcores}");
         assert!(!args.contains(&"-l".to_owned()));
+    }
+
+    #[test]
+    fn lcores_beyond_the_cpus_are_one_warning_naming_the_mapping() {
+        assert_eq!(lcore_sharing_warning(&[0, 1], 2), None);
+        assert_eq!(
+            lcore_sharing_warning(&[0, 1, 2], 2).unwrap(),
+            "lcores 0-2 do not fit this machine's 2 CPU(s): running lcore 2 on CPU 0 (CPU 0 runs lcores 0,2: \
+             each gets part of a CPU, so throughput drops); declare lcores below 2 in `eal.lcores` to give every \
+             lcore a CPU of its own"
+        );
+        assert!(lcore_sharing_warning(&[2, 3], 2).unwrap().contains("(no two share a CPU)"));
+        let big = lcore_sharing_warning(&(0..200).collect::<Vec<_>>(), 2).unwrap();
+        assert!(big.starts_with("lcores 0-199 do not fit") && big.contains("and 194 more"), "{big}");
+    }
+
+    #[test]
+    fn stale_runtime_dirs_of_dead_rosette_processes_are_removed() {
+        let base = std::env::temp_dir().join(format!("rosette-rundir-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        for name in ["rosette-4000001", "rosette-4000002", "rosette-notapid", "rte", "rosette-4000003"] {
+            std::fs::create_dir_all(base.join(name)).unwrap();
+            std::fs::write(base.join(name).join("config"), b"x").unwrap();
+        }
+        std::fs::create_dir_all(base.join(format!("rosette-{}", std::process::id()))).unwrap();
+        // 4000002 is "alive"; the others are not.
+        assert_eq!(remove_stale_runtime_dirs(&base, |pid| pid == 4000002), 2);
+        let mut left: Vec<String> =
+            std::fs::read_dir(&base).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        left.sort();
+        let mut expected = vec!["rosette-4000002".to_owned(), "rosette-notapid".to_owned(), "rte".to_owned()];
+        expected.push(format!("rosette-{}", std::process::id()));
+        expected.sort();
+        assert_eq!(left, expected);
+        assert!(process_exists(std::process::id()) && !process_exists(u32::MAX - 1));
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]

@@ -30,6 +30,30 @@ pub enum Error {
         /// The device name, as given (without its arguments).
         device: String,
     },
+    /// A memif server's socket path is held by a live process (a connection to it was accepted), so
+    /// this server cannot listen there.
+    MemifSocketInUse {
+        /// The device name (`net_memif0`).
+        device: String,
+        /// The socket path.
+        socket: String,
+        /// The listening process, `pid N (name)`, when `/proc` tells.
+        owner: Option<String>,
+    },
+    /// A memif server's socket path exists and is not a Unix socket.
+    MemifSocketNotSocket {
+        /// The device name.
+        device: String,
+        /// The socket path.
+        socket: String,
+    },
+    /// A memif client's port could not start because no memif server listens on its socket.
+    MemifNoServer {
+        /// The device name.
+        device: String,
+        /// The socket (its path, or its name with `(abstract)`).
+        socket: String,
+    },
     /// An argument could not be passed to C (it holds a NUL byte) or is otherwise malformed.
     InvalidArgument {
         /// What was wrong.
@@ -106,6 +130,26 @@ impl fmt::Display for Error {
                 f,
                 "device `{device}` was given to DPDK but no port came up for it: the driver failed to probe it \
                  or the name is wrong (see the EAL log above)"
+            ),
+            Error::MemifSocketInUse { device, socket, owner } => write!(
+                f,
+                "memif server `{device}` cannot listen on {socket}: {} is listening there; stop that process \
+                 first, or give this port another `socket=` path",
+                match owner {
+                    Some(owner) => format!("another process, {owner},"),
+                    None => "another process (it accepted a connection)".to_owned(),
+                }
+            ),
+            Error::MemifSocketNotSocket { device, socket } => write!(
+                f,
+                "memif server `{device}` cannot listen on {socket}: that path exists and is not a unix socket; \
+                 remove it, or give this port another `socket=` path"
+            ),
+            Error::MemifNoServer { device, socket } => write!(
+                f,
+                "memif client `{device}` could not connect: no memif server listens on {socket}; start the \
+                 server process first, or check the roles (one side of a link is `role=server`, the other \
+                 `role=client`, both with the same `socket=`)"
             ),
             Error::InvalidArgument { detail } => write!(f, "invalid argument: {detail}"),
             Error::Lcore { lcore, detail } => write!(f, "lcore {lcore}: {detail}"),

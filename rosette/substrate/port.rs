@@ -83,6 +83,8 @@ struct PortInner {
     started: AtomicBool,
     /// Stop and close must run on the interrupt thread (see [`super::intr`]).
     serialize_with_interrupts: bool,
+    /// The control socket of a `net_memif` port, to explain a failed start.
+    memif: Option<super::memif::MemifSocket>,
     rx_taken: Mutex<Vec<bool>>,
     tx_taken: Mutex<Vec<bool>>,
     // Kept so the pools outlive the rx queues that draw from them.
@@ -175,6 +177,8 @@ impl Port {
             inner: Arc::new(PortInner {
                 id,
                 serialize_with_interrupts: driver_name(&info) == "net_memif",
+                memif: if device.contains(',') { Some(device) } else { eal.vdev_spec(&name) }
+                    .and_then(super::memif::parse),
                 name,
                 config: *config,
                 started: AtomicBool::new(false),
@@ -201,11 +205,15 @@ impl Port {
         &self.inner.config
     }
 
-    /// Starts the port.
+    /// Starts the port. A `net_memif` client that finds no server on its socket is
+    /// [`Error::MemifNoServer`] (DPDK itself only returns `-1`, "Operation not permitted").
     pub fn start(&self) -> Result<()> {
         // SAFETY: the port is configured with all its queues set up.
         let rc = unsafe { ffi::rte_eth_dev_start(self.inner.id) };
         if rc != 0 {
+            if let Some(err) = self.inner.memif.as_ref().and_then(super::memif::client_start_error) {
+                return Err(err);
+            }
             return Err(Error::dpdk(format!("start port {}", self.inner.name), rc));
         }
         self.inner.started.store(true, Ordering::SeqCst);
