@@ -554,7 +554,8 @@ fn attribute_bad_stage_and_endpoint() {
         errors,
         vec![
             "a stage parameter must be an integer, float, boolean, string literal or a bare word",
-            "expected a stage type path (`crate::Stage`) or a struct expression (`crate::Stage { field: 1 }`)",
+            "expected a stage type path (`crate::Stage`, `crate::Chan<u8>`) or a struct expression \
+             (`crate::Stage { field: 1 }`)",
             "`..` is implied: unlisted params take their defaults",
             "invalid poll source `p.tx[0]`, expected `port.rx[queue]` or `ring:name`",
         ]
