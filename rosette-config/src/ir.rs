@@ -274,15 +274,16 @@ impl Stage {
         is_short_name(&self.ty.value).then_some(self.ty.value.as_str())
     }
 
-    /// [`Stage::ty`] as a Rust path: a short name resolved to its built-in stage, anything else parsed
-    /// as written (the validator guarantees this succeeds on a valid pipeline).
-    pub fn type_path(&self) -> syn::Result<syn::Path> {
+    /// [`Stage::ty`] as a Rust type: a short name resolved to its built-in stage, anything else parsed
+    /// with [`parse_stage_type`] (the validator guarantees this succeeds on a valid pipeline).
+    pub fn type_path(&self) -> syn::Result<syn::TypePath> {
+        let unknown = |message: String| syn::Error::new(proc_macro2::Span::call_site(), message);
         match self.short_name() {
             Some(name) => match builtin_stage(name) {
                 Some(path) => syn::parse_str(path),
-                None => Err(syn::Error::new(proc_macro2::Span::call_site(), format!("unknown stage `{name}`"))),
+                None => Err(unknown(format!("unknown stage `{name}`"))),
             },
-            None => syn::parse_str(&self.ty.value),
+            None => parse_stage_type(&self.ty.value).map_err(unknown),
         }
     }
 
@@ -315,6 +316,17 @@ pub fn builtin_stage(name: &str) -> Option<&'static str> {
     BUILTIN_STAGES.iter().find(|(n, _)| *n == name).map(|(_, path)| *path)
 }
 
+/// Parses the stage type of a declaration as a Rust type, which must be a path: `crate::Filter`,
+/// `crate::Chan<u8>` (generic arguments as in type position; the expression form `crate::Chan::<u8>` is
+/// accepted too), `<X as Trait>::Stage`. The error says what is wrong, without a location.
+pub fn parse_stage_type(text: &str) -> Result<syn::TypePath, String> {
+    match syn::parse_str::<syn::Type>(text) {
+        Ok(syn::Type::Path(path)) => Ok(path),
+        Ok(_) => Err(format!("stage type `{text}` is not a type path")),
+        Err(e) => Err(format!("stage type `{text}` is not a Rust type path ({e})")),
+    }
+}
+
 /// Whether a stage type is written as a short name: one word of lower-case letters, digits and `_`
 /// (Rust types are paths or CamelCase, so there is no ambiguity with a user type in scope).
 pub fn is_short_name(ty: &str) -> bool {
@@ -344,6 +356,11 @@ pub enum ParamValue {
     Str(String),
 }
 
+/// The largest lcore id a declaration's lcore list may name. DPDK's `RTE_MAX_LCORE` is a build option
+/// (128 in Debian's 22.11 packages); this bound only keeps a range such as `0-4000000000` from expanding
+/// into billions of ids.
+pub const MAX_LCORE_ID: u32 = 1023;
+
 /// Parses a DPDK-style lcore list such as `0-3,5` into ids in the order written.
 ///
 /// Errors name the offending piece.
@@ -352,7 +369,12 @@ pub fn parse_lcore_list(text: &str) -> Result<Vec<u32>, String> {
     for piece in text.split(',') {
         let piece = piece.trim();
         let num = |s: &str| {
-            s.trim().parse::<u32>().map_err(|_| format!("invalid lcore `{}` in lcore list `{text}`", s.trim()))
+            let n =
+                s.trim().parse::<u32>().map_err(|_| format!("invalid lcore `{}` in lcore list `{text}`", s.trim()))?;
+            if n > MAX_LCORE_ID {
+                return Err(format!("lcore {n} in lcore list `{text}` is above the largest lcore id, {MAX_LCORE_ID}"));
+            }
+            Ok(n)
         };
         match piece.split_once('-') {
             Some((lo, hi)) => {
@@ -363,6 +385,10 @@ pub fn parse_lcore_list(text: &str) -> Result<Vec<u32>, String> {
                 out.extend(lo..=hi);
             }
             None => out.push(num(piece)?),
+        }
+        // Ids repeat only by mistake (the validator reports each repeat); past this many, stop expanding.
+        if out.len() > (MAX_LCORE_ID + 1) as usize {
+            return Err(format!("lcore list `{text}` names more than {} lcores", MAX_LCORE_ID + 1));
         }
     }
     Ok(out)
@@ -415,6 +441,24 @@ mod tests {
         assert!(parse_lcore_list("").is_err());
     }
 
+    /// Seen while writing the `config_yaml` fuzz target: `lcores: "0-4000000000"` must be an error, not an
+    /// allocation of 4·10⁹ ids (16 GB of `u32`).
+    #[test]
+    fn lcore_ranges_are_bounded() {
+        assert_eq!(parse_lcore_list("1020-1023").unwrap(), vec![1020, 1021, 1022, 1023]);
+        assert_eq!(
+            parse_lcore_list("0-4000000000").unwrap_err(),
+            "lcore 4000000000 in lcore list `0-4000000000` is above the largest lcore id, 1023"
+        );
+        assert!(parse_lcore_list("1024").is_err());
+        // Repeated ranges are bounded too (the validator's duplicate check is quadratic in the list).
+        let repeated = vec!["0-1023"; 400].join(",");
+        assert_eq!(
+            parse_lcore_list(&repeated).unwrap_err(),
+            format!("lcore list `{repeated}` names more than 1024 lcores")
+        );
+    }
+
     #[test]
     fn endpoints() {
         assert_eq!(parse_source("p0.rx[1]").unwrap(), Source::PortRx { port: "p0".into(), queue: 1 });
@@ -424,6 +468,21 @@ mod tests {
         assert_eq!(parse_sink("drop").unwrap(), Sink::Drop);
         assert_eq!(parse_sink("p0.tx[0]").unwrap(), Sink::PortTx { port: "p0".into(), queue: 0 });
         assert!(parse_sink("p0.rx[0]").is_err());
+    }
+
+    #[test]
+    fn stage_types_are_rust_type_paths() {
+        let same = |written: &str, as_type: &str| {
+            assert_eq!(parse_stage_type(written).unwrap(), syn::parse_str::<syn::TypePath>(as_type).unwrap())
+        };
+        same("crate::Filter", "crate::Filter");
+        same("crate::Chan<u8>", "crate::Chan<u8>");
+        same("crate::Chan::<u8>", "crate::Chan::<u8>");
+        same("a::Pair<(u8, u32), b::C<D>>", "a::Pair<(u8, u32), b::C<D>>");
+        assert!(parse_stage_type("<X as Tr>::Stage").unwrap().qself.is_some());
+        let unclosed = parse_stage_type("crate::Chan<u8").unwrap_err();
+        assert!(unclosed.starts_with("stage type `crate::Chan<u8` is not a Rust type path ("), "{unclosed}");
+        assert_eq!(parse_stage_type("&crate::Chan").unwrap_err(), "stage type `&crate::Chan` is not a type path");
     }
 
     #[test]

@@ -297,9 +297,16 @@ fn check_poll(d: &mut Diagnostics, p: &Pipeline, core: &ir::Core, poll: &ir::Pol
                     ),
                 );
             }
-            _ => {
-                if stage.type_path().is_err() {
-                    d.error(stage.ty.loc, format!("stage type `{}` is not a Rust type path", stage.ty.value));
+            Some(_) => {}
+            None => {
+                if let Err(e) = ir::parse_stage_type(&stage.ty.value) {
+                    d.error(
+                        stage.ty.loc,
+                        format!(
+                            "{e}; a user stage is written as a Rust type path such as `crate::MyStage` or \
+                             `crate::Chan<u8>`"
+                        ),
+                    );
                 }
             }
         }
@@ -386,9 +393,20 @@ fn check_queues(d: &mut Diagnostics, p: &Pipeline) {
         }
     }
     for port in &p.ports {
-        for q in 0..port.rx_queues.value {
-            if !rx.contains_key(&(port.name.value.as_str(), q)) {
-                d.error(port.rx_queues.loc, format!("rx queue {}.rx[{q}] is not polled by any lcore", port.name.value));
+        let name = &port.name.value;
+        let unpolled: Vec<u16> = (0..port.rx_queues.value).filter(|&q| !rx.contains_key(&(name.as_str(), q))).collect();
+        // One error per port: `rx_queues: 1000` with one poll is one mistake, not 999.
+        match unpolled.as_slice() {
+            [] => {}
+            [q] => d.error(port.rx_queues.loc, format!("rx queue {name}.rx[{q}] is not polled by any lcore")),
+            several => {
+                const SHOWN: usize = 4;
+                let shown: Vec<String> = several.iter().take(SHOWN).map(|q| format!("{name}.rx[{q}]")).collect();
+                let list = match shown.split_last() {
+                    Some((last, rest)) if several.len() <= SHOWN => format!("{} and {last}", rest.join(", ")),
+                    _ => format!("{} and {} more", shown.join(", "), several.len() - SHOWN),
+                };
+                d.error(port.rx_queues.loc, format!("rx queues {list} are not polled by any lcore"));
             }
         }
     }

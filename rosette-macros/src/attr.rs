@@ -445,12 +445,52 @@ fn lower_poll(d: &mut Diagnostics, meta: Meta) -> Option<ir::Poll> {
     };
     let stages = f
         .take("stages")
-        .and_then(|m| bracketed::<Expr>(d, &m))
+        .and_then(|m| bracketed::<StageItem>(d, &m))
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|e| lower_stage(d, e))
+        .filter_map(|e| lower_stage(d, e.0))
         .collect();
     Some(ir::Poll { from: from?, stages, to: to? })
+}
+
+/// One element of `stages = [...]`: a stage path with optional params, generics in type form as YAML
+/// spells them (`a::B<u8>`, `a::B<u8, C> { x: 1 }`; not an expression: `a::B < u8 >` would chain
+/// comparisons) or in expression form (`a::B::<u8>`). Anything else is read as an expression, for
+/// `lower_stage` to reject with its own message.
+struct StageItem(Expr);
+
+/// `path` or `path { field: value, .. }`, the path parsed in type position.
+fn stage_in_type_form(input: ParseStream) -> syn::Result<Expr> {
+    let path: syn::Path = input.parse()?;
+    if !input.peek(syn::token::Brace) {
+        return Ok(Expr::Path(syn::ExprPath { attrs: Vec::new(), qself: None, path }));
+    }
+    let content;
+    let brace_token = syn::braced!(content in input);
+    let fields = content.parse_terminated(<syn::FieldValue as syn::parse::Parse>::parse, Token![,])?;
+    Ok(Expr::Struct(syn::ExprStruct {
+        attrs: Vec::new(),
+        qself: None,
+        path,
+        brace_token,
+        fields,
+        dot2_token: None,
+        rest: None,
+    }))
+}
+
+impl syn::parse::Parse for StageItem {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        use syn::parse::discouraged::Speculative;
+        let fork = input.fork();
+        if let Ok(expr) = stage_in_type_form(&fork) {
+            if fork.is_empty() || fork.peek(Token![,]) {
+                input.advance_to(&fork);
+                return Ok(StageItem(expr));
+            }
+        }
+        input.parse().map(StageItem)
+    }
 }
 
 /// A stage is a path (`a::B`) or a struct expression whose fields are literals (`a::B { x: 1 }`).
@@ -466,12 +506,13 @@ fn lower_stage(d: &mut Diagnostics, expr: Expr) -> Option<ir::Stage> {
         other => {
             d.error(
                 range(&other),
-                "expected a stage type path (`crate::Stage`) or a struct expression (`crate::Stage { field: 1 }`)",
+                "expected a stage type path (`crate::Stage`, `crate::Chan<u8>`) or a struct expression \
+                 (`crate::Stage { field: 1 }`)",
             );
             return None;
         }
     };
-    // A struct expression needs `a::B::<T>`; the YAML spelling (and the IR) is the type form `a::B<T>`.
+    // Either spelling of generics (`a::B::<T>`, `a::B<T>`) is stored in the type form YAML uses, `a::B<T>`.
     let ty = compact(&quote::quote!(#path)).replace("::<", "<");
     let ty = Located::new(ty, range(&path));
     let params = fields

@@ -66,10 +66,15 @@ pub fn model(valid: &ValidPipeline, source: Option<&str>) -> syn::Result<Model> 
             let mut stages = Vec::new();
             for stage in &poll.stages {
                 let path = stage.type_path()?;
-                let base = stage.short_name().map_or_else(|| stage_name(&path), str::to_owned);
+                let base = stage.short_name().map_or_else(|| stage_name(&path.path), str::to_owned);
                 let name = unique_name(&mut names, &base);
-                let ty = quote!(#path);
-                let checks = checks(index, &ty, stage, source);
+                // A user path is resolved through a checked alias, so a misspelt type is one error
+                // naming its declaration; built-in stages are referred to directly.
+                let resolved =
+                    if stage.short_name().is_none() { resolution(index, &path, stage, source) } else { None };
+                let (resolve, ty) = resolved.unwrap_or_else(|| (TokenStream::new(), quote!(#path)));
+                let mut checks = resolve;
+                checks.extend(self::checks(index, &ty, stage, source));
                 let init = constructor(&ty, stage);
                 if let Some(endpoint) = stage.endpoint_name() {
                     endpoints.push(EndpointModel {
@@ -168,6 +173,122 @@ fn span_of(loc: Loc) -> Span {
     }
 }
 
+/// The parts of a user stage path whose existence generated code can check: the module it is in, the
+/// type's name and its generic type arguments. `None` for a path the check does not cover (one
+/// segment, a qualified path, generic arguments before the last segment, arguments that are not
+/// types, a module named like the type): those are referred to as written.
+fn checkable(path: &syn::TypePath) -> Option<(syn::Path, &syn::Ident, Vec<&syn::Type>)> {
+    if path.qself.is_some() || path.path.segments.len() < 2 {
+        return None;
+    }
+    let segments: Vec<&syn::PathSegment> = path.path.segments.iter().collect();
+    let (last, prefix) = segments.split_last()?;
+    // A module segment named like the type would resolve to the stand-in inside the check.
+    if prefix.iter().any(|seg| !seg.arguments.is_none() || seg.ident == last.ident) {
+        return None;
+    }
+    let args = match &last.arguments {
+        syn::PathArguments::None => Vec::new(),
+        syn::PathArguments::AngleBracketed(a) => {
+            let mut types = Vec::new();
+            for arg in &a.args {
+                match arg {
+                    syn::GenericArgument::Type(t) => types.push(t),
+                    _ => return None,
+                }
+            }
+            types
+        }
+        syn::PathArguments::Parenthesized(_) => return None,
+    };
+    let mut module = syn::Path { leading_colon: path.path.leading_colon, segments: Default::default() };
+    for seg in prefix {
+        module.segments.push((*seg).clone());
+    }
+    Some((module, &last.ident, args))
+}
+
+/// Tokens as one compact word (`crate :: a :: B < u8 >` → `crate::a::B<u8>`).
+fn compact(tokens: &TokenStream) -> String {
+    tokens.to_string().chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// The checked alias of user stage `index` (module-level items) and the type generated code names it
+/// by, `<__RosetteStage<index> as StageType>::Stage`.
+///
+/// For `type: crate::stages::Count` the items are a marker type and, in an anonymous constant, a
+/// stand-in `Count` whose type is a projection through a trait nobody implements, then an inner block
+/// that glob-imports `crate::stages` and implements `StageType` for the marker with `Stage = Count`.
+/// Inside that block the glob-imported `Count` shadows the stand-in when it exists; when it does not,
+/// the stand-in is used and rustc reports the unimplemented trait with its
+/// `#[diagnostic::on_unimplemented]` message, which names the declaration (`file:line:col`) and the
+/// missing type. The error type then absorbs every later use, so that is the one error. Generic
+/// arguments are resolved outside the block (as module-level aliases), where the declaration's other
+/// paths are resolved, so the glob cannot change what they mean.
+fn resolution(
+    index: usize,
+    path: &syn::TypePath,
+    stage: &ir::Stage,
+    source: Option<&str>,
+) -> Option<(TokenStream, TokenStream)> {
+    let (module, last, args) = checkable(path)?;
+    let span = span_of(stage.ty.loc);
+    // Every token rustc may point at carries the declaration's span (attribute form), so each misspelt
+    // stage is reported once, there.
+    let mut last = last.clone();
+    last.set_span(span);
+    let marker = syn::Ident::new(&format!("__RosetteStage{index}"), span);
+    let arg_aliases: Vec<syn::Ident> =
+        (0..args.len()).map(|i| syn::Ident::new(&format!("__rosette_stage_{index}_arg_{i}"), span)).collect();
+    let params: Vec<syn::Ident> = (0..args.len()).map(|i| syn::Ident::new(&format!("T{i}"), span)).collect();
+    let generics = if args.is_empty() { quote!() } else { quote_spanned!(span=> <#(#params),*>) };
+    let unsized_generics =
+        if args.is_empty() { quote!() } else { quote_spanned!(span=> <#(#params: ?::core::marker::Sized),*>) };
+    let arg_uses = if args.is_empty() { quote!() } else { quote_spanned!(span=> <#(self::#arg_aliases),*>) };
+    let at = location(source, stage.ty.loc);
+    let prefix = if at.is_empty() { String::new() } else { format!("{at}: ") };
+    let module_text = compact(&quote!(#module));
+    let escape = |s: String| s.replace('{', "{{").replace('}', "}}");
+    let message = escape(format!(
+        "{prefix}stage type `{}` not found: `{module_text}` has no public type `{last}`",
+        stage.ty.value
+    ));
+    let label = escape(format!("stage type `{}` not found", stage.ty.value));
+    let note = "check the spelling of the stage type in the declaration: a user stage is a public type that \
+                implements `rosette::pipeline::DeclaredStage`, written as its path (`crate::stages::MyStage`)";
+    let doc = format!(" The stage type `{}`, checked to exist (see `rosette::pipeline::StageType`).", stage.ty.value);
+    let items = quote_spanned! {span=>
+        #[doc = #doc]
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        pub struct #marker;
+        #(
+            #[doc = " A generic argument of the stage type, resolved where the declaration's paths are."]
+            #[doc(hidden)]
+            #[allow(non_camel_case_types)]
+            pub type #arg_aliases = #args;
+        )*
+        const _: () = {
+            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+            #[allow(dead_code)]
+            trait StageTypeNotFound #unsized_generics {
+                type Stage;
+            }
+            #[allow(dead_code, non_camel_case_types)]
+            type #last #generics = <() as StageTypeNotFound #generics>::Stage;
+            {
+                #[allow(unused_imports)]
+                use #module::*;
+                impl ::rosette::pipeline::StageType for self::#marker {
+                    type Stage = #last #arg_uses;
+                }
+            }
+        };
+    };
+    let ty = quote_spanned!(span=> <#marker as ::rosette::pipeline::StageType>::Stage);
+    Some((items, ty))
+}
+
 /// `::rosette::pipeline::ParamValue::…(value)`.
 fn param_value(value: &ParamValue) -> TokenStream {
     match value {
@@ -235,5 +356,23 @@ mod tests {
         let mut taken = Vec::new();
         assert_eq!(unique_name(&mut taken, "count"), "count");
         assert_eq!(unique_name(&mut taken, "count"), "count_2");
+    }
+
+    #[test]
+    fn user_stage_paths_split_into_module_name_and_type_arguments() {
+        let path = |s: &str| syn::parse_str::<syn::TypePath>(s).unwrap();
+        let chan = path("crate::stages::Chan<u8, (u8, u16)>");
+        let (module, last, args) = checkable(&chan).expect("checkable");
+        assert_eq!(compact(&quote!(#module)), "crate::stages");
+        assert_eq!(last, "Chan");
+        assert_eq!(args.len(), 2);
+        let absolute = path("::rosette::pipeline::stages::Count");
+        let (module, last, args) = checkable(&absolute).expect("checkable");
+        assert_eq!(compact(&quote!(#module)), "::rosette::pipeline::stages");
+        assert_eq!((last.to_string().as_str(), args.len()), ("Count", 0));
+        // Referred to as written: nothing to glob-import, or arguments the stand-in cannot take.
+        for unchecked in ["Filter", "<X as T>::S", "a::B<u8>::C", "a::Ring<1024>", "a::B<'static>", "B::B"] {
+            assert!(checkable(&path(unchecked)).is_none(), "{unchecked}");
+        }
     }
 }

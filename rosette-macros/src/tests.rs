@@ -188,6 +188,19 @@ fn rx_queue_polled_by_none() {
 }
 
 #[test]
+fn unpolled_rx_queues_of_one_port_are_one_error() {
+    assert_one_error(
+        &example_with("rx_queues: 1", "rx_queues: 4"),
+        "14:16: rx queues p0.rx[1], p0.rx[2] and p0.rx[3] are not polled by any lcore",
+    );
+    let many = example_with("rx_queues: 1", "rx_queues: 9").replacen("size: 8191", "size: 65535", 1);
+    assert_one_error(
+        &many,
+        "14:16: rx queues p0.rx[1], p0.rx[2], p0.rx[3], p0.rx[4] and 4 more are not polled by any lcore",
+    );
+}
+
+#[test]
 fn tx_queue_written_by_two_lcores() {
     let text = example_with("to: ring:handoff", "to: p0.tx[1]").replacen(
         "      - from: ring:handoff\n        to: p1.tx[0]\n",
@@ -370,7 +383,8 @@ fn invalid_identifiers() {
 fn bad_stage_type_path() {
     assert_one_error(
         &example_with("\"crate::Filter\"", "\"crate::Fil ter\""),
-        "31:21: stage type `crate::Fil ter` is not a Rust type path",
+        "31:21: stage type `crate::Fil ter` is not a Rust type path (unexpected token); a user stage is written \
+         as a Rust type path such as `crate::MyStage` or `crate::Chan<u8>`",
     );
 }
 
@@ -540,7 +554,8 @@ fn attribute_bad_stage_and_endpoint() {
         errors,
         vec![
             "a stage parameter must be an integer, float, boolean, string literal or a bare word",
-            "expected a stage type path (`crate::Stage`) or a struct expression (`crate::Stage { field: 1 }`)",
+            "expected a stage type path (`crate::Stage`, `crate::Chan<u8>`) or a struct expression \
+             (`crate::Stage { field: 1 }`)",
             "`..` is implied: unlisted params take their defaults",
             "invalid poll source `p.tx[0]`, expected `port.rx[queue]` or `ring:name`",
         ]
@@ -660,6 +675,27 @@ fn attribute_generic_stage_matches_yaml_spelling() {
     let errors = validate(p).unwrap_err();
     assert_eq!(errors.len(), 1);
     assert_eq!(errors[0].message, "duplicate parameter `x` of stage `e::F<u8>`");
+}
+
+#[test]
+fn attribute_generic_stage_in_type_form_needs_no_turbofish() {
+    // `a::B<u8>` is not an expression (`a::B < u8 >` chains comparisons): it is read as a type path.
+    let (p, _) = attr::parse(
+        quote!(eal(lcores = "0-1")),
+        quote! {
+            mod m {
+                port!(p, device = "net_null0");
+                core!(lcore = 1, poll(from = p.rx[0],
+                      stages = [a::B<u8> { x: -1 }, c::D<(u8, u16), e::F<u32>>, g::H<u8>, mac_swap]));
+            }
+        },
+    )
+    .unwrap();
+    let stages = &p.cores[0].polls[0].stages;
+    let types: Vec<&str> = stages.iter().map(|s| s.ty.value.as_str()).collect();
+    assert_eq!(types, ["a::B<u8>", "c::D<(u8,u16),e::F<u32>>", "g::H<u8>", "mac_swap"]);
+    assert_eq!(stages[0].params[0].value.value, ParamValue::Int(-1));
+    assert!(validate(p).is_ok());
 }
 
 #[test]

@@ -23,6 +23,12 @@ cases = {
     "out_of_range": edit(("port: 7000", "port: 70000"), ("loss_ppm: 100", "loss_ppm: 2000000"),
         ("max_len: 1500", "max_len: -1")),
     "bad_short_name": edit(("type: reliable", "type: reliabel")),
+    # One value of the wrong kind for every kind of param other than the integer of `wrong_kind`: bool,
+    # float, string, duration, IPv4, socket address, MAC, enum and integer-or-word.
+    "wrong_kinds": edit(('ip: "10.0.0.1"', "ip: 10"), ('mac: "02:00:00:00:00:01"', "mac: true"),
+        ('peer: "10.0.0.2:7000"', "peer: 7000"), ("role: listen", "role: 1"), ("rto_min: 1ms", "rto_min: 5"),
+        ("              rto_min", '              pacing: "yes"\n              epoch: false\n              rto_min'),
+        ("proto: udp", "proto: 6, weight: heavy"), ("loss_ppm: 100", "loss_ppm: 100, env: 3")),
 }
 for name, text in cases.items():
     (ui / f"yaml_param_{name}.yaml").write_text(text)

@@ -68,6 +68,20 @@ impl Context {
 #[inline(always)]
 pub const fn require_stage<S: Stage>() {}
 
+/// The stage type a declaration names, as generated code refers to it.
+///
+/// For a user stage written as a path (`crate::stages::MyStage`), the pipeline macros generate a marker
+/// type and implement this trait for it with `Stage` = the declared type, resolved in a scope where a
+/// stand-in of the same name is visible only if the declared one does not exist. The stand-in's type is a
+/// projection through a trait no type implements, whose `#[diagnostic::on_unimplemented]` message names
+/// the declaration's location and the missing type — so a misspelt stage type is one compile error that
+/// says where it was declared, rather than rustc's "cannot find type" on the macro call.
+#[doc(hidden)]
+pub trait StageType {
+    /// The declared stage type.
+    type Stage;
+}
+
 /// What a stage decided about one packet.
 #[derive(Debug)]
 pub enum Verdict {

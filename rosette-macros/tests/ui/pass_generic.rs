@@ -1,6 +1,15 @@
-// A stage type with generics (`crate::Chan<X>`) is declared as written; its params derive with
-// defaults.
+// A stage type with generics (`crate::Chan<X>`) is declared as written, in YAML and in the attribute
+// form (type form `Chan<u8>` or expression form `Chan::<u8>`); its params derive with defaults.
 rosette_macros::pipeline!("generic.yaml");
+
+#[rosette_macros::pipeline_mod(eal(lcores = "0-1"))]
+mod generic_attr {
+    port!(wire, device = "net_null0");
+    core!(lcore = 1,
+          poll(from = wire.rx[0],
+               stages = [crate::Chan<u8>, crate::Chan::<u16> { limit: 3 }, crate::Chan<(u8, u32)> { limit: 1 }],
+               to = wire.tx[0]));
+}
 
 /// A stage generic over a marker type; its fields are its params.
 #[derive(rosette::pipeline::StageParams)]
@@ -30,4 +39,5 @@ impl<X: Send + 'static> rosette::pipeline::Stage for Chan<X> {
 
 fn main() {
     assert_eq!(generic::SPEC.lcores[0].stages, &["chan", "chan_2"]);
+    assert_eq!(generic_attr::SPEC.lcores[0].stages, &["chan", "chan_2", "chan_3"]);
 }
