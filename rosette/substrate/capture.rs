@@ -20,6 +20,12 @@
 //! process runs. Rosette removes its own at shutdown, and at start the files of `rosette-<pid>` prefixes
 //! whose process died and that nobody holds any more (a crash, a `kill -9`), so hugepages do not leak.
 //!
+//! **22.11 hazard**: when a capture ends, `rte_pdump` removes its callbacks without waiting for an lcore
+//! that is inside one, and `dpdk-dumpcap` then frees the pool and ring the callback copies into; an lcore
+//! preempted mid-copy at that moment crashes the process (SIGSEGV in `librte_pcapng`/`librte_mbuf`).
+//! The removal and the reply both happen inside librte_pdump, so rosette cannot close the race; the
+//! README ("Capturing packets") has the measurements and what to do.
+//!
 //! [`EalBuilder::start`]: super::EalBuilder::start
 //! [`Eal`]: super::Eal
 
