@@ -88,6 +88,9 @@ fn generate_bindings(header: &Path, cflags: &[String], out_dir: &Path) {
         .clang_args(cflags)
         .allowlist_file(ALLOWED_HEADERS)
         .allowlist_function("rosette_.*")
+        // Packet capture (`dpdk-dumpcap`): only the two calls of the primary side; librte_pdump is among
+        // the libraries `pkg-config --libs libdpdk` links.
+        .allowlist_function("rte_pdump_(init|uninit)")
         // `per_lcore_*` variables are thread-locals in C; bindgen would emit them as plain statics, which
         // link and then crash. Accessors in shim.c read them instead.
         .blocklist_item("per_lcore_.*")

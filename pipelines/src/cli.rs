@@ -74,6 +74,10 @@ pub struct DeclaredEalArgs {
     /// Runs without hugepages (`--no-huge`), whatever the declaration's memory mode.
     #[arg(long)]
     pub no_huge: bool,
+    /// Turns packet capture off: no `rte_pdump_init`, hugepage files unlinked at once (`--huge-unlink`);
+    /// `dpdk-dumpcap` can then not attach. Capture is on by default and needs hugepages.
+    #[arg(long)]
+    pub no_capture: bool,
     /// EAL arguments, passed to `rte_eal_init` after the generated ones (`-l`, `--log-level`, …; see
     /// `dpdk-testpmd --help` for EAL's list).
     #[arg(value_name = "EAL ARGS", allow_hyphen_values = true, trailing_var_arg = true)]
@@ -99,7 +103,7 @@ pub struct DeclaredArgs {
 }
 
 impl DeclaredArgs {
-    /// Parses `[EAL args] [--port NAME=DEVICE] [--no-huge] [-- [--seconds N]]` for the program `name`;
+    /// Parses `[EAL args] [--port NAME=DEVICE] [--no-huge] [--no-capture] [-- [--seconds N]]` for the program `name`;
     /// exits like clap (help: 0, a wrong value: 2 with clap's message) when it must.
     pub fn parse(name: &'static str, args: impl IntoIterator<Item = OsString>) -> DeclaredArgs {
         Self::try_parse(name, args).unwrap_or_else(|e| e.exit())
@@ -128,6 +132,9 @@ impl DeclaredArgs {
         }
         if eal.no_huge {
             options = options.memory(MemoryMode::NoHuge);
+        }
+        if eal.no_capture {
+            options = options.capture(false);
         }
         Ok(DeclaredArgs { options, app })
     }
@@ -187,6 +194,9 @@ mod tests {
         let b = declared(&["--port=wire=net_null0", "--no-huge"]).unwrap();
         assert_eq!((b.app.seconds, b.options.memory), (0, Some(MemoryMode::NoHuge)));
         assert_eq!(b.options.devices, [("wire".to_owned(), "net_null0".to_owned())]);
+        assert_eq!(b.options.capture, None);
+        assert_eq!(declared(&["--no-capture"]).unwrap().options.capture, Some(false));
+        assert_eq!(declared(&["-l", "0-1", "--no-capture"]).unwrap().options.capture, Some(false));
         assert!(declared(&["--port", "nope"]).is_err());
         assert!(declared(&["--", "--seconds", "soon"]).is_err());
         assert!(declared(&["--", "--bogus"]).is_err());

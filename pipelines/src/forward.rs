@@ -32,6 +32,8 @@ pub struct ForwardConfig {
     pub pool_size: u32,
     /// Per-lcore mempool cache.
     pub pool_cache: u32,
+    /// Packet capture with `dpdk-dumpcap` (see [`EalBuilder::capture`]); on by default.
+    pub capture: bool,
 }
 
 impl Default for ForwardConfig {
@@ -44,6 +46,7 @@ impl Default for ForwardConfig {
             eal_args: vec!["--log-level=lib.eal:warning".to_owned()],
             pool_size: 16383,
             pool_cache: 512,
+            capture: true,
         }
     }
 }
@@ -103,6 +106,7 @@ pub fn run(config: &ForwardConfig, mut on_tick: impl FnMut(Tick)) -> Result<Forw
         .vdev(config.devices[0].clone())
         .vdev(config.devices[1].clone())
         .memory(config.memory)
+        .capture(config.capture)
         .extra_args(config.eal_args.iter().cloned())
         .start()?;
     crate::run::print_file_prefix(eal.file_prefix());

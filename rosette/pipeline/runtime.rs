@@ -109,7 +109,8 @@ pub struct PipelineSpec {
 
 /// Run-time overrides, the way DPDK applications take them: EAL arguments first, then `--`, then the
 /// application's own; rosette also takes `--port NAME=DEVICE` among the EAL arguments to replace a
-/// port's device string (e.g. `--port p0=net_ring0`).
+/// port's device string (e.g. `--port p0=net_ring0`), `--no-huge` for the memory mode and `--no-capture`
+/// to turn packet capture off.
 #[derive(Debug, Clone, Default)]
 pub struct LaunchOptions {
     /// Extra EAL arguments, after the declared ones.
@@ -118,6 +119,9 @@ pub struct LaunchOptions {
     pub devices: Vec<(String, String)>,
     /// Memory mode replacement.
     pub memory: Option<MemoryMode>,
+    /// Packet capture with `dpdk-dumpcap` (`rte_pdump`): `None` keeps the default, on (see
+    /// [`EalBuilder::capture`]); `Some(false)` turns it off.
+    pub capture: Option<bool>,
 }
 
 impl LaunchOptions {
@@ -144,6 +148,12 @@ impl LaunchOptions {
         self
     }
 
+    /// Turns packet capture on or off (default on; see [`EalBuilder::capture`]).
+    pub fn capture(mut self, yes: bool) -> Self {
+        self.capture = Some(yes);
+        self
+    }
+
     /// Parses `[EAL args] [-- app args]` (without the program name); returns the options and the
     /// application's arguments.
     pub fn from_args(args: impl IntoIterator<Item = String>) -> Result<(LaunchOptions, Vec<String>), LaunchError> {
@@ -167,6 +177,8 @@ impl LaunchOptions {
                 options.devices.push((name.to_owned(), device.to_owned()));
             } else if arg == "--no-huge" {
                 options.memory = Some(MemoryMode::NoHuge);
+            } else if arg == "--no-capture" {
+                options.capture = Some(false);
             } else {
                 options.eal_args.push(arg);
             }
@@ -389,6 +401,9 @@ impl Runtime {
         }
         if let Some(prefix) = spec.eal.file_prefix {
             builder = builder.file_prefix(prefix);
+        }
+        if let Some(capture) = options.capture {
+            builder = builder.capture(capture);
         }
         for device in &devices {
             builder = if is_pci_address(device) { builder.pci(device.clone()) } else { builder.vdev(device.clone()) };
@@ -780,6 +795,7 @@ mod tests {
             "p0=net_ring0",
             "--port=p1=net_null5",
             "--no-huge",
+            "--no-capture",
             "--",
             "--seconds",
             "3",
@@ -788,6 +804,7 @@ mod tests {
         assert_eq!(options.eal_args, ["--log-level=lib.eal:debug"]);
         assert_eq!(options.devices, [("p0".into(), "net_ring0".into()), ("p1".into(), "net_null5".into())]);
         assert_eq!(options.memory, Some(MemoryMode::NoHuge));
+        assert_eq!(options.capture, Some(false));
         assert_eq!(app, ["--seconds", "3"]);
         assert!(LaunchOptions::from_args(strings(&["--port", "nope"])).is_err());
     }

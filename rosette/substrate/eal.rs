@@ -15,6 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::capture::CaptureStatus;
 use super::error::{Error, Result};
 use super::ffi;
 
@@ -70,6 +71,8 @@ pub struct EalBuilder {
     in_memory: bool,
     extra_args: Vec<String>,
     program_name: Option<String>,
+    /// Packet capture turned off ([`EalBuilder::capture`]); on by default.
+    no_capture: bool,
 }
 
 /// What EAL was actually started with.
@@ -87,6 +90,8 @@ pub struct EalInfo {
     /// `rosette-<pid>`): what a secondary process such as `dpdk-dumpcap` or `dpdk-telemetry.py` is given
     /// to attach. `None` with `--in-memory`, which has no runtime directory to attach to.
     pub file_prefix: Option<String>,
+    /// Whether `dpdk-dumpcap` can capture this process's ports (see [`super::capture`]).
+    pub capture: CaptureStatus,
 }
 
 impl EalBuilder {
@@ -152,6 +157,17 @@ impl EalBuilder {
         self
     }
 
+    /// Packet capture with `dpdk-dumpcap` (on by default): `rte_pdump_init` after EAL init, and, with
+    /// hugepages, no `--huge-unlink`, so that a secondary process can map this process's hugepage files
+    /// (rosette removes them itself at shutdown, and those of crashed rosette processes at the next
+    /// start). `false` restores `--huge-unlink` and skips `rte_pdump_init`. Capture cannot work with
+    /// `--no-huge` or `--in-memory`; [`Eal::capture`] says why and a warning is logged. See
+    /// [`super::capture`].
+    pub fn capture(mut self, yes: bool) -> Self {
+        self.no_capture = !yes;
+        self
+    }
+
     /// The program name EAL logs as (argv\[0\]); default `rosette`.
     pub fn program_name(mut self, name: impl Into<String>) -> Self {
         self.program_name = Some(name.into());
@@ -204,8 +220,10 @@ impl EalBuilder {
                 args.push("-m".to_owned());
                 args.push(mb.to_string());
             }
-            // The hugepage files are unlinked right after mapping: a crashed process leaves nothing behind.
-            if !self.in_memory {
+            // Without capture, the hugepage files are unlinked right after mapping: a crashed process
+            // leaves nothing behind. Capture needs them (dpdk-dumpcap maps them): then rosette removes its
+            // own files at shutdown and those of dead rosette processes at start (see `capture`).
+            if !self.in_memory && self.no_capture {
                 args.push("--huge-unlink".to_owned());
             }
         } else {
@@ -280,7 +298,10 @@ impl EalBuilder {
         if removed > 0 {
             log::info!("removed {removed} runtime director(ies) of rosette processes that no longer exist");
         }
-        let info = match init_eal(&args) {
+        if hugepages.is_ok() && !self.no_capture {
+            super::capture::sweep_stale_hugepage_files();
+        }
+        let mut info = match init_eal(&args) {
             Ok(info) => info,
             Err(err) => {
                 EAL_STATE.store(STATE_FAILED, Ordering::SeqCst);
@@ -291,6 +312,7 @@ impl EalBuilder {
             }
         };
         EAL_STATE.store(STATE_RUNNING, Ordering::SeqCst);
+        info.capture = super::capture::start(!self.no_capture, &info.args, info.hugepages, info.file_prefix.as_deref());
         let eal = Eal { inner: Arc::new(EalInner { info, pools: Mutex::new(Vec::new()), owned_runtime_dir }) };
         for vdev in &self.vdevs {
             eal.check_device(device_name(vdev))?;
@@ -445,7 +467,14 @@ fn init_eal(args: &[String]) -> Result<EalInfo> {
         // SAFETY: rte_lcore_is_enabled accepts any lcore id below RTE_MAX_LCORE.
         .filter(|&id| unsafe { ffi::rte_lcore_is_enabled(id) } != 0)
         .collect();
-    Ok(EalInfo { args: args.to_vec(), hugepages, main_lcore, lcores, file_prefix: file_prefix_of(args) })
+    Ok(EalInfo {
+        args: args.to_vec(),
+        hugepages,
+        main_lcore,
+        lcores,
+        file_prefix: file_prefix_of(args),
+        capture: CaptureStatus::Disabled,
+    })
 }
 
 /// The file prefix an EAL argument list runs under, as EAL reads it: the last `--file-prefix` wins (extra
@@ -532,6 +561,11 @@ impl Eal {
     /// `dpdk-dumpcap --file-prefix=<p>` or `dpdk-telemetry.py -f <p>`. `None` with `--in-memory`.
     pub fn file_prefix(&self) -> Option<&str> {
         self.inner.info.file_prefix.as_deref()
+    }
+
+    /// Whether `dpdk-dumpcap --file-prefix=<p>` can capture this process's ports, and if not, why.
+    pub fn capture(&self) -> &CaptureStatus {
+        &self.inner.info.capture
     }
 
     /// The main lcore.
@@ -625,6 +659,9 @@ impl Eal {
 
 impl Drop for EalInner {
     fn drop(&mut self) {
+        // Capture: rte_pdump_uninit now; the hugepage files it kept are removed when this goes, after
+        // the clean-up (on every path out of this function).
+        let _capture = super::capture::Teardown::begin(&self.info.capture, self.info.file_prefix.as_deref());
         // Every pool and port holds an Eal clone, so by now they are all gone; mbufs are not counted by
         // clones, so check that none is still out before unmapping DPDK's memory under them.
         // No port is left either: the interrupt thread has no more device work. Park it before DPDK's
@@ -706,6 +743,16 @@ mod tests {
         assert_eq!(file_prefix_of(&strings(&["rosette", "--file-prefix=a", "--file-prefix=b"])).as_deref(), Some("b"));
         assert_eq!(file_prefix_of(&strings(&["rosette"])).as_deref(), Some("rte"));
         assert_eq!(file_prefix_of(&EalBuilder::new().in_memory(true).args(false).unwrap()), None);
+    }
+
+    #[test]
+    fn hugepage_files_stay_linked_for_capture_unless_it_is_off() {
+        let with_capture = EalBuilder::new().file_prefix("c").args(true).unwrap();
+        assert!(!with_capture.iter().any(|a| a.starts_with("--huge-unlink")), "{with_capture:?}");
+        let without = EalBuilder::new().file_prefix("c").capture(false).args(true).unwrap();
+        assert!(without.contains(&"--huge-unlink".to_owned()), "{without:?}");
+        let in_memory = EalBuilder::new().capture(false).in_memory(true).args(true).unwrap();
+        assert!(!in_memory.iter().any(|a| a.starts_with("--huge-unlink")), "{in_memory:?}");
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! their queues ([`Port`], [`RxQueue`], [`TxQueue`]), owned mbufs ([`Mbuf`]), fixed-capacity bursts
 //! ([`Burst`], [`Batch`]), `rte_ring` hand-off ([`mbuf_ring`]), lcore launch ([`launch`]) with a
 //! [`StopFlag`], the TSC clock ([`TscClock`]), NUMA placement ([`placement`]), and the hardware CRC-32C
-//! for the transport checksum ([`install_crc32c_accelerator`]). Every `unsafe` block carries a
+//! for the transport checksum ([`install_crc32c_accelerator`]), and packet capture with `dpdk-dumpcap`
+//! ([`capture`]). Every `unsafe` block carries a
 //! `// SAFETY:` comment.
 pub mod burst;
+pub mod capture;
 pub mod clock;
 pub mod crc;
 pub mod eal;
@@ -25,6 +27,7 @@ pub mod slot;
 pub mod telemetry;
 
 pub use burst::{Batch, Burst, BurstSize};
+pub use capture::CaptureStatus;
 pub use clock::{tsc, TscClock};
 pub use crc::install_crc32c_accelerator;
 pub use eal::{hugepage_status, lcore_sharing_warning, runtime_dir, Eal, EalBuilder, EalInfo, MemoryMode};

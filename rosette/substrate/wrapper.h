@@ -20,6 +20,7 @@
 #include <rte_telemetry.h>
 #include <rte_alarm.h>
 #include <rte_interrupts.h>
+#include <rte_pdump.h>
 
 /* Accessors for DPDK's per-lcore (thread-local) variables; see shim.c. */
 int rosette_errno(void);

@@ -277,6 +277,7 @@ fn hand_round(length: Duration, memory: MemoryMode) -> Result<Window, String> {
         eal_args: spec.eal.extra_args.iter().map(|a| (*a).to_owned()).collect(),
         pool_size,
         pool_cache,
+        capture: true,
     };
     let mut start: Option<(Duration, u64)> = None;
     let mut end: Option<(Duration, u64)> = None;

@@ -1,7 +1,8 @@
 //! The forwarding demo: two virtual ports (net_null by default), one worker lcore forwarding both ways,
 //! a stats line every second until Ctrl-C or `--seconds` runs out.
 //!
-//! Usage: `forward-demo [--seconds N] [--memory auto|hugepages|no-huge] [--dev0 SPEC --dev1 SPEC] [-- EAL args]`
+//! Usage: `forward-demo [--seconds N] [--memory auto|hugepages|no-huge] [--dev0 SPEC --dev1 SPEC] [--no-capture]
+//! [-- EAL args]`
 
 use std::time::Duration;
 
@@ -26,6 +27,10 @@ struct Cli {
     /// The second port's device [default: net_null1].
     #[arg(long, value_name = "SPEC")]
     dev1: Option<String>,
+    /// Turns packet capture off (no `rte_pdump_init`, hugepage files unlinked at once): `dpdk-dumpcap
+    /// --file-prefix=<p> -i 0` can then not attach. Capture is on by default and needs hugepages.
+    #[arg(long)]
+    no_capture: bool,
     /// EAL arguments (after `--`).
     #[command(flatten)]
     eal: EalPassthrough,
@@ -41,6 +46,7 @@ fn main() {
         devices: [args.dev0.unwrap_or(dev0), args.dev1.unwrap_or(dev1)],
         duration: (seconds > 0).then(|| Duration::from_secs(seconds)),
         memory: args.memory.into(),
+        capture: !args.no_capture,
         eal_args: defaults.eal_args.iter().cloned().chain(args.eal.eal).collect(),
         ..defaults
     };
