@@ -76,9 +76,12 @@ pub fn stats_line(before: &LcoreStatsSnapshot, after: &LcoreStatsSnapshot) -> St
         empty_polls: after.empty_polls - before.empty_polls,
         ..LcoreStatsSnapshot::default()
     };
+    // Stage costs are sampled only with the `stage-costs` feature; without it nothing is shown.
+    let sampled = after.sampled_iterations > 0;
     let costs: Vec<String> = after
         .stage_costs
         .iter()
+        .filter(|_| sampled)
         .map(|c| match c.cycles_per_packet() {
             Some(cpp) => format!("{}={cpp:.0}", c.name),
             None => format!("{}=-", c.name),

@@ -585,11 +585,20 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
             #(#stage_lets)*
             let mut burst = ::rosette::substrate::Burst::<#burst_ty>::new();
             let mut counters = ::rosette::pipeline::stats::LocalCounters::<#stage_count>::new();
+            let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;
             while !stop.is_set() {
                 if io.paused() {
                     continue;
                 }
-                let sample = counters.next_iteration();
+                // A countdown in a register picks the sampled iterations (one in 64).
+                let sample = ::rosette::pipeline::stats::STAGE_COSTS && {
+                    countdown -= 1;
+                    countdown == 0
+                };
+                if sample {
+                    countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;
+                    counters.count_sampled_iterations();
+                }
                 #(#polls)*
                 stats.publish(&counters);
                 if sample {
@@ -597,6 +606,7 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
                 }
             }
             #(#stage_finish)*
+            counters.count_partial_iterations(countdown);
             stats.publish(&counters);
             stats.publish_costs(&counters);
             // Free what is still queued so every mbuf returns to its pool.

@@ -12,6 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One iteration in this many measures the stages' cycles (a power of two).
 pub const COST_SAMPLE_EVERY: u64 = 64;
+/// Whether generated loops sample stage costs: the `stage-costs` feature of the `rosette` crate. Off,
+/// the sampling code folds away and the loop is what it was without it.
+pub const STAGE_COSTS: bool = cfg!(feature = "stage-costs");
 /// Buckets of the burst-size histogram: bucket `i` counts bursts of `2^(i-1)..2^i - 1` packets
 /// (bucket 1: one packet, 2: two or three, ..., 11: 1024), bucket 0 the empty polls.
 pub const BURST_BUCKETS: usize = 12;
@@ -166,13 +169,28 @@ impl<const STAGES: usize> LocalCounters<STAGES> {
         }
     }
 
-    /// Counts one iteration; true when it is to measure the stages' cycles.
+    /// Counts one iteration; true when it is to measure the stages' cycles. (The generated loop keeps
+    /// its own countdown in a register and calls [`LocalCounters::count_sampled_iterations`] instead,
+    /// so an unsampled iteration writes no counter.)
     #[inline(always)]
     pub fn next_iteration(&mut self) -> bool {
         self.iterations += 1;
         let sample = self.iterations & (COST_SAMPLE_EVERY - 1) == 0;
         self.sampled_iterations += u64::from(sample);
         sample
+    }
+
+    /// Counts the [`COST_SAMPLE_EVERY`] iterations that end with a sampled one.
+    #[inline(always)]
+    pub fn count_sampled_iterations(&mut self) {
+        self.iterations += COST_SAMPLE_EVERY;
+        self.sampled_iterations += 1;
+    }
+
+    /// At the end of a loop: counts the iterations since the last sampled one, given the countdown
+    /// left (`COST_SAMPLE_EVERY` right after a sampled iteration).
+    pub fn count_partial_iterations(&mut self, countdown: u32) {
+        self.iterations += COST_SAMPLE_EVERY - u64::from(countdown.min(COST_SAMPLE_EVERY as u32));
     }
 
     /// Counts one poll that received `received` packets; a `sampled` iteration's poll also goes into

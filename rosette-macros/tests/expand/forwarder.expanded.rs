@@ -122,11 +122,20 @@ pub mod forwarder {
         let cx = io.context();
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<0>::new();
+        let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;
         while !stop.is_set() {
             if io.paused() {
                 continue;
             }
-            let sample = counters.next_iteration();
+            let sample = ::rosette::pipeline::stats::STAGE_COSTS
+                && {
+                    countdown -= 1;
+                    countdown == 0
+                };
+            if sample {
+                countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;
+                counters.count_sampled_iterations();
+            }
             {
                 let received = rx_0.rx(&mut burst);
                 counters.count_poll(received, sample);
@@ -150,6 +159,7 @@ pub mod forwarder {
                 stats.publish_costs(&counters);
             }
         }
+        counters.count_partial_iterations(countdown);
         stats.publish(&counters);
         stats.publish_costs(&counters);
         rx_0.drain(1024);
@@ -172,11 +182,20 @@ pub mod forwarder {
         let cx = io.context();
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<0>::new();
+        let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;
         while !stop.is_set() {
             if io.paused() {
                 continue;
             }
-            let sample = counters.next_iteration();
+            let sample = ::rosette::pipeline::stats::STAGE_COSTS
+                && {
+                    countdown -= 1;
+                    countdown == 0
+                };
+            if sample {
+                countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;
+                counters.count_sampled_iterations();
+            }
             {
                 let received = rx_0.rx(&mut burst);
                 counters.count_poll(received, sample);
@@ -200,6 +219,7 @@ pub mod forwarder {
                 stats.publish_costs(&counters);
             }
         }
+        counters.count_partial_iterations(countdown);
         stats.publish(&counters);
         stats.publish_costs(&counters);
         rx_0.drain(1024);

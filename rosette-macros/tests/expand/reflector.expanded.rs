@@ -85,11 +85,20 @@ pub mod reflector {
         >("mac_swap", &[], &env)?;
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<1>::new();
+        let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;
         while !stop.is_set() {
             if io.paused() {
                 continue;
             }
-            let sample = counters.next_iteration();
+            let sample = ::rosette::pipeline::stats::STAGE_COSTS
+                && {
+                    countdown -= 1;
+                    countdown == 0
+                };
+            if sample {
+                countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;
+                counters.count_sampled_iterations();
+            }
             {
                 let received = rx_0.rx(&mut burst);
                 counters.count_poll(received, sample);
@@ -151,6 +160,7 @@ pub mod reflector {
         }
         io.report_stage(0, stage_0.report());
         stage_0.finish(&cx);
+        counters.count_partial_iterations(countdown);
         stats.publish(&counters);
         stats.publish_costs(&counters);
         rx_0.drain(1024);
