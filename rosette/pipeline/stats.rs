@@ -169,17 +169,6 @@ impl<const STAGES: usize> LocalCounters<STAGES> {
         }
     }
 
-    /// Counts one iteration; true when it is to measure the stages' cycles. (The generated loop keeps
-    /// its own countdown in a register and calls [`LocalCounters::count_sampled_iterations`] instead,
-    /// so an unsampled iteration writes no counter.)
-    #[inline(always)]
-    pub fn next_iteration(&mut self) -> bool {
-        self.iterations += 1;
-        let sample = self.iterations & (COST_SAMPLE_EVERY - 1) == 0;
-        self.sampled_iterations += u64::from(sample);
-        sample
-    }
-
     /// Counts the [`COST_SAMPLE_EVERY`] iterations that end with a sampled one.
     #[inline(always)]
     pub fn count_sampled_iterations(&mut self) {
@@ -354,7 +343,11 @@ mod tests {
         let mut local = LocalCounters::<1>::new();
         let mut sampled = 0;
         for i in 0..(COST_SAMPLE_EVERY * 3) {
-            let sample = local.next_iteration();
+            // As the generated loop does: every COST_SAMPLE_EVERY-th iteration is sampled.
+            let sample = (i + 1) % COST_SAMPLE_EVERY == 0;
+            if sample {
+                local.count_sampled_iterations();
+            }
             if sample {
                 sampled += 1;
                 local.stage_cycles[0] += 100;
