@@ -162,70 +162,95 @@ impl<P: BufPool> UdpLink<P> {
         now: Instant,
         out: &mut S,
     ) {
-        self.flush(now, out);
+        flush(&mut self.iface, now, out);
         while out.has_room() {
-            let mut framed = false;
-            let (iface, port, peer) = (&mut self.iface, self.port, self.peer);
-            let Some(p) = conn.poll_transmit_with(now, |buf| {
-                let n = iface.frame_in_place(now, buf, port, peer);
-                framed = n > 0;
-                n
-            }) else {
+            if !transmit_one(&mut self.iface, &mut self.stats, conn, now, self.port, self.peer, out) {
                 break;
-            };
-            if framed {
-                self.stats.framed += 1;
-                // A full sink drops the frame, as a full NIC queue would; the connection retransmits.
-                let _ = out.push(p);
-            } else {
-                self.send(now, p, out);
             }
-            self.flush(now, out);
+            flush(&mut self.iface, now, out);
         }
     }
+}
 
-    /// Moves frames ready in the interface (ARP, datagrams it framed) into `out`, as room allows.
-    fn flush<S: FrameSink<P::Buf>>(&mut self, now: Instant, out: &mut S) {
-        while out.has_room() {
-            let Some(frame) = self.iface.poll_transmit(now) else { return };
-            if out.push(frame).is_err() {
-                return;
-            }
+/// Moves frames ready in the interface (ARP, datagrams it framed) into `out`, as room allows.
+pub(crate) fn flush<P: BufPool, S: FrameSink<P::Buf>>(iface: &mut Interface<P>, now: Instant, out: &mut S) {
+    while out.has_room() {
+        let Some(frame) = iface.poll_transmit(now) else { return };
+        if out.push(frame).is_err() {
+            return;
         }
     }
+}
 
-    /// Sends one UDP payload to the peer: through the interface when it can be framed in place, behind
-    /// a header buffer otherwise (shared, or no headroom). Failures drop the packet (counted by the interface; the connection retransmits).
-    fn send<S: FrameSink<P::Buf>>(&mut self, now: Instant, payload: P::Buf, out: &mut S) {
-        if !payload.is_shared() && payload.headroom() >= HEADERS_LEN {
-            let _ = self.iface.send(now, self.port, self.peer, payload);
-            return;
-        }
-        if self.iface.next_hop_mac(now, *self.peer.ip()).is_none() {
-            // Rare path (peer not resolved yet): a private copy, with headroom, the interface can hold
-            // while it resolves the peer. A chained payload cannot be copied from one slice: dropped.
-            if !payload.is_contiguous() {
-                return;
-            }
-            let Some(mut copy) = self.iface.pool_mut().alloc() else { return };
-            let Ok(room) = copy.append(payload.len()) else { return };
-            room.copy_from_slice(payload.data());
-            self.stats.copied += 1;
-            drop(payload);
-            let _ = self.iface.send(now, self.port, self.peer, copy);
-            return;
-        }
+/// Sends the next packet `conn` has for `peer`, if any (false when it has none): framed in its own
+/// headroom when the peer is resolved, otherwise through [`send_payload`].
+pub(crate) fn transmit_one<P: BufPool, C: Endpoint<Buf = P::Buf>, S: FrameSink<P::Buf>>(
+    iface: &mut Interface<P>,
+    stats: &mut LinkStats,
+    conn: &mut C,
+    now: Instant,
+    port: u16,
+    peer: SocketAddrV4,
+    out: &mut S,
+) -> bool {
+    let mut framed = false;
+    let Some(p) = conn.poll_transmit_with(now, |buf| {
+        let n = iface.frame_in_place(now, buf, port, peer);
+        framed = n > 0;
+        n
+    }) else {
+        return false;
+    };
+    if framed {
+        stats.framed += 1;
+        // A full sink drops the frame, as a full NIC queue would; the connection retransmits.
+        let _ = out.push(p);
+    } else {
+        send_payload(iface, stats, now, port, peer, p, out);
+    }
+    true
+}
+
+/// Sends one UDP payload to `peer`: through the interface when it can be framed in place, behind a
+/// header buffer otherwise (shared, or no headroom). Failures drop the packet (counted by the
+/// interface; the connection retransmits).
+fn send_payload<P: BufPool, S: FrameSink<P::Buf>>(
+    iface: &mut Interface<P>,
+    stats: &mut LinkStats,
+    now: Instant,
+    port: u16,
+    peer: SocketAddrV4,
+    payload: P::Buf,
+    out: &mut S,
+) {
+    if !payload.is_shared() && payload.headroom() >= HEADERS_LEN {
+        let _ = iface.send(now, port, peer, payload);
+        return;
+    }
+    if iface.next_hop_mac(now, *peer.ip()).is_none() {
+        // Rare path (peer not resolved yet): a private copy, with headroom, the interface can hold
+        // while it resolves the peer. A chained payload cannot be copied from one slice: dropped.
         if !payload.is_contiguous() {
             return;
         }
-        let Some(mut head) = self.iface.pool_mut().alloc() else { return };
-        let Ok(hdr) = head.append(HEADERS_LEN) else { return };
-        if self.iface.write_header(now, hdr, self.port, self.peer, payload.data()).is_err() {
-            return;
-        }
-        if let Ok(frame) = head.chain(payload) {
-            self.stats.chained += 1;
-            let _ = out.push(frame);
-        }
+        let Some(mut copy) = iface.pool_mut().alloc() else { return };
+        let Ok(room) = copy.append(payload.len()) else { return };
+        room.copy_from_slice(payload.data());
+        stats.copied += 1;
+        drop(payload);
+        let _ = iface.send(now, port, peer, copy);
+        return;
+    }
+    if !payload.is_contiguous() {
+        return;
+    }
+    let Some(mut head) = iface.pool_mut().alloc() else { return };
+    let Ok(hdr) = head.append(HEADERS_LEN) else { return };
+    if iface.write_header(now, hdr, port, peer, payload.data()).is_err() {
+        return;
+    }
+    if let Ok(frame) = head.chain(payload) {
+        stats.chained += 1;
+        let _ = out.push(frame);
     }
 }

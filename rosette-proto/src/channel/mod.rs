@@ -6,6 +6,7 @@
 pub mod conn;
 pub mod fault;
 pub mod link;
+pub mod mux;
 pub mod reliable;
 pub mod rtt;
 pub mod sim;

@@ -293,6 +293,19 @@ impl<P: BufPool> Reliable<P> {
         Reliable { core: Core::listen(cfg, pool, local_id, epoch, now), peer_closed_reported: false }
     }
 
+    /// A reliable connection around a connection engine (a table's accepted connection).
+    pub(crate) fn from_core(core: Core<P>) -> Self {
+        Reliable { core, peer_closed_reported: false }
+    }
+
+    pub(crate) fn core(&self) -> &Core<P> {
+        &self.core
+    }
+
+    pub(crate) fn core_mut(&mut self) -> &mut Core<P> {
+        &mut self.core
+    }
+
     /// Queues a message, copying it into pool buffers. May be called before the handshake ends.
     ///
     /// A message that fits a packet with its record header is packed with its neighbours

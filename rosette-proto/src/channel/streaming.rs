@@ -108,6 +108,19 @@ impl<P: BufPool> Stream<P> {
         Stream { core: Core::listen(cfg, pool, local_id, epoch, now), eof: false }
     }
 
+    /// A stream around a connection engine (a table's accepted connection).
+    pub(crate) fn from_core(core: Core<P>) -> Self {
+        Stream { core, eof: false }
+    }
+
+    pub(crate) fn core(&self) -> &Core<P> {
+        &self.core
+    }
+
+    pub(crate) fn core_mut(&mut self) -> &mut Core<P> {
+        &mut self.core
+    }
+
     /// Writes as much of `data` as the send buffer takes; returns the bytes taken (at least one),
     /// or [`WriteError::WouldBlock`] if none fit.
     pub fn write(&mut self, _now: Instant, data: &[u8]) -> Result<usize, WriteError> {

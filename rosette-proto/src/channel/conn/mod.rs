@@ -28,6 +28,7 @@
 
 use std::collections::VecDeque;
 
+use core::fmt;
 use core::time::Duration;
 
 use crate::buf::{BufPool, PacketBuf};
@@ -47,9 +48,9 @@ use cc::{AckEvent, Congestion, CongestionConfig};
 pub use cc::{CongestionKind, Controller};
 use pacer::Pacer;
 pub(crate) use receiver::RxSeg;
-use receiver::{Arrival, Receiver};
+use receiver::{Arrival, Receiver, RxStorage};
 use recovery::{Expired, Recovery};
-use sender::SendQueue;
+use sender::{SendQueue, TxSlot};
 
 /// Most connection events kept for the application.
 const MAX_EVENTS: usize = 16;
@@ -168,6 +169,9 @@ pub enum ResetReason {
     PeerReset,
     /// The peer broke the protocol (e.g. a message larger than the receive buffer).
     ProtocolViolation,
+    /// Nothing was heard from the peer, and nothing sent to it, for the connection table's idle
+    /// timeout ([`crate::channel::mux::MuxConfig::idle_timeout`]); a Reset was sent to it.
+    IdleTimeout,
 }
 
 /// Packets dropped on receive, by reason (RFC 5961 spirit: drop and count, never trust).
@@ -276,6 +280,22 @@ struct WindowProbe {
     backoff: u32,
 }
 
+/// The window-sized queues of one connection (send slots, reorder window, in-order queue), lent out
+/// while the connection is quiescent: a connection table ([`crate::channel::mux`]) parks an idle
+/// connection's storage on a spare list and lends it to whichever connection wakes next, so an idle
+/// connection holds no window-sized memory and a busy table allocates nothing once every
+/// simultaneously active connection has had storage once.
+pub struct Storage<B> {
+    slots: std::collections::VecDeque<TxSlot<B>>,
+    rx: RxStorage<B>,
+}
+
+impl<B> fmt::Debug for Storage<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Storage").field("send_capacity", &self.slots.capacity()).finish_non_exhaustive()
+    }
+}
+
 /// The connection engine. See the module documentation.
 pub(crate) struct Core<P: BufPool> {
     cfg: Config,
@@ -378,6 +398,76 @@ impl<P: BufPool> Core<P> {
             core.fail();
         }
         core
+    }
+
+    /// An acceptor whose handshake was done statelessly (a SYN cookie: `local_id` is the cookie the
+    /// table sent in its [`Core::cookie_syn_ack`] and the peer echoed): established, with the
+    /// sequence spaces both sides derive from the ids and epochs, the SynAck taken as acknowledged.
+    pub(crate) fn accept_cookie(
+        cfg: Config,
+        pool: P,
+        local_id: u32,
+        epoch: u32,
+        peer_id: u32,
+        peer_epoch: u32,
+        now: Instant,
+    ) -> Self {
+        let mut core = Core::new(cfg, pool, true, local_id, epoch, now);
+        // Born parked: the table lends it storage for the packet that opened it, and an accepted
+        // connection that stays idle never holds any.
+        core.receiver = Receiver::parked(core.cfg.recv_capacity);
+        core.sender = SendQueue::with_capacity(0);
+        core.peer_id = peer_id;
+        core.peer_epoch = peer_epoch;
+        core.receiver.restart(initial_seq(peer_epoch, peer_id).wrapping_add(1));
+        let after_syn_ack = initial_seq(epoch ^ peer_epoch, local_id).wrapping_add(1);
+        core.sender.restart(after_syn_ack);
+        core.wnd_ack = after_syn_ack;
+        core.state = State::Established;
+        core.push_event(CoreEvent::Connected);
+        core
+    }
+
+    /// The SynAck an acceptor with id `local_id` and `epoch` answers `syn` with — the one
+    /// [`Core::listen`] would send — built without any connection state.
+    pub(crate) fn cookie_syn_ack(cfg: &Config, local_id: u32, epoch: u32, syn: &Repr) -> Repr {
+        let mut r = Repr::new(PacketType::SynAck, local_id, syn.src_conn, epoch);
+        r.seq = initial_seq(epoch ^ syn.epoch, local_id);
+        r.ack = syn.seq.wrapping_add(1);
+        r.window = cfg.recv_capacity as u32;
+        r
+    }
+
+    /// True when the connection holds nothing in its window-sized queues (nothing unacknowledged
+    /// or unsent, nothing received and not yet taken), so their storage can be lent out.
+    pub(crate) fn is_quiescent(&self) -> bool {
+        !self.receiver.is_parked() && self.sender.len() == 0 && self.receiver.is_empty()
+    }
+
+    /// True while the storage is lent out.
+    pub(crate) fn is_parked(&self) -> bool {
+        self.receiver.is_parked()
+    }
+
+    /// Lends the storage out if the connection is quiescent.
+    pub(crate) fn park(&mut self) -> Option<Storage<P::Buf>> {
+        if !self.is_quiescent() {
+            return None;
+        }
+        Some(Storage { slots: self.sender.take_storage(), rx: self.receiver.take_storage() })
+    }
+
+    /// Gives storage back to a parked connection (`None`: allocate it afresh); no-op otherwise.
+    pub(crate) fn unpark(&mut self, storage: Option<Storage<P::Buf>>) {
+        if !self.is_parked() {
+            return;
+        }
+        let (slots, rx) = match storage {
+            Some(s) => (s.slots, Some(s.rx)),
+            None => (std::collections::VecDeque::with_capacity(self.cfg.send_capacity + 2), None),
+        };
+        self.sender.give_storage(slots);
+        self.receiver.give_storage(rx);
     }
 
     /// An acceptor waiting for a Syn.
@@ -505,6 +595,20 @@ impl<P: BufPool> Core<P> {
         }
         self.clear();
         self.state = State::Closed;
+    }
+
+    /// Closes an idle connection: a Reset to the peer, and [`ResetReason::IdleTimeout`] to the
+    /// application.
+    pub(crate) fn expire_idle(&mut self) {
+        self.reset();
+        self.push_event(CoreEvent::Reset(ResetReason::IdleTimeout));
+    }
+
+    /// True when the connection is over for good (reset, failed, or closed on both sides and
+    /// reported) and the application has taken every event: a connection table may reuse its slot.
+    pub(crate) fn is_finished(&self) -> bool {
+        let over = self.state == State::Closed || self.closed_reported;
+        over && self.events.is_empty() && self.receiver.is_empty()
     }
 
     pub(crate) fn poll_core_event(&mut self) -> Option<CoreEvent> {

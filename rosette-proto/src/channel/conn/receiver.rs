@@ -62,19 +62,38 @@ pub(crate) struct Receiver<B> {
     ack_pending: bool,
 }
 
+/// The window-sized queues of a [`Receiver`], lent out while its connection is quiescent.
+pub(crate) struct RxStorage<B> {
+    reorder: Vec<Option<RxSeg<B>>>,
+    held_runs: VecDeque<(u32, u32)>,
+    ready: VecDeque<RxSeg<B>>,
+}
+
+impl<B> RxStorage<B> {
+    /// Empty queues with room for `capacity` packets, allocated once.
+    fn new(capacity: usize) -> Self {
+        let mut reorder = Vec::with_capacity(capacity);
+        reorder.resize_with(capacity, || None);
+        RxStorage {
+            reorder,
+            // Runs are separated by holes, so a window holds at most half as many runs as packets.
+            held_runs: VecDeque::with_capacity(capacity / 2 + 1),
+            ready: VecDeque::with_capacity(capacity),
+        }
+    }
+}
+
 impl<B: PacketBuf> Receiver<B> {
     /// A receiver holding at most `capacity` packets.
     pub(crate) fn new(capacity: usize) -> Self {
-        let mut reorder = Vec::with_capacity(capacity);
-        reorder.resize_with(capacity, || None);
+        let RxStorage { reorder, held_runs, ready } = RxStorage::new(capacity);
         Receiver {
             capacity,
             rcv_nxt: 0,
             reorder,
             head: 0,
-            // Runs are separated by holes, so a window holds at most half as many runs as packets.
-            held_runs: VecDeque::with_capacity(capacity / 2 + 1),
-            ready: VecDeque::with_capacity(capacity),
+            held_runs,
+            ready,
             ready_marks: 0,
             peer_fin: false,
             last_rx_seq: 0,
@@ -83,6 +102,47 @@ impl<B: PacketBuf> Receiver<B> {
             reported_count: 0,
             ack_pending: false,
         }
+    }
+
+    /// True when nothing is held: no segment out of order, none waiting for the application.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ready.is_empty() && self.held_runs.is_empty()
+    }
+
+    /// True while the window-sized storage is lent out ([`Self::take_storage`]).
+    pub(crate) fn is_parked(&self) -> bool {
+        self.reorder.is_empty() && self.capacity > 0
+    }
+
+    /// Lends the (empty) storage out, leaving none; see [`super::Storage`].
+    pub(crate) fn take_storage(&mut self) -> RxStorage<B> {
+        debug_assert!(self.is_empty());
+        RxStorage {
+            reorder: core::mem::take(&mut self.reorder),
+            held_runs: core::mem::take(&mut self.held_runs),
+            ready: core::mem::take(&mut self.ready),
+        }
+    }
+
+    /// Gives storage back: what [`Self::take_storage`] returned (of this receiver or one with the
+    /// same capacity), or `None` to allocate it afresh.
+    pub(crate) fn give_storage(&mut self, storage: Option<RxStorage<B>>) {
+        let storage = match storage {
+            Some(s) if s.reorder.len() == self.capacity => s,
+            _ => RxStorage::new(self.capacity),
+        };
+        debug_assert!(storage.reorder.iter().all(Option::is_none));
+        self.reorder = storage.reorder;
+        self.held_runs = storage.held_runs;
+        self.ready = storage.ready;
+        self.head %= self.capacity.max(1);
+    }
+
+    /// A receiver whose storage is lent out from the start ([`Self::give_storage`] before use).
+    pub(crate) fn parked(capacity: usize) -> Self {
+        let mut r = Receiver::new(0);
+        r.capacity = capacity;
+        r
     }
 
     /// Drops everything held and expects `rcv_nxt` next.

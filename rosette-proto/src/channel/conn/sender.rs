@@ -101,6 +101,19 @@ impl<B: PacketBuf> SendQueue<B> {
         }
     }
 
+    /// Lends the (empty) slot storage out, leaving none: a quiescent connection of a connection
+    /// table keeps no window-sized memory ([`super::Storage`]).
+    pub(crate) fn take_storage(&mut self) -> VecDeque<TxSlot<B>> {
+        debug_assert!(self.slots.is_empty());
+        core::mem::take(&mut self.slots)
+    }
+
+    /// Gives slot storage back (empty, any capacity).
+    pub(crate) fn give_storage(&mut self, slots: VecDeque<TxSlot<B>>) {
+        debug_assert!(slots.is_empty() && self.slots.is_empty());
+        self.slots = slots;
+    }
+
     /// Empties the queue and starts the sequence space at `isn` (nothing is kept of the old one).
     pub(crate) fn restart(&mut self, isn: u32) {
         self.clear();
