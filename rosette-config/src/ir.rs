@@ -306,8 +306,10 @@ pub const BUILTIN_STAGES: &[(&str, &str)] = &[
     ("mac_swap", "::rosette::pipeline::stages::MacSwap"),
     ("parse_udp", "::rosette::pipeline::stages::ParseUdp"),
     ("reliable", "::rosette::pipeline::channels::ReliableStage"),
+    ("reliable_mux", "::rosette::pipeline::mux::ReliableMuxStage"),
     ("set_macs", "::rosette::pipeline::stages::SetMacs"),
     ("streaming", "::rosette::pipeline::channels::StreamingStage"),
+    ("streaming_mux", "::rosette::pipeline::mux::StreamingMuxStage"),
     ("unordered", "::rosette::pipeline::channels::UnorderedStage"),
 ];
 

@@ -161,7 +161,7 @@ impl ChannelParams {
     }
 
     /// The network-layer configuration; `checksum_default` is the stage kind's UDP checksum default.
-    fn unordered_config(&self, checksum_default: bool) -> unordered::Config {
+    pub(crate) fn unordered_config(&self, checksum_default: bool) -> unordered::Config {
         let mut cfg = unordered::Config::new(ethernet::Address(self.mac), self.ip, &[self.port]);
         cfg.udp_checksum = self.udp_checksum.unwrap_or(checksum_default);
         if let Some(mac) = self.peer_mac {

@@ -49,9 +49,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use crate::channel::mux::ConnHandle;
 use crate::channel::{reliable, streaming, unordered};
 use crate::substrate::{Mbuf, MbufSlot, Mempool};
 use crate::wire::packed::{emit_record, record_len};
+
+mod mux;
+pub use mux::{MuxEvent, ReliableMuxEndpoint, StreamMuxEndpoint};
+pub(crate) use mux::{MuxOp, ReliableMuxEnds, StreamMuxEnds};
 
 /// Why an endpoint call did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +101,10 @@ pub enum EndpointKind {
     Stream,
     /// [`UnorderedEndpoint`], of an `unordered` stage.
     Unordered,
+    /// [`ReliableMuxEndpoint`], of a `reliable_mux` stage (a connection table).
+    ReliableMux,
+    /// [`StreamMuxEndpoint`], of a `streaming_mux` stage.
+    StreamMux,
 }
 
 impl EndpointKind {
@@ -105,6 +114,8 @@ impl EndpointKind {
             EndpointKind::Reliable => "reliable",
             EndpointKind::Stream => "streaming",
             EndpointKind::Unordered => "unordered",
+            EndpointKind::ReliableMux => "reliable_mux",
+            EndpointKind::StreamMux => "streaming_mux",
         }
     }
 
@@ -122,6 +133,8 @@ impl EndpointKind {
             EndpointKind::Reliable => "ReliableEndpoint",
             EndpointKind::Stream => "StreamEndpoint",
             EndpointKind::Unordered => "UnorderedEndpoint",
+            EndpointKind::ReliableMux => "ReliableMuxEndpoint",
+            EndpointKind::StreamMux => "StreamMuxEndpoint",
         }
     }
 }
@@ -132,6 +145,8 @@ impl core::fmt::Display for EndpointKind {
             EndpointKind::Reliable => "reliable",
             EndpointKind::Stream => "stream",
             EndpointKind::Unordered => "unordered",
+            EndpointKind::ReliableMux => "reliable connection-table",
+            EndpointKind::StreamMux => "stream connection-table",
         })
     }
 }
@@ -252,6 +267,9 @@ pub(crate) struct Shared {
     /// Sends the lcore took but could not send (unordered: see [`UnorderedEndpoint::dropped`]); set by
     /// the lcore, read by the application.
     pub(crate) dropped: AtomicU64,
+    /// The connection the packet in `open` is for (connection tables: a [`ConnHandle::to_bits`]);
+    /// written by the application while it holds the packet, read by the lcore after taking it.
+    pub(crate) open_conn: AtomicU64,
 }
 
 /// Commands of a reliable endpoint, each stamped with how many of its partial packets the endpoint
@@ -379,6 +397,7 @@ fn queues<C, D>(depth: usize, max_payload: usize, single_packet: usize) -> (Lcor
         single_packet,
         open: MbufSlot::new(),
         dropped: AtomicU64::new(0),
+        open_conn: AtomicU64::new(0),
     });
     let (command_puts, delivery_puts) = (Arc::new(PutCount::default()), Arc::new(PutCount::default()));
     (
@@ -397,6 +416,8 @@ enum Registered {
     Reliable(Box<ReliableEndpoint>),
     Streaming(Box<StreamEndpoint>),
     Unordered(Box<UnorderedEndpoint>),
+    ReliableMux(Box<ReliableMuxEndpoint>),
+    StreamMux(Box<StreamMuxEndpoint>),
 }
 
 impl Registered {
@@ -405,6 +426,8 @@ impl Registered {
             Registered::Reliable(_) => EndpointKind::Reliable,
             Registered::Streaming(_) => EndpointKind::Stream,
             Registered::Unordered(_) => EndpointKind::Unordered,
+            Registered::ReliableMux(_) => EndpointKind::ReliableMux,
+            Registered::StreamMux(_) => EndpointKind::StreamMux,
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod app;
 pub mod channels;
 pub mod endpoint;
 pub mod fault_stage;
+pub mod mux;
 pub mod params;
 pub mod runtime;
 pub mod stages;

@@ -233,6 +233,18 @@ impl ConnectEndpoint for super::endpoint::StreamEndpoint {
     }
 }
 
+impl ConnectEndpoint for super::endpoint::ReliableMuxEndpoint {
+    fn connect(name: &str, timeout: Duration) -> Result<Self, super::endpoint::EndpointError> {
+        super::endpoint::ReliableMuxEndpoint::connect(name, timeout)
+    }
+}
+
+impl ConnectEndpoint for super::endpoint::StreamMuxEndpoint {
+    fn connect(name: &str, timeout: Duration) -> Result<Self, super::endpoint::EndpointError> {
+        super::endpoint::StreamMuxEndpoint::connect(name, timeout)
+    }
+}
+
 impl ConnectEndpoint for super::endpoint::UnorderedEndpoint {
     fn connect(name: &str, timeout: Duration) -> Result<Self, super::endpoint::EndpointError> {
         super::endpoint::UnorderedEndpoint::connect(name, timeout)

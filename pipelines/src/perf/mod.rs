@@ -89,6 +89,14 @@ pub mod declared {
     pub mod unordered {
         rosette_macros::pipeline!("perf_unordered.yaml");
     }
+    /// `perf_reliable_mux.yaml`: `--connections N` on reliable connections.
+    pub mod reliable_mux {
+        rosette_macros::pipeline!("perf_reliable_mux.yaml");
+    }
+    /// `perf_streaming_mux.yaml`: `--connections N` on streams.
+    pub mod streaming_mux {
+        rosette_macros::pipeline!("perf_streaming_mux.yaml");
+    }
     /// `perf_raw.yaml`: the `raw-memif` baseline.
     pub mod raw {
         rosette_macros::pipeline!("perf_raw.yaml");

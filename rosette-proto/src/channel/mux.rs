@@ -136,6 +136,16 @@ impl ConnHandle {
     pub fn index(self) -> u32 {
         self.index
     }
+
+    /// The handle as one number (to pass it through an atomic).
+    pub fn to_bits(self) -> u64 {
+        u64::from(self.generation) << 32 | u64::from(self.index)
+    }
+
+    /// The handle [`Self::to_bits`] gave.
+    pub fn from_bits(bits: u64) -> ConnHandle {
+        ConnHandle { index: bits as u32, generation: (bits >> 32) as u32 }
+    }
 }
 
 /// Why [`UdpMux::connect`] failed.
@@ -410,6 +420,13 @@ impl<C: MuxConn> UdpMux<C> {
     /// The connection `h` names, if it is still in the table (read-only: no storage is lent).
     pub fn get(&self, h: ConnHandle) -> Option<&C> {
         self.table.slot(h).map(|s| &s.conn)
+    }
+
+    /// Every live connection, with its handle (for reports; not for the fast path).
+    pub fn connections(&self) -> impl Iterator<Item = (ConnHandle, &C)> + '_ {
+        self.table.entries.iter().enumerate().filter_map(|(i, e)| {
+            e.slot.as_ref().map(|s| (ConnHandle { index: i as u32, generation: e.generation }, &s.conn))
+        })
     }
 
     /// The peer of connection `h`.

@@ -85,6 +85,8 @@ impl std::error::Error for ReadError {}
 pub struct Stream<P: BufPool> {
     core: Core<P>,
     eof: bool,
+    /// [`Stream::poll_end`] reported the end of stream.
+    end_reported: bool,
 }
 
 impl<P: BufPool> Stream<P> {
@@ -95,7 +97,7 @@ impl<P: BufPool> Stream<P> {
     pub fn connect(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
         cfg.validate().expect("invalid streaming channel configuration");
         assert_ne!(local_id, 0, "connection id 0 is reserved");
-        Stream { core: Core::connect(cfg, pool, local_id, epoch, now), eof: false }
+        Stream { core: Core::connect(cfg, pool, local_id, epoch, now), eof: false, end_reported: false }
     }
 
     /// An acceptor.
@@ -105,12 +107,12 @@ impl<P: BufPool> Stream<P> {
     pub fn listen(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
         cfg.validate().expect("invalid streaming channel configuration");
         assert_ne!(local_id, 0, "connection id 0 is reserved");
-        Stream { core: Core::listen(cfg, pool, local_id, epoch, now), eof: false }
+        Stream { core: Core::listen(cfg, pool, local_id, epoch, now), eof: false, end_reported: false }
     }
 
     /// A stream around a connection engine (a table's accepted connection).
     pub(crate) fn from_core(core: Core<P>) -> Self {
-        Stream { core, eof: false }
+        Stream { core, eof: false, end_reported: false }
     }
 
     pub(crate) fn core(&self) -> &Core<P> {
@@ -267,6 +269,16 @@ impl<P: BufPool> Stream<P> {
         self.eof
     }
 
+    /// True once, when end-of-stream has been read (for a driver that reports the end to its
+    /// application as an event); a stream accepted anew after a reset reports its own end again.
+    pub fn poll_end(&mut self) -> bool {
+        if self.eof && !self.end_reported {
+            self.end_reported = true;
+            return true;
+        }
+        false
+    }
+
     /// Processes one received datagram.
     pub fn handle_datagram(&mut self, now: Instant, buf: P::Buf) {
         self.core.handle(now, buf);
@@ -309,6 +321,7 @@ impl<P: BufPool> Stream<P> {
                 CoreEvent::Reset(r) => {
                     // A listener may accept a new connection after a reset: a new stream.
                     self.eof = false;
+                    self.end_reported = false;
                     Event::Reset(r)
                 }
                 CoreEvent::Failed => Event::Failed,

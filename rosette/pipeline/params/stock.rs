@@ -3,7 +3,7 @@
 //!
 //! Short names (what declarations may write instead of a path) are listed in the pipeline macro's
 //! schema: `mac_swap`, `count`, `drop_all`, `parse_udp`, `drop_udp_port`, `set_macs`, `inject_udp`,
-//! `fault`, `reliable`, `streaming`, `unordered`.
+//! `fault`, `reliable`, `streaming`, `unordered`, `reliable_mux`, `streaming_mux`.
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
@@ -14,10 +14,14 @@ use super::{
 };
 use crate::channel::conn::CongestionKind;
 use crate::channel::fault::FaultConfig;
+use crate::channel::mux::MAX_CONNECTIONS;
 use crate::channel::time::Instant;
 use crate::pipeline::channels::{ChannelParams, ReliableStage, Role, StreamingStage, UnorderedStage};
-use crate::pipeline::endpoint::{ReliableEndpoint, StreamEndpoint, UnorderedEndpoint};
+use crate::pipeline::endpoint::{
+    ReliableEndpoint, ReliableMuxEndpoint, StreamEndpoint, StreamMuxEndpoint, UnorderedEndpoint,
+};
 use crate::pipeline::fault_stage::{FaultStage, DEFAULT_HOLD_CAPACITY};
+use crate::pipeline::mux::{ReliableMuxStage, StreamingMuxStage, TableParams};
 use crate::pipeline::stages::{Count, DropAll, DropUdpPort, InjectUdp, MacSwap, ParseUdp, SetMacs};
 
 macro_rules! no_params {
@@ -332,9 +336,61 @@ pub struct ChannelStageParams {
     /// Default: false for reliable and streaming (each packet's CRC-32C covers all of it), true for
     /// unordered.
     pub udp_checksum: Option<bool>,
+    /// `reliable_mux` / `streaming_mux`: the most connections the table holds. Default: 1024.
+    pub max_connections: Option<u32>,
+    /// `reliable_mux` / `streaming_mux`: reset a connection that was silent this long (0: never).
+    /// Default: 60s.
+    pub idle_timeout: Option<Duration>,
+    /// `reliable_mux` / `streaming_mux` with `role: connect`: connections opened at start. Default: 1.
+    pub connections: Option<u32>,
 }
 
 impl ChannelStageParams {
+    /// The table settings of a `reliable_mux` / `streaming_mux` stage.
+    pub fn table_params(&self) -> Result<TableParams, BuildError> {
+        let mut t = TableParams::default();
+        if let Some(n) = self.max_connections {
+            if n == 0 || n as usize > MAX_CONNECTIONS {
+                return Err(BuildError::new(format!(
+                    "param `max_connections` must be between 1 and {MAX_CONNECTIONS}"
+                )));
+            }
+            t.max_connections = n as usize;
+        }
+        if let Some(d) = self.idle_timeout {
+            t.idle_timeout = (!d.is_zero()).then_some(d);
+        }
+        if let Some(n) = self.connections {
+            if self.role != Role::Connect {
+                return Err(BuildError::new("param `connections` is for `role: connect` (a listener accepts)"));
+            }
+            if n as usize > t.max_connections {
+                return Err(BuildError::new(format!(
+                    "param `connections` ({n}) exceeds `max_connections` ({})",
+                    t.max_connections
+                )));
+            }
+            t.connections = n as usize;
+        }
+        Ok(t)
+    }
+
+    /// Refuses the table params on a stage that has no table.
+    fn no_table_params(&self, stage: &str) -> Result<(), BuildError> {
+        for (set, name) in [
+            (self.max_connections.is_some(), "max_connections"),
+            (self.idle_timeout.is_some(), "idle_timeout"),
+            (self.connections.is_some(), "connections"),
+        ] {
+            if set {
+                return Err(BuildError::new(format!(
+                    "param `{name}` needs a connection table: declare `{stage}_mux` instead of `{stage}`"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The [`ChannelParams`] these params describe; `needs_peer` when the stage is connection-based
     /// (reliable, streaming).
     pub fn channel_params(&self, needs_peer: bool) -> Result<ChannelParams, BuildError> {
@@ -407,6 +463,7 @@ impl DeclaredStage for ReliableStage {
     type Params = ChannelStageParams;
     fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
         require_pool(env)?;
+        p.no_table_params("reliable")?;
         Ok(ReliableStage::new(p.channel_params(true)?))
     }
 }
@@ -419,6 +476,7 @@ impl DeclaredStage for StreamingStage {
     type Params = ChannelStageParams;
     fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
         require_pool(env)?;
+        p.no_table_params("streaming")?;
         Ok(StreamingStage::new(p.channel_params(true)?))
     }
 }
@@ -431,12 +489,37 @@ impl DeclaredStage for UnorderedStage {
     type Params = ChannelStageParams;
     fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
         require_pool(env)?;
+        p.no_table_params("unordered")?;
         Ok(UnorderedStage::new(p.channel_params(false)?))
     }
 }
 
 impl EndpointStage for UnorderedStage {
     type Endpoint = UnorderedEndpoint;
+}
+
+impl DeclaredStage for ReliableMuxStage {
+    type Params = ChannelStageParams;
+    fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
+        require_pool(env)?;
+        Ok(ReliableMuxStage::new(p.channel_params(p.role == Role::Connect)?, p.table_params()?))
+    }
+}
+
+impl EndpointStage for ReliableMuxStage {
+    type Endpoint = ReliableMuxEndpoint;
+}
+
+impl DeclaredStage for StreamingMuxStage {
+    type Params = ChannelStageParams;
+    fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
+        require_pool(env)?;
+        Ok(StreamingMuxStage::new(p.channel_params(p.role == Role::Connect)?, p.table_params()?))
+    }
+}
+
+impl EndpointStage for StreamingMuxStage {
+    type Endpoint = StreamMuxEndpoint;
 }
 
 /// Converts declared values the way generated code does (for tests and tools).

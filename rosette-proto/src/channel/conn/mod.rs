@@ -224,6 +224,33 @@ pub struct Stats {
     pub drops: Drops,
 }
 
+impl Stats {
+    /// Adds `other`'s counters to these (the sum over a table's connections).
+    pub fn add(&mut self, other: &Stats) {
+        let (a, b) = (self, other);
+        a.tx_packets += b.tx_packets;
+        a.rx_packets += b.rx_packets;
+        a.retransmits += b.retransmits;
+        a.fast_lost += b.fast_lost;
+        a.tail_probes += b.tail_probes;
+        a.spurious_retransmits += b.spurious_retransmits;
+        a.timeouts += b.timeouts;
+        a.spurious_timeouts += b.spurious_timeouts;
+        a.congestion_events += b.congestion_events;
+        a.probes += b.probes;
+        a.pool_empty += b.pool_empty;
+        a.packed += b.packed;
+        a.events_dropped += b.events_dropped;
+        let (d, e) = (&mut a.drops, &b.drops);
+        d.malformed += e.malformed;
+        d.bad_checksum += e.bad_checksum;
+        d.unknown_connection += e.unknown_connection;
+        d.stale_epoch += e.stale_epoch;
+        d.out_of_window += e.out_of_window;
+        d.duplicate += e.duplicate;
+    }
+}
+
 /// What the sender knows about the path right now: the congestion controller's view, for
 /// reports and tuning.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -1,0 +1,373 @@
+//! Endpoints of connection tables (`reliable_mux`, `streaming_mux`): one endpoint for every
+//! connection of a table. Each delivery names its connection ([`MuxEvent::conn`]); each send names
+//! the connection it is for.
+//!
+//! A new connection shows itself as its `Connected` event (a listener's accepted connection, or one a
+//! dialer opened, at start or with [`ReliableMuxEndpoint::open`]); its handle is valid until the
+//! connection's last event (`Closed`, `Reset`, `Failed`), after which the table reuses the slot and
+//! the handle is refused (sends on it are dropped and counted by the stage as refused).
+//!
+//! Packing works as on the single-connection endpoints: small messages (reliable) or written bytes
+//! (stream) fill one packet in place, which the lcore takes from the slot once it has caught up.
+//! The packet being filled belongs to one connection: a send for another connection queues it
+//! first. So the application packs best when it sends its messages for a connection together.
+//! Every command is queued after the packet being filled (the endpoint takes it back from the slot
+//! first), so a connection's data keeps its order.
+use core::sync::atomic::Ordering;
+
+use super::*;
+
+/// A delivery of a connection table: what happened, and to which connection.
+#[derive(Debug)]
+pub struct MuxEvent<E> {
+    /// The connection.
+    pub conn: ConnHandle,
+    /// The connection's event or data.
+    pub event: E,
+}
+
+/// A command to a connection table.
+#[derive(Debug)]
+pub(crate) enum MuxOp<Op> {
+    /// Open one more connection (dialer).
+    Open,
+    /// A command for one connection.
+    On(ConnHandle, Op),
+}
+
+/// The lcore's ends of a [`ReliableMuxEndpoint`].
+pub(crate) type ReliableMuxEnds = LcoreEnds<MuxOp<ReliableOp>, MuxEvent<reliable::Event<Mbuf>>>;
+/// The lcore's ends of a [`StreamMuxEndpoint`].
+pub(crate) type StreamMuxEnds = LcoreEnds<MuxOp<StreamOp>, MuxEvent<StreamDelivery>>;
+
+/// The packet being filled for one connection, shared by both table endpoints.
+#[derive(Debug, Default)]
+struct TaggedFilling {
+    filling: Filling,
+}
+
+impl TaggedFilling {
+    /// The packet being filled and its connection, taken back from the slot (or the cork).
+    fn reclaim(&self, shared: &Shared) -> Option<(ConnHandle, Mbuf)> {
+        let m = self.filling.reclaim(&shared.open)?;
+        Some((ConnHandle::from_bits(shared.open_conn.load(Ordering::Relaxed)), m))
+    }
+
+    /// Leaves the packet for `conn` to the lcore (or keeps it while corked). The tag is written
+    /// before the packet is published, and the lcore reads it only after taking the packet.
+    fn park(&self, shared: &Shared, conn: ConnHandle, m: Mbuf) {
+        shared.open_conn.store(conn.to_bits(), Ordering::Relaxed);
+        self.filling.park(&shared.open, m);
+    }
+}
+
+fn queue_op<Op, D>(ends: &AppEnds<MuxOp<Op>, D>, op: MuxOp<Op>) -> Result<(), (EndpointError, Option<MuxOp<Op>>)> {
+    match ends.send(op) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(op)) => Err((EndpointError::WouldBlock, Some(op))),
+        Err(TrySendError::Disconnected(_)) => Err((EndpointError::Disconnected, None)),
+    }
+}
+
+/// Queues the packet being filled (if any) ahead of what follows; on a full queue it stays.
+fn flush_filling<Op, D>(
+    ends: &AppEnds<MuxOp<Op>, D>,
+    filling: &TaggedFilling,
+    as_op: impl Fn(Mbuf) -> Op,
+    back: impl Fn(Op) -> Option<Mbuf>,
+) -> Result<(), EndpointError> {
+    let Some((conn, m)) = filling.reclaim(&ends.shared) else { return Ok(()) };
+    queue_op(ends, MuxOp::On(conn, as_op(m))).map_err(|(e, op)| {
+        if let Some(MuxOp::On(conn, op)) = op {
+            if let Some(m) = back(op) {
+                filling.park(&ends.shared, conn, m);
+            }
+        }
+        e
+    })
+}
+
+/// The application's handle on a `reliable_mux` stage: whole messages on many connections.
+///
+/// ```no_run
+/// # use rosette::pipeline::endpoint::{ReliableMuxEndpoint, EndpointError};
+/// # fn serve(ep: &ReliableMuxEndpoint) -> Result<(), EndpointError> {
+/// use rosette::channel::reliable::Event;
+/// let ev = ep.recv(std::time::Duration::from_secs(1))?;
+/// match ev.event {
+///     Event::Connected => println!("connection {} opened", ev.conn.index()),
+///     other => {
+///         for message in other.messages() {
+///             let len: usize = message.map(<[u8]>::len).sum();
+///             ep.try_send(ev.conn, &len.to_le_bytes())?; // an answer on the same connection
+///         }
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ReliableMuxEndpoint {
+    ends: AppEnds<MuxOp<ReliableOp>, MuxEvent<reliable::Event<Mbuf>>>,
+    filling: TaggedFilling,
+}
+
+impl ReliableMuxEndpoint {
+    pub(crate) fn register(name: &str, depth: usize, max_message: usize, mss: usize) -> ReliableMuxEnds {
+        let (lcore, app) = queues(depth, max_message, mss);
+        register(
+            name,
+            Registered::ReliableMux(Box::new(ReliableMuxEndpoint { ends: app, filling: Default::default() })),
+        );
+        lcore
+    }
+
+    /// Takes the endpoint of the `reliable_mux` stage named `name`, waiting up to `timeout` for the
+    /// stage to be constructed.
+    pub fn connect(name: &str, timeout: Duration) -> Result<ReliableMuxEndpoint, EndpointError> {
+        take_registered(name, timeout, EndpointKind::ReliableMux, |r| match r {
+            Registered::ReliableMux(e) => Ok(*e),
+            other => Err(other),
+        })
+    }
+
+    fn flush_open(&self) -> Result<(), EndpointError> {
+        flush_filling(&self.ends, &self.filling, ReliableOp::Packed, |op| match op {
+            ReliableOp::Packed(m) => Some(m),
+            _ => None,
+        })
+    }
+
+    fn queue(&self, op: MuxOp<ReliableOp>) -> Result<(), EndpointError> {
+        self.flush_open()?;
+        queue_op(&self.ends, op).map_err(|(e, _)| e)
+    }
+
+    /// Queues a message for `conn` without waiting ([`EndpointError::WouldBlock`]: the queue to the
+    /// lcore is full; retry). Small messages are packed ([`Self::try_send_with`]); a longer one is
+    /// copied into a chain of mss-sized mbufs.
+    pub fn try_send(&self, conn: ConnHandle, msg: &[u8]) -> Result<(), EndpointError> {
+        if record_len(msg.len()) <= self.ends.shared.single_packet {
+            return self.try_send_with(conn, msg.len(), |out| out.copy_from_slice(msg));
+        }
+        if msg.len() > self.ends.shared.max_payload {
+            return Err(EndpointError::TooLarge);
+        }
+        let pool = pool_of(&self.ends.shared)?;
+        self.flush_open()?;
+        let chain = to_mbufs(pool, msg, self.ends.shared.single_packet)?;
+        queue_op(&self.ends, MuxOp::On(conn, ReliableOp::Message(chain))).map_err(|(e, _)| e)
+    }
+
+    /// Queues a message of `len` bytes for `conn` that `fill` writes straight into the packet that
+    /// carries it (zero-copy), packed with the connection's neighbouring messages; `len` plus the
+    /// 2-byte record header must fit the channel's mss.
+    pub fn try_send_with(
+        &self,
+        conn: ConnHandle,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<(), EndpointError> {
+        let need = record_len(len);
+        let shared = &self.ends.shared;
+        let mss = shared.single_packet;
+        if need > mss || len > shared.max_payload {
+            return Err(EndpointError::TooLarge);
+        }
+        let pool = pool_of(shared)?;
+        let mut open = None;
+        if let Some((owner, m)) = self.filling.reclaim(shared) {
+            if owner == conn && m.data_len() + need <= mss && m.tailroom() >= need {
+                open = Some(m);
+            } else if let Err((e, op)) = queue_op(&self.ends, MuxOp::On(owner, ReliableOp::Packed(m))) {
+                // Full (or another connection's): it goes to the lcore as it is first.
+                if let Some(MuxOp::On(owner, ReliableOp::Packed(m))) = op {
+                    self.filling.park(shared, owner, m);
+                }
+                return Err(e);
+            }
+        }
+        let mut m = match open {
+            Some(m) => m,
+            None => pool.alloc().ok_or(EndpointError::NoBuffers)?,
+        };
+        let written = match m.append(need) {
+            Ok(room) => emit_record(room, len).map(fill).is_ok(),
+            Err(_) => false,
+        };
+        if !written {
+            if m.data_len() > 0 {
+                let _ = m.trim(need.min(m.data_len()));
+                if m.data_len() > 0 {
+                    self.filling.park(shared, conn, m);
+                }
+            }
+            return Err(EndpointError::NoBuffers);
+        }
+        self.filling.park(shared, conn, m);
+        Ok(())
+    }
+
+    /// Queues a message for `conn`, retrying while the queue is full, for up to `timeout`.
+    pub fn send(&self, conn: ConnHandle, msg: &[u8], timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || match self.try_send(conn, msg) {
+            Err(EndpointError::NoBuffers) => Err(EndpointError::WouldBlock),
+            other => other,
+        })
+    }
+
+    /// Asks a dialer to open one more connection; it shows itself as a `Connected` delivery.
+    pub fn open(&self, timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || self.queue(MuxOp::Open))
+    }
+
+    /// Closes `conn`'s sending side after its queued messages (the peer sees `PeerClosed`).
+    pub fn close(&self, conn: ConnHandle, timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || self.queue(MuxOp::On(conn, ReliableOp::Close)))
+    }
+
+    /// Aborts `conn` (its queued and undelivered data is dropped; the peer sees a reset).
+    pub fn reset(&self, conn: ConnHandle, timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || self.queue(MuxOp::On(conn, ReliableOp::Reset)))
+    }
+
+    /// Corks the endpoint, as [`ReliableEndpoint::cork`].
+    pub fn cork(&self) {
+        self.filling.filling.cork();
+    }
+
+    /// Ends a [`Self::cork`].
+    pub fn uncork(&self) {
+        self.filling.filling.uncork(&self.ends.shared.open);
+    }
+
+    /// The next delivery of any connection, if there is one.
+    pub fn try_recv(&self) -> Result<MuxEvent<reliable::Event<Mbuf>>, EndpointError> {
+        self.ends.pull()
+    }
+
+    /// The next delivery of any connection, waiting up to `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Result<MuxEvent<reliable::Event<Mbuf>>, EndpointError> {
+        self.ends.pull_timeout(timeout)
+    }
+}
+
+/// The application's handle on a `streaming_mux` stage: byte streams on many connections.
+/// Received bytes come as [`StreamDelivery::Data`] mbufs tagged with their connection, read in place.
+#[derive(Debug)]
+pub struct StreamMuxEndpoint {
+    ends: AppEnds<MuxOp<StreamOp>, MuxEvent<StreamDelivery>>,
+    filling: TaggedFilling,
+}
+
+impl StreamMuxEndpoint {
+    pub(crate) fn register(name: &str, depth: usize, mss: usize) -> StreamMuxEnds {
+        let (lcore, app) = queues(depth, usize::MAX, mss);
+        register(name, Registered::StreamMux(Box::new(StreamMuxEndpoint { ends: app, filling: Default::default() })));
+        lcore
+    }
+
+    /// Takes the endpoint of the `streaming_mux` stage named `name`, waiting up to `timeout`.
+    pub fn connect(name: &str, timeout: Duration) -> Result<StreamMuxEndpoint, EndpointError> {
+        take_registered(name, timeout, EndpointKind::StreamMux, |r| match r {
+            Registered::StreamMux(e) => Ok(*e),
+            other => Err(other),
+        })
+    }
+
+    fn flush_open(&self) -> Result<(), EndpointError> {
+        flush_filling(&self.ends, &self.filling, StreamOp::Write, |op| match op {
+            StreamOp::Write(m) => Some(m),
+            _ => None,
+        })
+    }
+
+    fn queue(&self, op: MuxOp<StreamOp>) -> Result<(), EndpointError> {
+        self.flush_open()?;
+        queue_op(&self.ends, op).map_err(|(e, _)| e)
+    }
+
+    /// Writes as much of `data` to `conn` as fits the packet being filled and the queue (at least one
+    /// byte, or [`EndpointError::WouldBlock`]); returns the bytes taken.
+    pub fn try_write(&self, conn: ConnHandle, data: &[u8]) -> Result<usize, EndpointError> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let shared = &self.ends.shared;
+        let mss = shared.single_packet;
+        let pool = pool_of(shared)?;
+        let mut taken = 0;
+        while taken < data.len() {
+            let mut open = None;
+            if let Some((owner, m)) = self.filling.reclaim(shared) {
+                if owner == conn && m.data_len() < mss && m.tailroom() > 0 {
+                    open = Some(m);
+                } else if let Err((e, op)) = queue_op(&self.ends, MuxOp::On(owner, StreamOp::Write(m))) {
+                    if let Some(MuxOp::On(owner, StreamOp::Write(m))) = op {
+                        self.filling.park(shared, owner, m);
+                    }
+                    return if taken > 0 { Ok(taken) } else { Err(e) };
+                }
+            }
+            let mut m = match open {
+                Some(m) => m,
+                None => match pool.alloc() {
+                    Some(m) => m,
+                    None if taken > 0 => return Ok(taken),
+                    None => return Err(EndpointError::NoBuffers),
+                },
+            };
+            let n = (data.len() - taken).min(mss - m.data_len()).min(m.tailroom());
+            match m.append(n) {
+                Ok(room) => room.copy_from_slice(&data[taken..taken + n]),
+                Err(_) => {
+                    if m.data_len() > 0 {
+                        self.filling.park(shared, conn, m);
+                    }
+                    return if taken > 0 { Ok(taken) } else { Err(EndpointError::NoBuffers) };
+                }
+            }
+            taken += n;
+            self.filling.park(shared, conn, m);
+        }
+        Ok(taken)
+    }
+
+    /// Writes all of `data` to `conn`, retrying while the queue is full, for up to `timeout`.
+    pub fn write_all(&self, conn: ConnHandle, mut data: &[u8], timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || {
+            while !data.is_empty() {
+                match self.try_write(conn, data) {
+                    Ok(n) => data = &data[n..],
+                    Err(EndpointError::NoBuffers) => return Err(EndpointError::WouldBlock),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Asks a dialer to open one more connection; it shows itself as a `Connected` event.
+    pub fn open(&self, timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || self.queue(MuxOp::Open))
+    }
+
+    /// Ends `conn`'s direction after its written bytes (the peer reads end of stream).
+    pub fn finish(&self, conn: ConnHandle, timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || self.queue(MuxOp::On(conn, StreamOp::Finish)))
+    }
+
+    /// Aborts `conn`.
+    pub fn reset(&self, conn: ConnHandle, timeout: Duration) -> Result<(), EndpointError> {
+        retry(timeout, || self.queue(MuxOp::On(conn, StreamOp::Reset)))
+    }
+
+    /// The next delivery (bytes, end of stream or an event) of any connection, if there is one.
+    pub fn try_recv(&self) -> Result<MuxEvent<StreamDelivery>, EndpointError> {
+        self.ends.pull()
+    }
+
+    /// The next delivery of any connection, waiting up to `timeout`.
+    pub fn recv(&self, timeout: Duration) -> Result<MuxEvent<StreamDelivery>, EndpointError> {
+        self.ends.pull_timeout(timeout)
+    }
+}

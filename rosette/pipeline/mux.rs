@@ -1,0 +1,432 @@
+//! Connection tables as pipeline stages: [`ReliableMuxStage`] (`reliable_mux`) and
+//! [`StreamingMuxStage`] (`streaming_mux`) drive a [`UdpMux`] — many reliable or streaming
+//! connections behind one UDP port — on DPDK mbufs, inside an lcore's poll loop.
+//!
+//! With `role: listen` the stage is a *listener*: it accepts up to `max_connections` connections
+//! from any peer, statelessly (SYN cookies, see [`crate::channel::mux`]), so a flood of forged
+//! attempts costs no memory and evicts nobody. With `role: connect` it is a *dialer*: it opens
+//! `connections` connections to `peer` when it starts, and more on the application's request.
+//! Either way one endpoint ([`ReliableMuxEndpoint`], [`StreamMuxEndpoint`]) serves every connection
+//! of the stage: each delivery names its connection, each send names the connection it is for.
+//!
+//! The stage owns its table on its lcore; nothing of it is shared with another lcore. To spread
+//! connections over lcores, declare the port with one rx queue per lcore and a listener stage in
+//! every queue's poll (the validator insists): RSS on the UDP 4-tuple (or, on a virtual device, the
+//! sender's choice of queue by the same hash) sends each connection to one queue, hence one lcore.
+//!
+//! ```yaml
+//! stages:
+//!   - type: reliable_mux              # or streaming_mux
+//!     params:
+//!       endpoint: ingest              # ingest::endpoints::ingest(timeout) -> ReliableMuxEndpoint
+//!       ip: "10.10.0.1"
+//!       port: 7000
+//!       mac: "02:00:00:00:00:01"
+//!       role: listen                  # listen: accept from anyone | connect: open to `peer`
+//!       max_connections: 10000        # the table's bound (default 1024)
+//!       idle_timeout: 60s             # reset a connection silent this long (default 60s; 0 = never)
+//!       window: 64                    # per connection: packets held by sender and receiver
+//!       queue_depth: 4096             # the endpoint's queues (all connections)
+//! ```
+//! Every connection setting of `reliable` / `streaming` applies to each connection of the table.
+use core::time::Duration;
+
+use super::channels::{ChannelParams, Role, StageStats};
+use super::endpoint::{
+    AppQueue, Deliver, MuxEvent, MuxOp, ReliableMuxEndpoint, ReliableMuxEnds, ReliableOp, StreamDelivery,
+    StreamMuxEndpoint, StreamMuxEnds, StreamOp,
+};
+use super::{Context, Stage, StageReport, Verdict};
+use crate::channel::conn;
+use crate::channel::mux::{ConnHandle, MuxConfig, MuxStats, UdpMux};
+use crate::channel::reliable::{self, Reliable};
+use crate::channel::streaming::Stream;
+use crate::channel::time::Instant;
+use crate::net::RxDrop;
+use crate::substrate::{Batch, Mbuf, Mempool};
+
+/// The table settings of a mux stage, beyond the connection settings in [`ChannelParams`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableParams {
+    /// The most connections at once.
+    pub max_connections: usize,
+    /// Reset a connection after this long without activity; `None`: never.
+    pub idle_timeout: Option<Duration>,
+    /// A dialer's connections opened at start.
+    pub connections: usize,
+}
+
+impl Default for TableParams {
+    fn default() -> Self {
+        TableParams { max_connections: 1024, idle_timeout: Some(Duration::from_secs(60)), connections: 1 }
+    }
+}
+
+/// What a mux stage reports when its loop stops: its own counters, the table's, the sum of its
+/// connections' counters, and the interface's.
+#[derive(Debug, Clone, Default)]
+pub struct MuxReport {
+    /// The stage's own counters.
+    pub stage: StageStats,
+    /// The table's counters (accepted, cookies, forged packets dropped, idle resets, ...).
+    pub table: MuxStats,
+    /// Connections live at the end.
+    pub live: usize,
+    /// The counters of the connections live at the end, summed.
+    pub connections: conn::Stats,
+    /// The interface's counters.
+    pub link: Option<crate::channel::unordered::Stats>,
+    /// Packets the live connections still held for sending.
+    pub send_queue_len: usize,
+}
+
+/// What differs between the reliable and the streaming table stage (crate-private: the two
+/// kinds are [`ReliableKind`] and [`StreamKind`]).
+pub(crate) trait MuxKind: Send + 'static {
+    /// The connection type.
+    type Conn: crate::channel::mux::MuxConn<Pool = Mempool> + crate::channel::sim::Endpoint<Buf = Mbuf> + Send;
+    /// A command for one connection.
+    type Op: Send;
+    /// A delivery of one connection.
+    type Delivery: Send;
+    /// The command that queues a partial packet the endpoint filled.
+    fn packed(m: Mbuf) -> Self::Op;
+    /// The next delivery of `conn`.
+    fn next_delivery(conn: &mut Self::Conn) -> Option<Self::Delivery>;
+    /// Packets of send space `op` needs (0: it always goes in).
+    fn need(op: &Self::Op) -> usize;
+    /// Applies `op`; false when the connection refused it (its payload is freed).
+    fn apply(conn: &mut Self::Conn, now: Instant, op: Self::Op) -> bool;
+    /// Send space of `conn`, in packets.
+    fn send_space(conn: &Self::Conn) -> usize;
+    /// True while `conn` has queued packets that have not been sent once.
+    fn has_unsent(conn: &Self::Conn) -> bool;
+    /// The connection's counters and queued packets (for the report).
+    fn stats(conn: &Self::Conn) -> (conn::Stats, usize);
+}
+
+/// The reliable table stage's kind.
+#[derive(Debug)]
+pub enum ReliableKind {}
+
+impl MuxKind for ReliableKind {
+    type Conn = Reliable<Mempool>;
+    type Op = ReliableOp;
+    type Delivery = reliable::Event<Mbuf>;
+    fn packed(m: Mbuf) -> ReliableOp {
+        ReliableOp::Packed(m)
+    }
+    fn next_delivery(conn: &mut Reliable<Mempool>) -> Option<reliable::Event<Mbuf>> {
+        conn.poll_event()
+    }
+    fn need(op: &ReliableOp) -> usize {
+        match op {
+            ReliableOp::Packed(_) => 1,
+            ReliableOp::Message(m) => usize::from(m.segments()),
+            ReliableOp::Close | ReliableOp::Reset => 0,
+        }
+    }
+    fn apply(conn: &mut Reliable<Mempool>, now: Instant, op: ReliableOp) -> bool {
+        match op {
+            ReliableOp::Packed(m) => conn.send_packed(now, m).is_ok(),
+            ReliableOp::Message(m) => conn.send_chain(now, m).is_ok(),
+            ReliableOp::Close => {
+                conn.close(now);
+                true
+            }
+            ReliableOp::Reset => {
+                conn.reset(now);
+                true
+            }
+        }
+    }
+    fn send_space(conn: &Reliable<Mempool>) -> usize {
+        conn.send_space()
+    }
+    fn has_unsent(conn: &Reliable<Mempool>) -> bool {
+        conn.has_unsent()
+    }
+    fn stats(conn: &Reliable<Mempool>) -> (conn::Stats, usize) {
+        (*conn.stats(), conn.send_queue_len())
+    }
+}
+
+/// The streaming table stage's kind.
+#[derive(Debug)]
+pub enum StreamKind {}
+
+impl MuxKind for StreamKind {
+    type Conn = Stream<Mempool>;
+    type Op = StreamOp;
+    type Delivery = StreamDelivery;
+    fn packed(m: Mbuf) -> StreamOp {
+        StreamOp::Write(m)
+    }
+    fn next_delivery(conn: &mut Stream<Mempool>) -> Option<StreamDelivery> {
+        if let Some(e) = conn.poll_event() {
+            return Some(StreamDelivery::Event(e));
+        }
+        if let Some(seg) = conn.read_segment() {
+            return Some(StreamDelivery::Data(seg));
+        }
+        conn.poll_end().then_some(StreamDelivery::End)
+    }
+    fn need(op: &StreamOp) -> usize {
+        match op {
+            StreamOp::Write(_) => 1,
+            StreamOp::Finish | StreamOp::Reset => 0,
+        }
+    }
+    fn apply(conn: &mut Stream<Mempool>, now: Instant, op: StreamOp) -> bool {
+        match op {
+            StreamOp::Write(m) => conn.write_buf(now, m).is_ok(),
+            StreamOp::Finish => {
+                conn.finish(now);
+                true
+            }
+            StreamOp::Reset => {
+                conn.reset(now);
+                true
+            }
+        }
+    }
+    fn send_space(conn: &Stream<Mempool>) -> usize {
+        conn.send_space()
+    }
+    fn has_unsent(conn: &Stream<Mempool>) -> bool {
+        conn.has_unsent()
+    }
+    fn stats(conn: &Stream<Mempool>) -> (conn::Stats, usize) {
+        (*conn.stats(), conn.send_queue_len())
+    }
+}
+
+/// A table of connections as a stage. See the module documentation.
+#[allow(private_bounds)] // the kind trait is sealed by being crate-private
+pub struct MuxStage<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> {
+    params: ChannelParams,
+    table: TableParams,
+    ends: super::endpoint::LcoreEnds<MuxOp<K::Op>, MuxEvent<K::Delivery>>,
+    sink: D,
+    /// A delivery the sink had no room for.
+    stash: Option<MuxEvent<K::Delivery>>,
+    /// A command that did not fit its connection yet (it holds back every later command).
+    held: Option<MuxOp<K::Op>>,
+    run: Option<UdpMux<K::Conn>>,
+    stats: StageStats,
+}
+
+/// A `reliable_mux` stage.
+pub type ReliableMuxStage<D = AppQueue<MuxEvent<reliable::Event<Mbuf>>>> = MuxStage<ReliableKind, D>;
+/// A `streaming_mux` stage.
+pub type StreamingMuxStage<D = AppQueue<MuxEvent<StreamDelivery>>> = MuxStage<StreamKind, D>;
+
+impl ReliableMuxStage {
+    /// A reliable table whose deliveries go to the application endpoint named `params.name`.
+    pub fn new(params: ChannelParams, table: TableParams) -> ReliableMuxStage {
+        let ends: ReliableMuxEnds = ReliableMuxEndpoint::register(
+            &params.name,
+            params.queue_depth,
+            params.conn.max_message_size,
+            params.conn.mss,
+        );
+        let sink = AppQueue::clone_of(&ends.deliveries);
+        MuxStage::build(params, table, ends, sink)
+    }
+}
+
+impl StreamingMuxStage {
+    /// A streaming table whose deliveries go to the application endpoint named `params.name`.
+    pub fn new(params: ChannelParams, table: TableParams) -> StreamingMuxStage {
+        let ends: StreamMuxEnds = StreamMuxEndpoint::register(&params.name, params.queue_depth, params.conn.mss);
+        let sink = AppQueue::clone_of(&ends.deliveries);
+        MuxStage::build(params, table, ends, sink)
+    }
+}
+
+#[allow(private_bounds)]
+impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
+    fn build(
+        params: ChannelParams,
+        table: TableParams,
+        ends: super::endpoint::LcoreEnds<MuxOp<K::Op>, MuxEvent<K::Delivery>>,
+        sink: D,
+    ) -> Self {
+        MuxStage { params, table, ends, sink, stash: None, held: None, run: None, stats: StageStats::default() }
+    }
+
+    /// Builds the table on first use (it needs the lcore's pool); false when there is none.
+    fn start(&mut self, cx: &Context, now: Instant) -> bool {
+        if self.run.is_some() {
+            return true;
+        }
+        let Some(pool) = cx.pool() else { return false };
+        let _ = self.ends.shared.pool.set(pool.clone());
+        let p = &self.params;
+        let mut cfg = match p.role {
+            Role::Listen => MuxConfig::listen(self.table.max_connections, p.epoch),
+            Role::Connect => MuxConfig::connect(p.peer, self.table.max_connections, p.epoch),
+        };
+        cfg.idle_timeout = self.table.idle_timeout;
+        let mut net = p.unordered_config(false);
+        // A listener talks to many hosts: room for their ARP entries.
+        net.arp_table_capacity = net.arp_table_capacity.max(self.table.max_connections.min(4096));
+        let mut mux = UdpMux::new(net, pool.clone(), p.conn.clone(), cfg);
+        if p.role == Role::Connect {
+            for _ in 0..self.table.connections {
+                if mux.connect(now).is_err() {
+                    self.stats.send_refused += 1;
+                }
+            }
+        }
+        self.run = Some(mux);
+        true
+    }
+
+    /// Hands the events of the connections something happened to to the sink, while it takes them.
+    fn deliver(&mut self, now: Instant) {
+        let Some(mux) = &mut self.run else { return };
+        if let Some(item) = self.stash.take() {
+            if let Err(item) = self.sink.deliver(item) {
+                self.stash = Some(item);
+                return;
+            }
+            self.stats.delivered += 1;
+        }
+        let (sink, stats) = (&mut self.sink, &mut self.stats);
+        while let Some(h) = mux.next_ready() {
+            let mut blocked = None;
+            mux.with(now, h, |c| {
+                while let Some(event) = K::next_delivery(c) {
+                    if let Err(item) = sink.deliver(MuxEvent { conn: h, event }) {
+                        blocked = Some(item);
+                        return;
+                    }
+                    stats.delivered += 1;
+                }
+            });
+            if let Some(item) = blocked {
+                self.stash = Some(item);
+                mux.mark_ready(h);
+                return;
+            }
+        }
+    }
+
+    /// Takes the application's commands while their connections have room: a command that does not
+    /// fit is held (and holds back the rest); with the queue drained, the endpoint's partial packet
+    /// is taken from its slot once its connection has sent everything queued before.
+    fn commands(&mut self, now: Instant) {
+        let Some(mux) = &mut self.run else { return };
+        let mut took_partial = false;
+        loop {
+            let op = match self.held.take() {
+                Some(op) => op,
+                None => match self.ends.next_command() {
+                    Ok(op) => {
+                        self.stats.commands += 1;
+                        op
+                    }
+                    Err(_) if took_partial => break,
+                    Err(_) => {
+                        took_partial = true;
+                        let owner = ConnHandle::from_bits(
+                            self.ends.shared.open_conn.load(core::sync::atomic::Ordering::Relaxed),
+                        );
+                        // Let the packet fill while its connection still has unsent packets.
+                        if mux.get(owner).is_some_and(K::has_unsent) {
+                            break;
+                        }
+                        let Some(m) = self.ends.shared.open.take() else { break };
+                        self.stats.partials_taken += 1;
+                        // Read after the take: the tag of the packet taken.
+                        let owner = ConnHandle::from_bits(
+                            self.ends.shared.open_conn.load(core::sync::atomic::Ordering::Relaxed),
+                        );
+                        MuxOp::On(owner, K::packed(m))
+                    }
+                },
+            };
+            match op {
+                MuxOp::Open => {
+                    if mux.connect(now).is_err() {
+                        self.stats.send_refused += 1;
+                    }
+                }
+                MuxOp::On(h, op) => {
+                    let need = K::need(&op);
+                    match mux.get(h).map(K::send_space) {
+                        // A connection that is gone: its payload is freed here.
+                        None => self.stats.send_refused += 1,
+                        Some(space) if space < need => {
+                            self.held = Some(MuxOp::On(h, op));
+                            break;
+                        }
+                        Some(_) => {
+                            if mux.with(now, h, |c| K::apply(c, now, op)) != Some(true) {
+                                self.stats.send_refused += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[allow(private_bounds)]
+impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> Stage for MuxStage<K, D> {
+    fn on_packet(&mut self, packet: Mbuf, cx: &Context) -> Verdict {
+        let now = Instant::from_nanos(cx.now_nanos());
+        if !self.start(cx, now) {
+            return Verdict::Dropped;
+        }
+        let Some(mux) = &mut self.run else { return Verdict::Dropped };
+        let received: Result<(), RxDrop> = mux.receive(now, packet);
+        if received.is_err() {
+            return Verdict::Dropped;
+        }
+        // Delivered now, for an application stage declared before this one (as the channel stages).
+        self.deliver(now);
+        Verdict::Taken
+    }
+
+    fn emit(&mut self, batch: &mut Batch<'_>, cx: &Context) {
+        let now = Instant::from_nanos(cx.now_nanos());
+        if !self.start(cx, now) {
+            return;
+        }
+        if let Some(mux) = &mut self.run {
+            mux.advance(now);
+        }
+        self.deliver(now);
+        self.commands(now);
+        if let Some(mux) = &mut self.run {
+            mux.transmit(now, batch);
+        }
+    }
+
+    fn finish(&mut self, _cx: &Context) {
+        self.stash = None;
+        self.held = None;
+        self.run = None;
+    }
+
+    /// A [`MuxReport`].
+    fn report(&self) -> Option<StageReport> {
+        let mut r = MuxReport { stage: self.stats, ..MuxReport::default() };
+        if let Some(mux) = &self.run {
+            let l = mux.link_stats();
+            (r.stage.framed, r.stage.chained, r.stage.copied) = (l.framed, l.chained, l.copied);
+            r.table = mux.stats();
+            r.live = mux.len();
+            r.link = Some(mux.interface().stats().clone());
+            for (_, c) in mux.connections() {
+                let (s, queued) = K::stats(c);
+                r.connections.add(&s);
+                r.send_queue_len += queued;
+            }
+        }
+        Some(StageReport::new(r))
+    }
+}
