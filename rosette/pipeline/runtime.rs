@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::substrate::placement::{self, RxAssignment};
 use crate::substrate::{
     self, launch, mbuf_ring, telemetry, Eal, EalBuilder, LcoreJoin, MbufConsumer, MbufProducer, MemoryMode, Mempool,
-    MempoolConfig, Port, PortConfig, PortStats, RingMode, RxQueue, StopFlag, TscClock, TxQueue,
+    MempoolConfig, Port, PortConfig, PortStats, RingMode, RssMode, RxQueue, StopFlag, TscClock, TxQueue,
 };
 
 use super::stats::{LcoreStats, LcoreStatsSnapshot};
@@ -452,6 +452,7 @@ impl Runtime {
                 rx_descriptors: port_spec.rx_descriptors,
                 tx_descriptors: port_spec.tx_descriptors,
                 promiscuous: true,
+                rss: RssMode::Udp,
             };
             let port = Port::configure(&eal, device, &config, &queue_pools)?;
             pools.extend(pool_by_socket.into_values());
