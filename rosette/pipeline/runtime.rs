@@ -55,6 +55,8 @@ pub struct PortSpec {
     pub pool_cache: u32,
     /// Tx queues may be written by several lcores (each send takes a lock).
     pub shared_tx: bool,
+    /// How several rx queues share the received flows (YAML `rss`).
+    pub rss: RssMode,
 }
 
 /// A ring between lcores.
@@ -452,7 +454,7 @@ impl Runtime {
                 rx_descriptors: port_spec.rx_descriptors,
                 tx_descriptors: port_spec.tx_descriptors,
                 promiscuous: true,
-                rss: RssMode::Udp,
+                rss: port_spec.rss,
             };
             let port = Port::configure(&eal, device, &config, &queue_pools)?;
             pools.extend(pool_by_socket.into_values());
