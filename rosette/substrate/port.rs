@@ -184,7 +184,7 @@ impl Port {
             _ => 0,
         };
         // The key is read during configure; it must outlive that call.
-        let mut key = rss_key(&name, info.hash_key_size);
+        let mut key = if rss_hf != 0 { rss_key(&name, info.hash_key_size) } else { None };
         if rss_hf != 0 {
             conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_RSS;
             conf.rxmode.offloads |= info.rx_offload_capa & ETH_RX_OFFLOAD_RSS_HASH;
