@@ -13,6 +13,21 @@ use rosette::net::rss::{queue_of, Toeplitz};
 use rosette::substrate::{Burst, Eal, Mbuf, Mempool, MempoolConfig, Port, PortConfig, RssMode};
 use typenum::U32;
 
+/// Keeps the messages rosette logs, to check what a port without RSS says (and that it says it once).
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Recorder {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        self.0.lock().unwrap().push(format!("{}: {}", record.level(), record.args()));
+    }
+    fn flush(&self) {}
+}
+
+static RECORDER: Recorder = Recorder(std::sync::Mutex::new(Vec::new()));
+
 fn pool(eal: &Eal, size: u32) -> Mempool {
     Mempool::new(eal, &MempoolConfig { size, cache_size: 32, ..MempoolConfig::default() }).expect("mempool")
 }
@@ -93,9 +108,15 @@ dpdk_test! {
         let _ = std::fs::remove_file(&socket);
         let eal = start_eal(&[&memif_vdev("server", &socket)]);
         let pool = pool(&eal, 8191);
+        log::set_logger(&RECORDER).unwrap();
+        log::set_max_level(log::LevelFilter::Info);
         let port = Port::configure(&eal, "net_memif0", &two_queue_pairs(), std::slice::from_ref(&pool)).unwrap();
-        // memif offers no RSS: the port works, and says so.
+        // memif offers no RSS: the port works, and says so, once.
         assert!(!port.rss_enabled());
+        let said: Vec<String> =
+            RECORDER.0.lock().unwrap().iter().filter(|m| m.contains("sender must pick the queue")).cloned().collect();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].starts_with("INFO: port net_memif0 (net_memif): 2 rx queues"), "{said:?}");
         port.start().unwrap();
         let mut peer = common::child_command("memif_two_queue_client", true)
             .env("ROSETTE_MEMIF_SOCKET", &socket)
