@@ -37,6 +37,7 @@ static SPEC: PipelineSpec = PipelineSpec {
         pool_size: 4095,
         pool_cache: 64,
         shared_tx: false,
+        rss: rosette::substrate::RssMode::Udp,
     }],
     rings: &[],
     lcores: &[LcoreSpec {

@@ -104,6 +104,35 @@ pub struct Port {
     /// Whether several lcores may write the same tx queue of this port (the generated code must then
     /// serialise them); an explicit choice because it costs a lock per burst.
     pub shared_tx: Located<bool>,
+    /// How the port spreads received flows over several rx queues (default [`RssMode::Udp`]; without
+    /// effect on a port with one rx queue).
+    pub rss: Located<RssMode>,
+}
+
+/// A port's `rss` key: how several rx queues share the received flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RssMode {
+    /// RSS over the IPv4/UDP 4-tuple with rosette's key and an `i % rx_queues` redirection table, where
+    /// the device offers it (a device without RSS leaves the queue choice to the sender).
+    Udp,
+    /// No RSS.
+    None,
+}
+
+impl RssMode {
+    /// Parses the spelling used in declarations: `udp` or `none`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "udp" => Some(RssMode::Udp),
+            "none" => Some(RssMode::None),
+            _ => None,
+        }
+    }
+
+    /// The message for a spelling [`RssMode::parse`] rejects.
+    pub fn unknown(text: &str) -> String {
+        format!("unknown RSS mode `{text}`, expected `udp` or `none`")
+    }
 }
 
 impl Port {

@@ -3,6 +3,7 @@
 //! the unresolved case, which is reported once by the reference rule.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
 
 use crate::diag::{Diagnostic, Diagnostics, Loc};
 use crate::ir::{self, Pipeline, Sink, Source, MEMPOOL_CACHE_MAX};
@@ -71,6 +72,7 @@ pub fn validate(pipeline: Pipeline) -> Result<ValidPipeline, Vec<Diagnostic>> {
     let ring_producers = check_ring_usage(&mut d, &pipeline);
     check_mempools(&mut d, &pipeline);
     check_endpoints(&mut d, &pipeline);
+    check_listeners(&mut d, &pipeline);
     let main_lcore = pipeline.eal.main_lcore().unwrap_or(0);
     d.finish(ValidPipeline { pipeline, main_lcore, ring_producers })
 }
@@ -346,6 +348,95 @@ fn check_endpoints(d: &mut Diagnostics, p: &Pipeline) {
     }
 }
 
+/// The address a listener accepts connections on.
+type ListenAddr = (Ipv4Addr, u16);
+
+/// Channel stages that accept connections when their `role` is `listen` (the default), by short name.
+const LISTENER_STAGES: &[&str] = &["reliable", "streaming", "reliable_mux", "streaming_mux"];
+
+/// The address a stage listens on: a listen-role channel stage whose `ip` and `port` read as an IPv4
+/// address and a port. Values that do not read are left to the params' compile-time checks.
+fn listen_address(stage: &ir::Stage) -> Option<ListenAddr> {
+    if !LISTENER_STAGES.contains(&stage.short_name()?) {
+        return None;
+    }
+    let param = |name: &str| stage.params.iter().find(|p| p.name.value == name).map(|p| &p.value.value);
+    match param("role") {
+        None => {}
+        Some(ir::ParamValue::Str(role)) if role == "listen" => {}
+        Some(_) => return None,
+    }
+    let ip = match param("ip")? {
+        ir::ParamValue::Str(ip) => ip.parse().ok()?,
+        _ => return None,
+    };
+    let port = match param("port")? {
+        ir::ParamValue::Int(port) => u16::try_from(*port).ok()?,
+        _ => return None,
+    };
+    Some((ip, port))
+}
+
+/// A listener on a port with several rx queues must be on every one of them: RSS spreads the flows of
+/// its clients over all the queues, connection state is per lcore, so a queue whose chain does not
+/// listen drops the connections hashed to it. One error per listener address and port, at its first
+/// stage. Queues nobody polls are the queue rule's; `rss: none` exempts a port (the queue of a flow is
+/// then not the hash's choice).
+fn check_listeners(d: &mut Diagnostics, p: &Pipeline) {
+    // (port, rx queue) -> (first lcore polling it, the addresses its chains listen on).
+    let mut chains: BTreeMap<(&str, u16), (u32, Vec<ListenAddr>)> = BTreeMap::new();
+    // (port, address) of every listener, in declaration order, with its first stage's location.
+    let mut listeners: Vec<(&str, ListenAddr, Loc)> = Vec::new();
+    for core in &p.cores {
+        for poll in &core.polls {
+            let Source::PortRx { port, queue } = &poll.from.value else { continue };
+            let chain = chains.entry((port.as_str(), *queue)).or_insert((core.lcore.value, Vec::new()));
+            for stage in &poll.stages {
+                let Some(addr) = listen_address(stage) else { continue };
+                chain.1.push(addr);
+                if !listeners.iter().any(|(p, a, _)| p == port && *a == addr) {
+                    listeners.push((port.as_str(), addr, stage.ty.loc));
+                }
+            }
+        }
+    }
+    for (port, (ip, number), loc) in listeners {
+        let Some(decl) = find_port(p, port) else { continue };
+        if decl.rx_queues.value <= 1 || decl.rss.value == ir::RssMode::None {
+            continue;
+        }
+        let missing: Vec<String> = (0..decl.rx_queues.value)
+            .filter_map(|q| {
+                let (lcore, addrs) = chains.get(&(port, q))?;
+                (!addrs.contains(&(ip, number))).then(|| format!("{port}.rx[{q}] (lcore {lcore})"))
+            })
+            .collect();
+        let (list, verb, queues) = match missing.as_slice() {
+            [] => continue,
+            [one] => (one.clone(), "has", "that queue"),
+            several => (list_of(several), "have", "those queues"),
+        };
+        d.error(
+            loc,
+            format!(
+                "listener {ip}:{number} on port `{port}` is not on every rx queue: {list} {verb} no listener for \
+                 it; connections hashed to {queues} would be dropped"
+            ),
+        );
+    }
+}
+
+/// `a`, `a and b`, `a, b and c`; past four, `a, b, c, d and N more`.
+fn list_of(items: &[String]) -> String {
+    const SHOWN: usize = 4;
+    let shown = &items[..items.len().min(SHOWN)];
+    match shown.split_last() {
+        Some((last, rest)) if items.len() <= SHOWN && !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        Some((last, _)) if items.len() <= SHOWN => last.clone(),
+        _ => format!("{} and {} more", shown.join(", "), items.len() - SHOWN),
+    }
+}
+
 /// Rx queues polled by exactly one lcore, tx queues written by one lcore unless `shared_tx`.
 fn check_queues(d: &mut Diagnostics, p: &Pipeline) {
     // (port, queue) -> (lcore, loc) of the first poll reading it.
@@ -400,13 +491,8 @@ fn check_queues(d: &mut Diagnostics, p: &Pipeline) {
             [] => {}
             [q] => d.error(port.rx_queues.loc, format!("rx queue {name}.rx[{q}] is not polled by any lcore")),
             several => {
-                const SHOWN: usize = 4;
-                let shown: Vec<String> = several.iter().take(SHOWN).map(|q| format!("{name}.rx[{q}]")).collect();
-                let list = match shown.split_last() {
-                    Some((last, rest)) if several.len() <= SHOWN => format!("{} and {last}", rest.join(", ")),
-                    _ => format!("{} and {} more", shown.join(", "), several.len() - SHOWN),
-                };
-                d.error(port.rx_queues.loc, format!("rx queues {list} are not polled by any lcore"));
+                let queues: Vec<String> = several.iter().map(|q| format!("{name}.rx[{q}]")).collect();
+                d.error(port.rx_queues.loc, format!("rx queues {} are not polled by any lcore", list_of(&queues)));
             }
         }
     }
@@ -483,5 +569,116 @@ fn check_mempools(d: &mut Diagnostics, p: &Pipeline) {
                 ),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Port `wire` with `queues` rx queues, lcore `1 + q` polling `wire.rx[q]` through `stages(q)`.
+    fn pipeline(queues: u16, rss: &str, stages: impl Fn(u16) -> String) -> String {
+        let mut text = format!(
+            "name: ingest\neal:\n  lcores: \"0-{queues}\"\nports:\n  wire:\n    device: net_memif0\n    \
+             rx_queues: {queues}\n    tx_queues: {queues}\n    mempool: {{ size: 65535 }}\n{rss}cores:\n"
+        );
+        for q in 0..queues {
+            text += &format!(
+                "  - lcore: {}\n    polls:\n      - from: wire.rx[{q}]\n        stages:\n{}        to: wire.tx[{q}]\n",
+                q + 1,
+                stages(q)
+            );
+        }
+        text
+    }
+
+    fn listener(ty: &str, ip: &str, port: u16, extra: &str) -> String {
+        format!(
+            "          - {{ type: {ty}, params: {{ endpoint: e{port}x{}, ip: \"{ip}\", port: {port}, mac: \"02:00:00:00:00:01\"{extra} }} }}\n",
+            ip.replace('.', "_")
+        )
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match crate::yaml::parse(text).and_then(validate) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.iter().map(|d| format!("{}: {}", d.loc, d.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn a_listener_on_every_rx_queue_is_valid() {
+        // Endpoint names must differ per stage; the address is what must repeat.
+        let text =
+            pipeline(3, "", |q| listener("reliable", "10.0.0.1", 7000, "").replace("e7000x", &format!("q{q}e7000x")));
+        assert_eq!(errors(&text), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_listener_missing_from_some_rx_queues_is_located_and_names_them() {
+        let text = pipeline(4, "", |q| match q {
+            0 => listener("streaming", "10.0.0.1", 7000, ""),
+            2 => listener("streaming", "10.0.0.1", 7000, ", role: listen").replace("e7000x", "b7000x"),
+            _ => "          - { type: count }\n".to_owned(),
+        });
+        assert_eq!(
+            errors(&text),
+            vec![
+                "15:21: listener 10.0.0.1:7000 on port `wire` is not on every rx queue: wire.rx[1] (lcore 2) and \
+                 wire.rx[3] (lcore 4) have no listener for it; connections hashed to those queues would be dropped"
+            ]
+        );
+        let one =
+            pipeline(2, "", |q| if q == 0 { listener("reliable_mux", "10.0.0.1", 7000, "") } else { String::new() });
+        assert_eq!(
+            errors(&one).iter().filter(|e| e.contains("listener")).cloned().collect::<Vec<_>>(),
+            vec![
+                "15:21: listener 10.0.0.1:7000 on port `wire` is not on every rx queue: wire.rx[1] (lcore 2) has no \
+                 listener for it; connections hashed to that queue would be dropped"
+            ]
+        );
+    }
+
+    #[test]
+    fn another_address_on_the_other_queue_does_not_count() {
+        let text = pipeline(2, "", |q| listener("reliable", "10.0.0.1", 7000 + q, ""));
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].contains("listener 10.0.0.1:7000 on port `wire`") && errs[0].contains("wire.rx[1] (lcore 2)"));
+        assert!(errs[1].contains("listener 10.0.0.1:7001 on port `wire`") && errs[1].contains("wire.rx[0] (lcore 1)"));
+    }
+
+    #[test]
+    fn connectors_single_queues_rss_none_and_other_stages_are_exempt() {
+        let connect = pipeline(2, "", |q| {
+            if q == 0 {
+                listener("reliable", "10.0.0.1", 7000, ", role: connect, peer: \"10.0.0.2:7000\"")
+            } else {
+                String::new()
+            }
+        });
+        assert_eq!(errors(&connect), Vec::<String>::new());
+        let single = pipeline(1, "", |_| listener("reliable", "10.0.0.1", 7000, ""));
+        assert_eq!(errors(&single), Vec::<String>::new());
+        let no_rss = pipeline(2, "    rss: none\n", |q| {
+            if q == 0 {
+                listener("reliable", "10.0.0.1", 7000, "")
+            } else {
+                String::new()
+            }
+        });
+        assert_eq!(errors(&no_rss), Vec::<String>::new());
+        let unordered =
+            pipeline(2, "", |q| if q == 0 { listener("unordered", "10.0.0.1", 7000, "") } else { String::new() });
+        assert_eq!(errors(&unordered), Vec::<String>::new());
+    }
+
+    #[test]
+    fn lists_are_cut_after_four() {
+        let items: Vec<String> = (1..=6).map(|i| i.to_string()).collect();
+        assert_eq!(list_of(&items[..1]), "1");
+        assert_eq!(list_of(&items[..2]), "1 and 2");
+        assert_eq!(list_of(&items[..4]), "1, 2, 3 and 4");
+        assert_eq!(list_of(&items), "1, 2, 3, 4 and 2 more");
     }
 }

@@ -136,6 +136,8 @@ struct RawPort {
     mempool: Option<Spanned<RawMempool>>,
     #[serde(default)]
     shared_tx: Option<Spanned<bool>>,
+    #[serde(default)]
+    rss: Option<Spanned<String>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -332,6 +334,17 @@ fn lower(raw: RawPipeline) -> Result<ir::Pipeline, Vec<Diagnostic>> {
                     cache: cache.map_or(Located::new(ir::DEFAULT_MEMPOOL_CACHE, at), located),
                 },
                 shared_tx: port.shared_tx.map_or(Located::new(false, at), located),
+                rss: match port.rss {
+                    None => Located::new(ir::RssMode::Udp, at),
+                    Some(mode) => {
+                        let loc = loc_of(&mode);
+                        let parsed = ir::RssMode::parse(&mode.value).unwrap_or_else(|| {
+                            diags.error(loc, ir::RssMode::unknown(&mode.value));
+                            ir::RssMode::Udp
+                        });
+                        Located::new(parsed, loc)
+                    }
+                },
             }
         })
         .collect();

@@ -176,6 +176,15 @@ fn string(d: &mut Diagnostics, meta: &Meta) -> Option<Located<String>> {
     }
 }
 
+/// A bare word (`rss = none`) or a string (`rss = "none"`), as YAML would read either.
+fn word(d: &mut Diagnostics, meta: &Meta) -> Option<Located<String>> {
+    let t = tokens(d, meta)?;
+    if let Ok(ident) = syn::parse2::<Ident>(t.clone()) {
+        return Some(Located::new(ident.to_string(), Loc::Tokens(ident.span())));
+    }
+    string(d, meta)
+}
+
 fn boolean(d: &mut Diagnostics, meta: &Meta) -> Option<Located<bool>> {
     match lit(d, meta, "`true` or `false`")? {
         Lit::Bool(b) => Some(Located::new(b.value, Loc::Tokens(b.span()))),
@@ -360,7 +369,8 @@ fn lcores(d: &mut Diagnostics, meta: &Meta) -> Option<Located<Vec<u32>>> {
 }
 
 fn lower_port(d: &mut Diagnostics, span: Span, name: Ident, metas: Vec<Meta>) -> Option<ir::Port> {
-    let allowed = ["device", "rx_queues", "tx_queues", "rx_descriptors", "tx_descriptors", "mempool", "shared_tx"];
+    let allowed =
+        ["device", "rx_queues", "tx_queues", "rx_descriptors", "tx_descriptors", "mempool", "shared_tx", "rss"];
     let mut f = Fields::new(d, "`port!`", span, metas, &allowed);
     let at = Loc::Tokens(name.span());
     let mut count =
@@ -386,6 +396,16 @@ fn lower_port(d: &mut Diagnostics, span: Span, name: Ident, metas: Vec<Meta>) ->
         }
     }
     let shared_tx = f.take("shared_tx").and_then(|m| boolean(d, &m)).unwrap_or(Located::new(false, at));
+    let rss = match f.take("rss").and_then(|m| word(d, &m)) {
+        None => Located::new(ir::RssMode::Udp, at),
+        Some(w) => {
+            let mode = ir::RssMode::parse(&w.value).unwrap_or_else(|| {
+                d.error(w.loc, ir::RssMode::unknown(&w.value));
+                ir::RssMode::Udp
+            });
+            Located::new(mode, w.loc)
+        }
+    };
     let device = {
         let meta = f.required(d, "device")?;
         string(d, &meta)?
@@ -399,6 +419,7 @@ fn lower_port(d: &mut Diagnostics, span: Span, name: Ident, metas: Vec<Meta>) ->
         tx_descriptors,
         mempool,
         shared_tx,
+        rss,
     })
 }
 

@@ -89,6 +89,8 @@ pub struct PortModel {
     pub pool_cache: u32,
     /// Tx queues shared between lcores.
     pub shared_tx: bool,
+    /// `rss: udp` (the default), else `rss: none`.
+    pub rss_udp: bool,
 }
 
 /// A ring.
@@ -342,6 +344,11 @@ fn expand_spec(model: &Model) -> TokenStream {
         let (name, device) = (&p.name, &p.device);
         let (rxq, txq, rxd, txd) = (lit(p.rx_queues), lit(p.tx_queues), lit(p.rx_descriptors), lit(p.tx_descriptors));
         let (pool_size, pool_cache, shared_tx) = (lit(p.pool_size), lit(p.pool_cache), p.shared_tx);
+        let rss = if p.rss_udp {
+            quote!(::rosette::substrate::RssMode::Udp)
+        } else {
+            quote!(::rosette::substrate::RssMode::None)
+        };
         quote! {
             ::rosette::pipeline::runtime::PortSpec {
                 name: #name,
@@ -353,6 +360,7 @@ fn expand_spec(model: &Model) -> TokenStream {
                 pool_size: #pool_size,
                 pool_cache: #pool_cache,
                 shared_tx: #shared_tx,
+                rss: #rss,
             }
         }
     });
@@ -632,6 +640,7 @@ pub(crate) mod tests {
             pool_size: 8191,
             pool_cache: 256,
             shared_tx: false,
+            rss_udp: true,
         };
         let stage = |name: &str, ty: TokenStream, init: TokenStream| StageModel {
             name: name.to_owned(),
@@ -724,6 +733,7 @@ pub(crate) mod tests {
                 pool_size: 4095,
                 pool_cache: 256,
                 shared_tx: false,
+                rss_udp: true,
             }],
             rings: vec![],
             lcores: vec![LcoreModel {

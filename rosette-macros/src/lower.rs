@@ -118,6 +118,7 @@ pub fn model(valid: &ValidPipeline, source: Option<&str>) -> syn::Result<Model> 
                 pool_size: port.mempool.size.value,
                 pool_cache: port.mempool.cache.value,
                 shared_tx: port.shared_tx.value,
+                rss_udp: port.rss.value == ir::RssMode::Udp,
             })
             .collect(),
         rings: p.rings.iter().map(|r| RingModel { name: r.name.value.clone(), size: r.size.value }).collect(),

@@ -422,6 +422,19 @@ fn all_errors_at_once() {
     assert_eq!(yaml_errors(&text).len(), 3);
 }
 
+#[test]
+fn rss_mode_defaults_to_udp_and_parses_none() {
+    let valid = yaml_ok(EXAMPLE);
+    assert!(valid.pipeline.ports.iter().all(|p| p.rss.value == ir::RssMode::Udp));
+    let valid = yaml_ok(&example_with("    shared_tx: false", "    shared_tx: false\n    rss: none"));
+    assert_eq!(valid.pipeline.ports[0].rss.value, ir::RssMode::None);
+    assert_eq!(valid.pipeline.ports[1].rss.value, ir::RssMode::Udp);
+    assert_one_error(
+        &example_with("    shared_tx: false", "    shared_tx: false\n    rss: toeplitz"),
+        "20:10: unknown RSS mode `toeplitz`, expected `udp` or `none`",
+    );
+}
+
 // ---- attribute front end ----
 
 fn attr_example() -> (proc_macro2::TokenStream, proc_macro2::TokenStream) {
@@ -489,9 +502,33 @@ fn attribute_unknown_field_and_wrong_type() {
         errors,
         vec![
             "unknown field `colour` in `eal`, expected one of: memory, memory_mb, lcores, main_lcore, file_prefix, extra_args",
-            "unknown field `speed` in `port!`, expected one of: device, rx_queues, tx_queues, rx_descriptors, tx_descriptors, mempool, shared_tx",
+            "unknown field `speed` in `port!`, expected one of: device, rx_queues, tx_queues, rx_descriptors, tx_descriptors, mempool, shared_tx, rss",
             "expected an integer for `rx_queues`",
         ]
+    );
+}
+
+#[test]
+fn attribute_rss_mode() {
+    let (args, item) = attr_example();
+    let item = syn::parse2::<proc_macro2::TokenStream>(item).unwrap().to_string().replacen(
+        "shared_tx = false",
+        "shared_tx = false , rss = none",
+        1,
+    );
+    let (p, _) = attr::parse(args.clone(), item.parse().unwrap()).unwrap();
+    assert_eq!(p.ports[0].rss.value, ir::RssMode::None);
+    assert_eq!(p.ports[1].rss.value, ir::RssMode::Udp);
+    let item = quote! {
+        mod m {
+            port!(p, device = "net_null0", rss = "udp");
+            port!(q, device = "net_null1", rss = hash);
+            core!(lcore = 1, poll(from = p.rx[0]), poll(from = q.rx[0]));
+        }
+    };
+    assert_eq!(
+        attr_errors(quote!(eal(lcores = "0-1")), item),
+        vec!["unknown RSS mode `hash`, expected `udp` or `none`"]
     );
 }
 

@@ -50,6 +50,9 @@ cases = {
         ("from: p1.rx[0]", "from: ring:handoff"), ("to: p1.tx[0]", "to: drop"), ("burst: 32", "burst: 1")),
     "ring_named_like_port": edit(("handoff: { size", "p1: { size"), ("ring:handoff", "ring:p1"), ("ring:handoff", "ring:p1")),
     "core_without_polls": edit(("  - lcore: 2\n    burst: 32\n    polls:\n      - from: ring:handoff\n        to: p1.tx[0]\n      - from: p1.rx[0]\n        to: p0.tx[1]\n", "  - lcore: 2\n    polls: []\n")),
+    "listener_not_on_every_queue": edit(("    device: net_ring0      # everything else defaulted", "    device: net_ring0\n    rx_queues: 2"),
+        ("        to: ring:handoff\n  - lcore: 2", "        to: ring:handoff\n      - from: p1.rx[1]\n  - lcore: 2"),
+        ("      - from: p1.rx[0]\n        to: p0.tx[1]", "      - from: p1.rx[0]\n        stages:\n          - { type: reliable, params: { endpoint: ingest, ip: \"10.0.0.1\", port: 7000, mac: \"02:00:00:00:00:01\", peer: \"10.0.0.2:7000\" } }\n        to: p0.tx[1]")),
     "many_errors": edit(("burst: 32", "burst: 0"), ("lcore: 2", "lcore: 9"), ("size: 1024 }", "size: 3 }")),
 }
 for name, text in cases.items():

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::substrate::placement::{self, RxAssignment};
 use crate::substrate::{
     self, launch, mbuf_ring, telemetry, Eal, EalBuilder, LcoreJoin, MbufConsumer, MbufProducer, MemoryMode, Mempool,
-    MempoolConfig, Port, PortConfig, PortStats, RingMode, RxQueue, StopFlag, TscClock, TxQueue,
+    MempoolConfig, Port, PortConfig, PortStats, RingMode, RssMode, RxQueue, StopFlag, TscClock, TxQueue,
 };
 
 use super::stats::{LcoreStats, LcoreStatsSnapshot};
@@ -55,6 +55,8 @@ pub struct PortSpec {
     pub pool_cache: u32,
     /// Tx queues may be written by several lcores (each send takes a lock).
     pub shared_tx: bool,
+    /// How several rx queues share the received flows (YAML `rss`).
+    pub rss: RssMode,
 }
 
 /// A ring between lcores.
@@ -452,6 +454,7 @@ impl Runtime {
                 rx_descriptors: port_spec.rx_descriptors,
                 tx_descriptors: port_spec.tx_descriptors,
                 promiscuous: true,
+                rss: port_spec.rss,
             };
             let port = Port::configure(&eal, device, &config, &queue_pools)?;
             pools.extend(pool_by_socket.into_values());

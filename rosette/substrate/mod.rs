@@ -35,6 +35,6 @@ pub use error::{Error, Result};
 pub use lcore::{current_lcore, current_socket, install_signal_handlers, launch, stop_signalled, LcoreJoin, StopFlag};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, MempoolConfig};
-pub use port::{LinkStatus, Port, PortConfig, PortStats, RxQueue, TxQueue};
+pub use port::{LinkStatus, Port, PortConfig, PortStats, RssMode, RxQueue, TxQueue};
 pub use ring::{mbuf_ring, MbufConsumer, MbufProducer, RingMode};
 pub use slot::MbufSlot;

@@ -4,6 +4,15 @@
 //! Each queue is handed out once ([`Port::rx_queue`], [`Port::tx_queue`]), so one queue has one poller:
 //! DPDK's rx/tx burst functions are not thread-safe per queue. Queue handles keep the port alive; the
 //! port is stopped and closed when the [`Port`] and every queue handle are gone.
+//!
+//! **Several rx queues.** A port with more than one rx queue spreads flows over them with RSS
+//! ([`RssMode::Udp`], the default): the Toeplitz hash of the IPv4/UDP 4-tuple with rosette's key
+//! ([`rosette_proto::net::rss::DEFAULT_KEY`]) and a redirection table rosette programs itself, entry
+//! `i` = `i % rx_queues`, so that [`rosette_proto::net::rss::queue_of`] predicts the queue of every
+//! flow. A device without RSS (the virtual ones: memif, ring, af_packet…) still gets its queues; it
+//! puts nothing on a queue by hash, so the sender must pick the queue (memif: client tx queue `q` is
+//! server rx queue `q`; a sender on a hashing NIC can choose its source port with
+//! [`rosette_proto::net::rss::source_port_for_queue`]). [`Port::rss_enabled`] tells which it is.
 
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +24,19 @@ use super::eal::Eal;
 use super::error::{Error, Result};
 use super::ffi;
 use super::mempool::Mempool;
+
+/// How a port with several rx queues spreads received packets over them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RssMode {
+    /// RSS over the IPv4/UDP 4-tuple (`RTE_ETH_RSS_NONFRAG_IPV4_UDP`), and over the addresses for
+    /// other IPv4 packets and fragments (`RTE_ETH_RSS_IPV4`), as far as the device offers them;
+    /// rosette's key and an `i % rx_queues` redirection table. Without RSS on the device the port
+    /// works as with [`RssMode::None`]. Ignored with one rx queue.
+    #[default]
+    Udp,
+    /// No RSS: the device's own queue choice (for virtual devices, the queue the sender wrote to).
+    None,
+}
 
 /// Queue and descriptor counts of a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,13 +51,33 @@ pub struct PortConfig {
     pub tx_descriptors: u16,
     /// Receive every frame, whatever its destination MAC.
     pub promiscuous: bool,
+    /// How packets are spread over several rx queues.
+    pub rss: RssMode,
 }
 
 impl Default for PortConfig {
     fn default() -> Self {
-        PortConfig { rx_queues: 1, tx_queues: 1, rx_descriptors: 1024, tx_descriptors: 1024, promiscuous: true }
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_descriptors: 1024,
+            tx_descriptors: 1024,
+            promiscuous: true,
+            rss: RssMode::Udp,
+        }
     }
 }
+
+/// `RTE_ETH_RSS_IPV4`: `RTE_BIT64(2)` in `rte_ethdev.h`. bindgen cannot evaluate `RTE_BIT64`, so the
+/// value is written here; `shim.c` asserts at compile time that the header agrees.
+const ETH_RSS_IPV4: u64 = 1 << 2;
+/// `RTE_ETH_RSS_NONFRAG_IPV4_UDP`: `RTE_BIT64(5)` (asserted in `shim.c` like [`ETH_RSS_IPV4`]).
+const ETH_RSS_NONFRAG_IPV4_UDP: u64 = 1 << 5;
+/// `RTE_ETH_RX_OFFLOAD_RSS_HASH`: `RTE_BIT64(19)` (asserted in `shim.c`). Asked for when offered, so
+/// that received mbufs carry the NIC's hash (`mbuf.hash.rss`) for the stages that want it.
+const ETH_RX_OFFLOAD_RSS_HASH: u64 = 1 << 19;
+/// Shortest RSS key that covers an IPv4/UDP 4-tuple (12 bytes) and the 32-bit window.
+const MIN_IPV4_UDP_KEY_LEN: usize = 16;
 
 /// Link state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +123,8 @@ struct PortInner {
     name: String,
     config: PortConfig,
     started: AtomicBool,
+    /// RSS is configured (several rx queues, [`RssMode::Udp`], and a device that hashes UDP or IPv4).
+    rss_enabled: bool,
     /// Stop and close must run on the interrupt thread (see [`super::intr`]).
     serialize_with_interrupts: bool,
     /// The control socket of a `net_memif` port, to explain a failed start.
@@ -132,8 +176,36 @@ impl Port {
         if config.rx_queues == 0 && config.tx_queues == 0 {
             return Err(Error::InvalidArgument { detail: format!("port {name}: no rx and no tx queues") });
         }
-        let conf = ffi::rte_eth_conf::default();
-        // SAFETY: valid port id and a zeroed (default) configuration that every PMD accepts.
+        let mut conf = ffi::rte_eth_conf::default();
+        let rss_hf = match config.rss {
+            RssMode::Udp if config.rx_queues > 1 => {
+                (ETH_RSS_IPV4 | ETH_RSS_NONFRAG_IPV4_UDP) & info.flow_type_rss_offloads
+            }
+            _ => 0,
+        };
+        // The key is read during configure; it must outlive that call.
+        let mut key = if rss_hf != 0 { rss_key(&name, info.hash_key_size) } else { None };
+        if rss_hf != 0 {
+            conf.rxmode.mq_mode = ffi::RTE_ETH_MQ_RX_RSS;
+            conf.rxmode.offloads |= info.rx_offload_capa & ETH_RX_OFFLOAD_RSS_HASH;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss_hf;
+            if let Some(key) = key.as_mut() {
+                conf.rx_adv_conf.rss_conf.rss_key = key.as_mut_ptr();
+                conf.rx_adv_conf.rss_conf.rss_key_len = key.len() as u8;
+            }
+        } else if config.rx_queues > 1 && config.rss == RssMode::Udp {
+            // Said once per port, at configure: it changes who decides where a flow lands.
+            log::info!(
+                "port {name} ({}): {} rx queues but the device offers no IPv4/UDP RSS; nothing spreads \
+                 flows over the queues, so the sender must pick the queue (memif: client tx queue q is \
+                 server rx queue q)",
+                driver_name(&info),
+                config.rx_queues
+            );
+        }
+        // SAFETY: valid port id; `conf` is zeroed apart from the RSS fields set above, whose hash types
+        // are masked by what the device offers and whose key pointer (if any) points at `key`, alive
+        // until after this call and `rss_key_len` bytes long.
         let rc = unsafe { ffi::rte_eth_dev_configure(id, config.rx_queues, config.tx_queues, &conf) };
         if rc != 0 {
             return Err(Error::dpdk(
@@ -169,6 +241,9 @@ impl Port {
                 ));
             }
         }
+        if rss_hf != 0 && info.reta_size > 0 {
+            program_reta(id, &name, info.reta_size, config.rx_queues);
+        }
         if config.promiscuous {
             // SAFETY: valid port id. Some virtual PMDs do not support promiscuous mode; that is harmless.
             let _ = unsafe { ffi::rte_eth_promiscuous_enable(id) };
@@ -182,6 +257,7 @@ impl Port {
                 name,
                 config: *config,
                 started: AtomicBool::new(false),
+                rss_enabled: rss_hf != 0,
                 rx_taken: Mutex::new(vec![false; usize::from(config.rx_queues)]),
                 tx_taken: Mutex::new(vec![false; usize::from(config.tx_queues)]),
                 _pools: rx_pools.to_vec(),
@@ -203,6 +279,37 @@ impl Port {
     /// The configuration the port was set up with.
     pub fn config(&self) -> &PortConfig {
         &self.inner.config
+    }
+
+    /// Whether RSS spreads received flows over the rx queues: the port has several rx queues, asked for
+    /// [`RssMode::Udp`] and the device hashes IPv4/UDP (or at least IPv4). `false` means the sender
+    /// picks the queue (see the module docs).
+    pub fn rss_enabled(&self) -> bool {
+        self.inner.rss_enabled
+    }
+
+    /// The device's RSS redirection table, one rx queue per entry (empty when the device has none or
+    /// cannot report it). rosette programs it `i % rx_queues` when it enables RSS.
+    pub fn rss_reta(&self) -> Result<Vec<u16>> {
+        let mut info = ffi::rte_eth_dev_info::default();
+        // SAFETY: valid port id; info is a valid out-pointer.
+        let rc = unsafe { ffi::rte_eth_dev_info_get(self.inner.id, &mut info) };
+        if rc != 0 {
+            return Err(Error::dpdk(format!("query port {}", self.inner.name), rc));
+        }
+        let size = usize::from(info.reta_size);
+        if size == 0 {
+            return Ok(Vec::new());
+        }
+        let mut groups = reta_groups(size);
+        groups.iter_mut().for_each(|g| g.mask = u64::MAX);
+        // SAFETY: `groups` holds reta_size / 64 (rounded up) entries, as many as the call reads and writes
+        // for `reta_size` entries.
+        let rc = unsafe { ffi::rte_eth_dev_rss_reta_query(self.inner.id, groups.as_mut_ptr(), info.reta_size) };
+        if rc != 0 {
+            return Err(Error::dpdk(format!("query the RSS redirection table of port {}", self.inner.name), rc));
+        }
+        Ok(groups.iter().flat_map(|g| g.reta).take(size).collect())
     }
 
     /// Starts the port. A `net_memif` client that finds no server on its socket is
@@ -313,6 +420,58 @@ fn take(taken: &Mutex<Vec<bool>>, queue: u16, port: &str, dir: &str) -> Result<(
             *slot = true;
             Ok(())
         }
+    }
+}
+
+/// rosette's RSS key sized for the device: DPDK wants exactly `hash_key_size` bytes (0: the device did
+/// not say; 40 is the usual size). A longer key is rosette's key followed by zeros — the bytes past
+/// the 40th never reach an IPv4 hash — and a key too short for an IPv4/UDP tuple is not set at all
+/// (the device keeps its own, and software can no longer predict its queue choice).
+fn rss_key(port: &str, hash_key_size: u8) -> Option<Vec<u8>> {
+    use rosette_proto::net::rss::DEFAULT_KEY;
+    let len = if hash_key_size == 0 { DEFAULT_KEY.len() } else { usize::from(hash_key_size) };
+    if len < MIN_IPV4_UDP_KEY_LEN {
+        log::warn!("port {port}: RSS key of {len} bytes is too short for rosette's key; the device keeps its own");
+        return None;
+    }
+    let mut key = vec![0u8; len];
+    let n = len.min(DEFAULT_KEY.len());
+    key[..n].copy_from_slice(&DEFAULT_KEY[..n]);
+    Some(key)
+}
+
+/// Zeroed redirection-table groups covering `entries` entries (64 per group).
+fn reta_groups(entries: usize) -> Vec<ffi::rte_eth_rss_reta_entry64> {
+    let group = ffi::RTE_ETH_RETA_GROUP_SIZE as usize;
+    vec![ffi::rte_eth_rss_reta_entry64::default(); entries.div_ceil(group)]
+}
+
+/// Programs the redirection table entry `i` = `i % rx_queues`, the table
+/// [`rosette_proto::net::rss::queue_of`] assumes. Most PMDs install that table by default, but not
+/// all, and a table left by a previous user of the device is not reset by a configure: writing it is
+/// what makes the software prediction hold. A failure is logged, not fatal: the port still receives
+/// on every queue, only the prediction may be off.
+fn program_reta(id: u16, port: &str, reta_size: u16, rx_queues: u16) {
+    let group = ffi::RTE_ETH_RETA_GROUP_SIZE as usize;
+    let mut groups = reta_groups(usize::from(reta_size));
+    for (g, entry) in groups.iter_mut().enumerate() {
+        for (j, slot) in entry.reta.iter_mut().enumerate() {
+            let i = g * group + j;
+            if i < usize::from(reta_size) {
+                *slot = (i % usize::from(rx_queues)) as u16;
+                entry.mask |= 1 << j;
+            }
+        }
+    }
+    // SAFETY: valid, configured port; `groups` covers `reta_size` entries, the mask marks exactly
+    // those, and every entry names an rx queue below `rx_queues`.
+    let rc = unsafe { ffi::rte_eth_dev_rss_reta_update(id, groups.as_mut_ptr(), reta_size) };
+    if rc != 0 {
+        log::warn!(
+            "port {port}: programming the RSS redirection table ({reta_size} entries) failed: {}; the \
+             device's own table decides the queue of each flow",
+            super::error::strerror(-rc)
+        );
     }
 }
 

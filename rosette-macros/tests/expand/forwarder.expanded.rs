@@ -24,6 +24,7 @@ pub mod forwarder {
                 pool_size: 8191,
                 pool_cache: 256,
                 shared_tx: false,
+                rss: ::rosette::substrate::RssMode::Udp,
             },
             ::rosette::pipeline::runtime::PortSpec {
                 name: "west",
@@ -35,6 +36,7 @@ pub mod forwarder {
                 pool_size: 8191,
                 pool_cache: 256,
                 shared_tx: false,
+                rss: ::rosette::substrate::RssMode::Udp,
             },
         ],
         rings: &[],

@@ -24,6 +24,7 @@ pub mod link {
                 pool_size: 8191,
                 pool_cache: 256,
                 shared_tx: false,
+                rss: ::rosette::substrate::RssMode::Udp,
             },
         ],
         rings: &[],

@@ -24,6 +24,7 @@ pub mod reflector {
                 pool_size: 4095,
                 pool_cache: 128,
                 shared_tx: false,
+                rss: ::rosette::substrate::RssMode::Udp,
             },
         ],
         rings: &[],
