@@ -179,7 +179,7 @@ fn run_reliable(s: &Scenario, seed: u64, msgs: &[Vec<u8>]) -> RelOutcome {
                     }
                     last_read = p.now;
                 }
-                reliable::Event::PeerClosed => p.b.close(p.now),
+                reliable::Event::PeerClosed => assert!(p.b.close(p.now), "a buffer for the Fin"),
                 reliable::Event::Connected | reliable::Event::Closed => {}
                 other => panic!("{}: receiver event {other:?}", s.name),
             }

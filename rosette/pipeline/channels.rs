@@ -465,7 +465,11 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
                 ReliableOp::Packed(m) => conn.send_packed(now, m).map(drop),
                 ReliableOp::Message(m) => conn.send_chain(now, m),
                 ReliableOp::Close => {
-                    conn.close(now);
+                    if !conn.close(now) {
+                        // No buffer for the Fin right now: the close waits, as a send would.
+                        self.held = Some(ReliableCommand { seen: cmd.seen, op: ReliableOp::Close });
+                        break;
+                    }
                     Ok(())
                 }
                 ReliableOp::Reset => {
@@ -735,7 +739,13 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
                         break;
                     }
                 },
-                StreamOp::Finish => stream.finish(now),
+                StreamOp::Finish => {
+                    if !stream.finish(now) {
+                        // No buffer for the Fin right now: the finish waits, as a write would.
+                        self.writing = Some(StreamCommand { seen: cmd.seen, op: StreamOp::Finish });
+                        break;
+                    }
+                }
                 StreamOp::Reset => {
                     self.pending = None;
                     stream.reset(now);

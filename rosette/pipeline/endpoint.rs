@@ -49,14 +49,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use crate::channel::mux::ConnHandle;
 use crate::channel::{reliable, streaming, unordered};
 use crate::substrate::{Mbuf, MbufSlot, Mempool};
 use crate::wire::packed::{emit_record, record_len};
 
 mod mux;
+pub(crate) use mux::{untag, MuxCommand, MuxOp, ReliableMuxEnds, StreamMuxEnds};
 pub use mux::{MuxEvent, ReliableMuxEndpoint, StreamMuxEndpoint};
-pub(crate) use mux::{MuxOp, ReliableMuxEnds, StreamMuxEnds};
 
 /// Why an endpoint call did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,9 +266,10 @@ pub(crate) struct Shared {
     /// Sends the lcore took but could not send (unordered: see [`UnorderedEndpoint::dropped`]); set by
     /// the lcore, read by the application.
     pub(crate) dropped: AtomicU64,
-    /// The connection the packet in `open` is for (connection tables: a [`ConnHandle::to_bits`]);
-    /// written by the application while it holds the packet, read by the lcore after taking it.
-    pub(crate) open_conn: AtomicU64,
+    /// Connection tables: which connection the packet in `open` is probably for (written before it
+    /// is parked). A hint for when to take it, never trusted for where it goes: the packet names
+    /// its connection itself.
+    pub(crate) open_hint: AtomicU64,
 }
 
 /// Commands of a reliable endpoint, each stamped with how many of its partial packets the endpoint
@@ -397,7 +397,7 @@ fn queues<C, D>(depth: usize, max_payload: usize, single_packet: usize) -> (Lcor
         single_packet,
         open: MbufSlot::new(),
         dropped: AtomicU64::new(0),
-        open_conn: AtomicU64::new(0),
+        open_hint: AtomicU64::new(0),
     });
     let (command_puts, delivery_puts) = (Arc::new(PutCount::default()), Arc::new(PutCount::default()));
     (

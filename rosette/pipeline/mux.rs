@@ -33,8 +33,8 @@ use core::time::Duration;
 
 use super::channels::{ChannelParams, Role, StageStats};
 use super::endpoint::{
-    AppQueue, Deliver, MuxEvent, MuxOp, ReliableMuxEndpoint, ReliableMuxEnds, ReliableOp, StreamDelivery,
-    StreamMuxEndpoint, StreamMuxEnds, StreamOp,
+    untag, AppQueue, Deliver, MuxCommand, MuxEvent, MuxOp, ReliableMuxEndpoint, ReliableMuxEnds, ReliableOp,
+    StreamDelivery, StreamMuxEndpoint, StreamMuxEnds, StreamOp,
 };
 use super::{Context, Stage, StageReport, Verdict};
 use crate::channel::conn;
@@ -91,12 +91,15 @@ pub(crate) trait MuxKind: Send + 'static {
     type Delivery: Send;
     /// The command that queues a partial packet the endpoint filled.
     fn packed(m: Mbuf) -> Self::Op;
+    /// The packet of a [`MuxKind::packed`] command back.
+    fn unpack(op: Self::Op) -> Option<Mbuf>;
     /// The next delivery of `conn`.
     fn next_delivery(conn: &mut Self::Conn) -> Option<Self::Delivery>;
     /// Packets of send space `op` needs (0: it always goes in).
     fn need(op: &Self::Op) -> usize;
-    /// Applies `op`; false when the connection refused it (its payload is freed).
-    fn apply(conn: &mut Self::Conn, now: Instant, op: Self::Op) -> bool;
+    /// Applies `op`: `Ok(false)` when the connection refused it (its payload is freed), `Err(op)`
+    /// when it cannot take it yet (a close whose Fin found the pool empty).
+    fn apply(conn: &mut Self::Conn, now: Instant, op: Self::Op) -> Result<bool, Self::Op>;
     /// Send space of `conn`, in packets.
     fn send_space(conn: &Self::Conn) -> usize;
     /// True while `conn` has queued packets that have not been sent once.
@@ -116,6 +119,12 @@ impl MuxKind for ReliableKind {
     fn packed(m: Mbuf) -> ReliableOp {
         ReliableOp::Packed(m)
     }
+    fn unpack(op: ReliableOp) -> Option<Mbuf> {
+        match op {
+            ReliableOp::Packed(m) => Some(m),
+            _ => None,
+        }
+    }
     fn next_delivery(conn: &mut Reliable<Mempool>) -> Option<reliable::Event<Mbuf>> {
         conn.poll_event()
     }
@@ -126,19 +135,17 @@ impl MuxKind for ReliableKind {
             ReliableOp::Close | ReliableOp::Reset => 0,
         }
     }
-    fn apply(conn: &mut Reliable<Mempool>, now: Instant, op: ReliableOp) -> bool {
-        match op {
+    fn apply(conn: &mut Reliable<Mempool>, now: Instant, op: ReliableOp) -> Result<bool, ReliableOp> {
+        Ok(match op {
             ReliableOp::Packed(m) => conn.send_packed(now, m).is_ok(),
             ReliableOp::Message(m) => conn.send_chain(now, m).is_ok(),
-            ReliableOp::Close => {
-                conn.close(now);
-                true
-            }
+            ReliableOp::Close if !conn.close(now) => return Err(ReliableOp::Close),
+            ReliableOp::Close => true,
             ReliableOp::Reset => {
                 conn.reset(now);
                 true
             }
-        }
+        })
     }
     fn send_space(conn: &Reliable<Mempool>) -> usize {
         conn.send_space()
@@ -162,6 +169,12 @@ impl MuxKind for StreamKind {
     fn packed(m: Mbuf) -> StreamOp {
         StreamOp::Write(m)
     }
+    fn unpack(op: StreamOp) -> Option<Mbuf> {
+        match op {
+            StreamOp::Write(m) => Some(m),
+            _ => None,
+        }
+    }
     fn next_delivery(conn: &mut Stream<Mempool>) -> Option<StreamDelivery> {
         if let Some(e) = conn.poll_event() {
             return Some(StreamDelivery::Event(e));
@@ -177,18 +190,16 @@ impl MuxKind for StreamKind {
             StreamOp::Finish | StreamOp::Reset => 0,
         }
     }
-    fn apply(conn: &mut Stream<Mempool>, now: Instant, op: StreamOp) -> bool {
-        match op {
+    fn apply(conn: &mut Stream<Mempool>, now: Instant, op: StreamOp) -> Result<bool, StreamOp> {
+        Ok(match op {
             StreamOp::Write(m) => conn.write_buf(now, m).is_ok(),
-            StreamOp::Finish => {
-                conn.finish(now);
-                true
-            }
+            StreamOp::Finish if !conn.finish(now) => return Err(StreamOp::Finish),
+            StreamOp::Finish => true,
             StreamOp::Reset => {
                 conn.reset(now);
                 true
             }
-        }
+        })
     }
     fn send_space(conn: &Stream<Mempool>) -> usize {
         conn.send_space()
@@ -206,12 +217,17 @@ impl MuxKind for StreamKind {
 pub struct MuxStage<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> {
     params: ChannelParams,
     table: TableParams,
-    ends: super::endpoint::LcoreEnds<MuxOp<K::Op>, MuxEvent<K::Delivery>>,
+    ends: super::endpoint::LcoreEnds<MuxCommand<K::Op>, MuxEvent<K::Delivery>>,
     sink: D,
     /// A delivery the sink had no room for.
     stash: Option<MuxEvent<K::Delivery>>,
     /// A command that did not fit its connection yet (it holds back every later command).
-    held: Option<MuxOp<K::Op>>,
+    held: Option<MuxCommand<K::Op>>,
+    /// The endpoint's partial packet, taken from its slot, with its connection: it goes in once
+    /// every command queued before it is in (the commands' stamps tell which those are).
+    pending: Option<(ConnHandle, Mbuf)>,
+    /// Partial packets taken from the endpoint's slot.
+    taken: u32,
     run: Option<UdpMux<K::Conn>>,
     stats: StageStats,
 }
@@ -249,10 +265,21 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
     fn build(
         params: ChannelParams,
         table: TableParams,
-        ends: super::endpoint::LcoreEnds<MuxOp<K::Op>, MuxEvent<K::Delivery>>,
+        ends: super::endpoint::LcoreEnds<MuxCommand<K::Op>, MuxEvent<K::Delivery>>,
         sink: D,
     ) -> Self {
-        MuxStage { params, table, ends, sink, stash: None, held: None, run: None, stats: StageStats::default() }
+        MuxStage {
+            params,
+            table,
+            ends,
+            sink,
+            stash: None,
+            held: None,
+            pending: None,
+            taken: 0,
+            run: None,
+            stats: StageStats::default(),
+        }
     }
 
     /// Builds the table on first use (it needs the lcore's pool); false when there is none.
@@ -314,63 +341,103 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
     }
 
     /// Takes the application's commands while their connections have room: a command that does not
-    /// fit is held (and holds back the rest); with the queue drained, the endpoint's partial packet
-    /// is taken from its slot once its connection has sent everything queued before.
+    /// fit is held (and holds back the rest). With the queue drained, the endpoint's partial packet
+    /// is taken from its slot (once per iteration, and only once its connection has sent everything
+    /// queued before, so that it fills meanwhile); it goes in after every command queued before it
+    /// and before every command queued after.
     fn commands(&mut self, now: Instant) {
         let Some(mux) = &mut self.run else { return };
         let mut took_partial = false;
         loop {
-            let op = match self.held.take() {
-                Some(op) => op,
+            let cmd = match self.held.take() {
+                Some(cmd) => cmd,
                 None => match self.ends.next_command() {
-                    Ok(op) => {
+                    Ok(cmd) => {
                         self.stats.commands += 1;
-                        op
+                        cmd
                     }
-                    Err(_) if took_partial => break,
                     Err(_) => {
+                        if let Some((h, m)) = self.pending.take() {
+                            match Self::apply(mux, &mut self.stats, now, h, K::packed(m)) {
+                                Ok(()) => continue,
+                                Err(op) => {
+                                    self.pending = K::unpack(op).map(|m| (h, m));
+                                    break;
+                                }
+                            }
+                        }
+                        if took_partial {
+                            break;
+                        }
                         took_partial = true;
-                        let owner = ConnHandle::from_bits(
-                            self.ends.shared.open_conn.load(core::sync::atomic::Ordering::Relaxed),
+                        // Let the packet fill while its connection still has unsent packets (the
+                        // hint may name another connection; then it is merely taken early).
+                        let hint = ConnHandle::from_bits(
+                            self.ends.shared.open_hint.load(core::sync::atomic::Ordering::Relaxed),
                         );
-                        // Let the packet fill while its connection still has unsent packets.
-                        if mux.get(owner).is_some_and(K::has_unsent) {
+                        if mux.get(hint).is_some_and(K::has_unsent) {
                             break;
                         }
                         let Some(m) = self.ends.shared.open.take() else { break };
+                        self.taken = self.taken.wrapping_add(1);
                         self.stats.partials_taken += 1;
-                        // Read after the take: the tag of the packet taken.
-                        let owner = ConnHandle::from_bits(
-                            self.ends.shared.open_conn.load(core::sync::atomic::Ordering::Relaxed),
-                        );
-                        MuxOp::On(owner, K::packed(m))
+                        match untag(m) {
+                            Some(tagged) => self.pending = Some(tagged),
+                            None => self.stats.send_refused += 1,
+                        }
+                        // Commands queued before it may have arrived meanwhile: they go first.
+                        continue;
                     }
                 },
             };
-            match op {
+            // A command stamped after the endpoint saw the pending partial taken is newer than it.
+            let after_partial = self.pending.is_some() && cmd.seen.wrapping_sub(self.taken) as i32 >= 0;
+            if after_partial {
+                if let Some((h, m)) = self.pending.take() {
+                    if let Err(op) = Self::apply(mux, &mut self.stats, now, h, K::packed(m)) {
+                        self.pending = K::unpack(op).map(|m| (h, m));
+                        self.held = Some(cmd);
+                        break;
+                    }
+                }
+            }
+            match cmd.op {
                 MuxOp::Open => {
                     if mux.connect(now).is_err() {
                         self.stats.send_refused += 1;
                     }
                 }
                 MuxOp::On(h, op) => {
-                    let need = K::need(&op);
-                    match mux.get(h).map(K::send_space) {
-                        // A connection that is gone: its payload is freed here.
-                        None => self.stats.send_refused += 1,
-                        Some(space) if space < need => {
-                            self.held = Some(MuxOp::On(h, op));
-                            break;
-                        }
-                        Some(_) => {
-                            if mux.with(now, h, |c| K::apply(c, now, op)) != Some(true) {
-                                self.stats.send_refused += 1;
-                            }
-                        }
+                    if let Err(op) = Self::apply(mux, &mut self.stats, now, h, op) {
+                        self.held = Some(MuxCommand { seen: cmd.seen, op: MuxOp::On(h, op) });
+                        break;
                     }
                 }
             }
         }
+    }
+
+    /// Applies `op` to connection `h`, or gives it back when the connection has no room for it yet.
+    /// An op for a connection that is gone, or that the connection refuses, is dropped (its payload
+    /// freed) and counted.
+    fn apply(
+        mux: &mut UdpMux<K::Conn>,
+        stats: &mut StageStats,
+        now: Instant,
+        h: ConnHandle,
+        op: K::Op,
+    ) -> Result<(), K::Op> {
+        let need = K::need(&op);
+        match mux.get(h).map(K::send_space) {
+            None => stats.send_refused += 1,
+            Some(space) if space < need => return Err(op),
+            Some(_) => match mux.with(now, h, |c| K::apply(c, now, op)) {
+                Some(Ok(true)) => {}
+                Some(Err(op)) => return Err(op),
+                Some(Ok(false)) | None => stats.send_refused += 1,
+            },
+        }
+        Ok(())
     }
 }
 
@@ -409,6 +476,7 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> Stage for MuxStage<K, D> {
     fn finish(&mut self, _cx: &Context) {
         self.stash = None;
         self.held = None;
+        self.pending = None;
         self.run = None;
     }
 

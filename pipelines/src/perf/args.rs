@@ -58,6 +58,12 @@ pub struct PerfArgs {
     /// declared application stage on the worker lcore) [default: thread; lcore for raw-memif].
     #[arg(long, value_name = "WHERE", value_parser = ["thread", "lcore"])]
     pub app: Option<String>,
+    /// Many connections through one listener: the client opens N reliable connections (the
+    /// `reliable_mux` stages of perf_reliable_mux.yaml), sends on all of them round-robin, and checks
+    /// every connection's digest; the result line gains `connections=N`, the cost per message and
+    /// the resident memory per idle connection.
+    #[arg(long, value_name = "N")]
+    pub connections: Option<usize>,
     /// Runs only the server (receiver) side.
     #[arg(long, conflicts_with = "client")]
     pub server: bool,

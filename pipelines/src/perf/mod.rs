@@ -48,6 +48,7 @@
 
 pub mod app;
 pub mod args;
+mod conns;
 pub mod kernel;
 pub mod lcore;
 pub mod raw;
@@ -199,6 +200,8 @@ pub struct Options {
     pub eal_args: Vec<String>,
     /// Where the application runs.
     pub app: AppMode,
+    /// `--connections N`: many connections through one listener ([`conns`]).
+    pub connections: Option<usize>,
 }
 
 /// Where the application sends and receives from.
@@ -273,6 +276,17 @@ impl Options {
             .clone()
             .unwrap_or_else(|| PathBuf::from(format!("/tmp/rosette-perf-{}.sock", std::process::id())));
         let seconds = args.seconds;
+        if let Some(n) = args.connections {
+            if channel != ChannelKind::Reliable {
+                return Err("--connections measures reliable connections (--channel reliable)".to_owned());
+            }
+            if !(1..=16384).contains(&n) {
+                return Err("--connections takes 1..=16384 (the max_connections of perf_reliable_mux.yaml)".to_owned());
+            }
+            if args.compare_kernel || args.compare_lossless || args.app.as_deref() == Some("lcore") {
+                return Err("--connections runs alone, with the application on a thread".to_owned());
+            }
+        }
         Ok(Options {
             channel,
             size,
@@ -296,6 +310,7 @@ impl Options {
                 "lcore" => AppMode::Lcore,
                 other => return Err(format!("--app takes thread or lcore, not {other:?}")),
             },
+            connections: args.connections,
         })
     }
 
@@ -333,6 +348,9 @@ impl Options {
             "--socket".to_owned(),
             self.socket.display().to_string(),
         ];
+        if let Some(n) = self.connections {
+            a.push(format!("--connections={n}"));
+        }
         if let Some(m) = self.memory_name() {
             a.push(format!("--memory={m}"));
         }
@@ -373,8 +391,16 @@ fn take_over_signals() {
 
 /// Runs `rosette-perf` with `opts`; returns the process exit code.
 pub fn run(opts: &Options) -> i32 {
+    let server = |opts: &Options| match opts.connections {
+        Some(n) => conns::run_server(opts, n),
+        None => run_server_process(opts),
+    };
+    let client = |opts: &Options| match opts.connections {
+        Some(n) => conns::run_client(opts, n),
+        None => run_client_process(opts),
+    };
     match opts.mode {
-        Mode::Server => match run_server_process(opts) {
+        Mode::Server => match server(opts) {
             Ok(true) => 0,
             Ok(false) => 1,
             Err(e) => {
@@ -382,7 +408,7 @@ pub fn run(opts: &Options) -> i32 {
                 1
             }
         },
-        Mode::Client => match run_client_process(opts) {
+        Mode::Client => match client(opts) {
             Ok(ok) => i32::from(!ok),
             Err(e) => {
                 eprintln!("rosette-perf: {e}");

@@ -24,6 +24,14 @@
 //! established but idle connection costs far less than its window, and a busy table allocates nothing
 //! once every connection that is active at the same time has had storage once.
 //!
+//! # One window per peer (dialer)
+//! A dialer's connections all go to one peer, over one path: together they keep at most one
+//! connection's window (the connection config's `send_capacity`) of packets in flight — RFC 3124's
+//! Congestion Manager in its simplest form. Without it ten thousand connections, each with its own
+//! minimum window, would put tens of thousands of packets on a path that holds a few thousand, and
+//! lose most of them. A connection whose new data the shared window holds back keeps sending
+//! acknowledgements and retransmissions, and is filed again as the window opens.
+//!
 //! # Timers
 //! Only connections that something happened to are looked at: an arriving datagram, an application
 //! command, or a timer. Timers sit in one binary heap of `(deadline, slot)`; an entry is pushed only
@@ -91,9 +99,10 @@ pub struct MuxConfig {
     /// A flood gets at most one small reply per packet it sends (no amplification), and never more
     /// than this many held.
     pub reply_queue: usize,
-    /// Storage sets (a connection's window-sized queues) kept for connections that wake; a
-    /// connection that parks while this many are kept frees its own. More wake-ups at once than
-    /// this allocate.
+    /// Storage sets (a connection's window-sized queues) kept at least for connections that wake.
+    /// While more connections than this hold storage, as many spares as they are are kept (a busy
+    /// table does not churn the allocator); once they park, the spares beyond this are freed a few
+    /// per iteration.
     pub spare_storage: usize,
 }
 
@@ -186,6 +195,9 @@ pub struct MuxStats {
     pub bad_cookie: u64,
     /// Syns whose sequence number is not the one their id and epoch give (forged): dropped.
     pub bad_syn: u64,
+    /// Packets with a valid cookie that cannot open a connection (late packets of a connection that
+    /// ended and was forgotten): dropped without an answer.
+    pub stale: u64,
     /// Packets for no connection that failed the header or CRC check: dropped.
     pub malformed: u64,
     /// Valid cookies refused because the table was full.
@@ -233,7 +245,7 @@ impl<P: BufPool + Clone> MuxConn for Stream<P> {}
 impl<P: BufPool + Clone> Conn for Reliable<P> {
     type Pool = P;
     fn dial(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
-        Reliable::connect(cfg, pool, local_id, epoch, now)
+        Reliable::from_core(Core::connect_lean(cfg, pool, local_id, epoch, now))
     }
     fn accept(cfg: Config, pool: P, ids: Accepted, now: Instant) -> Self {
         Reliable::from_core(Core::accept_cookie(cfg, pool, ids.local_id, ids.epoch, ids.peer_id, ids.peer_epoch, now))
@@ -250,7 +262,7 @@ impl<P: BufPool + Clone> Conn for Reliable<P> {
 impl<P: BufPool + Clone> Conn for Stream<P> {
     type Pool = P;
     fn dial(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
-        Stream::connect(cfg, pool, local_id, epoch, now)
+        Stream::from_core(Core::connect_lean(cfg, pool, local_id, epoch, now))
     }
     fn accept(cfg: Config, pool: P, ids: Accepted, now: Instant) -> Self {
         Stream::from_core(Core::accept_cookie(cfg, pool, ids.local_id, ids.epoch, ids.peer_id, ids.peer_epoch, now))
@@ -275,8 +287,11 @@ struct Slot<C> {
     queued_timer: Option<Instant>,
     /// When the connection was first seen finished (its slot is reused a linger later).
     finished_at: Option<Instant>,
+    /// Its packets in flight, as last added to the table's sum.
+    in_flight: u32,
     in_ready: bool,
     in_tx: bool,
+    in_gated: bool,
 }
 
 struct Entry<C> {
@@ -300,10 +315,17 @@ struct Table<C: MuxConn> {
     entries: Vec<Entry<C>>,
     free: Vec<u32>,
     live: usize,
+    /// Live connections holding storage (not parked).
+    active: usize,
     by_peer: HashMap<PeerKey, u32, FastState>,
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
     ready: VecDeque<u32>,
     tx: VecDeque<u32>,
+    /// Dialer: connections with new data held back by the shared window, waiting for room.
+    gated: VecDeque<u32>,
+    /// Dialer: packets in flight over all connections, and the most the peer gets at once.
+    in_flight: u64,
+    shared_window: Option<u64>,
     spares: Vec<Storage<<C as Endpoint>::Buf>>,
     replies: VecDeque<(SocketAddrV4, Repr)>,
     stats: MuxStats,
@@ -344,6 +366,10 @@ impl<C: MuxConn> UdpMux<C> {
         );
         let replies = VecDeque::with_capacity(mux.reply_queue);
         let hasher = FastState(mux.cookie_key[0] ^ mux.cookie_key[1].rotate_left(17));
+        let shared_window = match mux.role {
+            MuxRole::Connect(_) => Some(conn.send_capacity as u64),
+            MuxRole::Listen => None,
+        };
         UdpMux {
             iface: Interface::new(net, pool.clone()),
             port,
@@ -353,10 +379,14 @@ impl<C: MuxConn> UdpMux<C> {
                 entries: Vec::new(),
                 free: Vec::new(),
                 live: 0,
+                active: 0,
                 by_peer: HashMap::with_hasher(hasher),
                 timers: BinaryHeap::new(),
                 ready: VecDeque::new(),
                 tx: VecDeque::new(),
+                gated: VecDeque::new(),
+                in_flight: 0,
+                shared_window,
                 spares: Vec::new(),
                 replies,
                 stats: MuxStats::default(),
@@ -490,6 +520,7 @@ impl<C: MuxConn> UdpMux<C> {
             self.iface.handle_timeout(now);
         }
         self.table.run_timers(now);
+        self.table.trim_spares();
     }
 
     /// The earliest deadline [`Self::advance`] has to act on.
@@ -514,16 +545,30 @@ impl<C: MuxConn> UdpMux<C> {
             slot.in_tx = false;
             let peer = slot.peer;
             let mut more = false;
+            let mut gated = false;
             for _ in 0..TX_QUOTA {
                 if !out.has_room() {
                     more = true;
                     break;
                 }
+                // The peer's shared window: what this connection has in flight now, beyond what the
+                // sum last counted, plus everyone else's.
+                let mine = u64::from(slot.conn.core().in_flight());
+                let open = t.shared_window.is_none_or(|w| t.in_flight + mine - u64::from(slot.in_flight) < w);
+                slot.conn.core_mut().set_new_data_open(open);
                 match link::transmit_one(&mut self.iface, &mut self.link, &mut slot.conn, now, self.port, peer, out) {
                     true => link::flush(&mut self.iface, now, out),
-                    false => break,
+                    false => {
+                        gated = !open && slot.conn.core().has_unsent();
+                        break;
+                    }
                 }
                 more = true;
+            }
+            slot.conn.core_mut().set_new_data_open(true);
+            if gated && !slot.in_gated {
+                slot.in_gated = true;
+                t.gated.push_back(index);
             }
             if more {
                 t.file_tx(index);
@@ -578,8 +623,10 @@ impl<C: MuxConn> Table<C> {
             last_active: now,
             queued_timer: None,
             finished_at: None,
+            in_flight: 0,
             in_ready: false,
             in_tx: false,
+            in_gated: false,
         });
         self.live += 1;
         self.touched(index, now);
@@ -595,6 +642,34 @@ impl<C: MuxConn> Table<C> {
                 self.stats.storage_allocated += 1;
             }
             core.unpark(spare);
+            self.active += 1;
+        }
+    }
+
+    /// Takes a quiescent connection's storage: onto the spare list while the list is shorter than
+    /// the number of connections holding storage (they are likely to need it again) or the
+    /// configured floor; freed otherwise.
+    fn park(&mut self, index: u32) {
+        let Some(slot) = self.entries[index as usize].slot.as_mut() else { return };
+        if let Some(storage) = slot.conn.core_mut().park() {
+            self.active -= 1;
+            if self.spares.len() < self.spare_limit() {
+                self.spares.push(storage);
+            }
+        }
+    }
+
+    fn spare_limit(&self) -> usize {
+        self.mux.spare_storage.max(self.active)
+    }
+
+    /// Frees a few spares beyond the limit (after a burst of activity has died down).
+    fn trim_spares(&mut self) {
+        for _ in 0..16 {
+            if self.spares.len() <= self.spare_limit() {
+                return;
+            }
+            self.spares.pop();
         }
     }
 
@@ -626,12 +701,10 @@ impl<C: MuxConn> Table<C> {
     /// After anything was done to a connection: its deadline, and its storage back to the spare
     /// list when it is quiescent.
     fn after(&mut self, index: u32, now: Instant) {
+        self.account(index);
+        self.release_gated();
+        self.park(index);
         let Some(slot) = self.entries[index as usize].slot.as_mut() else { return };
-        if let Some(storage) = slot.conn.core_mut().park() {
-            if self.spares.len() < self.mux.spare_storage {
-                self.spares.push(storage);
-            }
-        }
         if slot.finished_at.is_none() && slot.conn.core().is_finished() {
             slot.finished_at = Some(now);
         }
@@ -639,10 +712,35 @@ impl<C: MuxConn> Table<C> {
         self.schedule(index, deadline);
     }
 
+    /// Brings the table's in-flight sum up to date with connection `index`'s.
+    fn account(&mut self, index: u32) {
+        let Some(slot) = self.entries[index as usize].slot.as_mut() else { return };
+        let now = slot.conn.core().in_flight();
+        self.in_flight = (self.in_flight + u64::from(now)).saturating_sub(u64::from(slot.in_flight));
+        slot.in_flight = now;
+    }
+
+    /// True while the peer's shared window has room for more new data.
+    fn window_open(&self) -> bool {
+        self.shared_window.is_none_or(|w| self.in_flight < w)
+    }
+
+    /// Files connections held back by the shared window for transmission again, as room opens.
+    fn release_gated(&mut self) {
+        while self.window_open() {
+            let Some(index) = self.gated.pop_front() else { return };
+            if let Some(slot) = self.entries[index as usize].slot.as_mut() {
+                slot.in_gated = false;
+                self.file_tx(index);
+            }
+        }
+    }
+
     /// The linger of a finished connection before its slot is reused: long enough to answer the
-    /// peer's retransmitted Fin.
+    /// peer's retransmitted Fin (TCP's TIME-WAIT, short: a late packet after it is dropped as
+    /// stale, not answered with a Reset).
     fn linger(conn: &C) -> Duration {
-        (conn.core().rto() * 2).max(Duration::from_millis(1))
+        (conn.core().rto() * 2).max(Duration::from_millis(10))
     }
 
     fn deadline(&self, index: u32) -> Option<Instant> {
@@ -712,13 +810,13 @@ impl<C: MuxConn> Table<C> {
 
     /// Frees a finished connection's slot (its handle is refused from now on).
     fn reclaim(&mut self, index: u32) {
+        self.park(index);
         let entry = &mut self.entries[index as usize];
-        let Some(mut slot) = entry.slot.take() else { return };
+        let Some(slot) = entry.slot.take() else { return };
+        self.in_flight = self.in_flight.saturating_sub(u64::from(slot.in_flight));
         entry.generation = entry.generation.wrapping_add(1) & ((1 << (32 - INDEX_BITS)) - 1);
-        if let Some(storage) = slot.conn.core_mut().park() {
-            if self.spares.len() < self.mux.spare_storage {
-                self.spares.push(storage);
-            }
+        if !slot.conn.core().is_parked() {
+            self.active -= 1; // its storage goes with it (it still held packets)
         }
         if self.mux.role == MuxRole::Listen {
             let key = PeerKey { ip: u32::from(*slot.peer.ip()), port: slot.peer.port(), id: slot.peer_id };
@@ -788,7 +886,10 @@ impl<C: MuxConn> Table<C> {
                 }
             }
             PacketType::Reset => self.stats.bad_cookie += 1,
-            _ if r.dst_conn == cookie && r.src_conn != 0 => {
+            _ if r.dst_conn == cookie
+                && r.src_conn != 0
+                && Core::<C::Pool>::cookie_accepts(&self.cfg, cookie, self.mux.epoch, &r) =>
+            {
                 if self.live >= self.mux.max_connections {
                     self.stats.table_full += 1;
                     return;
@@ -800,20 +901,15 @@ impl<C: MuxConn> Table<C> {
                 self.by_peer.insert(key, index);
                 self.install(index, conn, src, r.src_conn, now);
                 self.stats.accepted += 1;
+                // Storage for the packet that opened it (an accepted connection is born without).
+                self.wake(index);
                 let Some(slot) = self.entries[index as usize].slot.as_mut() else { return };
-                // Storage for the packet that opened it (a quiescent new connection has none yet
-                // only if it was parked; install parked nothing that held data).
-                let core = slot.conn.core_mut();
-                if core.is_parked() {
-                    let spare = self.spares.pop();
-                    if spare.is_none() {
-                        self.stats.storage_allocated += 1;
-                    }
-                    core.unpark(spare);
-                }
                 slot.conn.handle_datagram(now, payload);
                 self.touched(index, now);
             }
+            // Our cookie, but not a packet that may open a connection: a late packet of one that
+            // ended and was forgotten. Dropped without an answer (its peer may still be finishing).
+            _ if r.dst_conn == cookie => self.stats.stale += 1,
             _ => {
                 self.stats.bad_cookie += 1;
                 // As TCP answers a segment of no connection; a dialer whose listener restarted

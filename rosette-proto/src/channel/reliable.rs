@@ -473,9 +473,11 @@ impl<P: BufPool> Reliable<P> {
         self.core.has_unsent()
     }
 
-    /// Closes the sending side after every queued message; the peer sees [`Event::PeerClosed`].
-    pub fn close(&mut self, _now: Instant) {
-        self.core.finish();
+    /// Closes the sending side after every queued message (the peer sees `PeerClosed`). False when
+    /// the pool had no buffer for the Fin: nothing changed, call again later. True also when there
+    /// is nothing to close (already closed, reset or failed).
+    pub fn close(&mut self, _now: Instant) -> bool {
+        !self.core.can_send() || self.core.finish()
     }
 
     /// Aborts the connection at once and tells the peer; queued and undelivered data is dropped.

@@ -201,9 +201,11 @@ impl<P: BufPool> Stream<P> {
         self.core.has_unsent()
     }
 
-    /// Closes the writing direction after everything written; the peer reads end-of-stream.
-    pub fn finish(&mut self, _now: Instant) {
-        self.core.finish();
+    /// Closes the writing direction after everything written; the peer reads end-of-stream. False
+    /// when the pool had no buffer for the Fin: nothing changed, call again later. True also when
+    /// there is nothing to finish.
+    pub fn finish(&mut self, _now: Instant) -> bool {
+        !self.core.can_send() || self.core.finish()
     }
 
     /// Aborts the stream in both directions and tells the peer.

@@ -9,13 +9,15 @@
 //!
 //! Packing works as on the single-connection endpoints: small messages (reliable) or written bytes
 //! (stream) fill one packet in place, which the lcore takes from the slot once it has caught up.
-//! The packet being filled belongs to one connection: a send for another connection queues it
+//! The packet being filled belongs to one connection (its first 8 bytes name it while it is being
+//! filled; they are stripped before the channel sees it): a send for another connection queues it
 //! first. So the application packs best when it sends its messages for a connection together.
-//! Every command is queued after the packet being filled (the endpoint takes it back from the slot
-//! first), so a connection's data keeps its order.
+//! Order between the slot and the command queue is kept as on the single-connection endpoints:
+//! every command is stamped with how many partial packets the endpoint has seen the lcore take.
 use core::sync::atomic::Ordering;
 
 use super::*;
+use crate::channel::mux::ConnHandle;
 
 /// A delivery of a connection table: what happened, and to which connection.
 #[derive(Debug)]
@@ -26,7 +28,14 @@ pub struct MuxEvent<E> {
     pub event: E,
 }
 
-/// A command to a connection table.
+/// A command to a connection table, stamped like [`ReliableCommand`].
+#[derive(Debug)]
+pub(crate) struct MuxCommand<Op> {
+    pub(crate) seen: u32,
+    pub(crate) op: MuxOp<Op>,
+}
+
+/// What a table command asks for.
 #[derive(Debug)]
 pub(crate) enum MuxOp<Op> {
     /// Open one more connection (dialer).
@@ -36,9 +45,37 @@ pub(crate) enum MuxOp<Op> {
 }
 
 /// The lcore's ends of a [`ReliableMuxEndpoint`].
-pub(crate) type ReliableMuxEnds = LcoreEnds<MuxOp<ReliableOp>, MuxEvent<reliable::Event<Mbuf>>>;
+pub(crate) type ReliableMuxEnds = LcoreEnds<MuxCommand<ReliableOp>, MuxEvent<reliable::Event<Mbuf>>>;
 /// The lcore's ends of a [`StreamMuxEndpoint`].
-pub(crate) type StreamMuxEnds = LcoreEnds<MuxOp<StreamOp>, MuxEvent<StreamDelivery>>;
+pub(crate) type StreamMuxEnds = LcoreEnds<MuxCommand<StreamOp>, MuxEvent<StreamDelivery>>;
+
+/// Bytes in front of a packet being filled that name its connection.
+const TAG_LEN: usize = 8;
+
+/// The connection a packet being filled is for, and the packet without its tag (what the lcore
+/// takes from the slot); `None` for a packet too short to carry a tag (never made by an endpoint).
+pub(crate) fn untag(mut m: Mbuf) -> Option<(ConnHandle, Mbuf)> {
+    let bits = u64::from_le_bytes(m.data().get(..TAG_LEN)?.try_into().ok()?);
+    m.adjust(TAG_LEN).ok()?;
+    Some((ConnHandle::from_bits(bits), m))
+}
+
+/// The share of the pool an application may not take for new packets: what the lcore needs for
+/// acknowledgements, Fins and retransmission copies of every connection. With thousands of
+/// connections the application could otherwise fill every connection's send queue and leave the
+/// table without a buffer to acknowledge with.
+const POOL_RESERVE_DIVISOR: u32 = 8;
+
+/// A fresh packet for `conn`, its tag written; [`EndpointError::NoBuffers`] when the pool is down
+/// to its reserve.
+fn tagged(pool: &Mempool, conn: ConnHandle) -> Result<Mbuf, EndpointError> {
+    if pool.available() < pool.capacity() / POOL_RESERVE_DIVISOR {
+        return Err(EndpointError::NoBuffers);
+    }
+    let mut m = pool.alloc().ok_or(EndpointError::NoBuffers)?;
+    m.append(TAG_LEN).map_err(|_| EndpointError::NoBuffers)?.copy_from_slice(&conn.to_bits().to_le_bytes());
+    Ok(m)
+}
 
 /// The packet being filled for one connection, shared by both table endpoints.
 #[derive(Debug, Default)]
@@ -47,44 +84,75 @@ struct TaggedFilling {
 }
 
 impl TaggedFilling {
-    /// The packet being filled and its connection, taken back from the slot (or the cork).
+    /// The packet being filled, taken back from the slot (or the cork), with its connection; the
+    /// tag stays on it.
     fn reclaim(&self, shared: &Shared) -> Option<(ConnHandle, Mbuf)> {
         let m = self.filling.reclaim(&shared.open)?;
-        Some((ConnHandle::from_bits(shared.open_conn.load(Ordering::Relaxed)), m))
+        let bits = u64::from_le_bytes(m.data().get(..TAG_LEN)?.try_into().ok()?);
+        Some((ConnHandle::from_bits(bits), m))
     }
 
-    /// Leaves the packet for `conn` to the lcore (or keeps it while corked). The tag is written
-    /// before the packet is published, and the lcore reads it only after taking the packet.
-    fn park(&self, shared: &Shared, conn: ConnHandle, m: Mbuf) {
-        shared.open_conn.store(conn.to_bits(), Ordering::Relaxed);
+    /// Leaves the packet (tag in front) to the lcore, or keeps it while corked.
+    fn park(&self, shared: &Shared, m: Mbuf) {
+        if let Some(tag) = m.data().get(..TAG_LEN) {
+            let bits = u64::from_le_bytes(tag.try_into().unwrap_or_default());
+            shared.open_hint.store(bits, Ordering::Relaxed);
+        }
         self.filling.park(&shared.open, m);
+    }
+
+    fn seen(&self) -> u32 {
+        self.filling.seen.get()
     }
 }
 
-fn queue_op<Op, D>(ends: &AppEnds<MuxOp<Op>, D>, op: MuxOp<Op>) -> Result<(), (EndpointError, Option<MuxOp<Op>>)> {
-    match ends.send(op) {
+fn queue_op<Op, D>(
+    ends: &AppEnds<MuxCommand<Op>, D>,
+    filling: &TaggedFilling,
+    op: MuxOp<Op>,
+) -> Result<(), (EndpointError, Option<MuxOp<Op>>)> {
+    match ends.send(MuxCommand { seen: filling.seen(), op }) {
         Ok(()) => Ok(()),
-        Err(TrySendError::Full(op)) => Err((EndpointError::WouldBlock, Some(op))),
+        Err(TrySendError::Full(cmd)) => Err((EndpointError::WouldBlock, Some(cmd.op))),
         Err(TrySendError::Disconnected(_)) => Err((EndpointError::Disconnected, None)),
     }
 }
 
-/// Queues the packet being filled (if any) ahead of what follows; on a full queue it stays.
-fn flush_filling<Op, D>(
-    ends: &AppEnds<MuxOp<Op>, D>,
+/// Queues a packet being filled (tag in front) as a command for its connection; on a full queue it
+/// goes back to the slot, tag and all.
+fn queue_filled<Op, D>(
+    ends: &AppEnds<MuxCommand<Op>, D>,
     filling: &TaggedFilling,
+    m: Mbuf,
     as_op: impl Fn(Mbuf) -> Op,
     back: impl Fn(Op) -> Option<Mbuf>,
 ) -> Result<(), EndpointError> {
-    let Some((conn, m)) = filling.reclaim(&ends.shared) else { return Ok(()) };
-    queue_op(ends, MuxOp::On(conn, as_op(m))).map_err(|(e, op)| {
+    let Some((conn, m)) = untag(m) else { return Ok(()) };
+    if m.data_len() == 0 {
+        return Ok(());
+    }
+    queue_op(ends, filling, MuxOp::On(conn, as_op(m))).map_err(|(e, op)| {
         if let Some(MuxOp::On(conn, op)) = op {
-            if let Some(m) = back(op) {
-                filling.park(&ends.shared, conn, m);
+            if let Some(mut m) = back(op) {
+                if let Ok(tag) = m.prepend(TAG_LEN) {
+                    tag.copy_from_slice(&conn.to_bits().to_le_bytes());
+                    filling.park(&ends.shared, m);
+                }
             }
         }
         e
     })
+}
+
+/// Queues the packet being filled (if any) ahead of what follows; on a full queue it stays.
+fn flush_filling<Op, D>(
+    ends: &AppEnds<MuxCommand<Op>, D>,
+    filling: &TaggedFilling,
+    as_op: impl Fn(Mbuf) -> Op,
+    back: impl Fn(Op) -> Option<Mbuf>,
+) -> Result<(), EndpointError> {
+    let Some((_, m)) = filling.reclaim(&ends.shared) else { return Ok(()) };
+    queue_filled(ends, filling, m, as_op, back)
 }
 
 /// The application's handle on a `reliable_mux` stage: whole messages on many connections.
@@ -107,7 +175,7 @@ fn flush_filling<Op, D>(
 /// ```
 #[derive(Debug)]
 pub struct ReliableMuxEndpoint {
-    ends: AppEnds<MuxOp<ReliableOp>, MuxEvent<reliable::Event<Mbuf>>>,
+    ends: AppEnds<MuxCommand<ReliableOp>, MuxEvent<reliable::Event<Mbuf>>>,
     filling: TaggedFilling,
 }
 
@@ -131,15 +199,19 @@ impl ReliableMuxEndpoint {
     }
 
     fn flush_open(&self) -> Result<(), EndpointError> {
-        flush_filling(&self.ends, &self.filling, ReliableOp::Packed, |op| match op {
-            ReliableOp::Packed(m) => Some(m),
-            _ => None,
-        })
+        flush_filling(&self.ends, &self.filling, ReliableOp::Packed, Self::packed_back)
     }
 
     fn queue(&self, op: MuxOp<ReliableOp>) -> Result<(), EndpointError> {
         self.flush_open()?;
-        queue_op(&self.ends, op).map_err(|(e, _)| e)
+        queue_op(&self.ends, &self.filling, op).map_err(|(e, _)| e)
+    }
+
+    fn packed_back(op: ReliableOp) -> Option<Mbuf> {
+        match op {
+            ReliableOp::Packed(m) => Some(m),
+            _ => None,
+        }
     }
 
     /// Queues a message for `conn` without waiting ([`EndpointError::WouldBlock`]: the queue to the
@@ -155,7 +227,7 @@ impl ReliableMuxEndpoint {
         let pool = pool_of(&self.ends.shared)?;
         self.flush_open()?;
         let chain = to_mbufs(pool, msg, self.ends.shared.single_packet)?;
-        queue_op(&self.ends, MuxOp::On(conn, ReliableOp::Message(chain))).map_err(|(e, _)| e)
+        queue_op(&self.ends, &self.filling, MuxOp::On(conn, ReliableOp::Message(chain))).map_err(|(e, _)| e)
     }
 
     /// Queues a message of `len` bytes for `conn` that `fill` writes straight into the packet that
@@ -176,34 +248,31 @@ impl ReliableMuxEndpoint {
         let pool = pool_of(shared)?;
         let mut open = None;
         if let Some((owner, m)) = self.filling.reclaim(shared) {
-            if owner == conn && m.data_len() + need <= mss && m.tailroom() >= need {
+            if owner == conn && m.data_len() - TAG_LEN + need <= mss && m.tailroom() >= need {
                 open = Some(m);
-            } else if let Err((e, op)) = queue_op(&self.ends, MuxOp::On(owner, ReliableOp::Packed(m))) {
-                // Full (or another connection's): it goes to the lcore as it is first.
-                if let Some(MuxOp::On(owner, ReliableOp::Packed(m))) = op {
-                    self.filling.park(shared, owner, m);
-                }
-                return Err(e);
+            } else {
+                // Full, or another connection's: it goes to the lcore as it is first.
+                queue_filled(&self.ends, &self.filling, m, ReliableOp::Packed, Self::packed_back)?;
             }
         }
         let mut m = match open {
             Some(m) => m,
-            None => pool.alloc().ok_or(EndpointError::NoBuffers)?,
+            None => tagged(pool, conn)?,
         };
         let written = match m.append(need) {
             Ok(room) => emit_record(room, len).map(fill).is_ok(),
             Err(_) => false,
         };
         if !written {
-            if m.data_len() > 0 {
-                let _ = m.trim(need.min(m.data_len()));
-                if m.data_len() > 0 {
-                    self.filling.park(shared, conn, m);
-                }
+            if m.data_len() >= TAG_LEN + need {
+                let _ = m.trim(need);
+            }
+            if m.data_len() > TAG_LEN {
+                self.filling.park(shared, m);
             }
             return Err(EndpointError::NoBuffers);
         }
-        self.filling.park(shared, conn, m);
+        self.filling.park(shared, m);
         Ok(())
     }
 
@@ -255,7 +324,7 @@ impl ReliableMuxEndpoint {
 /// Received bytes come as [`StreamDelivery::Data`] mbufs tagged with their connection, read in place.
 #[derive(Debug)]
 pub struct StreamMuxEndpoint {
-    ends: AppEnds<MuxOp<StreamOp>, MuxEvent<StreamDelivery>>,
+    ends: AppEnds<MuxCommand<StreamOp>, MuxEvent<StreamDelivery>>,
     filling: TaggedFilling,
 }
 
@@ -274,16 +343,20 @@ impl StreamMuxEndpoint {
         })
     }
 
-    fn flush_open(&self) -> Result<(), EndpointError> {
-        flush_filling(&self.ends, &self.filling, StreamOp::Write, |op| match op {
+    fn write_back(op: StreamOp) -> Option<Mbuf> {
+        match op {
             StreamOp::Write(m) => Some(m),
             _ => None,
-        })
+        }
+    }
+
+    fn flush_open(&self) -> Result<(), EndpointError> {
+        flush_filling(&self.ends, &self.filling, StreamOp::Write, Self::write_back)
     }
 
     fn queue(&self, op: MuxOp<StreamOp>) -> Result<(), EndpointError> {
         self.flush_open()?;
-        queue_op(&self.ends, op).map_err(|(e, _)| e)
+        queue_op(&self.ends, &self.filling, op).map_err(|(e, _)| e)
     }
 
     /// Writes as much of `data` to `conn` as fits the packet being filled and the queue (at least one
@@ -299,35 +372,32 @@ impl StreamMuxEndpoint {
         while taken < data.len() {
             let mut open = None;
             if let Some((owner, m)) = self.filling.reclaim(shared) {
-                if owner == conn && m.data_len() < mss && m.tailroom() > 0 {
+                if owner == conn && m.data_len() - TAG_LEN < mss && m.tailroom() > 0 {
                     open = Some(m);
-                } else if let Err((e, op)) = queue_op(&self.ends, MuxOp::On(owner, StreamOp::Write(m))) {
-                    if let Some(MuxOp::On(owner, StreamOp::Write(m))) = op {
-                        self.filling.park(shared, owner, m);
-                    }
+                } else if let Err(e) = queue_filled(&self.ends, &self.filling, m, StreamOp::Write, Self::write_back) {
                     return if taken > 0 { Ok(taken) } else { Err(e) };
                 }
             }
             let mut m = match open {
                 Some(m) => m,
-                None => match pool.alloc() {
-                    Some(m) => m,
-                    None if taken > 0 => return Ok(taken),
-                    None => return Err(EndpointError::NoBuffers),
+                None => match tagged(pool, conn) {
+                    Ok(m) => m,
+                    Err(_) if taken > 0 => return Ok(taken),
+                    Err(e) => return Err(e),
                 },
             };
-            let n = (data.len() - taken).min(mss - m.data_len()).min(m.tailroom());
+            let n = (data.len() - taken).min(mss + TAG_LEN - m.data_len()).min(m.tailroom());
             match m.append(n) {
                 Ok(room) => room.copy_from_slice(&data[taken..taken + n]),
                 Err(_) => {
-                    if m.data_len() > 0 {
-                        self.filling.park(shared, conn, m);
+                    if m.data_len() > TAG_LEN {
+                        self.filling.park(shared, m);
                     }
                     return if taken > 0 { Ok(taken) } else { Err(EndpointError::NoBuffers) };
                 }
             }
             taken += n;
-            self.filling.park(shared, conn, m);
+            self.filling.park(shared, m);
         }
         Ok(taken)
     }

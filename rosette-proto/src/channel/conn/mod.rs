@@ -363,14 +363,22 @@ pub(crate) struct Core<P: BufPool> {
     send_reset: Option<Repr>,
     events: VecDeque<CoreEvent>,
     closed_reported: bool,
+    /// False while a connection table holds back this connection's new data (its peer's shared
+    /// window is full); retransmissions and control packets still go.
+    new_data_open: bool,
     stats: Stats,
 }
 
 impl<P: BufPool> Core<P> {
     fn new(cfg: Config, pool: P, server: bool, local_id: u32, epoch: u32, now: Instant) -> Self {
+        Core::new_in(cfg, pool, server, local_id, epoch, now, false)
+    }
+
+    /// `lean`: without window-sized storage (a connection table's connection; it is lent later).
+    fn new_in(cfg: Config, pool: P, server: bool, local_id: u32, epoch: u32, now: Instant, lean: bool) -> Self {
         Core {
-            sender: SendQueue::with_capacity(cfg.send_capacity + 2),
-            receiver: Receiver::new(cfg.recv_capacity),
+            sender: SendQueue::with_capacity(if lean { 1 } else { cfg.send_capacity + 2 }),
+            receiver: if lean { Receiver::parked(cfg.recv_capacity) } else { Receiver::new(cfg.recv_capacity) },
             events: VecDeque::with_capacity(MAX_EVENTS),
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             recovery: Recovery::new(),
@@ -399,6 +407,7 @@ impl<P: BufPool> Core<P> {
             reset_reply: None,
             send_reset: None,
             closed_reported: false,
+            new_data_open: true,
             stats: Stats::default(),
         }
     }
@@ -439,11 +448,9 @@ impl<P: BufPool> Core<P> {
         peer_epoch: u32,
         now: Instant,
     ) -> Self {
-        let mut core = Core::new(cfg, pool, true, local_id, epoch, now);
         // Born parked: the table lends it storage for the packet that opened it, and an accepted
         // connection that stays idle never holds any.
-        core.receiver = Receiver::parked(core.cfg.recv_capacity);
-        core.sender = SendQueue::with_capacity(0);
+        let mut core = Core::new_in(cfg, pool, true, local_id, epoch, now, true);
         core.peer_id = peer_id;
         core.peer_epoch = peer_epoch;
         core.receiver.restart(initial_seq(peer_epoch, peer_id).wrapping_add(1));
@@ -463,6 +470,27 @@ impl<P: BufPool> Core<P> {
         r.ack = syn.seq.wrapping_add(1);
         r.window = cfg.recv_capacity as u32;
         r
+    }
+
+    /// True when `r` (a packet carrying the cookie `local_id` as its destination) can open the
+    /// connection a cookie SynAck offered: it acknowledges exactly that SynAck — nothing we would
+    /// have sent later, such as a Fin — and its sequence number lies in the first window after the
+    /// peer's Syn. A late retransmission of a connection that ended and was forgotten fails this, so
+    /// it cannot reopen the connection as a ghost (TCP's SYN cookies check the same).
+    pub(crate) fn cookie_accepts(cfg: &Config, local_id: u32, epoch: u32, r: &Repr) -> bool {
+        let after_syn_ack = initial_seq(epoch ^ r.epoch, local_id).wrapping_add(1);
+        let first = initial_seq(r.epoch, r.src_conn).wrapping_add(1);
+        r.ack == after_syn_ack && (r.seq.wrapping_sub(first) as usize) < cfg.recv_capacity
+    }
+
+    /// Opens or closes the gate for new data (a connection table's shared window).
+    pub(crate) fn set_new_data_open(&mut self, open: bool) {
+        self.new_data_open = open;
+    }
+
+    /// Packets in flight.
+    pub(crate) fn in_flight(&self) -> u32 {
+        self.sender.in_flight()
     }
 
     /// True when the connection holds nothing in its window-sized queues (nothing unacknowledged
@@ -489,12 +517,33 @@ impl<P: BufPool> Core<P> {
         if !self.is_parked() {
             return;
         }
-        let (slots, rx) = match storage {
+        let want = self.cfg.send_capacity + 2;
+        let (mut slots, rx) = match storage {
             Some(s) => (s.slots, Some(s.rx)),
-            None => (std::collections::VecDeque::with_capacity(self.cfg.send_capacity + 2), None),
+            None => (std::collections::VecDeque::with_capacity(want), None),
         };
+        // Storage of a lean connection's first park is small: grown once, here, not in the queue.
+        slots.reserve_exact(want.saturating_sub(slots.len()));
         self.sender.give_storage(slots);
         self.receiver.give_storage(rx);
+    }
+
+    /// An initiator for a connection table: as [`Core::connect`], but holding only the Syn, so a
+    /// table of many idle connections keeps no window-sized storage (it is lent when the connection
+    /// has data).
+    pub(crate) fn connect_lean(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
+        let mut core = Core::new_in(cfg, pool, false, local_id, epoch, now, true);
+        let isn = initial_seq(epoch, local_id);
+        core.sender.restart(isn);
+        core.wnd_ack = isn;
+        match core.alloc_segment() {
+            Some(buf) => core.sender.push(buf, PacketType::Syn, 0),
+            None => {
+                core.stats.pool_empty += 1;
+                core.fail();
+            }
+        }
+        core
     }
 
     /// An acceptor waiting for a Syn.
@@ -1178,7 +1227,7 @@ impl<P: BufPool> Core<P> {
             lost
         } else {
             let i = self.sender.next_unsent();
-            if !self.sender.has_unsent() {
+            if !self.sender.has_unsent() || !self.new_data_open {
                 return None;
             }
             if !flow_allows(self, i) {

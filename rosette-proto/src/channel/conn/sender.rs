@@ -108,9 +108,11 @@ impl<B: PacketBuf> SendQueue<B> {
         core::mem::take(&mut self.slots)
     }
 
-    /// Gives slot storage back (empty, any capacity).
-    pub(crate) fn give_storage(&mut self, slots: VecDeque<TxSlot<B>>) {
-        debug_assert!(slots.is_empty() && self.slots.is_empty());
+    /// Gives slot storage back (empty); what the queue holds meanwhile (a lean connection's Syn)
+    /// moves into it.
+    pub(crate) fn give_storage(&mut self, mut slots: VecDeque<TxSlot<B>>) {
+        debug_assert!(slots.is_empty());
+        slots.extend(self.slots.drain(..));
         self.slots = slots;
     }
 

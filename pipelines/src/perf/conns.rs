@@ -1,0 +1,551 @@
+//! `rosette-perf --connections N`: many reliable connections through one listener.
+//!
+//! The pipelines are `perf_reliable_mux.yaml`: the client's `reliable_mux` stage is a dialer, the
+//! server's a listener. Both applications run on their own threads, through the public
+//! [`ReliableMuxEndpoint`]:
+//! 1. the client opens N connections (one at start, N - 1 with [`ReliableMuxEndpoint::open`]) and
+//!    waits until all are established;
+//! 2. both sides measure their resident memory with the N connections established and idle (the
+//!    server's growth over its resident memory before the first connection, divided by N, is the
+//!    cost of one idle connection — table slot, connection state, the application's bookkeeping);
+//! 3. the client sends for `--seconds`, round-robin over the connections, a batch per connection
+//!    per turn (two packets' worth of messages, as a producer sending what it has), each message
+//!    numbered on its connection and digested per connection;
+//! 4. the client closes every connection; the server, at each connection's end, answers on it with
+//!    the count and digest it received, and the client checks each against what it sent.
+//!
+//! The result line is the usual one with `connections=N`, the receiver's rate (first to last
+//! message at the server), the cost per message (its inverse, on the server's one worker lcore) and
+//! the resident memory per idle connection of each side.
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant as StdInstant};
+
+use rosette::channel::mux::ConnHandle;
+use rosette::channel::reliable::Event;
+use rosette::pipeline::endpoint::{EndpointError, ReliableMuxEndpoint};
+use rosette::pipeline::mux::MuxReport;
+use rosette::pipeline::Pipeline;
+use rosette::wire::packed::record_len;
+
+use super::declared::reliable_mux;
+use super::stats::{fill_message, message_header, pattern_ok, Digest};
+use super::{accept_within, close, ctl_path, launch_options, set_faults, stop_polling, Options, APP_STOP, INTERRUPTED};
+
+/// Set by the server's main thread when the client says its connections are up and idle; the
+/// application then measures and sets [`IDLE_MEASURED`].
+static IDLE_REQUESTED: AtomicBool = AtomicBool::new(false);
+static IDLE_MEASURED: AtomicBool = AtomicBool::new(false);
+
+/// The bytes of the per-connection report the server sends back: messages received, their digest.
+const REPORT_LEN: usize = 16;
+
+/// Resident memory of this process, bytes (`VmRSS` of `/proc/self/status`).
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    kib * 1024
+}
+
+/// What one side knows of one connection.
+#[derive(Debug, Clone, Copy)]
+struct ConnState {
+    handle: ConnHandle,
+    /// Messages sent (client) or received in order (server) on it.
+    count: u64,
+    digest: Digest,
+    /// Server: the connection's end was answered. Client: the server's report arrived and matched.
+    done: bool,
+    matched: bool,
+}
+
+impl ConnState {
+    fn new(handle: ConnHandle) -> ConnState {
+        ConnState { handle, count: 0, digest: Digest::new(), done: false, matched: false }
+    }
+}
+
+/// States indexed by the handle's slot (a handle of a reused slot replaces the old state).
+#[derive(Debug, Default)]
+struct States(Vec<Option<ConnState>>);
+
+impl States {
+    fn with_capacity(n: usize) -> States {
+        States(Vec::with_capacity(n))
+    }
+    fn insert(&mut self, h: ConnHandle) {
+        let i = h.index() as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, None);
+        }
+        self.0[i] = Some(ConnState::new(h));
+    }
+    fn get(&mut self, h: ConnHandle) -> Option<&mut ConnState> {
+        self.0.get_mut(h.index() as usize)?.as_mut().filter(|s| s.handle == h)
+    }
+    fn iter(&self) -> impl Iterator<Item = &ConnState> {
+        self.0.iter().flatten()
+    }
+}
+
+/// Messages of `size` bytes one turn of the client sends on a connection: two packets' worth.
+fn batch(size: usize, mss: usize) -> usize {
+    (2 * (mss / record_len(size)).max(1)).max(1)
+}
+
+/// Prints the table's counters (accepted, cookies, forged, idle) and its connections' sums.
+fn print_table(p: &Pipeline, who: &str) -> Option<MuxReport> {
+    let report = (0..2).find_map(|lcore| p.stage_report::<MuxReport>(lcore, 0))?;
+    let t = &report.table;
+    println!(
+        "{who} table: live={} accepted={} opened={} cookies_sent={} bad_cookie={} table_full={} idle_closed={} \
+         storage_allocated={} retransmits={} timeouts={}",
+        report.live,
+        t.accepted,
+        t.opened,
+        t.cookies_sent,
+        t.bad_cookie,
+        t.table_full,
+        t.idle_closed,
+        t.storage_allocated,
+        report.connections.retransmits,
+        report.connections.timeouts
+    );
+    Some(report)
+}
+
+/// The server process of `--connections`.
+pub(super) fn run_server(opts: &Options, n: usize) -> Result<bool, String> {
+    let ctl = ctl_path(&opts.socket);
+    let _ = std::fs::remove_file(&ctl);
+    let listener =
+        std::os::unix::net::UnixListener::bind(&ctl).map_err(|e| format!("control socket {}: {e}", ctl.display()))?;
+    set_faults(opts.faults(opts.seed.wrapping_add(1)));
+    let pipeline = reliable_mux::server::launch(&launch_options(opts, "server")).map_err(|e| e.to_string())?;
+    crate::run::print_file_prefix(pipeline.file_prefix());
+    super::take_over_signals();
+    let ep = reliable_mux::server::endpoints::perf(Duration::from_secs(30)).map_err(|e| format!("endpoint: {e}"))?;
+    let size = opts.size;
+    let app = std::thread::Builder::new()
+        .name("perf-app".to_owned())
+        .spawn(move || serve(&ep, n, size))
+        .map_err(|e| e.to_string())?;
+    let conn = accept_within(&listener, Duration::from_secs(120));
+    let _ = std::fs::remove_file(&ctl);
+    let mut conn = conn.map_err(|e| format!("control socket: {e}"))?;
+    let mut reader = BufReader::new(conn.try_clone().map_err(|e| e.to_string())?);
+    // `idle`: the client has its connections; the application measures, we answer `measured`.
+    // `eos`: the client is done.
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).map(|n| n == 0).unwrap_or(true) || line.trim() == "eos" {
+            break;
+        }
+        if line.trim() == "idle" {
+            IDLE_REQUESTED.store(true, Ordering::Relaxed);
+            let deadline = StdInstant::now() + Duration::from_secs(30);
+            while !IDLE_MEASURED.load(Ordering::Relaxed) && StdInstant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = writeln!(conn, "measured");
+        }
+    }
+    APP_STOP.store(true, Ordering::Relaxed);
+    let served = app.join().map_err(|_| "the application thread panicked".to_owned())?;
+    stop_polling(&pipeline);
+    let _ = writeln!(
+        conn,
+        "report delivered={} bad={} elapsed_ns={} rss_base={} rss_idle={} connected={} answered={} error={}",
+        served.delivered,
+        served.bad,
+        served.elapsed_ns,
+        served.rss_base,
+        served.rss_idle,
+        served.connected,
+        served.answered,
+        served.error.as_deref().unwrap_or("none").replace(' ', "_")
+    );
+    let mut rest = String::new();
+    while reader.read_line(&mut rest).map(|n| n > 0).unwrap_or(false) {
+        rest.clear();
+    }
+    let reported = print_table(&pipeline, "server").is_some();
+    Ok(close(pipeline, "server") && served.error.is_none() && reported)
+}
+
+/// What the server's application saw.
+#[derive(Debug, Default)]
+struct Served {
+    delivered: u64,
+    bad: u64,
+    elapsed_ns: u64,
+    rss_base: u64,
+    rss_idle: u64,
+    connected: usize,
+    answered: usize,
+    error: Option<String>,
+}
+
+/// The server's application: check every message of every connection, answer each connection's end
+/// with its count and digest.
+fn serve(ep: &ReliableMuxEndpoint, n: usize, size: usize) -> Served {
+    let mut s = Served { rss_base: resident_bytes(), ..Served::default() };
+    let mut states = States::with_capacity(n);
+    let (mut first, mut last) = (None, None);
+    let mut last_connect = StdInstant::now();
+    let mut answers: Vec<ConnHandle> = Vec::new();
+    let mut gather: Vec<u8> = Vec::with_capacity(size);
+    loop {
+        if APP_STOP.load(Ordering::Relaxed) {
+            break;
+        }
+        // Idle memory: asked for once the client has its connections; measured once this side has
+        // them all too (the last ones may still be on the wire), or after 10 s without.
+        if IDLE_REQUESTED.load(Ordering::Relaxed)
+            && !IDLE_MEASURED.load(Ordering::Relaxed)
+            && (s.connected >= n || last_connect.elapsed() > Duration::from_secs(10))
+        {
+            s.rss_idle = resident_bytes();
+            IDLE_MEASURED.store(true, Ordering::Relaxed);
+        }
+        // Answers that found the queue full are retried first.
+        answers.retain(|&h| answer(ep, &mut states, h).is_err());
+        let ev = match ep.recv(Duration::from_millis(1)) {
+            Ok(ev) => ev,
+            Err(EndpointError::WouldBlock | EndpointError::TimedOut) => continue,
+            Err(e) => {
+                s.error = Some(format!("endpoint: {e}"));
+                break;
+            }
+        };
+        let h = ev.conn;
+        match &ev.event {
+            Event::Connected => {
+                states.insert(h);
+                s.connected += 1;
+                last_connect = StdInstant::now();
+                continue;
+            }
+            Event::PeerClosed => {
+                if answer(ep, &mut states, h).is_err() {
+                    answers.push(h);
+                }
+                continue;
+            }
+            Event::Closed => continue,
+            Event::Reset(r) => {
+                s.error = Some(format!("connection {} reset: {r:?}", h.index()));
+                continue;
+            }
+            Event::Failed => {
+                s.error = Some(format!("connection {} failed", h.index()));
+                continue;
+            }
+            Event::Message(_) | Event::Messages(_) => {}
+        }
+        let Some(st) = states.get(h) else {
+            s.bad += 1;
+            continue;
+        };
+        let now = StdInstant::now();
+        first.get_or_insert(now);
+        last = Some(now);
+        for message in ev.event.messages() {
+            // A message of one segment (every one that fits a packet) is read in place.
+            let mut segments = message;
+            let first = segments.next().unwrap_or_default();
+            let msg: &[u8] = match segments.next() {
+                None => first,
+                Some(second) => {
+                    gather.clear();
+                    gather.extend_from_slice(first);
+                    gather.extend_from_slice(second);
+                    segments.for_each(|seg| gather.extend_from_slice(seg));
+                    &gather
+                }
+            };
+            if msg.len() != size || message_header(msg).0 != st.count || !pattern_ok(msg, st.count) {
+                s.bad += 1;
+            }
+            st.digest.update(msg);
+            st.count += 1;
+            s.delivered += 1;
+        }
+    }
+    s.answered = states.iter().filter(|st| st.done).count();
+    if let (Some(a), Some(b)) = (first, last) {
+        s.elapsed_ns = b.duration_since(a).as_nanos() as u64;
+    }
+    s
+}
+
+/// Sends connection `h` its count and digest and closes it.
+fn answer(ep: &ReliableMuxEndpoint, states: &mut States, h: ConnHandle) -> Result<(), EndpointError> {
+    let Some(st) = states.get(h) else { return Ok(()) };
+    if st.done {
+        return Ok(());
+    }
+    let mut report = [0u8; REPORT_LEN];
+    report[..8].copy_from_slice(&st.count.to_le_bytes());
+    report[8..].copy_from_slice(&st.digest.value().to_le_bytes());
+    ep.try_send(h, &report)?;
+    st.done = true;
+    ep.close(h, Duration::from_secs(1))
+}
+
+/// The client process of `--connections`.
+pub(super) fn run_client(opts: &Options, n: usize) -> Result<bool, String> {
+    let ctl_file = ctl_path(&opts.socket);
+    let deadline = StdInstant::now() + Duration::from_secs(20);
+    let mut ctl = loop {
+        match UnixStream::connect(&ctl_file) {
+            Ok(s) => break s,
+            Err(e) if StdInstant::now() > deadline => {
+                return Err(format!("control socket {} (is the server running?): {e}", ctl_file.display()))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    };
+    while !opts.socket.exists() {
+        if StdInstant::now() > deadline {
+            return Err(format!("the server never opened {}", opts.socket.display()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    set_faults(opts.faults(opts.seed));
+    let pipeline = reliable_mux::client::launch(&launch_options(opts, "client")).map_err(|e| e.to_string())?;
+    crate::run::print_file_prefix(pipeline.file_prefix());
+    super::take_over_signals();
+    let ep = reliable_mux::client::endpoints::perf(Duration::from_secs(30)).map_err(|e| format!("endpoint: {e}"))?;
+    println!(
+        "rosette-perf: channel=reliable connections={n} size={} seconds={} over net_memif ({}), pipeline \
+         perf_reliable_mux.yaml: client worker lcore 1, server worker lcore 0",
+        opts.size,
+        opts.seconds,
+        opts.socket.display()
+    );
+    let out = drive_client(&ep, n, opts, &mut ctl);
+    let _ = writeln!(ctl, "eos");
+    let mut line = String::new();
+    let _ = BufReader::new(ctl.try_clone().map_err(|e| e.to_string())?).read_line(&mut line);
+    stop_polling(&pipeline);
+    print_table(&pipeline, "client");
+    let clean = close(pipeline, "client");
+    drop(ctl);
+    report(opts, n, &out, &line).map(|ok| ok && clean)
+}
+
+/// What the client's application did.
+#[derive(Debug, Default)]
+struct Sent {
+    sent: u64,
+    matched: usize,
+    established: usize,
+    rss_base: u64,
+    rss_idle: u64,
+    error: Option<String>,
+}
+
+fn drive_client(ep: &ReliableMuxEndpoint, n: usize, opts: &Options, ctl: &mut UnixStream) -> Sent {
+    let mut out = Sent { rss_base: resident_bytes(), ..Sent::default() };
+    let mut states = States::with_capacity(n);
+    let mut handles: Vec<ConnHandle> = Vec::with_capacity(n);
+    // 1. Open: the stage opened one; ask for the rest.
+    for _ in 1..n {
+        if let Err(e) = ep.open(Duration::from_secs(10)) {
+            out.error = Some(format!("open: {e}"));
+            return out;
+        }
+    }
+    let deadline = StdInstant::now() + Duration::from_secs(60);
+    while handles.len() < n {
+        if StdInstant::now() > deadline || INTERRUPTED.load(Ordering::Relaxed) {
+            out.error = Some(format!("only {} of {n} connections were established", handles.len()));
+            return out;
+        }
+        match ep.recv(Duration::from_millis(10)) {
+            Ok(ev) => match ev.event {
+                Event::Connected => {
+                    states.insert(ev.conn);
+                    handles.push(ev.conn);
+                }
+                other => {
+                    out.error = Some(format!("while connecting: {other:?}"));
+                    return out;
+                }
+            },
+            Err(EndpointError::WouldBlock | EndpointError::TimedOut) => {}
+            Err(e) => {
+                out.error = Some(format!("endpoint: {e}"));
+                return out;
+            }
+        }
+    }
+    out.established = handles.len();
+    // 2. Idle: both sides measure (the server when it has them all too).
+    std::thread::sleep(Duration::from_millis(200));
+    out.rss_idle = resident_bytes();
+    let mut answer = String::new();
+    let measured = writeln!(ctl, "idle").is_ok()
+        && ctl.try_clone().is_ok_and(|c| BufReader::new(c).read_line(&mut answer).is_ok())
+        && answer.trim() == "measured";
+    if !measured {
+        out.error = Some("the server did not measure its idle connections".to_owned());
+        return out;
+    }
+    // 3. Send.
+    let size = opts.size;
+    let per_turn = batch(size, rosette::channel::conn::Config::default().mss);
+    let start = StdInstant::now();
+    let until = Duration::from_secs_f64(opts.seconds);
+    let mut msg = vec![0u8; size];
+    'send: while (opts.seconds == 0.0 || start.elapsed() < until) && !INTERRUPTED.load(Ordering::Relaxed) {
+        let mut progress = false;
+        for &h in &handles {
+            let Some(st) = states.get(h) else { continue };
+            for _ in 0..per_turn {
+                fill_message(&mut msg, st.count, 0);
+                match ep.try_send(h, &msg) {
+                    Ok(()) => {
+                        st.digest.update(&msg);
+                        st.count += 1;
+                        out.sent += 1;
+                        progress = true;
+                    }
+                    Err(EndpointError::WouldBlock | EndpointError::NoBuffers) => break,
+                    Err(e) => {
+                        out.error = Some(format!("send: {e}"));
+                        break 'send;
+                    }
+                }
+            }
+        }
+        if let Err(e) = drain(ep, &mut states, &mut out) {
+            out.error = Some(e);
+            break;
+        }
+        if !progress {
+            std::thread::sleep(Duration::from_micros(20));
+        }
+    }
+    // 4. Close every connection; the server answers each with what it received.
+    for &h in &handles {
+        if let Err(e) = ep.close(h, Duration::from_secs(10)) {
+            out.error.get_or_insert(format!("close: {e}"));
+        }
+    }
+    let deadline = StdInstant::now() + Duration::from_secs(60);
+    while states.iter().filter(|s| s.done).count() < handles.len() && StdInstant::now() < deadline {
+        if let Err(e) = drain(ep, &mut states, &mut out) {
+            out.error.get_or_insert(e);
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    out.matched = states.iter().filter(|s| s.matched).count();
+    out
+}
+
+/// Takes the client's deliveries: the server's per-connection reports.
+fn drain(ep: &ReliableMuxEndpoint, states: &mut States, out: &mut Sent) -> Result<(), String> {
+    loop {
+        let ev = match ep.try_recv() {
+            Ok(ev) => ev,
+            Err(EndpointError::WouldBlock) => return Ok(()),
+            Err(e) => return Err(format!("endpoint: {e}")),
+        };
+        let Some(st) = states.get(ev.conn) else { continue };
+        match &ev.event {
+            // Once the server's report is in, how the connection ends does not matter to the result.
+            Event::Reset(_) | Event::Failed if st.done => continue,
+            Event::Reset(r) => return Err(format!("connection {} reset: {r:?}", ev.conn.index())),
+            Event::Failed => return Err(format!("connection {} failed", ev.conn.index())),
+            _ => {}
+        }
+        for message in ev.event.messages() {
+            let bytes: Vec<u8> = message.flat_map(|s| s.iter().copied()).collect();
+            if bytes.len() == REPORT_LEN {
+                let count = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
+                let digest = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
+                st.matched = count == st.count && digest == st.digest.value();
+                if !st.matched {
+                    eprintln!("rosette-perf: connection {}: the server received {count} messages (digest {digest:016x}), {} were sent (digest {:016x})", ev.conn.index(), st.count, st.digest.value());
+                }
+                st.done = true;
+            } else {
+                out.error.get_or_insert(format!("connection {}: a {}-byte message", ev.conn.index(), bytes.len()));
+            }
+        }
+    }
+}
+
+/// The server's answer to `eos`, parsed.
+#[derive(Debug, Default)]
+struct ServerLine {
+    delivered: u64,
+    bad: u64,
+    elapsed_ns: u64,
+    rss_base: u64,
+    rss_idle: u64,
+    connected: usize,
+    error: Option<String>,
+}
+
+fn parse_line(line: &str) -> Option<ServerLine> {
+    let mut r = ServerLine::default();
+    let mut fields = line.split_whitespace();
+    if fields.next() != Some("report") {
+        return None;
+    }
+    for f in fields {
+        let (k, v) = f.split_once('=')?;
+        match k {
+            "delivered" => r.delivered = v.parse().ok()?,
+            "bad" => r.bad = v.parse().ok()?,
+            "elapsed_ns" => r.elapsed_ns = v.parse().ok()?,
+            "rss_base" => r.rss_base = v.parse().ok()?,
+            "rss_idle" => r.rss_idle = v.parse().ok()?,
+            "connected" => r.connected = v.parse().ok()?,
+            "error" if v != "none" => r.error = Some(v.replace('_', " ")),
+            _ => {}
+        }
+    }
+    Some(r)
+}
+
+/// Prints the result line; true when every connection's digest matched and nothing was lost.
+fn report(opts: &Options, n: usize, out: &Sent, line: &str) -> Result<bool, String> {
+    if let Some(e) = &out.error {
+        eprintln!("rosette-perf: {e}");
+    }
+    let r = parse_line(line).ok_or("the server never answered end of stream (no report)")?;
+    if let Some(e) = &r.error {
+        eprintln!("rosette-perf server: {e}");
+    }
+    let per_conn = |base: u64, idle: u64| if idle > base { (idle - base) / n as u64 } else { 0 };
+    let rate = r.delivered as f64 / (r.elapsed_ns as f64 / 1e9).max(1e-9);
+    let ok = out.matched == n && r.delivered == out.sent && r.bad == 0 && out.error.is_none() && r.error.is_none();
+    println!(
+        "channel=reliable connections={n} sent={} delivered={} bad={} digest={} digests_matched={} msgs_per_s={:.0} \
+         ns_per_msg={:.1} server_rss_per_conn_bytes={} client_rss_per_conn_bytes={} size={}",
+        out.sent,
+        r.delivered,
+        r.bad,
+        if ok { "match" } else { "MISMATCH" },
+        out.matched,
+        rate,
+        1e9 / rate.max(1e-9),
+        per_conn(r.rss_base, r.rss_idle),
+        per_conn(out.rss_base, out.rss_idle),
+        opts.size
+    );
+    if r.connected != n {
+        eprintln!("rosette-perf: the server saw {} of {n} connections", r.connected);
+    }
+    Ok(ok)
+}
