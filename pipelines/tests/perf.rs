@@ -265,3 +265,45 @@ fn result_line_fields_parse() {
     );
     assert_eq!(field(&f, "delivered"), "3");
 }
+
+/// `--connections`: many reliable connections through one listener, on the declared
+/// `reliable_mux` pipelines; every connection's digest must match and both processes end clean.
+fn connections(n: &str, extra: &[&str]) -> (String, Vec<(String, String)>) {
+    let mut args = vec!["--connections", n, "--seconds", "0.5"];
+    args.extend_from_slice(extra);
+    let (ok, stdout, stderr) = run_perf(&args, Duration::from_secs(150));
+    assert!(!stderr.contains("mbufs not returned"), "mbufs leaked:\n{stderr}");
+    assert!(!stderr.contains("Invalid memory"), "a DPDK free failed during teardown:\n{stderr}");
+    assert!(ok, "rosette-perf exited with failure:\n{stdout}\n{stderr}");
+    let fields = result_fields(&stdout);
+    assert_eq!(field(&fields, "connections"), n);
+    assert_eq!(field(&fields, "digest"), "match", "{stdout}");
+    assert_eq!(field(&fields, "digests_matched"), n, "{stdout}");
+    assert_eq!(field(&fields, "sent"), field(&fields, "delivered"), "{stdout}");
+    assert_eq!(field(&fields, "bad"), "0", "{stdout}");
+    let server = stdout.lines().find(|l| l.starts_with("server table:")).expect("the server's table line");
+    assert!(server.contains(&format!("accepted={n} ")), "every connection accepted once:\n{server}");
+    (stdout, fields)
+}
+
+#[test]
+fn many_connections_through_one_listener_deliver_every_message() {
+    let (_, fields) = connections("300", &[]);
+    let per_conn: u64 = field(&fields, "server_rss_per_conn_bytes").parse().expect("a number");
+    assert!(per_conn > 0, "the idle memory was measured: {fields:?}");
+}
+
+#[test]
+fn a_flood_of_forged_attempts_leaves_the_connections_intact() {
+    let (stdout, _) = connections("50", &["--forge-rate", "50000"]);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("ratio flooded/undisturbed msgs_per_s: "))
+        .unwrap_or_else(|| panic!("no ratio in:\n{stdout}"));
+    let ratio: f64 = line.rsplit(' ').next().unwrap_or_default().parse().expect("a number");
+    assert!(ratio > 0.0, "{line}");
+    // The flooded rounds' servers answered the forged Syns with cookies and kept no state for them.
+    let flooded = stdout.lines().filter(|l| l.starts_with("server table:")).find(|l| !l.contains("bad_cookie=0 "));
+    let flooded = flooded.unwrap_or_else(|| panic!("no flooded round's server table in:\n{stdout}"));
+    assert!(flooded.contains("accepted=50 "), "no forged attempt was accepted:\n{flooded}");
+}

@@ -64,6 +64,12 @@ pub struct PerfArgs {
     /// the resident memory per idle connection.
     #[arg(long, value_name = "N")]
     pub connections: Option<usize>,
+    /// With --connections: forged connection attempts per second at the listener while the genuine
+    /// connections transfer (well-formed Syns from a spoofed host, and data with guessed cookies).
+    /// Runs the transfer without and with the flood, in interleaved rounds (2 of each), and prints
+    /// the ratio of the median rates, flooded over undisturbed.
+    #[arg(long, value_name = "R")]
+    pub forge_rate: Option<u64>,
     /// Runs only the server (receiver) side.
     #[arg(long, conflicts_with = "client")]
     pub server: bool,

@@ -30,8 +30,12 @@ use rosette::pipeline::Pipeline;
 use rosette::wire::packed::record_len;
 
 use super::declared::reliable_mux;
+use super::forge::{FORGED, FORGE_ENV, FORGING};
 use super::stats::{fill_message, message_header, pattern_ok, Digest};
-use super::{accept_within, close, ctl_path, launch_options, set_faults, stop_polling, Options, APP_STOP, INTERRUPTED};
+use super::{
+    accept_within, close, ctl_path, field, launch_options, median, run_child_pair, set_faults, stop_polling, Echo,
+    Options, APP_STOP, INTERRUPTED,
+};
 
 /// Set by the server's main thread when the client says its connections are up and idle; the
 /// application then measures and sets [`IDLE_MEASURED`].
@@ -103,13 +107,16 @@ fn print_table(p: &Pipeline, who: &str) -> Option<MuxReport> {
     let report = (0..2).find_map(|lcore| p.stage_report::<MuxReport>(lcore, 0))?;
     let t = &report.table;
     println!(
-        "{who} table: live={} accepted={} opened={} cookies_sent={} bad_cookie={} table_full={} idle_closed={} \
-         storage_allocated={} retransmits={} timeouts={}",
+        "{who} table: live={} accepted={} opened={} cookies_sent={} bad_syn={} bad_cookie={} stale={} \
+         replies_dropped={} table_full={} idle_closed={} storage_allocated={} retransmits={} timeouts={}",
         report.live,
         t.accepted,
         t.opened,
         t.cookies_sent,
+        t.bad_syn,
         t.bad_cookie,
+        t.stale,
+        t.replies_dropped,
         t.table_full,
         t.idle_closed,
         t.storage_allocated,
@@ -318,6 +325,11 @@ pub(super) fn run_client(opts: &Options, n: usize) -> Result<bool, String> {
         std::thread::sleep(Duration::from_millis(10));
     }
     set_faults(opts.faults(opts.seed));
+    // The process is single-threaded here: no lcore or application thread runs yet.
+    match opts.forge_rate {
+        Some(r) => std::env::set_var(FORGE_ENV, r.to_string()),
+        None => std::env::remove_var(FORGE_ENV),
+    }
     let pipeline = reliable_mux::client::launch(&launch_options(opts, "client")).map_err(|e| e.to_string())?;
     crate::run::print_file_prefix(pipeline.file_prefix());
     super::take_over_signals();
@@ -344,6 +356,8 @@ pub(super) fn run_client(opts: &Options, n: usize) -> Result<bool, String> {
 #[derive(Debug, Default)]
 struct Sent {
     sent: u64,
+    /// Length of the sending phase (the flood's), seconds.
+    send_seconds: f64,
     matched: usize,
     established: usize,
     rss_base: u64,
@@ -403,6 +417,7 @@ fn drive_client(ep: &ReliableMuxEndpoint, n: usize, opts: &Options, ctl: &mut Un
     let per_turn = batch(size, rosette::channel::conn::Config::default().mss);
     let start = StdInstant::now();
     let until = Duration::from_secs_f64(opts.seconds);
+    FORGING.store(true, Ordering::Relaxed);
     let mut msg = vec![0u8; size];
     'send: while (opts.seconds == 0.0 || start.elapsed() < until) && !INTERRUPTED.load(Ordering::Relaxed) {
         let mut progress = false;
@@ -433,6 +448,8 @@ fn drive_client(ep: &ReliableMuxEndpoint, n: usize, opts: &Options, ctl: &mut Un
             std::thread::sleep(Duration::from_micros(20));
         }
     }
+    FORGING.store(false, Ordering::Relaxed);
+    out.send_seconds = start.elapsed().as_secs_f64();
     // 4. Close every connection; the server answers each with what it received.
     for &h in &handles {
         if let Err(e) = ep.close(h, Duration::from_secs(10)) {
@@ -532,7 +549,8 @@ fn report(opts: &Options, n: usize, out: &Sent, line: &str) -> Result<bool, Stri
     let ok = out.matched == n && r.delivered == out.sent && r.bad == 0 && out.error.is_none() && r.error.is_none();
     println!(
         "channel=reliable connections={n} sent={} delivered={} bad={} digest={} digests_matched={} msgs_per_s={:.0} \
-         ns_per_msg={:.1} server_rss_per_conn_bytes={} client_rss_per_conn_bytes={} size={}",
+         ns_per_msg={:.1} server_rss_per_conn_bytes={} client_rss_per_conn_bytes={} size={} forged={} \
+         forged_per_s={:.0}",
         out.sent,
         r.delivered,
         r.bad,
@@ -542,10 +560,48 @@ fn report(opts: &Options, n: usize, out: &Sent, line: &str) -> Result<bool, Stri
         1e9 / rate.max(1e-9),
         per_conn(r.rss_base, r.rss_idle),
         per_conn(out.rss_base, out.rss_idle),
-        opts.size
+        opts.size,
+        FORGED.load(Ordering::Relaxed),
+        FORGED.load(Ordering::Relaxed) as f64 / out.send_seconds.max(1e-9)
     );
     if r.connected != n {
         eprintln!("rosette-perf: the server saw {} of {n} connections", r.connected);
     }
     Ok(ok)
+}
+
+/// Rounds of each kind `--forge-rate` runs.
+const FORGE_ROUNDS: usize = 2;
+
+/// `--forge-rate R`: the same transfer without and with the flood, in interleaved rounds; returns
+/// the lines to print (the ratio of the median rates, flooded over undisturbed). A round whose
+/// digests do not all match fails the whole comparison.
+pub(super) fn compare_forged(opts: &Options) -> Result<Vec<String>, String> {
+    let calm_opts = Options { forge_rate: None, ..opts.clone() };
+    let (mut calm, mut flooded, mut forged) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..FORGE_ROUNDS {
+        // Alternate which goes first, so a drift of the machine favours neither.
+        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
+        for with_flood in order {
+            let echo = if round == 0 { Echo::Live } else { Echo::Quiet };
+            let f = run_child_pair(if with_flood { opts } else { &calm_opts }, echo)?;
+            let rate: f64 = field(&f, "msgs_per_s")?;
+            if with_flood {
+                flooded.push(rate);
+                forged.push(field::<f64>(&f, "forged_per_s")?);
+            } else {
+                calm.push(rate);
+            }
+        }
+    }
+    let list = |v: &[f64]| v.iter().map(|r| format!("{:.2}", r / 1e6)).collect::<Vec<_>>().join(" ");
+    Ok(vec![
+        format!(
+            "undisturbed vs flooded, interleaved rounds: msgs_per_s (M) undisturbed {} | flooded {} (forged attempts per second: {})",
+            list(&calm),
+            list(&flooded),
+            forged.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(" ")
+        ),
+        format!("ratio flooded/undisturbed msgs_per_s: {:.2}", median(&flooded) / median(&calm).max(1e-9)),
+    ])
 }

@@ -49,6 +49,7 @@
 pub mod app;
 pub mod args;
 mod conns;
+pub mod forge;
 pub mod kernel;
 pub mod lcore;
 pub mod raw;
@@ -202,6 +203,8 @@ pub struct Options {
     pub app: AppMode,
     /// `--connections N`: many connections through one listener ([`conns`]).
     pub connections: Option<usize>,
+    /// `--forge-rate R`: forged connection attempts per second at the listener ([`forge`]).
+    pub forge_rate: Option<u64>,
 }
 
 /// Where the application sends and receives from.
@@ -287,6 +290,9 @@ impl Options {
                 return Err("--connections runs alone, with the application on a thread".to_owned());
             }
         }
+        if args.forge_rate.is_some() && args.connections.is_none() {
+            return Err("--forge-rate floods the listener of --connections".to_owned());
+        }
         Ok(Options {
             channel,
             size,
@@ -311,6 +317,7 @@ impl Options {
                 other => return Err(format!("--app takes thread or lcore, not {other:?}")),
             },
             connections: args.connections,
+            forge_rate: args.forge_rate,
         })
     }
 
@@ -350,6 +357,9 @@ impl Options {
         ];
         if let Some(n) = self.connections {
             a.push(format!("--connections={n}"));
+        }
+        if let Some(r) = self.forge_rate {
+            a.push(format!("--forge-rate={r}"));
         }
         if let Some(m) = self.memory_name() {
             a.push(format!("--memory={m}"));
@@ -419,6 +429,18 @@ pub fn run(opts: &Options) -> i32 {
             // This process starts no EAL of its own: each run is a pair of child processes (which
             // inherit an unpinned CPU set), and the kernel baselines run here on plain threads.
             take_over_signals();
+            if opts.forge_rate.is_some() {
+                return match conns::compare_forged(opts) {
+                    Ok(lines) => {
+                        lines.iter().for_each(|l| println!("{l}"));
+                        0
+                    }
+                    Err(e) => {
+                        eprintln!("rosette-perf: {e}");
+                        1
+                    }
+                };
+            }
             let main = match run_child_pair(opts, Echo::Live) {
                 Ok(fields) => fields,
                 Err(e) => {
