@@ -70,6 +70,10 @@ pub struct PerfArgs {
     /// the ratio of the median rates, flooded over undisturbed.
     #[arg(long, value_name = "R")]
     pub forge_rate: Option<u64>,
+    /// With --connections: listener lcores, 1 or 2 (perf_reliable_mux_2q.yaml: two queue pairs,
+    /// one listener per server lcore, the client's dialers on the queue their hash picks).
+    #[arg(long, value_name = "K")]
+    pub lcores: Option<usize>,
     /// Runs only the server (receiver) side.
     #[arg(long, conflicts_with = "client")]
     pub server: bool,

@@ -19,7 +19,7 @@
 //! the resident memory per idle connection of each side.
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant as StdInstant};
 
 use rosette::channel::mux::ConnHandle;
@@ -29,7 +29,7 @@ use rosette::pipeline::mux::MuxReport;
 use rosette::pipeline::Pipeline;
 use rosette::wire::packed::record_len;
 
-use super::declared::reliable_mux;
+use super::declared::{reliable_mux, reliable_mux_2q};
 use super::forge::{FORGED, FORGE_ENV, FORGING};
 use super::stats::{fill_message, message_header, pattern_ok, Digest};
 use super::{
@@ -37,10 +37,8 @@ use super::{
     Options, APP_STOP, INTERRUPTED,
 };
 
-/// Set by the server's main thread when the client says its connections are up and idle; the
-/// application then measures and sets [`IDLE_MEASURED`].
-static IDLE_REQUESTED: AtomicBool = AtomicBool::new(false);
-static IDLE_MEASURED: AtomicBool = AtomicBool::new(false);
+/// Connections the server's application threads have seen established.
+static CONNECTED: AtomicUsize = AtomicUsize::new(0);
 
 /// The bytes of the per-connection report the server sends back: messages received, their digest.
 const REPORT_LEN: usize = 16;
@@ -102,28 +100,79 @@ fn batch(size: usize, mss: usize) -> usize {
     (2 * (mss / record_len(size)).max(1)).max(1)
 }
 
-/// Prints the table's counters (accepted, cookies, forged, idle) and its connections' sums.
-fn print_table(p: &Pipeline, who: &str) -> Option<MuxReport> {
-    let report = (0..2).find_map(|lcore| p.stage_report::<MuxReport>(lcore, 0))?;
-    let t = &report.table;
-    println!(
-        "{who} table: live={} accepted={} opened={} cookies_sent={} bad_syn={} bad_cookie={} stale={} \
-         replies_dropped={} table_full={} idle_closed={} storage_allocated={} retransmits={} timeouts={}",
-        report.live,
-        t.accepted,
-        t.opened,
-        t.cookies_sent,
-        t.bad_syn,
-        t.bad_cookie,
-        t.stale,
-        t.replies_dropped,
-        t.table_full,
-        t.idle_closed,
-        t.storage_allocated,
-        report.connections.retransmits,
-        report.connections.timeouts
-    );
-    Some(report)
+/// Prints each table's counters (accepted, cookies, forged, idle) and its connections' sums, one
+/// line per lcore; false when no table reported.
+fn print_tables(p: &Pipeline, who: &str) -> bool {
+    let mut any = false;
+    for lcore in 0..3 {
+        for index in 0..8 {
+            let Some(report) = p.stage_report::<MuxReport>(lcore, index) else { continue };
+            any = true;
+            let t = &report.table;
+            println!(
+                "{who} table: lcore={lcore} live={} accepted={} opened={} cookies_sent={} bad_syn={} bad_cookie={} \
+                 stale={} replies_dropped={} table_full={} idle_closed={} storage_allocated={} retransmits={} \
+                 timeouts={}",
+                report.live,
+                t.accepted,
+                t.opened,
+                t.cookies_sent,
+                t.bad_syn,
+                t.bad_cookie,
+                t.stale,
+                t.replies_dropped,
+                t.table_full,
+                t.idle_closed,
+                t.storage_allocated,
+                report.connections.retransmits,
+                report.connections.timeouts
+            );
+        }
+    }
+    any
+}
+
+/// `n` connections split over `k` tables, as evenly as can be.
+fn shares(n: usize, k: usize) -> Vec<usize> {
+    (0..k).map(|i| n / k + usize::from(i < n % k)).collect()
+}
+
+/// The server's pipeline for `--lcores` and its listeners' endpoints, one per lcore.
+fn launch_server(opts: &Options) -> Result<(Pipeline, Vec<ReliableMuxEndpoint>), String> {
+    let t = Duration::from_secs(30);
+    let e = |r: Result<ReliableMuxEndpoint, EndpointError>| r.map_err(|e| format!("endpoint: {e}"));
+    let o = launch_options(opts, "server");
+    let (p, eps) = if opts.lcores == 2 {
+        let p = reliable_mux_2q::server::launch(&o).map_err(|e| e.to_string())?;
+        let eps =
+            vec![e(reliable_mux_2q::server::endpoints::perf0(t))?, e(reliable_mux_2q::server::endpoints::perf1(t))?];
+        (p, eps)
+    } else {
+        let p = reliable_mux::server::launch(&o).map_err(|e| e.to_string())?;
+        let eps = vec![e(reliable_mux::server::endpoints::perf(t))?];
+        (p, eps)
+    };
+    crate::run::print_file_prefix(p.file_prefix());
+    Ok((p, eps))
+}
+
+/// The client's pipeline and its dialers' endpoints, one per queue.
+fn launch_client(opts: &Options) -> Result<(Pipeline, Vec<ReliableMuxEndpoint>), String> {
+    let t = Duration::from_secs(30);
+    let e = |r: Result<ReliableMuxEndpoint, EndpointError>| r.map_err(|e| format!("endpoint: {e}"));
+    let o = launch_options(opts, "client");
+    let (p, eps) = if opts.lcores == 2 {
+        let p = reliable_mux_2q::client::launch(&o).map_err(|e| e.to_string())?;
+        let eps =
+            vec![e(reliable_mux_2q::client::endpoints::perf0(t))?, e(reliable_mux_2q::client::endpoints::perf1(t))?];
+        (p, eps)
+    } else {
+        let p = reliable_mux::client::launch(&o).map_err(|e| e.to_string())?;
+        let eps = vec![e(reliable_mux::client::endpoints::perf(t))?];
+        (p, eps)
+    };
+    crate::run::print_file_prefix(p.file_prefix());
+    Ok((p, eps))
 }
 
 /// The server process of `--connections`.
@@ -133,20 +182,26 @@ pub(super) fn run_server(opts: &Options, n: usize) -> Result<bool, String> {
     let listener =
         std::os::unix::net::UnixListener::bind(&ctl).map_err(|e| format!("control socket {}: {e}", ctl.display()))?;
     set_faults(opts.faults(opts.seed.wrapping_add(1)));
-    let pipeline = reliable_mux::server::launch(&launch_options(opts, "server")).map_err(|e| e.to_string())?;
-    crate::run::print_file_prefix(pipeline.file_prefix());
+    let (pipeline, eps) = launch_server(opts)?;
     super::take_over_signals();
-    let ep = reliable_mux::server::endpoints::perf(Duration::from_secs(30)).map_err(|e| format!("endpoint: {e}"))?;
+    let rss_base = resident_bytes();
     let size = opts.size;
-    let app = std::thread::Builder::new()
-        .name("perf-app".to_owned())
-        .spawn(move || serve(&ep, n, size))
-        .map_err(|e| e.to_string())?;
+    // One application thread per listener (per lcore), each expecting its share of the connections.
+    let shares = shares(n, eps.len());
+    let mut apps = Vec::new();
+    for (ep, share) in eps.into_iter().zip(shares) {
+        let app = std::thread::Builder::new()
+            .name("perf-app".to_owned())
+            .spawn(move || serve(&ep, share, size))
+            .map_err(|e| e.to_string())?;
+        apps.push(app);
+    }
     let conn = accept_within(&listener, Duration::from_secs(120));
     let _ = std::fs::remove_file(&ctl);
     let mut conn = conn.map_err(|e| format!("control socket: {e}"))?;
     let mut reader = BufReader::new(conn.try_clone().map_err(|e| e.to_string())?);
-    // `idle`: the client has its connections; the application measures, we answer `measured`.
+    let mut rss_idle = 0;
+    // `idle`: the client has its connections; we measure and answer `measured`.
     // `eos`: the client is done.
     loop {
         let mut line = String::new();
@@ -154,16 +209,26 @@ pub(super) fn run_server(opts: &Options, n: usize) -> Result<bool, String> {
             break;
         }
         if line.trim() == "idle" {
-            IDLE_REQUESTED.store(true, Ordering::Relaxed);
-            let deadline = StdInstant::now() + Duration::from_secs(30);
-            while !IDLE_MEASURED.load(Ordering::Relaxed) && StdInstant::now() < deadline {
+            // Measured once this side has every connection too (the last may still be on the wire).
+            let deadline = StdInstant::now() + Duration::from_secs(10);
+            while CONNECTED.load(Ordering::Relaxed) < n && StdInstant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
+            rss_idle = resident_bytes();
             let _ = writeln!(conn, "measured");
         }
     }
     APP_STOP.store(true, Ordering::Relaxed);
-    let served = app.join().map_err(|_| "the application thread panicked".to_owned())?;
+    let mut served = Served { rss_base, rss_idle, ..Served::default() };
+    for app in apps {
+        let one = app.join().map_err(|_| "the application thread panicked".to_owned())?;
+        served.delivered += one.delivered;
+        served.bad += one.bad;
+        served.elapsed_ns = served.elapsed_ns.max(one.elapsed_ns);
+        served.connected += one.connected;
+        served.answered += one.answered;
+        served.error = served.error.or(one.error);
+    }
     stop_polling(&pipeline);
     let _ = writeln!(
         conn,
@@ -181,7 +246,7 @@ pub(super) fn run_server(opts: &Options, n: usize) -> Result<bool, String> {
     while reader.read_line(&mut rest).map(|n| n > 0).unwrap_or(false) {
         rest.clear();
     }
-    let reported = print_table(&pipeline, "server").is_some();
+    let reported = print_tables(&pipeline, "server");
     Ok(close(pipeline, "server") && served.error.is_none() && reported)
 }
 
@@ -201,24 +266,14 @@ struct Served {
 /// The server's application: check every message of every connection, answer each connection's end
 /// with its count and digest.
 fn serve(ep: &ReliableMuxEndpoint, n: usize, size: usize) -> Served {
-    let mut s = Served { rss_base: resident_bytes(), ..Served::default() };
+    let mut s = Served::default();
     let mut states = States::with_capacity(n);
     let (mut first, mut last) = (None, None);
-    let mut last_connect = StdInstant::now();
     let mut answers: Vec<ConnHandle> = Vec::new();
     let mut gather: Vec<u8> = Vec::with_capacity(size);
     loop {
         if APP_STOP.load(Ordering::Relaxed) {
             break;
-        }
-        // Idle memory: asked for once the client has its connections; measured once this side has
-        // them all too (the last ones may still be on the wire), or after 10 s without.
-        if IDLE_REQUESTED.load(Ordering::Relaxed)
-            && !IDLE_MEASURED.load(Ordering::Relaxed)
-            && (s.connected >= n || last_connect.elapsed() > Duration::from_secs(10))
-        {
-            s.rss_idle = resident_bytes();
-            IDLE_MEASURED.store(true, Ordering::Relaxed);
         }
         // Answers that found the queue full are retried first.
         answers.retain(|&h| answer(ep, &mut states, h).is_err());
@@ -235,7 +290,7 @@ fn serve(ep: &ReliableMuxEndpoint, n: usize, size: usize) -> Served {
             Event::Connected => {
                 states.insert(h);
                 s.connected += 1;
-                last_connect = StdInstant::now();
+                CONNECTED.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             Event::PeerClosed => {
@@ -330,23 +385,23 @@ pub(super) fn run_client(opts: &Options, n: usize) -> Result<bool, String> {
         Some(r) => std::env::set_var(FORGE_ENV, r.to_string()),
         None => std::env::remove_var(FORGE_ENV),
     }
-    let pipeline = reliable_mux::client::launch(&launch_options(opts, "client")).map_err(|e| e.to_string())?;
-    crate::run::print_file_prefix(pipeline.file_prefix());
+    let (pipeline, eps) = launch_client(opts)?;
     super::take_over_signals();
-    let ep = reliable_mux::client::endpoints::perf(Duration::from_secs(30)).map_err(|e| format!("endpoint: {e}"))?;
     println!(
-        "rosette-perf: channel=reliable connections={n} size={} seconds={} over net_memif ({}), pipeline \
-         perf_reliable_mux.yaml: client worker lcore 1, server worker lcore 0",
+        "rosette-perf: channel=reliable connections={n} lcores={} size={} seconds={} over net_memif ({}), pipeline \
+         perf_reliable_mux{}.yaml",
+        opts.lcores,
         opts.size,
         opts.seconds,
-        opts.socket.display()
+        opts.socket.display(),
+        if opts.lcores == 2 { "_2q" } else { "" }
     );
-    let out = drive_client(&ep, n, opts, &mut ctl);
+    let out = drive_client(&eps, n, opts, &mut ctl);
     let _ = writeln!(ctl, "eos");
     let mut line = String::new();
     let _ = BufReader::new(ctl.try_clone().map_err(|e| e.to_string())?).read_line(&mut line);
     stop_polling(&pipeline);
-    print_table(&pipeline, "client");
+    print_tables(&pipeline, "client");
     let clean = close(pipeline, "client");
     drop(ctl);
     report(opts, n, &out, &line).map(|ok| ok && clean)
@@ -365,15 +420,18 @@ struct Sent {
     error: Option<String>,
 }
 
-fn drive_client(ep: &ReliableMuxEndpoint, n: usize, opts: &Options, ctl: &mut UnixStream) -> Sent {
+fn drive_client(eps: &[ReliableMuxEndpoint], n: usize, opts: &Options, ctl: &mut UnixStream) -> Sent {
     let mut out = Sent { rss_base: resident_bytes(), ..Sent::default() };
-    let mut states = States::with_capacity(n);
-    let mut handles: Vec<ConnHandle> = Vec::with_capacity(n);
-    // 1. Open: the stage opened one; ask for the rest.
-    for _ in 1..n {
-        if let Err(e) = ep.open(Duration::from_secs(10)) {
-            out.error = Some(format!("open: {e}"));
-            return out;
+    let shares = shares(n, eps.len());
+    let mut states: Vec<States> = shares.iter().map(|&k| States::with_capacity(k)).collect();
+    let mut handles: Vec<(usize, ConnHandle)> = Vec::with_capacity(n);
+    // 1. Open: each dialer opened one when it started; ask for the rest of its share.
+    for (ep, &share) in eps.iter().zip(&shares) {
+        for _ in 1..share {
+            if let Err(e) = ep.open(Duration::from_secs(10)) {
+                out.error = Some(format!("open: {e}"));
+                return out;
+            }
         }
     }
     let deadline = StdInstant::now() + Duration::from_secs(60);
@@ -382,22 +440,29 @@ fn drive_client(ep: &ReliableMuxEndpoint, n: usize, opts: &Options, ctl: &mut Un
             out.error = Some(format!("only {} of {n} connections were established", handles.len()));
             return out;
         }
-        match ep.recv(Duration::from_millis(10)) {
-            Ok(ev) => match ev.event {
-                Event::Connected => {
-                    states.insert(ev.conn);
-                    handles.push(ev.conn);
-                }
-                other => {
-                    out.error = Some(format!("while connecting: {other:?}"));
+        let mut got = false;
+        for (i, ep) in eps.iter().enumerate() {
+            match ep.try_recv() {
+                Ok(ev) => match ev.event {
+                    Event::Connected => {
+                        states[i].insert(ev.conn);
+                        handles.push((i, ev.conn));
+                        got = true;
+                    }
+                    other => {
+                        out.error = Some(format!("while connecting: {other:?}"));
+                        return out;
+                    }
+                },
+                Err(EndpointError::WouldBlock) => {}
+                Err(e) => {
+                    out.error = Some(format!("endpoint: {e}"));
                     return out;
                 }
-            },
-            Err(EndpointError::WouldBlock | EndpointError::TimedOut) => {}
-            Err(e) => {
-                out.error = Some(format!("endpoint: {e}"));
-                return out;
             }
+        }
+        if !got {
+            std::thread::sleep(Duration::from_micros(200));
         }
     }
     out.established = handles.len();
@@ -412,7 +477,7 @@ fn drive_client(ep: &ReliableMuxEndpoint, n: usize, opts: &Options, ctl: &mut Un
         out.error = Some("the server did not measure its idle connections".to_owned());
         return out;
     }
-    // 3. Send.
+    // 3. Send: round-robin over every connection, a batch each per turn.
     let size = opts.size;
     let per_turn = batch(size, rosette::channel::conn::Config::default().mss);
     let start = StdInstant::now();
@@ -421,11 +486,11 @@ fn drive_client(ep: &ReliableMuxEndpoint, n: usize, opts: &Options, ctl: &mut Un
     let mut msg = vec![0u8; size];
     'send: while (opts.seconds == 0.0 || start.elapsed() < until) && !INTERRUPTED.load(Ordering::Relaxed) {
         let mut progress = false;
-        for &h in &handles {
-            let Some(st) = states.get(h) else { continue };
+        for &(i, h) in &handles {
+            let Some(st) = states[i].get(h) else { continue };
             for _ in 0..per_turn {
                 fill_message(&mut msg, st.count, 0);
-                match ep.try_send(h, &msg) {
+                match eps[i].try_send(h, &msg) {
                     Ok(()) => {
                         st.digest.update(&msg);
                         st.count += 1;
@@ -440,9 +505,11 @@ fn drive_client(ep: &ReliableMuxEndpoint, n: usize, opts: &Options, ctl: &mut Un
                 }
             }
         }
-        if let Err(e) = drain(ep, &mut states, &mut out) {
-            out.error = Some(e);
-            break;
+        for (ep, st) in eps.iter().zip(states.iter_mut()) {
+            if let Err(e) = drain(ep, st, &mut out) {
+                out.error = Some(e);
+                break 'send;
+            }
         }
         if !progress {
             std::thread::sleep(Duration::from_micros(20));
@@ -451,20 +518,22 @@ fn drive_client(ep: &ReliableMuxEndpoint, n: usize, opts: &Options, ctl: &mut Un
     FORGING.store(false, Ordering::Relaxed);
     out.send_seconds = start.elapsed().as_secs_f64();
     // 4. Close every connection; the server answers each with what it received.
-    for &h in &handles {
-        if let Err(e) = ep.close(h, Duration::from_secs(10)) {
+    for &(i, h) in &handles {
+        if let Err(e) = eps[i].close(h, Duration::from_secs(10)) {
             out.error.get_or_insert(format!("close: {e}"));
         }
     }
+    let done = |states: &[States]| states.iter().map(|s| s.iter().filter(|c| c.done).count()).sum::<usize>();
     let deadline = StdInstant::now() + Duration::from_secs(60);
-    while states.iter().filter(|s| s.done).count() < handles.len() && StdInstant::now() < deadline {
-        if let Err(e) = drain(ep, &mut states, &mut out) {
-            out.error.get_or_insert(e);
-            break;
+    while done(&states) < handles.len() && StdInstant::now() < deadline {
+        for (ep, st) in eps.iter().zip(states.iter_mut()) {
+            if let Err(e) = drain(ep, st, &mut out) {
+                out.error.get_or_insert(e);
+            }
         }
         std::thread::sleep(Duration::from_micros(100));
     }
-    out.matched = states.iter().filter(|s| s.matched).count();
+    out.matched = states.iter().map(|s| s.iter().filter(|c| c.matched).count()).sum();
     out
 }
 
@@ -491,7 +560,13 @@ fn drain(ep: &ReliableMuxEndpoint, states: &mut States, out: &mut Sent) -> Resul
                 let digest = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
                 st.matched = count == st.count && digest == st.digest.value();
                 if !st.matched {
-                    eprintln!("rosette-perf: connection {}: the server received {count} messages (digest {digest:016x}), {} were sent (digest {:016x})", ev.conn.index(), st.count, st.digest.value());
+                    eprintln!(
+                        "rosette-perf: connection {}: the server received {count} messages (digest {digest:016x}), \
+                         {} were sent (digest {:016x})",
+                        ev.conn.index(),
+                        st.count,
+                        st.digest.value()
+                    );
                 }
                 st.done = true;
             } else {
@@ -548,9 +623,10 @@ fn report(opts: &Options, n: usize, out: &Sent, line: &str) -> Result<bool, Stri
     let rate = r.delivered as f64 / (r.elapsed_ns as f64 / 1e9).max(1e-9);
     let ok = out.matched == n && r.delivered == out.sent && r.bad == 0 && out.error.is_none() && r.error.is_none();
     println!(
-        "channel=reliable connections={n} sent={} delivered={} bad={} digest={} digests_matched={} msgs_per_s={:.0} \
+        "channel=reliable connections={n} lcores={} sent={} delivered={} bad={} digest={} digests_matched={} msgs_per_s={:.0} \
          ns_per_msg={:.1} server_rss_per_conn_bytes={} client_rss_per_conn_bytes={} size={} forged={} \
          forged_per_s={:.0}",
+        opts.lcores,
         out.sent,
         r.delivered,
         r.bad,
@@ -604,4 +680,29 @@ pub(super) fn compare_forged(opts: &Options) -> Result<Vec<String>, String> {
         ),
         format!("ratio flooded/undisturbed msgs_per_s: {:.2}", median(&flooded) / median(&calm).max(1e-9)),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rosette::net::rss::source_port_for_queue;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    /// perf_reliable_mux_2q.yaml's dialers declare the source ports whose 4-tuples hash to their
+    /// queues; if the hash or the addresses change, this says which ports to declare.
+    #[test]
+    fn the_declared_dialer_ports_hash_to_their_queues() {
+        let (client, server) = (Ipv4Addr::new(10, 20, 0, 1), SocketAddrV4::new(Ipv4Addr::new(10, 20, 0, 2), 7100));
+        assert_eq!(source_port_for_queue(client, server, 0, 2, 7100), Some(7101));
+        assert_eq!(source_port_for_queue(client, server, 1, 2, 7100), Some(7100));
+        let yaml = include_str!("../../perf_reliable_mux_2q.yaml");
+        assert!(yaml.contains("port: 7101                  # hashes to queue 0"));
+        assert!(yaml.contains("port: 7100                  # hashes to queue 1"));
+    }
+
+    #[test]
+    fn shares_split_evenly() {
+        assert_eq!(shares(5, 2), [3, 2]);
+        assert_eq!(shares(4, 1), [4]);
+    }
 }

@@ -95,6 +95,10 @@ pub mod declared {
     pub mod reliable_mux {
         rosette_macros::pipeline!("perf_reliable_mux.yaml");
     }
+    /// `perf_reliable_mux_2q.yaml`: `--connections N --lcores 2`.
+    pub mod reliable_mux_2q {
+        rosette_macros::pipeline!("perf_reliable_mux_2q.yaml");
+    }
     /// `perf_streaming_mux.yaml`: `--connections N` on streams.
     pub mod streaming_mux {
         rosette_macros::pipeline!("perf_streaming_mux.yaml");
@@ -205,6 +209,8 @@ pub struct Options {
     pub connections: Option<usize>,
     /// `--forge-rate R`: forged connection attempts per second at the listener ([`forge`]).
     pub forge_rate: Option<u64>,
+    /// `--lcores K` with `--connections`: listener lcores (1 or 2).
+    pub lcores: usize,
 }
 
 /// Where the application sends and receives from.
@@ -290,6 +296,16 @@ impl Options {
                 return Err("--connections runs alone, with the application on a thread".to_owned());
             }
         }
+        let lcores = args.lcores.unwrap_or(1);
+        if args.lcores.is_some() && args.connections.is_none() {
+            return Err("--lcores spreads the connections of --connections".to_owned());
+        }
+        if !(1..=2).contains(&lcores) {
+            return Err("--lcores takes 1 or 2 (perf_reliable_mux.yaml and perf_reliable_mux_2q.yaml)".to_owned());
+        }
+        if lcores == 2 && (args.forge_rate.is_some() || args.connections < Some(2)) {
+            return Err("--lcores 2 needs --connections 2 or more, and runs without --forge-rate".to_owned());
+        }
         if args.forge_rate.is_some() && args.connections.is_none() {
             return Err("--forge-rate floods the listener of --connections".to_owned());
         }
@@ -318,6 +334,7 @@ impl Options {
             },
             connections: args.connections,
             forge_rate: args.forge_rate,
+            lcores,
         })
     }
 
@@ -360,6 +377,9 @@ impl Options {
         }
         if let Some(r) = self.forge_rate {
             a.push(format!("--forge-rate={r}"));
+        }
+        if self.lcores != 1 {
+            a.push(format!("--lcores={}", self.lcores));
         }
         if let Some(m) = self.memory_name() {
             a.push(format!("--memory={m}"));
