@@ -848,3 +848,21 @@ fn the_validator_bounds_a_table_as_the_runtime_does() {
     let defaults = rosette::pipeline::mux::TableParams::default();
     assert_eq!(crate::validate::DEFAULT_MAX_CONNECTIONS, defaults.max_connections as i128);
 }
+
+#[test]
+fn the_connection_table_example_of_schema_md_is_the_ui_fixture() {
+    // `tests/ui/pass_mux.rs` compiles the fixture; this keeps SCHEMA.md showing exactly that.
+    let schema = include_str!("../SCHEMA.md");
+    let fixture = include_str!("../tests/ui/mux.yaml");
+    assert!(
+        schema.contains(&format!("```yaml\n{fixture}```\n")),
+        "SCHEMA.md's table example differs from tests/ui/mux.yaml"
+    );
+    let pipelines = yaml::parse_all(fixture).unwrap();
+    assert_eq!(pipelines.len(), 2);
+    for p in pipelines {
+        if let Err(e) = validate(p) {
+            panic!("{:?}", render(&e));
+        }
+    }
+}
