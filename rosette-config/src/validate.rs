@@ -73,6 +73,7 @@ pub fn validate(pipeline: Pipeline) -> Result<ValidPipeline, Vec<Diagnostic>> {
     check_mempools(&mut d, &pipeline);
     check_endpoints(&mut d, &pipeline);
     check_listeners(&mut d, &pipeline);
+    check_tables(&mut d, &pipeline);
     let main_lcore = pipeline.eal.main_lcore().unwrap_or(0);
     d.finish(ValidPipeline { pipeline, main_lcore, ring_producers })
 }
@@ -426,6 +427,91 @@ fn check_listeners(d: &mut Diagnostics, p: &Pipeline) {
     }
 }
 
+/// The params of a connection table (`reliable_mux`, `streaming_mux`), refused by the other channels.
+const TABLE_PARAMS: &[&str] = &["max_connections", "idle_timeout", "connections"];
+
+/// Channel stages without a connection table, by short name, and the table stage to declare instead.
+const SINGLE_CONNECTION_STAGES: &[(&str, Option<&str>)] =
+    &[("reliable", Some("reliable_mux")), ("streaming", Some("streaming_mux")), ("unordered", None)];
+
+/// Connection-table stages, by short name.
+const TABLE_STAGES: &[&str] = &["reliable_mux", "streaming_mux"];
+
+/// The most connections one table can hold (`rosette::channel::mux::MAX_CONNECTIONS`: slot indexes
+/// are 20 bits, all ones left out; a unit test of `rosette-macros` checks the two agree).
+pub const MAX_TABLE_CONNECTIONS: i128 = (1 << 20) - 1;
+
+/// `max_connections` of a table stage that does not declare it.
+pub const DEFAULT_MAX_CONNECTIONS: i128 = 1024;
+
+/// The table params, checked where they are declared (the stages check them again when they are
+/// built, for pipelines assembled in Rust): they belong to `reliable_mux` / `streaming_mux` only,
+/// `connections` to a dialer only, `max_connections` within what a table can index, `connections`
+/// within `max_connections`; a dialer needs the `peer` it dials. Values of the wrong kind are left to
+/// the params' compile-time checks.
+fn check_tables(d: &mut Diagnostics, p: &Pipeline) {
+    for stage in p.cores.iter().flat_map(|c| &c.polls).flat_map(|poll| &poll.stages) {
+        let Some(name) = stage.short_name() else { continue };
+        let param = |n: &str| stage.params.iter().find(|p| p.name.value == n);
+        if let Some((_, table)) = SINGLE_CONNECTION_STAGES.iter().find(|(s, _)| *s == name) {
+            for table_param in stage.params.iter().filter(|p| TABLE_PARAMS.contains(&p.name.value.as_str())) {
+                let what = &table_param.name.value;
+                let message = match table {
+                    Some(table) => {
+                        format!("param `{what}` needs a connection table: declare `{table}` instead of `{name}`")
+                    }
+                    None => format!(
+                        "param `{what}` needs a connection table: `{name}` has no connections (the table stages \
+                         are `reliable_mux` and `streaming_mux`)"
+                    ),
+                };
+                d.error(table_param.name.loc, message);
+            }
+            continue;
+        }
+        if !TABLE_STAGES.contains(&name) {
+            continue;
+        }
+        // A role that is not a word is the const checks'; only a declared `connect` makes a dialer.
+        let role = param("role");
+        let dialer = matches!(role.map(|r| &r.value.value), Some(ir::ParamValue::Str(r)) if r == "connect");
+        // The bound `connections` is checked against; `None` when the declared one is itself wrong.
+        let mut max = Some(DEFAULT_MAX_CONNECTIONS);
+        if let Some(m) = param("max_connections") {
+            max = None;
+            if let ir::ParamValue::Int(n) = m.value.value {
+                if (1..=MAX_TABLE_CONNECTIONS).contains(&n) {
+                    max = Some(n);
+                } else {
+                    d.error(
+                        m.value.loc,
+                        format!(
+                            "param `max_connections` must be between 1 and {MAX_TABLE_CONNECTIONS} (a table \
+                             indexes its connections in 20 bits), found {n}"
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(c) = param("connections") {
+            if !dialer {
+                d.error(c.name.loc, "param `connections` is for `role: connect` (a listener accepts)");
+            } else if let (ir::ParamValue::Int(n), Some(max)) = (&c.value.value, max) {
+                if *n > max {
+                    let whence = if param("max_connections").is_some() { "" } else { ", the default" };
+                    d.error(
+                        c.value.loc,
+                        format!("param `connections` ({n}) exceeds `max_connections` ({max}{whence})"),
+                    );
+                }
+            }
+        }
+        if let (Some(role), true, None) = (role, dialer, param("peer")) {
+            d.error(role.value.loc, "a dialer (`role: connect`) needs `peer` (ip:port), the address it connects to");
+        }
+    }
+}
+
 /// `a`, `a and b`, `a, b and c`; past four, `a, b, c, d and N more`.
 fn list_of(items: &[String]) -> String {
     const SHOWN: usize = 4;
@@ -671,6 +757,115 @@ mod tests {
         let unordered =
             pipeline(2, "", |q| if q == 0 { listener("unordered", "10.0.0.1", 7000, "") } else { String::new() });
         assert_eq!(errors(&unordered), Vec::<String>::new());
+    }
+
+    /// The errors of one stage `ty` with the channel params and `extra`, on a single-queue port, each
+    /// with `@needle` in place of its location when the location is that of `needle` in the text (the
+    /// first occurrence of `needle` without its `|`, located at the `|`: `max_connections: |0`).
+    fn stage_errors(ty: &str, extra: &str, needles: &[&str]) -> Vec<String> {
+        let text = pipeline(1, "", |_| listener(ty, "10.0.0.1", 7000, extra));
+        let loc_of = |needle: &str| {
+            let (before, after) = needle.split_once('|').unwrap_or(("", needle));
+            let at = text.find(&format!("{before}{after}")).unwrap_or_else(|| panic!("{needle:?} not in {text}"))
+                + before.len();
+            let line = text[..at].lines().count();
+            let col = at - text[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
+            format!("{line}:{col}")
+        };
+        let locs: Vec<(String, &str)> = needles.iter().map(|n| (loc_of(n), *n)).collect();
+        errors(&text)
+            .into_iter()
+            .map(|e| match locs.iter().find(|(loc, _)| e.starts_with(&format!("{loc}: "))) {
+                Some((loc, needle)) => format!("@{needle}{}", &e[loc.len()..]),
+                None => e,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn table_params_on_a_single_connection_stage_name_the_table_stage() {
+        let extra = ", peer: \"10.0.0.2:7000\", max_connections: 8, idle_timeout: 0s, connections: 2";
+        assert_eq!(
+            stage_errors("reliable", extra, &["max_connections", "idle_timeout", ", |connections"]),
+            vec![
+                "@max_connections: param `max_connections` needs a connection table: declare `reliable_mux` \
+                 instead of `reliable`",
+                "@idle_timeout: param `idle_timeout` needs a connection table: declare `reliable_mux` instead of \
+                 `reliable`",
+                "@, |connections: param `connections` needs a connection table: declare `reliable_mux` instead of \
+                 `reliable`",
+            ]
+        );
+        assert_eq!(
+            stage_errors("streaming", ", peer: \"10.0.0.2:7000\", idle_timeout: 5s", &["idle_timeout"]),
+            vec![
+                "@idle_timeout: param `idle_timeout` needs a connection table: declare `streaming_mux` instead of \
+                 `streaming`"
+            ]
+        );
+        assert_eq!(
+            stage_errors("unordered", ", connections: 1", &["connections"]),
+            vec![
+                "@connections: param `connections` needs a connection table: `unordered` has no connections (the \
+                 table stages are `reliable_mux` and `streaming_mux`)"
+            ]
+        );
+    }
+
+    #[test]
+    fn table_params_of_a_table_stage_are_checked() {
+        for ty in ["reliable_mux", "streaming_mux"] {
+            // A listener without a peer, a dialer with one: the defaults, and every param in range.
+            assert_eq!(stage_errors(ty, "", &[]), Vec::<String>::new());
+            let dialer = ", role: connect, peer: \"10.0.0.2:7000\", connections: 1024, idle_timeout: 0s";
+            assert_eq!(stage_errors(ty, dialer, &[]), Vec::<String>::new());
+            let full = ", role: connect, peer: \"10.0.0.2:7000\", max_connections: 1048575, connections: 1048575";
+            assert_eq!(stage_errors(ty, full, &[]), Vec::<String>::new());
+            assert_eq!(stage_errors(ty, ", max_connections: 1, idle_timeout: 60s", &[]), Vec::<String>::new());
+        }
+        let listener_error = "@connections: param `connections` is for `role: connect` (a listener accepts)";
+        assert_eq!(stage_errors("reliable_mux", ", connections: 4", &["connections"]), vec![listener_error]);
+        assert_eq!(
+            stage_errors("streaming_mux", ", role: listen, connections: 4", &["connections"]),
+            vec![listener_error]
+        );
+        for bad in ["0", "1048576", "-1", "4294967296"] {
+            let value = format!("max_connections: {bad}");
+            assert_eq!(
+                stage_errors("reliable_mux", &format!(", {value}"), &[&format!("max_connections: |{bad}")]),
+                vec![format!(
+                    "@max_connections: |{bad}: param `max_connections` must be between 1 and 1048575 (a table indexes its \
+                     connections in 20 bits), found {bad}"
+                )]
+            );
+        }
+        let dialer = ", role: connect, peer: \"10.0.0.2:7000\"";
+        assert_eq!(
+            stage_errors("reliable_mux", &format!("{dialer}, connections: 1025"), &["1025"]),
+            vec!["@1025: param `connections` (1025) exceeds `max_connections` (1024, the default)"]
+        );
+        assert_eq!(
+            stage_errors("streaming_mux", &format!("{dialer}, max_connections: 8, connections: 9"), &["9 }"]),
+            vec!["@9 }: param `connections` (9) exceeds `max_connections` (8)"]
+        );
+        // A wrong bound is reported once, not again as a bound `connections` exceeds.
+        let wrong_bound = stage_errors("reliable_mux", &format!("{dialer}, max_connections: 0, connections: 9"), &[]);
+        assert_eq!(wrong_bound.len(), 1, "{wrong_bound:?}");
+    }
+
+    #[test]
+    fn a_dialer_needs_a_peer() {
+        for ty in ["reliable_mux", "streaming_mux"] {
+            assert_eq!(
+                stage_errors(ty, ", role: connect", &["connect"]),
+                vec!["@connect: a dialer (`role: connect`) needs `peer` (ip:port), the address it connects to"]
+            );
+        }
+        // Several mistakes of one stage are reported together.
+        let errs = stage_errors("reliable_mux", ", role: connect, max_connections: 0, connections: 2", &[]);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        // User stages are not checked: their params are their own.
+        assert_eq!(stage_errors("crate::Table", ", role: connect, connections: 5000", &[]), Vec::<String>::new());
     }
 
     #[test]

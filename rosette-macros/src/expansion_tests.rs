@@ -40,7 +40,17 @@ fn pretty(tokens: proc_macro2::TokenStream) -> String {
 fn check_snapshot(name: &str) {
     let yaml_path = manifest_dir().join("../pipelines").join(format!("{name}.yaml"));
     let text = std::fs::read_to_string(&yaml_path).unwrap();
-    let expanded = expand_yaml_at(&text, Some(&format!("{name}.yaml")));
+    // Every document of the file, one module each, in order.
+    let source = format!("{name}.yaml");
+    let pipelines = yaml::parse_all(&text).unwrap_or_else(|d| panic!("invalid pipeline: {d:?}"));
+    let expanded: Vec<String> = pipelines
+        .into_iter()
+        .map(|p| {
+            let valid = validate::validate(p).unwrap_or_else(|d| panic!("invalid pipeline: {d:?}"));
+            pretty(lower::expand(&valid, quote::quote!(pub), quote::quote!(), Some(&source)).expect("expands"))
+        })
+        .collect();
+    let expanded = expanded.join("\n");
     let snapshot = manifest_dir().join("tests/expand").join(format!("{name}.expanded.rs"));
     if std::env::var_os("ROSETTE_BLESS").is_some() {
         std::fs::create_dir_all(snapshot.parent().unwrap()).unwrap();
@@ -65,6 +75,12 @@ fn forwarder_expansion_matches_snapshot() {
 #[test]
 fn channel_link_expansion_matches_snapshot() {
     check_snapshot("link_reliable");
+}
+
+#[test]
+fn connection_table_expansion_matches_snapshot() {
+    // Both documents: a `reliable_mux` dialer (client) and listener (server).
+    check_snapshot("perf_reliable_mux");
 }
 
 #[test]

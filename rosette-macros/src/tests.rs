@@ -753,7 +753,7 @@ fn short_stage_names_resolve_and_misspelt_ones_list_the_known_names() {
         errors[0].starts_with("30:21: unknown stage `mac_swp`; built-in stages are: count, drop_all"),
         "{errors:?}"
     );
-    assert!(errors[0].contains("reliable, set_macs, streaming, unordered"), "{errors:?}");
+    assert!(errors[0].contains("reliable, reliable_mux, set_macs, streaming, streaming_mux, unordered"), "{errors:?}");
 }
 
 #[test]
@@ -839,4 +839,30 @@ fn two_documents_of_one_name_are_an_error() {
     let errors = yaml::parse_all(&text).unwrap_err();
     assert_eq!(errors.len(), 1, "{:?}", render(&errors));
     assert!(errors[0].message.contains("a pipeline named `forwarder` is already declared"), "{}", errors[0].message);
+}
+
+#[test]
+fn the_validator_bounds_a_table_as_the_runtime_does() {
+    // The validator cannot depend on the runtime; its copy of the bound and the default must agree.
+    assert_eq!(crate::validate::MAX_TABLE_CONNECTIONS, rosette::channel::mux::MAX_CONNECTIONS as i128);
+    let defaults = rosette::pipeline::mux::TableParams::default();
+    assert_eq!(crate::validate::DEFAULT_MAX_CONNECTIONS, defaults.max_connections as i128);
+}
+
+#[test]
+fn the_connection_table_example_of_schema_md_is_the_ui_fixture() {
+    // `tests/ui/pass_mux.rs` compiles the fixture; this keeps SCHEMA.md showing exactly that.
+    let schema = include_str!("../SCHEMA.md");
+    let fixture = include_str!("../tests/ui/mux.yaml");
+    assert!(
+        schema.contains(&format!("```yaml\n{fixture}```\n")),
+        "SCHEMA.md's table example differs from tests/ui/mux.yaml"
+    );
+    let pipelines = yaml::parse_all(fixture).unwrap();
+    assert_eq!(pipelines.len(), 2);
+    for p in pipelines {
+        if let Err(e) = validate(p) {
+            panic!("{:?}", render(&e));
+        }
+    }
 }

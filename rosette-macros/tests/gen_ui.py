@@ -53,6 +53,11 @@ cases = {
     "listener_not_on_every_queue": edit(("    device: net_ring0      # everything else defaulted", "    device: net_ring0\n    rx_queues: 2"),
         ("        to: ring:handoff\n  - lcore: 2", "        to: ring:handoff\n      - from: p1.rx[1]\n  - lcore: 2"),
         ("      - from: p1.rx[0]\n        to: p0.tx[1]", "      - from: p1.rx[0]\n        stages:\n          - { type: reliable, params: { endpoint: ingest, ip: \"10.0.0.1\", port: 7000, mac: \"02:00:00:00:00:01\", peer: \"10.0.0.2:7000\" } }\n        to: p0.tx[1]")),
+    "table_params": edit(("      - from: p1.rx[0]\n        to: p0.tx[1]", "      - from: p1.rx[0]\n        stages:\n"
+        "          - { type: reliable, params: { endpoint: one, ip: \"10.0.0.1\", port: 7000, mac: \"02:00:00:00:00:01\", peer: \"10.0.0.2:7000\", max_connections: 8 } }\n"
+        "          - { type: reliable_mux, params: { endpoint: many, ip: \"10.0.0.1\", port: 7001, mac: \"02:00:00:00:00:01\", max_connections: 0, connections: 4 } }\n"
+        "          - { type: streaming_mux, params: { endpoint: dials, ip: \"10.0.0.1\", port: 7002, mac: \"02:00:00:00:00:01\", role: connect, connections: 2000 } }\n"
+        "        to: p0.tx[1]")),
     "many_errors": edit(("burst: 32", "burst: 0"), ("lcore: 2", "lcore: 9"), ("size: 1024 }", "size: 3 }")),
 }
 for name, text in cases.items():

@@ -375,17 +375,24 @@ impl ChannelStageParams {
         Ok(t)
     }
 
-    /// Refuses the table params on a stage that has no table.
-    fn no_table_params(&self, stage: &str) -> Result<(), BuildError> {
+    /// Refuses the table params on a stage that has no table; `table` is the stage to declare
+    /// instead, when there is one (the validator words its compile-time error the same way).
+    fn no_table_params(&self, stage: &str, table: Option<&str>) -> Result<(), BuildError> {
         for (set, name) in [
             (self.max_connections.is_some(), "max_connections"),
             (self.idle_timeout.is_some(), "idle_timeout"),
             (self.connections.is_some(), "connections"),
         ] {
             if set {
-                return Err(BuildError::new(format!(
-                    "param `{name}` needs a connection table: declare `{stage}_mux` instead of `{stage}`"
-                )));
+                return Err(BuildError::new(match table {
+                    Some(table) => {
+                        format!("param `{name}` needs a connection table: declare `{table}` instead of `{stage}`")
+                    }
+                    None => format!(
+                        "param `{name}` needs a connection table: `{stage}` has no connections (the table \
+                         stages are `reliable_mux` and `streaming_mux`)"
+                    ),
+                }));
             }
         }
         Ok(())
@@ -463,7 +470,7 @@ impl DeclaredStage for ReliableStage {
     type Params = ChannelStageParams;
     fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
         require_pool(env)?;
-        p.no_table_params("reliable")?;
+        p.no_table_params("reliable", Some("reliable_mux"))?;
         Ok(ReliableStage::new(p.channel_params(true)?))
     }
 }
@@ -476,7 +483,7 @@ impl DeclaredStage for StreamingStage {
     type Params = ChannelStageParams;
     fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
         require_pool(env)?;
-        p.no_table_params("streaming")?;
+        p.no_table_params("streaming", Some("streaming_mux"))?;
         Ok(StreamingStage::new(p.channel_params(true)?))
     }
 }
@@ -489,7 +496,7 @@ impl DeclaredStage for UnorderedStage {
     type Params = ChannelStageParams;
     fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
         require_pool(env)?;
-        p.no_table_params("unordered")?;
+        p.no_table_params("unordered", None)?;
         Ok(UnorderedStage::new(p.channel_params(false)?))
     }
 }
@@ -620,6 +627,27 @@ mod tests {
         let mut wrong = base.to_vec();
         wrong.push(("congestion", ParamValue::Str("cubic")));
         assert!(channel_params_from(&wrong, true).is_err());
+    }
+
+    #[test]
+    fn table_params_are_refused_without_a_table() {
+        let values = [
+            ("endpoint", ParamValue::Str("ingest")),
+            ("ip", ParamValue::Str("10.0.0.1")),
+            ("port", ParamValue::Int(7000)),
+            ("mac", ParamValue::Str("02:00:00:00:00:01")),
+            ("idle_timeout", ParamValue::Str("5s")),
+        ];
+        let p = ChannelStageParams::from_values(&values).unwrap();
+        let e = p.no_table_params("reliable", Some("reliable_mux")).unwrap_err().to_string();
+        assert!(
+            e.contains("param `idle_timeout` needs a connection table: declare `reliable_mux` instead of `reliable`"),
+            "{e}"
+        );
+        let e = p.no_table_params("unordered", None).unwrap_err().to_string();
+        assert!(e.contains("`unordered` has no connections") && !e.contains("unordered_mux"), "{e}");
+        assert!(ChannelStageParams::from_values(&values[..4]).unwrap().no_table_params("unordered", None).is_ok());
+        assert_eq!(p.table_params().unwrap().idle_timeout, Some(Duration::from_secs(5)));
     }
 
     #[test]

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_table_params.yaml");
+
+fn main() {}
