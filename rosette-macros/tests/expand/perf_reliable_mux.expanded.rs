@@ -45,7 +45,7 @@ pub mod client {
                 ],
                 ring_in: &[],
                 ring_out: &[],
-                stages: &["reliable_mux", "fault"],
+                stages: &["reliable_mux", "forge_stage", "fault"],
             },
         ],
     };
@@ -112,18 +112,63 @@ pub mod client {
         "perf_reliable_mux.yaml:22:19",
         &["endpoint", "ip", "port", "mac", "peer", "peer_mac", "role", "max_connections"],
     );
-    const STAGE_1_PARAMS: &[::rosette::pipeline::ParamField] = <<::rosette::pipeline::fault_stage::FaultStage as ::rosette::pipeline::DeclaredStage>::Params as ::rosette::pipeline::StageParams>::FIELDS;
+    /// The stage type `crate::perf::forge::ForgeStage`, checked to exist (see `rosette::pipeline::StageType`).
+    #[doc(hidden)]
+    #[allow(non_camel_case_types)]
+    pub struct __RosetteStage1;
+    const _: () = {
+        #[diagnostic::on_unimplemented(
+            message = "perf_reliable_mux.yaml:32:19: stage type `crate::perf::forge::ForgeStage` not found: `crate::perf::forge` has no public type `ForgeStage`",
+            label = "stage type `crate::perf::forge::ForgeStage` not found",
+            note = "check the spelling of the stage type in the declaration: a user stage is a public type that implements `rosette::pipeline::DeclaredStage`, written as its path (`crate::stages::MyStage`)"
+        )]
+        #[allow(dead_code)]
+        trait StageTypeNotFound {
+            type Stage;
+        }
+        #[allow(dead_code, non_camel_case_types)]
+        type ForgeStage = <() as StageTypeNotFound>::Stage;
+        {
+            #[allow(unused_imports)]
+            use crate::perf::forge::*;
+            impl ::rosette::pipeline::StageType for self::__RosetteStage1 {
+                type Stage = ForgeStage;
+            }
+        }
+    };
+    const STAGE_1_PARAMS: &[::rosette::pipeline::ParamField] = <<<__RosetteStage1 as ::rosette::pipeline::StageType>::Stage as ::rosette::pipeline::DeclaredStage>::Params as ::rosette::pipeline::StageParams>::FIELDS;
     const _: () = ::rosette::pipeline::params::check_param(
         STAGE_1_PARAMS,
+        "crate::perf::forge::ForgeStage",
+        "perf_reliable_mux.yaml:33:31",
+        "target",
+        ::rosette::pipeline::ParamValue::Str("10.20.0.2:7100"),
+    );
+    const _: () = ::rosette::pipeline::params::check_param(
+        STAGE_1_PARAMS,
+        "crate::perf::forge::ForgeStage",
+        "perf_reliable_mux.yaml:33:61",
+        "target_mac",
+        ::rosette::pipeline::ParamValue::Str("02:00:00:00:20:02"),
+    );
+    const _: () = ::rosette::pipeline::params::check_missing(
+        STAGE_1_PARAMS,
+        "crate::perf::forge::ForgeStage",
+        "perf_reliable_mux.yaml:32:19",
+        &["target", "target_mac"],
+    );
+    const STAGE_2_PARAMS: &[::rosette::pipeline::ParamField] = <<::rosette::pipeline::fault_stage::FaultStage as ::rosette::pipeline::DeclaredStage>::Params as ::rosette::pipeline::StageParams>::FIELDS;
+    const _: () = ::rosette::pipeline::params::check_param(
+        STAGE_2_PARAMS,
         "fault",
-        "perf_reliable_mux.yaml:33:28",
+        "perf_reliable_mux.yaml:35:28",
         "env",
         ::rosette::pipeline::ParamValue::Str("ROSETTE_PERF_FAULTS"),
     );
     const _: () = ::rosette::pipeline::params::check_missing(
-        STAGE_1_PARAMS,
+        STAGE_2_PARAMS,
         "fault",
-        "perf_reliable_mux.yaml:32:19",
+        "perf_reliable_mux.yaml:34:19",
         &["env"],
     );
     /// The application endpoints of the pipeline's stages, typed by stage: declaring another
@@ -157,7 +202,7 @@ pub mod client {
         Ok(runtime.into_pipeline())
     }
     /// The poll loop of lcore 1: burst 32, polls:
-    /// - wire.rx[0] → reliable_mux → fault → wire.tx[0]
+    /// - wire.rx[0] → reliable_mux → forge_stage → fault → wire.tx[0]
     pub fn lcore_1(
         mut io: ::rosette::pipeline::LcoreIo,
     ) -> ::core::result::Result<(), ::rosette::pipeline::LaunchError> {
@@ -188,9 +233,22 @@ pub mod client {
             &env,
         )?;
         ::rosette::pipeline::require_stage::<
+            <__RosetteStage1 as ::rosette::pipeline::StageType>::Stage,
+        >();
+        let mut stage_1: <__RosetteStage1 as ::rosette::pipeline::StageType>::Stage = ::rosette::pipeline::params::build::<
+            <__RosetteStage1 as ::rosette::pipeline::StageType>::Stage,
+        >(
+            "crate::perf::forge::ForgeStage",
+            &[
+                ("target", ::rosette::pipeline::ParamValue::Str("10.20.0.2:7100")),
+                ("target_mac", ::rosette::pipeline::ParamValue::Str("02:00:00:00:20:02")),
+            ],
+            &env,
+        )?;
+        ::rosette::pipeline::require_stage::<
             ::rosette::pipeline::fault_stage::FaultStage,
         >();
-        let mut stage_1: ::rosette::pipeline::fault_stage::FaultStage = ::rosette::pipeline::params::build::<
+        let mut stage_2: ::rosette::pipeline::fault_stage::FaultStage = ::rosette::pipeline::params::build::<
             ::rosette::pipeline::fault_stage::FaultStage,
         >(
             "fault",
@@ -198,7 +256,7 @@ pub mod client {
             &env,
         )?;
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
-        let mut counters = ::rosette::pipeline::stats::LocalCounters::<2>::new();
+        let mut counters = ::rosette::pipeline::stats::LocalCounters::<3>::new();
         let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;
         while !stop.is_set() {
             if io.paused() {
@@ -246,6 +304,19 @@ pub mod client {
                                 }
                                 Verdict::Taken => return None,
                             };
+                            counters.stage_packets[2] += 1;
+                            let started = ::rosette::substrate::tsc();
+                            let verdict = stage_2.on_packet(packet, &cx);
+                            counters.stage_cycles[2]
+                                += ::rosette::substrate::tsc().wrapping_sub(started);
+                            let packet = match verdict {
+                                Verdict::Pass(packet) => packet,
+                                Verdict::Dropped => {
+                                    counters.stage_drops[2] += 1;
+                                    return None;
+                                }
+                                Verdict::Taken => return None,
+                            };
                             Some(packet)
                         });
                 } else {
@@ -266,6 +337,15 @@ pub mod client {
                                 Verdict::Pass(packet) => packet,
                                 Verdict::Dropped => {
                                     counters.stage_drops[1] += 1;
+                                    return None;
+                                }
+                                Verdict::Taken => return None,
+                            };
+                            let verdict = stage_2.on_packet(packet, &cx);
+                            let packet = match verdict {
+                                Verdict::Pass(packet) => packet,
+                                Verdict::Dropped => {
+                                    counters.stage_drops[2] += 1;
                                     return None;
                                 }
                                 Verdict::Taken => return None,
@@ -302,6 +382,19 @@ pub mod client {
                                     }
                                     Verdict::Taken => return None,
                                 };
+                                counters.stage_packets[2] += 1;
+                                let started = ::rosette::substrate::tsc();
+                                let verdict = stage_2.on_packet(packet, &cx);
+                                counters.stage_cycles[2]
+                                    += ::rosette::substrate::tsc().wrapping_sub(started);
+                                let packet = match verdict {
+                                    Verdict::Pass(packet) => packet,
+                                    Verdict::Dropped => {
+                                        counters.stage_drops[2] += 1;
+                                        return None;
+                                    }
+                                    Verdict::Taken => return None,
+                                };
                                 Some(packet)
                             },
                         );
@@ -320,6 +413,15 @@ pub mod client {
                                     }
                                     Verdict::Taken => return None,
                                 };
+                                let verdict = stage_2.on_packet(packet, &cx);
+                                let packet = match verdict {
+                                    Verdict::Pass(packet) => packet,
+                                    Verdict::Dropped => {
+                                        counters.stage_drops[2] += 1;
+                                        return None;
+                                    }
+                                    Verdict::Taken => return None,
+                                };
                                 Some(packet)
                             },
                         );
@@ -333,6 +435,57 @@ pub mod client {
                     counters.stage_packets[1] += (burst.len() - start) as u64;
                 } else {
                     stage_1.emit(&mut burst.batch(), &cx);
+                }
+                if sample {
+                    burst
+                        .batch()
+                        .retain_map_from(
+                            start,
+                            |packet| {
+                                counters.stage_packets[2] += 1;
+                                let started = ::rosette::substrate::tsc();
+                                let verdict = stage_2.on_packet(packet, &cx);
+                                counters.stage_cycles[2]
+                                    += ::rosette::substrate::tsc().wrapping_sub(started);
+                                let packet = match verdict {
+                                    Verdict::Pass(packet) => packet,
+                                    Verdict::Dropped => {
+                                        counters.stage_drops[2] += 1;
+                                        return None;
+                                    }
+                                    Verdict::Taken => return None,
+                                };
+                                Some(packet)
+                            },
+                        );
+                } else {
+                    burst
+                        .batch()
+                        .retain_map_from(
+                            start,
+                            |packet| {
+                                let verdict = stage_2.on_packet(packet, &cx);
+                                let packet = match verdict {
+                                    Verdict::Pass(packet) => packet,
+                                    Verdict::Dropped => {
+                                        counters.stage_drops[2] += 1;
+                                        return None;
+                                    }
+                                    Verdict::Taken => return None,
+                                };
+                                Some(packet)
+                            },
+                        );
+                }
+                let start = burst.len();
+                if sample {
+                    let started = ::rosette::substrate::tsc();
+                    stage_2.emit(&mut burst.batch(), &cx);
+                    counters.stage_cycles[2]
+                        += ::rosette::substrate::tsc().wrapping_sub(started);
+                    counters.stage_packets[2] += (burst.len() - start) as u64;
+                } else {
+                    stage_2.emit(&mut burst.batch(), &cx);
                 }
                 if !burst.is_empty() {
                     let (sent, refused) = tx_0.tx_or_drop(&mut burst);
@@ -349,6 +502,8 @@ pub mod client {
         stage_0.finish(&cx);
         io.report_stage(1, stage_1.report());
         stage_1.finish(&cx);
+        io.report_stage(2, stage_2.report());
+        stage_2.finish(&cx);
         counters.count_partial_iterations(countdown);
         stats.publish(&counters);
         stats.publish_costs(&counters);
@@ -412,70 +567,70 @@ pub mod server {
     const _: () = ::rosette::pipeline::params::check_param(
         STAGE_0_PARAMS,
         "reliable_mux",
-        "perf_reliable_mux.yaml:52:25",
+        "perf_reliable_mux.yaml:54:25",
         "endpoint",
         ::rosette::pipeline::ParamValue::Str("perf"),
     );
     const _: () = ::rosette::pipeline::params::check_param(
         STAGE_0_PARAMS,
         "reliable_mux",
-        "perf_reliable_mux.yaml:53:19",
+        "perf_reliable_mux.yaml:55:19",
         "ip",
         ::rosette::pipeline::ParamValue::Str("10.20.0.2"),
     );
     const _: () = ::rosette::pipeline::params::check_param(
         STAGE_0_PARAMS,
         "reliable_mux",
-        "perf_reliable_mux.yaml:54:21",
+        "perf_reliable_mux.yaml:56:21",
         "port",
         ::rosette::pipeline::ParamValue::Int(7100),
     );
     const _: () = ::rosette::pipeline::params::check_param(
         STAGE_0_PARAMS,
         "reliable_mux",
-        "perf_reliable_mux.yaml:55:20",
+        "perf_reliable_mux.yaml:57:20",
         "mac",
         ::rosette::pipeline::ParamValue::Str("02:00:00:00:20:02"),
     );
     const _: () = ::rosette::pipeline::params::check_param(
         STAGE_0_PARAMS,
         "reliable_mux",
-        "perf_reliable_mux.yaml:56:25",
+        "perf_reliable_mux.yaml:58:25",
         "peer_mac",
         ::rosette::pipeline::ParamValue::Str("02:00:00:00:20:01"),
     );
     const _: () = ::rosette::pipeline::params::check_param(
         STAGE_0_PARAMS,
         "reliable_mux",
-        "perf_reliable_mux.yaml:57:21",
+        "perf_reliable_mux.yaml:59:21",
         "role",
         ::rosette::pipeline::ParamValue::Str("listen"),
     );
     const _: () = ::rosette::pipeline::params::check_param(
         STAGE_0_PARAMS,
         "reliable_mux",
-        "perf_reliable_mux.yaml:58:32",
+        "perf_reliable_mux.yaml:60:32",
         "max_connections",
         ::rosette::pipeline::ParamValue::Int(16384),
     );
     const _: () = ::rosette::pipeline::params::check_missing(
         STAGE_0_PARAMS,
         "reliable_mux",
-        "perf_reliable_mux.yaml:50:19",
+        "perf_reliable_mux.yaml:52:19",
         &["endpoint", "ip", "port", "mac", "peer_mac", "role", "max_connections"],
     );
     const STAGE_1_PARAMS: &[::rosette::pipeline::ParamField] = <<::rosette::pipeline::fault_stage::FaultStage as ::rosette::pipeline::DeclaredStage>::Params as ::rosette::pipeline::StageParams>::FIELDS;
     const _: () = ::rosette::pipeline::params::check_param(
         STAGE_1_PARAMS,
         "fault",
-        "perf_reliable_mux.yaml:60:28",
+        "perf_reliable_mux.yaml:62:28",
         "env",
         ::rosette::pipeline::ParamValue::Str("ROSETTE_PERF_FAULTS"),
     );
     const _: () = ::rosette::pipeline::params::check_missing(
         STAGE_1_PARAMS,
         "fault",
-        "perf_reliable_mux.yaml:59:19",
+        "perf_reliable_mux.yaml:61:19",
         &["env"],
     );
     /// The application endpoints of the pipeline's stages, typed by stage: declaring another
