@@ -33,8 +33,8 @@ use super::declared::{reliable_mux, reliable_mux_2q};
 use super::forge::{FORGED, FORGE_ENV, FORGING};
 use super::stats::{fill_message, message_header, pattern_ok, Digest};
 use super::{
-    accept_within, close, ctl_path, field, launch_options, median, run_child_pair, set_faults, stop_polling, Echo,
-    Options, APP_STOP, INTERRUPTED,
+    accept_within, close, connect_control, ctl_path, field, launch_options, median, run_child_pair, set_faults,
+    stop_polling, Echo, Options, APP_STOP, INTERRUPTED,
 };
 
 /// Connections the server's application threads have seen established.
@@ -137,41 +137,28 @@ fn shares(n: usize, k: usize) -> Vec<usize> {
     (0..k).map(|i| n / k + usize::from(i < n % k)).collect()
 }
 
-/// The server's pipeline for `--lcores` and its listeners' endpoints, one per lcore.
-fn launch_server(opts: &Options) -> Result<(Pipeline, Vec<ReliableMuxEndpoint>), String> {
+/// One side's pipeline for `--lcores` and its table stages' endpoints, one per lcore (server) or
+/// queue (client).
+fn launch_side(opts: &Options, server: bool) -> Result<(Pipeline, Vec<ReliableMuxEndpoint>), String> {
+    use reliable_mux::{client as c1, server as s1};
+    use reliable_mux_2q::{client as c2, server as s2};
     let t = Duration::from_secs(30);
-    let e = |r: Result<ReliableMuxEndpoint, EndpointError>| r.map_err(|e| format!("endpoint: {e}"));
-    let o = launch_options(opts, "server");
-    let (p, eps) = if opts.lcores == 2 {
-        let p = reliable_mux_2q::server::launch(&o).map_err(|e| e.to_string())?;
-        let eps =
-            vec![e(reliable_mux_2q::server::endpoints::perf0(t))?, e(reliable_mux_2q::server::endpoints::perf1(t))?];
-        (p, eps)
-    } else {
-        let p = reliable_mux::server::launch(&o).map_err(|e| e.to_string())?;
-        let eps = vec![e(reliable_mux::server::endpoints::perf(t))?];
-        (p, eps)
+    let o = launch_options(opts, if server { "server" } else { "client" });
+    let launch = match (opts.lcores == 2, server) {
+        (false, false) => c1::launch,
+        (false, true) => s1::launch,
+        (true, false) => c2::launch,
+        (true, true) => s2::launch,
     };
+    let p = launch(&o).map_err(|e| e.to_string())?;
     crate::run::print_file_prefix(p.file_prefix());
-    Ok((p, eps))
-}
-
-/// The client's pipeline and its dialers' endpoints, one per queue.
-fn launch_client(opts: &Options) -> Result<(Pipeline, Vec<ReliableMuxEndpoint>), String> {
-    let t = Duration::from_secs(30);
-    let e = |r: Result<ReliableMuxEndpoint, EndpointError>| r.map_err(|e| format!("endpoint: {e}"));
-    let o = launch_options(opts, "client");
-    let (p, eps) = if opts.lcores == 2 {
-        let p = reliable_mux_2q::client::launch(&o).map_err(|e| e.to_string())?;
-        let eps =
-            vec![e(reliable_mux_2q::client::endpoints::perf0(t))?, e(reliable_mux_2q::client::endpoints::perf1(t))?];
-        (p, eps)
-    } else {
-        let p = reliable_mux::client::launch(&o).map_err(|e| e.to_string())?;
-        let eps = vec![e(reliable_mux::client::endpoints::perf(t))?];
-        (p, eps)
+    let eps = match (opts.lcores == 2, server) {
+        (false, false) => vec![c1::endpoints::perf(t)],
+        (false, true) => vec![s1::endpoints::perf(t)],
+        (true, false) => vec![c2::endpoints::perf0(t), c2::endpoints::perf1(t)],
+        (true, true) => vec![s2::endpoints::perf0(t), s2::endpoints::perf1(t)],
     };
-    crate::run::print_file_prefix(p.file_prefix());
+    let eps = eps.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| format!("endpoint: {e}"))?;
     Ok((p, eps))
 }
 
@@ -182,7 +169,7 @@ pub(super) fn run_server(opts: &Options, n: usize) -> Result<bool, String> {
     let listener =
         std::os::unix::net::UnixListener::bind(&ctl).map_err(|e| format!("control socket {}: {e}", ctl.display()))?;
     set_faults(opts.faults(opts.seed.wrapping_add(1)));
-    let (pipeline, eps) = launch_server(opts)?;
+    let (pipeline, eps) = launch_side(opts, true)?;
     super::take_over_signals();
     let rss_base = resident_bytes();
     let size = opts.size;
@@ -362,30 +349,14 @@ fn answer(ep: &ReliableMuxEndpoint, states: &mut States, h: ConnHandle) -> Resul
 
 /// The client process of `--connections`.
 pub(super) fn run_client(opts: &Options, n: usize) -> Result<bool, String> {
-    let ctl_file = ctl_path(&opts.socket);
-    let deadline = StdInstant::now() + Duration::from_secs(20);
-    let mut ctl = loop {
-        match UnixStream::connect(&ctl_file) {
-            Ok(s) => break s,
-            Err(e) if StdInstant::now() > deadline => {
-                return Err(format!("control socket {} (is the server running?): {e}", ctl_file.display()))
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    };
-    while !opts.socket.exists() {
-        if StdInstant::now() > deadline {
-            return Err(format!("the server never opened {}", opts.socket.display()));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let mut ctl = connect_control(opts)?;
     set_faults(opts.faults(opts.seed));
     // The process is single-threaded here: no lcore or application thread runs yet.
     match opts.forge_rate {
         Some(r) => std::env::set_var(FORGE_ENV, r.to_string()),
         None => std::env::remove_var(FORGE_ENV),
     }
-    let (pipeline, eps) = launch_client(opts)?;
+    let (pipeline, eps) = launch_side(opts, false)?;
     super::take_over_signals();
     println!(
         "rosette-perf: channel=reliable connections={n} lcores={} size={} seconds={} over net_memif ({}), pipeline \

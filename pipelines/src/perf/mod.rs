@@ -868,12 +868,12 @@ fn parse_report(line: &str) -> Option<PeerReport> {
     Some(r)
 }
 
-/// The client process: measure, print the progress, the baselines and the result. `Ok(true)` when the
-/// result is good (digest matches, and for reliable/streaming everything was delivered).
-fn run_client_process(opts: &Options) -> Result<bool, String> {
+/// The client's control connection to the server (`<socket>.ctl`), once the server's memif socket is
+/// there too (the server binds the control socket before it launches its pipeline).
+fn connect_control(opts: &Options) -> Result<UnixStream, String> {
     let ctl_file = ctl_path(&opts.socket);
     let deadline = StdInstant::now() + Duration::from_secs(20);
-    let mut ctl = loop {
+    let ctl = loop {
         match UnixStream::connect(&ctl_file) {
             Ok(s) => break s,
             Err(e) if StdInstant::now() > deadline => {
@@ -882,13 +882,19 @@ fn run_client_process(opts: &Options) -> Result<bool, String> {
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     };
-    // The server binds the control socket before it launches its pipeline: wait for its memif socket.
     while !opts.socket.exists() {
         if StdInstant::now() > deadline {
             return Err(format!("the server never opened {}", opts.socket.display()));
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    Ok(ctl)
+}
+
+/// The client process: measure, print the progress, the baselines and the result. `Ok(true)` when the
+/// result is good (digest matches, and for reliable/streaming everything was delivered).
+fn run_client_process(opts: &Options) -> Result<bool, String> {
+    let mut ctl = connect_control(opts)?;
     set_faults(opts.faults(opts.seed));
     let progress = Arc::new(Progress::default());
     let (pipeline, app) = launch_side(opts, false, &progress)?;
