@@ -297,6 +297,12 @@ fn table_fields(line: &str) -> Vec<(String, String)> {
 }
 
 #[test]
+fn many_streams_through_one_listener_deliver_every_byte() {
+    let (_, fields) = connections("100", &["--channel", "streaming"]);
+    assert_eq!(field(&fields, "channel"), "streaming");
+}
+
+#[test]
 fn connections_spread_over_two_listener_lcores_by_their_queue() {
     connections("40", &["--lcores", "2"]);
 }

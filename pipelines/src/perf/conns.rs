@@ -24,17 +24,18 @@ use std::time::{Duration, Instant as StdInstant};
 
 use rosette::channel::mux::ConnHandle;
 use rosette::channel::reliable::Event;
-use rosette::pipeline::endpoint::{EndpointError, ReliableMuxEndpoint};
+use rosette::channel::streaming;
+use rosette::pipeline::endpoint::{EndpointError, ReliableMuxEndpoint, StreamDelivery, StreamMuxEndpoint};
 use rosette::pipeline::mux::MuxReport;
 use rosette::pipeline::Pipeline;
 use rosette::wire::packed::record_len;
 
-use super::declared::{reliable_mux, reliable_mux_2q};
+use super::declared::{reliable_mux, reliable_mux_2q, streaming_mux};
 use super::forge::{FORGED, FORGE_ENV, FORGING};
 use super::stats::{fill_message, message_header, pattern_ok, Digest};
 use super::{
     accept_within, close, connect_control, ctl_path, field, launch_options, median, run_child_pair, set_faults,
-    stop_polling, Echo, Options, APP_STOP, INTERRUPTED,
+    stop_polling, ChannelKind, Echo, Options, APP_STOP, INTERRUPTED,
 };
 
 /// Connections the server's application threads have seen established.
@@ -64,11 +65,22 @@ struct ConnState {
     /// Server: the connection's end was answered. Client: the server's report arrived and matched.
     done: bool,
     matched: bool,
+    /// Stream server: bytes received. Client: the report's bytes so far (a stream may split it).
+    bytes: u64,
+    report: [u8; REPORT_LEN],
 }
 
 impl ConnState {
     fn new(handle: ConnHandle) -> ConnState {
-        ConnState { handle, count: 0, digest: Digest::new(), done: false, matched: false }
+        ConnState {
+            handle,
+            count: 0,
+            digest: Digest::new(),
+            done: false,
+            matched: false,
+            bytes: 0,
+            report: [0; REPORT_LEN],
+        }
     }
 }
 
@@ -92,6 +104,145 @@ impl States {
     }
     fn iter(&self) -> impl Iterator<Item = &ConnState> {
         self.0.iter().flatten()
+    }
+}
+
+/// What the perf applications see of a delivery of a table endpoint.
+enum Seen<'a> {
+    /// A new connection.
+    Connected,
+    /// Reliable: one whole message; stream: the next received bytes.
+    Data(&'a [u8]),
+    /// The peer finished sending.
+    End,
+    /// The connection was reset or failed.
+    Broken(String),
+    /// Anything else (a connection's final `Closed`).
+    Other,
+}
+
+/// The two table endpoints, as the perf applications use them.
+trait TableEnd: Send + 'static {
+    /// Each `Data` is one whole message (reliable) rather than a piece of a byte stream.
+    const MESSAGES: bool;
+    fn open(&self, timeout: Duration) -> Result<(), EndpointError>;
+    /// Queues all of `msg` on `conn`; `Ok(false)` when there is no room now (nothing was taken).
+    fn send_all(&self, conn: ConnHandle, msg: &[u8]) -> Result<bool, EndpointError>;
+    fn finish(&self, conn: ConnHandle, timeout: Duration) -> Result<(), EndpointError>;
+    /// Takes one delivery (waiting up to `wait` if it is not zero) and shows it to `f`; false when
+    /// there was none.
+    fn take(
+        &self,
+        wait: Duration,
+        gather: &mut Vec<u8>,
+        f: impl FnMut(ConnHandle, Seen<'_>),
+    ) -> Result<bool, EndpointError>;
+}
+
+fn pulled<T>(r: Result<T, EndpointError>) -> Result<Option<T>, EndpointError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(EndpointError::WouldBlock | EndpointError::TimedOut) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl TableEnd for ReliableMuxEndpoint {
+    const MESSAGES: bool = true;
+    fn open(&self, timeout: Duration) -> Result<(), EndpointError> {
+        ReliableMuxEndpoint::open(self, timeout)
+    }
+    fn send_all(&self, conn: ConnHandle, msg: &[u8]) -> Result<bool, EndpointError> {
+        match self.try_send(conn, msg) {
+            Ok(()) => Ok(true),
+            Err(EndpointError::WouldBlock | EndpointError::NoBuffers) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+    fn finish(&self, conn: ConnHandle, timeout: Duration) -> Result<(), EndpointError> {
+        self.close(conn, timeout)
+    }
+    fn take(
+        &self,
+        wait: Duration,
+        gather: &mut Vec<u8>,
+        mut f: impl FnMut(ConnHandle, Seen<'_>),
+    ) -> Result<bool, EndpointError> {
+        let ev = if wait.is_zero() { self.try_recv() } else { self.recv(wait) };
+        let Some(ev) = pulled(ev)? else { return Ok(false) };
+        let h = ev.conn;
+        match &ev.event {
+            Event::Connected => f(h, Seen::Connected),
+            Event::PeerClosed => f(h, Seen::End),
+            Event::Reset(r) => f(h, Seen::Broken(format!("reset: {r:?}"))),
+            Event::Failed => f(h, Seen::Broken("failed".to_owned())),
+            Event::Closed => f(h, Seen::Other),
+            Event::Message(_) | Event::Messages(_) => {
+                for message in ev.event.messages() {
+                    // A message of one segment (every one that fits a packet) is read in place.
+                    let mut segments = message;
+                    let first = segments.next().unwrap_or_default();
+                    match segments.next() {
+                        None => f(h, Seen::Data(first)),
+                        Some(second) => {
+                            gather.clear();
+                            gather.extend_from_slice(first);
+                            gather.extend_from_slice(second);
+                            segments.for_each(|seg| gather.extend_from_slice(seg));
+                            f(h, Seen::Data(gather));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+impl TableEnd for StreamMuxEndpoint {
+    const MESSAGES: bool = false;
+    fn open(&self, timeout: Duration) -> Result<(), EndpointError> {
+        StreamMuxEndpoint::open(self, timeout)
+    }
+    fn send_all(&self, conn: ConnHandle, msg: &[u8]) -> Result<bool, EndpointError> {
+        let mut done = match self.try_write(conn, msg) {
+            Ok(n) => n,
+            Err(EndpointError::WouldBlock | EndpointError::NoBuffers) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        // Part of it went: the rest must follow at once, or the stream would interleave messages.
+        while done < msg.len() {
+            match self.try_write(conn, &msg[done..]) {
+                Ok(n) => done += n,
+                Err(EndpointError::WouldBlock | EndpointError::NoBuffers) => {
+                    std::thread::sleep(Duration::from_micros(20))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+    fn finish(&self, conn: ConnHandle, timeout: Duration) -> Result<(), EndpointError> {
+        StreamMuxEndpoint::finish(self, conn, timeout)
+    }
+    fn take(
+        &self,
+        wait: Duration,
+        _: &mut Vec<u8>,
+        mut f: impl FnMut(ConnHandle, Seen<'_>),
+    ) -> Result<bool, EndpointError> {
+        let ev = if wait.is_zero() { self.try_recv() } else { self.recv(wait) };
+        let Some(ev) = pulled(ev)? else { return Ok(false) };
+        let h = ev.conn;
+        match &ev.event {
+            StreamDelivery::Event(streaming::Event::Connected) => f(h, Seen::Connected),
+            StreamDelivery::Event(streaming::Event::Reset(r)) => f(h, Seen::Broken(format!("reset: {r:?}"))),
+            StreamDelivery::Event(streaming::Event::Failed) => f(h, Seen::Broken("failed".to_owned())),
+            StreamDelivery::Event(streaming::Event::Closed) => f(h, Seen::Other),
+            StreamDelivery::Data(m) => f(h, Seen::Data(m.data())),
+            StreamDelivery::End => f(h, Seen::End),
+        }
+        Ok(true)
     }
 }
 
@@ -137,9 +288,9 @@ fn shares(n: usize, k: usize) -> Vec<usize> {
     (0..k).map(|i| n / k + usize::from(i < n % k)).collect()
 }
 
-/// One side's pipeline for `--lcores` and its table stages' endpoints, one per lcore (server) or
-/// queue (client).
-fn launch_side(opts: &Options, server: bool) -> Result<(Pipeline, Vec<ReliableMuxEndpoint>), String> {
+/// One side's reliable pipeline for `--lcores` and its table stages' endpoints, one per lcore
+/// (server) or queue (client).
+fn launch_reliable(opts: &Options, server: bool) -> Result<(Pipeline, Vec<ReliableMuxEndpoint>), String> {
     use reliable_mux::{client as c1, server as s1};
     use reliable_mux_2q::{client as c2, server as s2};
     let t = Duration::from_secs(30);
@@ -162,6 +313,17 @@ fn launch_side(opts: &Options, server: bool) -> Result<(Pipeline, Vec<ReliableMu
     Ok((p, eps))
 }
 
+/// One side's streaming pipeline (one lcore) and its endpoint.
+fn launch_streaming(opts: &Options, server: bool) -> Result<(Pipeline, Vec<StreamMuxEndpoint>), String> {
+    let t = Duration::from_secs(30);
+    let o = launch_options(opts, if server { "server" } else { "client" });
+    let launched = if server { streaming_mux::server::launch(&o) } else { streaming_mux::client::launch(&o) };
+    let p = launched.map_err(|e| e.to_string())?;
+    crate::run::print_file_prefix(p.file_prefix());
+    let ep = if server { streaming_mux::server::endpoints::perf(t) } else { streaming_mux::client::endpoints::perf(t) };
+    Ok((p, vec![ep.map_err(|e| format!("endpoint: {e}"))?]))
+}
+
 /// The server process of `--connections`.
 pub(super) fn run_server(opts: &Options, n: usize) -> Result<bool, String> {
     let ctl = ctl_path(&opts.socket);
@@ -169,7 +331,24 @@ pub(super) fn run_server(opts: &Options, n: usize) -> Result<bool, String> {
     let listener =
         std::os::unix::net::UnixListener::bind(&ctl).map_err(|e| format!("control socket {}: {e}", ctl.display()))?;
     set_faults(opts.faults(opts.seed.wrapping_add(1)));
-    let (pipeline, eps) = launch_side(opts, true)?;
+    if opts.channel == ChannelKind::Streaming {
+        let (pipeline, eps) = launch_streaming(opts, true)?;
+        return serve_side(opts, n, listener, pipeline, eps);
+    }
+    let (pipeline, eps) = launch_reliable(opts, true)?;
+    serve_side(opts, n, listener, pipeline, eps)
+}
+
+/// The server process once its pipeline runs: an application thread per listener, the control
+/// conversation, the report.
+fn serve_side<E: TableEnd>(
+    opts: &Options,
+    n: usize,
+    listener: std::os::unix::net::UnixListener,
+    pipeline: Pipeline,
+    eps: Vec<E>,
+) -> Result<bool, String> {
+    let ctl = ctl_path(&opts.socket);
     super::take_over_signals();
     let rss_base = resident_bytes();
     let size = opts.size;
@@ -250,121 +429,121 @@ struct Served {
     error: Option<String>,
 }
 
-/// The server's application: check every message of every connection, answer each connection's end
-/// with its count and digest.
-fn serve(ep: &ReliableMuxEndpoint, n: usize, size: usize) -> Served {
+/// The server's application: check every message of every connection (reliable: each message's
+/// size, number and pattern; stream: the bytes, digested in order), answer each connection's end with
+/// its count and digest.
+fn serve<E: TableEnd>(ep: &E, n: usize, size: usize) -> Served {
     let mut s = Served::default();
     let mut states = States::with_capacity(n);
     let (mut first, mut last) = (None, None);
     let mut answers: Vec<ConnHandle> = Vec::new();
     let mut gather: Vec<u8> = Vec::with_capacity(size);
-    loop {
-        if APP_STOP.load(Ordering::Relaxed) {
-            break;
-        }
-        // Answers that found the queue full are retried first.
-        answers.retain(|&h| answer(ep, &mut states, h).is_err());
-        let ev = match ep.recv(Duration::from_millis(1)) {
-            Ok(ev) => ev,
-            Err(EndpointError::WouldBlock | EndpointError::TimedOut) => continue,
-            Err(e) => {
-                s.error = Some(format!("endpoint: {e}"));
-                break;
-            }
-        };
-        let h = ev.conn;
-        match &ev.event {
-            Event::Connected => {
+    while !APP_STOP.load(Ordering::Relaxed) {
+        // Answers that found no room are retried first.
+        answers.retain(|&h| answer(ep, &mut states, h, size).is_err());
+        let mut ended = None;
+        let took = ep.take(Duration::from_millis(1), &mut gather, |h, seen| match seen {
+            Seen::Connected => {
                 states.insert(h);
                 s.connected += 1;
                 CONNECTED.fetch_add(1, Ordering::Relaxed);
-                continue;
             }
-            Event::PeerClosed => {
-                if answer(ep, &mut states, h).is_err() {
-                    answers.push(h);
+            Seen::End => ended = Some(h),
+            Seen::Broken(why) => s.error = Some(format!("connection {} {why}", h.index())),
+            Seen::Other => {}
+            Seen::Data(bytes) => {
+                let Some(st) = states.get(h) else {
+                    s.bad += 1;
+                    return;
+                };
+                let now = StdInstant::now();
+                first.get_or_insert(now);
+                last = Some(now);
+                st.digest.update(bytes);
+                if E::MESSAGES {
+                    if bytes.len() != size || message_header(bytes).0 != st.count || !pattern_ok(bytes, st.count) {
+                        s.bad += 1;
+                    }
+                    st.count += 1;
+                    s.delivered += 1;
+                } else {
+                    st.bytes += bytes.len() as u64;
                 }
-                continue;
             }
-            Event::Closed => continue,
-            Event::Reset(r) => {
-                s.error = Some(format!("connection {} reset: {r:?}", h.index()));
-                continue;
-            }
-            Event::Failed => {
-                s.error = Some(format!("connection {} failed", h.index()));
-                continue;
-            }
-            Event::Message(_) | Event::Messages(_) => {}
+        });
+        if let Err(e) = took {
+            s.error = Some(format!("endpoint: {e}"));
+            break;
         }
-        let Some(st) = states.get(h) else {
-            s.bad += 1;
-            continue;
-        };
-        let now = StdInstant::now();
-        first.get_or_insert(now);
-        last = Some(now);
-        for message in ev.event.messages() {
-            // A message of one segment (every one that fits a packet) is read in place.
-            let mut segments = message;
-            let first = segments.next().unwrap_or_default();
-            let msg: &[u8] = match segments.next() {
-                None => first,
-                Some(second) => {
-                    gather.clear();
-                    gather.extend_from_slice(first);
-                    gather.extend_from_slice(second);
-                    segments.for_each(|seg| gather.extend_from_slice(seg));
-                    &gather
-                }
-            };
-            if msg.len() != size || message_header(msg).0 != st.count || !pattern_ok(msg, st.count) {
-                s.bad += 1;
+        if let Some(h) = ended {
+            if answer(ep, &mut states, h, size).is_err() {
+                answers.push(h);
             }
-            st.digest.update(msg);
-            st.count += 1;
-            s.delivered += 1;
         }
     }
     s.answered = states.iter().filter(|st| st.done).count();
+    if !E::MESSAGES {
+        s.delivered = states.iter().map(|st| st.bytes / size as u64).sum();
+        s.bad += states.iter().filter(|st| st.bytes % size as u64 != 0).count() as u64;
+    }
     if let (Some(a), Some(b)) = (first, last) {
         s.elapsed_ns = b.duration_since(a).as_nanos() as u64;
     }
     s
 }
 
-/// Sends connection `h` its count and digest and closes it.
-fn answer(ep: &ReliableMuxEndpoint, states: &mut States, h: ConnHandle) -> Result<(), EndpointError> {
+/// Sends connection `h` its count (messages) and digest and ends it.
+fn answer<E: TableEnd>(ep: &E, states: &mut States, h: ConnHandle, size: usize) -> Result<(), EndpointError> {
     let Some(st) = states.get(h) else { return Ok(()) };
     if st.done {
         return Ok(());
     }
+    let count = if E::MESSAGES { st.count } else { st.bytes / size as u64 };
     let mut report = [0u8; REPORT_LEN];
-    report[..8].copy_from_slice(&st.count.to_le_bytes());
+    report[..8].copy_from_slice(&count.to_le_bytes());
     report[8..].copy_from_slice(&st.digest.value().to_le_bytes());
-    ep.try_send(h, &report)?;
+    if !ep.send_all(h, &report)? {
+        return Err(EndpointError::WouldBlock);
+    }
     st.done = true;
-    ep.close(h, Duration::from_secs(1))
+    ep.finish(h, Duration::from_secs(1))
 }
 
 /// The client process of `--connections`.
 pub(super) fn run_client(opts: &Options, n: usize) -> Result<bool, String> {
-    let mut ctl = connect_control(opts)?;
+    let ctl = connect_control(opts)?;
     set_faults(opts.faults(opts.seed));
     // The process is single-threaded here: no lcore or application thread runs yet.
     match opts.forge_rate {
         Some(r) => std::env::set_var(FORGE_ENV, r.to_string()),
         None => std::env::remove_var(FORGE_ENV),
     }
-    let (pipeline, eps) = launch_side(opts, false)?;
+    if opts.channel == ChannelKind::Streaming {
+        let (pipeline, eps) = launch_streaming(opts, false)?;
+        return client_side(opts, n, ctl, pipeline, eps);
+    }
+    let (pipeline, eps) = launch_reliable(opts, false)?;
+    client_side(opts, n, ctl, pipeline, eps)
+}
+
+/// The client process once its pipeline runs.
+fn client_side<E: TableEnd>(
+    opts: &Options,
+    n: usize,
+    mut ctl: UnixStream,
+    pipeline: Pipeline,
+    eps: Vec<E>,
+) -> Result<bool, String> {
     super::take_over_signals();
     println!(
-        "rosette-perf: channel=reliable connections={n} lcores={} size={} seconds={} over net_memif ({}), pipeline \
-         perf_reliable_mux{}.yaml",
+        "rosette-perf: channel={} connections={n} lcores={} size={} seconds={} over net_memif ({}), pipeline \
+         perf_{}_mux{}.yaml",
+        opts.channel.name(),
         opts.lcores,
         opts.size,
         opts.seconds,
         opts.socket.display(),
+        opts.channel.name(),
         if opts.lcores == 2 { "_2q" } else { "" }
     );
     let out = drive_client(&eps, n, opts, &mut ctl);
@@ -391,7 +570,7 @@ struct Sent {
     error: Option<String>,
 }
 
-fn drive_client(eps: &[ReliableMuxEndpoint], n: usize, opts: &Options, ctl: &mut UnixStream) -> Sent {
+fn drive_client<E: TableEnd>(eps: &[E], n: usize, opts: &Options, ctl: &mut UnixStream) -> Sent {
     let mut out = Sent { rss_base: resident_bytes(), ..Sent::default() };
     let shares = shares(n, eps.len());
     let mut states: Vec<States> = shares.iter().map(|&k| States::with_capacity(k)).collect();
@@ -412,24 +591,26 @@ fn drive_client(eps: &[ReliableMuxEndpoint], n: usize, opts: &Options, ctl: &mut
             return out;
         }
         let mut got = false;
+        let mut gather = Vec::new();
         for (i, ep) in eps.iter().enumerate() {
-            match ep.try_recv() {
-                Ok(ev) => match ev.event {
-                    Event::Connected => {
-                        states[i].insert(ev.conn);
-                        handles.push((i, ev.conn));
-                        got = true;
-                    }
-                    other => {
-                        out.error = Some(format!("while connecting: {other:?}"));
-                        return out;
-                    }
-                },
-                Err(EndpointError::WouldBlock) => {}
+            let mut unexpected = None;
+            let took = ep.take(Duration::ZERO, &mut gather, |h, seen| match seen {
+                Seen::Connected => {
+                    states[i].insert(h);
+                    handles.push((i, h));
+                }
+                _ => unexpected = Some(h),
+            });
+            match took {
+                Ok(t) => got |= t,
                 Err(e) => {
                     out.error = Some(format!("endpoint: {e}"));
                     return out;
                 }
+            }
+            if let Some(h) = unexpected {
+                out.error = Some(format!("connection {} ended while connecting", h.index()));
+                return out;
             }
         }
         if !got {
@@ -461,14 +642,14 @@ fn drive_client(eps: &[ReliableMuxEndpoint], n: usize, opts: &Options, ctl: &mut
             let Some(st) = states[i].get(h) else { continue };
             for _ in 0..per_turn {
                 fill_message(&mut msg, st.count, 0);
-                match eps[i].try_send(h, &msg) {
-                    Ok(()) => {
+                match eps[i].send_all(h, &msg) {
+                    Ok(true) => {
                         st.digest.update(&msg);
                         st.count += 1;
                         out.sent += 1;
                         progress = true;
                     }
-                    Err(EndpointError::WouldBlock | EndpointError::NoBuffers) => break,
+                    Ok(false) => break,
                     Err(e) => {
                         out.error = Some(format!("send: {e}"));
                         break 'send;
@@ -490,7 +671,7 @@ fn drive_client(eps: &[ReliableMuxEndpoint], n: usize, opts: &Options, ctl: &mut
     out.send_seconds = start.elapsed().as_secs_f64();
     // 4. Close every connection; the server answers each with what it received.
     for &(i, h) in &handles {
-        if let Err(e) = eps[i].close(h, Duration::from_secs(10)) {
+        if let Err(e) = eps[i].finish(h, Duration::from_secs(10)) {
             out.error.get_or_insert(format!("close: {e}"));
         }
     }
@@ -508,41 +689,49 @@ fn drive_client(eps: &[ReliableMuxEndpoint], n: usize, opts: &Options, ctl: &mut
     out
 }
 
-/// Takes the client's deliveries: the server's per-connection reports.
-fn drain(ep: &ReliableMuxEndpoint, states: &mut States, out: &mut Sent) -> Result<(), String> {
+/// Takes the client's deliveries: the server's per-connection reports (a stream may split one).
+fn drain<E: TableEnd>(ep: &E, states: &mut States, out: &mut Sent) -> Result<(), String> {
+    let mut gather = Vec::new();
     loop {
-        let ev = match ep.try_recv() {
-            Ok(ev) => ev,
-            Err(EndpointError::WouldBlock) => return Ok(()),
-            Err(e) => return Err(format!("endpoint: {e}")),
-        };
-        let Some(st) = states.get(ev.conn) else { continue };
-        match &ev.event {
-            // Once the server's report is in, how the connection ends does not matter to the result.
-            Event::Reset(_) | Event::Failed if st.done => continue,
-            Event::Reset(r) => return Err(format!("connection {} reset: {r:?}", ev.conn.index())),
-            Event::Failed => return Err(format!("connection {} failed", ev.conn.index())),
-            _ => {}
-        }
-        for message in ev.event.messages() {
-            let bytes: Vec<u8> = message.flat_map(|s| s.iter().copied()).collect();
-            if bytes.len() == REPORT_LEN {
-                let count = u64::from_le_bytes(bytes[..8].try_into().unwrap_or_default());
-                let digest = u64::from_le_bytes(bytes[8..].try_into().unwrap_or_default());
-                st.matched = count == st.count && digest == st.digest.value();
-                if !st.matched {
-                    eprintln!(
-                        "rosette-perf: connection {}: the server received {count} messages (digest {digest:016x}), \
-                         {} were sent (digest {:016x})",
-                        ev.conn.index(),
-                        st.count,
-                        st.digest.value()
-                    );
+        let mut broken = None;
+        let took = ep.take(Duration::ZERO, &mut gather, |h, seen| {
+            let Some(st) = states.get(h) else { return };
+            match seen {
+                Seen::Data(bytes) if (st.bytes as usize) + bytes.len() <= REPORT_LEN && !st.done => {
+                    let at = st.bytes as usize;
+                    st.report[at..at + bytes.len()].copy_from_slice(bytes);
+                    st.bytes += bytes.len() as u64;
+                    if st.bytes as usize == REPORT_LEN {
+                        let count = u64::from_le_bytes(st.report[..8].try_into().unwrap_or_default());
+                        let digest = u64::from_le_bytes(st.report[8..].try_into().unwrap_or_default());
+                        st.matched = count == st.count && digest == st.digest.value();
+                        if !st.matched {
+                            eprintln!(
+                                "rosette-perf: connection {}: the server received {count} messages (digest \
+                                 {digest:016x}), {} were sent (digest {:016x})",
+                                h.index(),
+                                st.count,
+                                st.digest.value()
+                            );
+                        }
+                        st.done = true;
+                    }
                 }
-                st.done = true;
-            } else {
-                out.error.get_or_insert(format!("connection {}: a {}-byte message", ev.conn.index(), bytes.len()));
+                Seen::Data(bytes) => {
+                    out.error.get_or_insert(format!("connection {}: {} unexpected bytes", h.index(), bytes.len()));
+                }
+                // Once the server's report is in, how the connection ends does not matter.
+                Seen::Broken(why) if !st.done => broken = Some(format!("connection {} {why}", h.index())),
+                _ => {}
             }
+        });
+        match took {
+            Ok(true) => {}
+            Ok(false) => return Ok(()),
+            Err(e) => return Err(format!("endpoint: {e}")),
+        }
+        if let Some(e) = broken {
+            return Err(e);
         }
     }
 }
@@ -594,9 +783,10 @@ fn report(opts: &Options, n: usize, out: &Sent, line: &str) -> Result<bool, Stri
     let rate = r.delivered as f64 / (r.elapsed_ns as f64 / 1e9).max(1e-9);
     let ok = out.matched == n && r.delivered == out.sent && r.bad == 0 && out.error.is_none() && r.error.is_none();
     println!(
-        "channel=reliable connections={n} lcores={} sent={} delivered={} bad={} digest={} digests_matched={} msgs_per_s={:.0} \
+        "channel={} connections={n} lcores={} sent={} delivered={} bad={} digest={} digests_matched={} msgs_per_s={:.0} \
          ns_per_msg={:.1} server_rss_per_conn_bytes={} client_rss_per_conn_bytes={} size={} forged={} \
          forged_per_s={:.0}",
+        opts.channel.name(),
         opts.lcores,
         out.sent,
         r.delivered,

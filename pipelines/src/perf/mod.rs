@@ -286,8 +286,11 @@ impl Options {
             .unwrap_or_else(|| PathBuf::from(format!("/tmp/rosette-perf-{}.sock", std::process::id())));
         let seconds = args.seconds;
         if let Some(n) = args.connections {
-            if channel != ChannelKind::Reliable {
-                return Err("--connections measures reliable connections (--channel reliable)".to_owned());
+            if !channel.ordered() {
+                return Err("--connections measures reliable or streaming connections".to_owned());
+            }
+            if channel == ChannelKind::Streaming && (args.lcores.unwrap_or(1) != 1 || args.forge_rate.is_some()) {
+                return Err("--lcores 2 and --forge-rate run on reliable connections".to_owned());
             }
             if !(1..=16384).contains(&n) {
                 return Err("--connections takes 1..=16384 (the max_connections of perf_reliable_mux.yaml)".to_owned());
