@@ -750,12 +750,7 @@ struct ServerLine {
 
 fn parse_line(line: &str) -> Option<ServerLine> {
     let mut r = ServerLine::default();
-    let mut fields = line.split_whitespace();
-    if fields.next() != Some("report") {
-        return None;
-    }
-    for f in fields {
-        let (k, v) = f.split_once('=')?;
+    for (k, v) in super::report_fields(line)? {
         match k {
             "delivered" => r.delivered = v.parse().ok()?,
             "bad" => r.bad = v.parse().ok()?,

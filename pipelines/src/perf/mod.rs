@@ -849,14 +849,19 @@ struct PeerReport {
     error: Option<String>,
 }
 
-fn parse_report(line: &str) -> Option<PeerReport> {
-    let mut r = PeerReport::default();
+/// The `key=value` fields of a server's `report ...` line; `None` for any other line or a field
+/// without `=`.
+fn report_fields(line: &str) -> Option<Vec<(&str, &str)>> {
     let mut fields = line.split_whitespace();
     if fields.next() != Some("report") {
         return None;
     }
-    for f in fields {
-        let (k, v) = f.split_once('=')?;
+    fields.map(|f| f.split_once('=')).collect()
+}
+
+fn parse_report(line: &str) -> Option<PeerReport> {
+    let mut r = PeerReport::default();
+    for (k, v) in report_fields(line)? {
         match k {
             "delivered" => r.delivered = v.parse().ok()?,
             "bad" => r.bad = v.parse().ok()?,
