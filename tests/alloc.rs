@@ -7,7 +7,9 @@
 //! `#[global_allocator]` counts every allocation of the process — application thread, lcore thread
 //! and anything else — and each side asserts that none happened while it handled the counted
 //! messages (after a warm-up). Reliable messages of 64, 1500 and 9000 bytes (packed, one packet,
-//! multi-packet) and a byte stream, each over 10,000 messages / writes.
+//! multi-packet) and a byte stream, each over 10,000 messages / writes; and a reliable connection
+//! table (`reliable_mux`: a dialer opening 64 connections to a listener), 64 B messages sent
+//! round-robin over every connection, each connection's sequence checked.
 //!
 //! The sender also prints its rate (messages per second through `ReliableEndpoint::send`): a figure
 //! for the record, not an assertion (these VMs are noisy).
@@ -20,8 +22,10 @@ use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use rosette::channel::mux::ConnHandle;
 use rosette::channel::reliable;
 use rosette::dpdk_test;
+use rosette::pipeline::endpoint::{EndpointError, ReliableMuxEndpoint};
 use rosette::pipeline::{LaunchOptions, Pipeline};
 
 rosette_macros::pipeline!("tests/pipelines/alloc.yaml");
@@ -108,6 +112,25 @@ fn counted() -> u32 {
 const SIZES: [usize; 3] = [64, 1500, 9000];
 /// Bytes per stream write.
 const WRITE: usize = 1024;
+
+/// Connections of the table scenario (the tables' `max_connections`).
+const CONNS: usize = 64;
+/// Messages per connection per turn of the round-robin (two packets' worth of 64 B records); the
+/// warm-up is one such turn.
+const MUX_BATCH: u32 = 42;
+/// Messages per connection counted (`ROSETTE_ALLOC_MUX_COUNTED` overrides, for a longer run). A
+/// long run can catch the listener lending a connection a fresh storage set (4 allocations, in
+/// `Table::wake`) when more of its connections hold data at once than ever before — e.g. while its
+/// application thread is descheduled: the table's storage sets grow to the peak of busy connections.
+fn mux_counted() -> u32 {
+    std::env::var("ROSETTE_ALLOC_MUX_COUNTED").ok().and_then(|v| v.parse().ok()).unwrap_or(200)
+}
+/// The table scenario's message size.
+const MUX_SIZE: usize = 64;
+/// The receiver's answer on each connection once it has the connection's warm-up messages.
+const WARMED: &[u8] = b"warm";
+/// The receiver's answer on each connection once it has all of the connection's messages.
+const DONE: &[u8] = b"done";
 
 fn vdev(role: &str, socket: &str) -> String {
     format!("net_memif0,role={role},socket={socket},socket-abstract=no")
@@ -272,7 +295,7 @@ fn stream_byte(i: u64) -> u8 {
     (i.wrapping_mul(131) ^ (i >> 9)) as u8
 }
 
-/// The sending process of both scenarios.
+/// The sending process of every scenario.
 #[test]
 #[ignore = "run by the scenarios above as their peer process"]
 fn alloc_peer() {
@@ -281,6 +304,7 @@ fn alloc_peer() {
     let pipeline = match mode.as_str() {
         "reliable" => rel_sender::launch(&options(&socket, false)),
         "streaming" => str_sender::launch(&options(&socket, false)),
+        "reliable_mux" => relmux_sender::launch(&options(&socket, false)),
         other => panic!("unknown peer mode {other}"),
     }
     .expect("launch");
@@ -345,8 +369,181 @@ fn alloc_peer() {
             wait_for_bye();
             drop(ep);
         }
+        "reliable_mux" => mux_sender(),
         other => panic!("unknown peer mode {other}"),
     }
     // The receiver stopped polling before it said bye: closing our port now is safe.
     finish(pipeline);
+}
+
+dpdk_test! {
+    fn reliable_mux_endpoint_allocates_nothing_per_message_in_either_process() {
+        let socket = format!("/tmp/rosette-alloc-relmux-{}.sock", std::process::id());
+        let _ = std::fs::remove_file(&socket);
+        let pipeline = relmux_receiver::launch(&options(&socket, true)).expect("launch");
+        let child = spawn_peer("reliable_mux", &socket);
+        let ep = relmux_receiver::endpoints::app(LONG).unwrap();
+        // Each connection's handle and the sequence number it expects next, by table slot.
+        let mut conns: Vec<Option<(ConnHandle, u32)>> = vec![None; CONNS];
+        // Read once: the environment lookup allocates.
+        let mux_counted = mux_counted();
+        let end = MUX_BATCH + mux_counted;
+        let (mut connected, mut warmed, mut complete) = (0, 0, 0);
+        let mut before = None;
+        while complete < CONNS {
+            let ev = ep.recv(LONG).unwrap_or_else(|e| panic!("receiving ({complete} connections complete): {e}"));
+            if matches!(ev.event, reliable::Event::Connected) {
+                let slot = conns.get_mut(ev.conn.index() as usize).expect("slot within max_connections");
+                assert!(slot.is_none(), "slot {} connected twice", ev.conn.index());
+                *slot = Some((ev.conn, 0));
+                connected += 1;
+                continue;
+            }
+            // Every connection has its warm-up and its answer: what follows is counted.
+            if before.is_none() && warmed == CONNS {
+                before = Some(window_start());
+            }
+            let (h, seq) = conns
+                .get_mut(ev.conn.index() as usize)
+                .and_then(Option::as_mut)
+                .filter(|(h, _)| *h == ev.conn)
+                .unwrap_or_else(|| panic!("a delivery for an unknown connection: {ev:?}"));
+            *seq = receive(&ev.event, MUX_SIZE, *seq);
+            assert!(*seq <= end, "connection {}: more than {end} messages", h.index());
+            if *seq == MUX_BATCH {
+                warmed += 1;
+                ep.send(*h, WARMED, LONG).unwrap();
+            }
+            if *seq == end {
+                complete += 1;
+            }
+        }
+        let allocs = window_end(before.expect("the counted window started"));
+        assert_eq!(connected, CONNS);
+        let counted = CONNS as u32 * mux_counted;
+        println!("receiver: {MUX_SIZE} B messages on {CONNS} connections: {allocs} allocations over {counted} messages");
+        assert_eq!(allocs, 0, "receiver allocated while receiving on {CONNS} connections");
+        for (h, _) in conns.iter().flatten() {
+            ep.send(*h, DONE, LONG).unwrap();
+        }
+        // The sender closes each connection; each is closed here once the peer's close is in.
+        let (mut peer_closed, mut closed) = (0, 0);
+        while closed < CONNS {
+            let ev = ep.recv(LONG).unwrap();
+            match ev.event {
+                reliable::Event::PeerClosed => {
+                    ep.close(ev.conn, LONG).unwrap();
+                    peer_closed += 1;
+                }
+                reliable::Event::Closed => closed += 1,
+                other => panic!("connection {}: expected its close: {other:?}", ev.conn.index()),
+            }
+        }
+        assert_eq!(peer_closed, CONNS);
+        drop(ep);
+        stop_polling(&pipeline);
+        release_peer(child);
+        assert!(common::wait_until(LONG, || !link_up(&pipeline)), "link still up after the peer left");
+        finish(pipeline);
+        let _ = std::fs::remove_file(&socket);
+    }
+}
+
+/// Sends every connection's messages up to `upto` (numbered on their connection), round-robin: a
+/// batch per connection per turn, as far as the queue and the pool take them.
+fn send_round_robin(ep: &ReliableMuxEndpoint, conns: &mut [(ConnHandle, u32)], upto: u32) {
+    let mut msg = [0u8; MUX_SIZE];
+    loop {
+        let (mut progress, mut all) = (false, true);
+        for (h, sent) in conns.iter_mut() {
+            let turn = (*sent + MUX_BATCH).min(upto);
+            while *sent < turn {
+                fill(&mut msg, *sent);
+                match ep.try_send(*h, &msg) {
+                    Ok(()) => {
+                        *sent += 1;
+                        progress = true;
+                    }
+                    Err(EndpointError::WouldBlock | EndpointError::NoBuffers) => break,
+                    Err(e) => panic!("sending on connection {}: {e}", h.index()),
+                }
+            }
+            all &= *sent == upto;
+        }
+        if all {
+            return;
+        }
+        if !progress {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Waits for the receiver's `reply` on every connection.
+fn await_replies(ep: &ReliableMuxEndpoint, conns: &[(ConnHandle, u32)], reply: &[u8]) {
+    let mut got = [false; CONNS];
+    let mut n = 0;
+    while n < CONNS {
+        let ev = ep.recv(LONG).unwrap_or_else(|e| panic!("awaiting replies ({n} of {CONNS}): {e}"));
+        let i = conns.iter().position(|(h, _)| *h == ev.conn).expect("a reply on a known connection");
+        assert!(matches!(ev.event, reliable::Event::Message(_) | reliable::Event::Messages(_)), "{:?}", ev.event);
+        for message in ev.event.messages() {
+            let (mut bytes, mut len) = ([0u8; 8], 0);
+            for &b in message.flatten() {
+                if len < bytes.len() {
+                    bytes[len] = b;
+                }
+                len += 1;
+            }
+            assert!(len == reply.len() && &bytes[..len] == reply, "connection {}: not the reply", ev.conn.index());
+            assert!(!got[i], "connection {}: a second reply", ev.conn.index());
+            got[i] = true;
+            n += 1;
+        }
+    }
+}
+
+/// The sending process of the table scenario: opens the connections, warms every one up, then
+/// sends the counted messages, the window ending with the receiver's answer that it has them all.
+fn mux_sender() {
+    let ep = relmux_sender::endpoints::app(LONG).unwrap();
+    let mux_counted = mux_counted();
+    // The dialer opened one connection when it started; the rest are asked for.
+    for _ in 1..CONNS {
+        ep.open(LONG).unwrap();
+    }
+    let mut conns: Vec<(ConnHandle, u32)> = Vec::with_capacity(CONNS);
+    while conns.len() < CONNS {
+        let ev = ep.recv(LONG).unwrap_or_else(|e| panic!("{} of {CONNS} connections: {e}", conns.len()));
+        assert!(matches!(ev.event, reliable::Event::Connected), "while connecting: {ev:?}");
+        conns.push((ev.conn, 0));
+    }
+    send_round_robin(&ep, &mut conns, MUX_BATCH);
+    await_replies(&ep, &conns, WARMED);
+    let before = window_start();
+    let started = Instant::now();
+    send_round_robin(&ep, &mut conns, MUX_BATCH + mux_counted);
+    await_replies(&ep, &conns, DONE);
+    let allocs = window_end(before);
+    let counted = CONNS as u32 * mux_counted;
+    println!(
+        "sender: {MUX_SIZE} B messages on {CONNS} connections: {allocs} allocations over {counted} messages; \
+         {:.0} msgs/s",
+        f64::from(counted) / started.elapsed().as_secs_f64()
+    );
+    assert_eq!(allocs, 0, "sender allocated while sending on {CONNS} connections");
+    for (h, _) in &conns {
+        ep.close(*h, LONG).unwrap();
+    }
+    let (mut peer_closed, mut closed) = (0, 0);
+    while peer_closed < CONNS || closed < CONNS {
+        let ev = ep.recv(LONG).unwrap_or_else(|e| panic!("closing ({peer_closed} peer closes, {closed} closes): {e}"));
+        match ev.event {
+            reliable::Event::PeerClosed => peer_closed += 1,
+            reliable::Event::Closed => closed += 1,
+            other => panic!("connection {}: expected its close: {other:?}", ev.conn.index()),
+        }
+    }
+    drop(ep);
+    wait_for_bye();
 }
