@@ -119,9 +119,9 @@ const CONNS: usize = 64;
 /// warm-up is one such turn.
 const MUX_BATCH: u32 = 42;
 /// Messages per connection counted (`ROSETTE_ALLOC_MUX_COUNTED` overrides, for a longer run). A
-/// long run can catch the listener lending a connection a fresh storage set (4 allocations, in
-/// `Table::wake`) when more of its connections hold data at once than ever before — e.g. while its
-/// application thread is descheduled: the table's storage sets grow to the peak of busy connections.
+/// table starts with `spare_storage` (64) storage sets, so with 64 connections no wake-up needs a
+/// fresh one however long the run; more connections busy at once than that would allocate one set
+/// at each new peak (`Table::wake`).
 fn mux_counted() -> u32 {
     std::env::var("ROSETTE_ALLOC_MUX_COUNTED").ok().and_then(|v| v.parse().ok()).unwrap_or(200)
 }

@@ -137,11 +137,9 @@ fn a_thousand_connections_each_deliver_in_order_and_park_when_idle() {
     }
     let s = server.stats();
     assert!(s.storage_allocated <= 1000, "{s:?}");
-    assert_eq!(
-        server.spare_storage() as u64,
-        s.storage_allocated.min(256),
-        "every storage set is back, up to the spare limit"
-    );
+    // The table starts with 64 storage sets (the default spare_storage); what it allocated beyond
+    // them went back to the allocator once everything parked, down to those 64.
+    assert_eq!(server.spare_storage(), 64, "every storage set is back, down to the spare floor");
     for &h in &handles {
         assert!(client.get(h).is_some_and(|c| c.send_queue_len() == 0), "all acknowledged");
     }

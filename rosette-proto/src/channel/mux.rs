@@ -99,16 +99,17 @@ pub struct MuxConfig {
     /// A flood gets at most one small reply per packet it sends (no amplification), and never more
     /// than this many held.
     pub reply_queue: usize,
-    /// Storage sets (a connection's window-sized queues) kept at least for connections that wake.
-    /// While more connections than this hold storage, as many spares as they are are kept (a busy
-    /// table does not churn the allocator); once they park, the spares beyond this are freed a few
-    /// per iteration.
+    /// Storage sets (a connection's window-sized queues) allocated with the table (at most
+    /// `max_connections`) and kept at least, for connections that wake: up to this many connections
+    /// can be busy at once without the table allocating. While more hold storage, as many spares as
+    /// they are are kept (a busy table does not churn the allocator; a new peak allocates once);
+    /// once they park, the spares beyond this are freed a few per iteration.
     pub spare_storage: usize,
 }
 
 impl MuxConfig {
     /// A listener with room for `max_connections`, a 60 s idle timeout, a random cookie key, 1024
-    /// replies held, 256 spare storage sets.
+    /// replies held, 64 spare storage sets.
     pub fn listen(max_connections: usize, epoch: u32) -> MuxConfig {
         MuxConfig {
             role: MuxRole::Listen,
@@ -117,7 +118,7 @@ impl MuxConfig {
             epoch,
             cookie_key: random_key(),
             reply_queue: 1024,
-            spare_storage: 256,
+            spare_storage: 64,
         }
     }
 
@@ -366,6 +367,7 @@ impl<C: MuxConn> UdpMux<C> {
         );
         let replies = VecDeque::with_capacity(mux.reply_queue);
         let hasher = FastState(mux.cookie_key[0] ^ mux.cookie_key[1].rotate_left(17));
+        let spares = (0..mux.spare_storage.min(mux.max_connections)).map(|_| Storage::fresh(&conn)).collect();
         let shared_window = match mux.role {
             MuxRole::Connect(_) => Some(conn.send_capacity as u64),
             MuxRole::Listen => None,
@@ -387,7 +389,7 @@ impl<C: MuxConn> UdpMux<C> {
                 gated: VecDeque::new(),
                 in_flight: 0,
                 shared_window,
-                spares: Vec::new(),
+                spares,
                 replies,
                 stats: MuxStats::default(),
                 mux,

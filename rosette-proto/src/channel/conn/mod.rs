@@ -317,6 +317,13 @@ pub struct Storage<B> {
     rx: RxStorage<B>,
 }
 
+impl<B> Storage<B> {
+    /// A storage set for connections configured by `cfg`, allocated now.
+    pub(crate) fn fresh(cfg: &Config) -> Storage<B> {
+        Storage { slots: VecDeque::with_capacity(cfg.send_capacity + 2), rx: RxStorage::new(cfg.recv_capacity) }
+    }
+}
+
 impl<B> fmt::Debug for Storage<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Storage").field("send_capacity", &self.slots.capacity()).finish_non_exhaustive()

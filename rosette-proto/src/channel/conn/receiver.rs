@@ -71,7 +71,7 @@ pub(crate) struct RxStorage<B> {
 
 impl<B> RxStorage<B> {
     /// Empty queues with room for `capacity` packets, allocated once.
-    fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         let mut reorder = Vec::with_capacity(capacity);
         reorder.resize_with(capacity, || None);
         RxStorage {
