@@ -205,7 +205,7 @@ pub struct Options {
     pub eal_args: Vec<String>,
     /// Where the application runs.
     pub app: AppMode,
-    /// `--connections N`: many connections through one listener ([`conns`]).
+    /// `--connections N`: many connections through one listener (the `conns` module).
     pub connections: Option<usize>,
     /// `--forge-rate R`: forged connection attempts per second at the listener ([`forge`]).
     pub forge_rate: Option<u64>,

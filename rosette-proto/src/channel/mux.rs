@@ -4,7 +4,7 @@
 //! connections from any peer) or of a *dialer* (it opens connections to one peer on request), on one
 //! lcore, with no state shared with any other lcore. It owns the [`Interface`] (ARP, header
 //! validation, the one header writer) and a table of connections, each an ordinary
-//! [`Reliable`](crate::channel::reliable::Reliable) or [`Stream`](crate::channel::streaming::Stream),
+//! [`Reliable`] or [`Stream`],
 //! named to the application by a [`ConnHandle`] (slot and generation, so a handle of a reclaimed
 //! connection is refused, never aliased to its successor).
 //!
@@ -64,8 +64,8 @@ use crate::wire::transport::{Packet, PacketType, Repr};
 
 /// Bits of a dialer's connection id that hold the slot index (the rest hold the generation).
 const INDEX_BITS: u32 = 20;
-/// The most connections a table can hold: slot indexes must fit [`INDEX_BITS`] (all ones is left
-/// out, so no dialer id wraps to 0).
+/// The most connections a table can hold: a dialer's connection id holds the slot index in its low
+/// 20 bits (all ones is left out, so no dialer id wraps to 0).
 pub const MAX_CONNECTIONS: usize = (1 << INDEX_BITS) - 1;
 /// Packets one connection may send before the next ready connection gets its turn.
 const TX_QUOTA: usize = 32;
