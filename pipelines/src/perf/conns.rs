@@ -564,7 +564,6 @@ struct Sent {
     /// Length of the sending phase (the flood's), seconds.
     send_seconds: f64,
     matched: usize,
-    established: usize,
     rss_base: u64,
     rss_idle: u64,
     error: Option<String>,
@@ -617,7 +616,6 @@ fn drive_client<E: TableEnd>(eps: &[E], n: usize, opts: &Options, ctl: &mut Unix
             std::thread::sleep(Duration::from_micros(200));
         }
     }
-    out.established = handles.len();
     // 2. Idle: both sides measure (the server when it has them all too).
     std::thread::sleep(Duration::from_millis(200));
     out.rss_idle = resident_bytes();
