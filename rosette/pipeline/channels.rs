@@ -511,6 +511,9 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
         // queue drained and everything queued transmitted, the endpoint's partial packet is taken
         // from its slot (once per iteration), so packing never waits for more messages.
         let mut took_partial = false;
+        // A connection that is over refuses everything at once (each refusal counted), so nothing
+        // the application handed over waits unseen.
+        let over = self.publisher.state.is_over();
         loop {
             let cmd = match self.held.take() {
                 Some(cmd) => cmd,
@@ -523,7 +526,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
                         // Everything queued before the partial packet is in: the partial goes next.
                         if let Some(p) = self.pending.take() {
                             let Some((_, conn)) = &mut self.run else { return };
-                            if conn.send_space() == 0 {
+                            if conn.send_space() == 0 && !over {
                                 self.pending = Some(p);
                                 break;
                             }
@@ -534,7 +537,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
                             Some(run) => run,
                             None => return,
                         };
-                        if !took_partial && !conn.has_unsent() && conn.send_space() > 0 {
+                        if !took_partial && (over || (!conn.has_unsent() && conn.send_space() > 0)) {
                             if let Some(p) = self.ends.shared.open.take() {
                                 self.taken = self.taken.wrapping_add(1);
                                 self.stats.partials_taken += 1;
@@ -556,7 +559,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
             };
             // A command stamped after the endpoint saw the pending partial taken is newer than it.
             let after_partial = self.pending.is_some() && cmd.seen.wrapping_sub(self.taken) as i32 >= 0;
-            if conn.send_space() < need + usize::from(after_partial) && !matches!(cmd.op, ReliableOp::Reset) {
+            if conn.send_space() < need + usize::from(after_partial) && !matches!(cmd.op, ReliableOp::Reset) && !over {
                 self.held = Some(cmd);
                 break;
             }
@@ -572,7 +575,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
                 ReliableOp::Packed(m) => conn.send_packed(now, m).map(drop),
                 ReliableOp::Message(m) => conn.send_chain(now, m),
                 ReliableOp::Close => {
-                    if !conn.close(now) {
+                    if !conn.close(now) && !over {
                         // No buffer for the Fin right now: the close waits, as a send would.
                         self.held = Some(ReliableCommand { seen: cmd.seen, op: ReliableOp::Close });
                         break;
@@ -594,9 +597,19 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
     }
 
     fn finish(&mut self, _cx: &Context) {
+        // Everything the application handed over that the peer has not acknowledged is dropped
+        // now: counted for the endpoint, whose later sends are refused.
+        let mut lost = self.channel().map_or(0, |c| c.unacknowledged().messages);
+        lost += self.held.take().map_or(0, |cmd| messages_in(&cmd.op));
+        lost += self.pending.take().map_or(0, |p| messages_in(&ReliableOp::Packed(p)));
+        while let Ok(cmd) = self.ends.next_command() {
+            lost += messages_in(&cmd.op);
+        }
+        lost += self.ends.shared.open.take().map_or(0, |p| messages_in(&ReliableOp::Packed(p)));
+        let board = &self.ends.shared.status;
+        board.add_unacknowledged(0, None, lost);
+        board.stop();
         self.stash = None;
-        self.held = None;
-        self.pending = None;
         self.run = None;
     }
 
@@ -789,6 +802,8 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
         // Writes: the application's packets become the stream's packets (zero-copy). A write that does
         // not fit is held; once caught up, the endpoint's partial packet is taken from its slot.
         let mut took_partial = false;
+        // As the reliable stage: a stream that is over refuses everything at once, counted.
+        let over = self.publisher.state.is_over();
         loop {
             let Some((_, stream)) = &mut self.run else { return };
             let cmd = match self.writing.take() {
@@ -800,7 +815,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
                     }
                     Err(_) => {
                         if let Some(p) = self.pending.take() {
-                            if stream.send_space() == 0 {
+                            if stream.send_space() == 0 && !over {
                                 self.pending = Some(p);
                                 break;
                             }
@@ -815,7 +830,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
                             }
                             continue;
                         }
-                        if !took_partial && !stream.has_unsent() && stream.send_space() > 0 {
+                        if !took_partial && (over || (!stream.has_unsent() && stream.send_space() > 0)) {
                             if let Some(p) = self.ends.shared.open.take() {
                                 self.taken = self.taken.wrapping_add(1);
                                 self.stats.partials_taken += 1;
@@ -830,7 +845,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             };
             let after_partial = self.pending.is_some() && cmd.seen.wrapping_sub(self.taken) as i32 >= 0;
             let need = usize::from(matches!(cmd.op, StreamOp::Write(_))) + usize::from(after_partial);
-            if stream.send_space() < need && !matches!(cmd.op, StreamOp::Reset) {
+            if stream.send_space() < need && !matches!(cmd.op, StreamOp::Reset) && !over {
                 self.writing = Some(cmd);
                 break;
             }
@@ -861,7 +876,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
                     }
                 },
                 StreamOp::Finish => {
-                    if !stream.finish(now) {
+                    if !stream.finish(now) && !over {
                         // No buffer for the Fin right now: the finish waits, as a write would.
                         self.writing = Some(StreamCommand { seen: cmd.seen, op: StreamOp::Finish });
                         break;
@@ -878,9 +893,18 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
     }
 
     fn finish(&mut self, _cx: &Context) {
+        // As the reliable stage: what was not acknowledged is counted, later writes are refused.
+        let mut lost = self.channel().map_or(0, |c| c.unacknowledged().bytes);
+        lost += self.writing.take().map_or(0, |cmd| bytes_in(&cmd.op));
+        lost += self.pending.take().map_or(0, |p| p.pkt_len() as u64);
+        while let Ok(cmd) = self.ends.next_command() {
+            lost += bytes_in(&cmd.op);
+        }
+        lost += self.ends.shared.open.take().map_or(0, |p| p.pkt_len() as u64);
+        let board = &self.ends.shared.status;
+        board.add_unacknowledged(0, None, lost);
+        board.stop();
         self.stash = None;
-        self.writing = None;
-        self.pending = None;
         self.run = None;
     }
 

@@ -319,6 +319,7 @@ pub(crate) fn refuse(state: ConnState) -> Result<(), EndpointError> {
         ConnState::Closing | ConnState::Closed => Err(EndpointError::Closed),
         ConnState::Reset(_) | ConnState::Aborted => Err(EndpointError::ConnectionReset),
         ConnState::Failed => Err(EndpointError::ConnectionFailed),
+        ConnState::Stopped => Err(EndpointError::Disconnected),
     }
 }
 
@@ -383,6 +384,13 @@ pub(crate) struct LcoreEnds<C, D> {
     commands_taken: u64,
     pub(crate) deliveries: AppQueue<D>,
     pub(crate) shared: Arc<Shared>,
+}
+
+/// The stage is gone: its connections take no more sends (see [`StatusBoard::stop`]).
+impl<C, D> Drop for LcoreEnds<C, D> {
+    fn drop(&mut self) {
+        self.shared.status.stop();
+    }
 }
 
 impl<C, D> LcoreEnds<C, D> {

@@ -123,6 +123,8 @@ pub(crate) trait MuxKind: Send + 'static {
     fn abandoned(conn: &Self::Conn) -> conn::Unacknowledged;
     /// The same, in the unit of [`MuxKind::units`].
     fn abandoned_units(conn: &Self::Conn) -> u64;
+    /// What the connection holds now that its peer has not acknowledged, in the same unit.
+    fn unacknowledged_units(conn: &Self::Conn) -> u64;
 }
 
 /// Messages in a packet of packed records, or one for a message of its own.
@@ -205,6 +207,9 @@ impl MuxKind for ReliableKind {
     fn abandoned_units(conn: &Reliable<Mempool>) -> u64 {
         conn.abandoned().messages
     }
+    fn unacknowledged_units(conn: &Reliable<Mempool>) -> u64 {
+        conn.unacknowledged().messages
+    }
 }
 
 /// The streaming table stage's kind.
@@ -273,6 +278,9 @@ impl MuxKind for StreamKind {
     }
     fn abandoned_units(conn: &Stream<Mempool>) -> u64 {
         conn.abandoned().bytes
+    }
+    fn unacknowledged_units(conn: &Stream<Mempool>) -> u64 {
+        conn.unacknowledged().bytes
     }
 }
 
@@ -581,9 +589,30 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> Stage for MuxStage<K, D> {
     }
 
     fn finish(&mut self, _cx: &Context) {
+        // Everything the application handed over that no peer acknowledged is dropped now: counted
+        // for each connection's status (and the table's), whose later sends are refused.
+        let shared = self.ends.shared.clone();
+        let board = &shared.status;
+        if let Some((h, m)) = self.pending.take() {
+            board.add_unacknowledged(h.index(), Some(h.generation()), K::units(&K::packed(m)));
+        }
+        let ends = &mut self.ends;
+        for cmd in self.held.take().into_iter().chain(core::iter::from_fn(|| ends.next_command().ok())) {
+            if let MuxOp::On(h, op) = cmd.op {
+                board.add_unacknowledged(h.index(), Some(h.generation()), K::units(&op));
+            }
+        }
+        if let Some((h, m)) = shared.open.take().and_then(untag) {
+            board.add_unacknowledged(h.index(), Some(h.generation()), K::units(&K::packed(m)));
+        }
+        if let Some(mux) = &self.run {
+            for (h, c) in mux.connections() {
+                let lost = K::unacknowledged_units(c);
+                board.add_unacknowledged(h.index(), Some(h.generation()), lost);
+            }
+        }
+        board.stop();
         self.stash = None;
-        self.held = None;
-        self.pending = None;
         self.run = None;
     }
 

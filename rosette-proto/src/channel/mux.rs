@@ -238,6 +238,10 @@ mod sealed {
         fn accept(cfg: Config, pool: Self::Pool, ids: Accepted, now: Instant) -> Self;
         fn core(&self) -> &Core<Self::Pool>;
         fn core_mut(&mut self) -> &mut Core<Self::Pool>;
+        /// The configuration as this kind uses it (a stream has no messages, so no message limit).
+        fn adapt(cfg: Config) -> Config {
+            cfg
+        }
     }
 
     /// Ids and epochs of a connection accepted by cookie.
@@ -277,6 +281,9 @@ impl<P: BufPool + Clone> Conn for Stream<P> {
     type Pool = P;
     fn dial(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
         Stream::from_core(Core::connect_lean(cfg, pool, local_id, epoch, now))
+    }
+    fn adapt(cfg: Config) -> Config {
+        cfg.for_stream()
     }
     fn accept(cfg: Config, pool: P, ids: Accepted, now: Instant) -> Self {
         Stream::from_core(Core::accept_cookie(cfg, pool, ids.local_id, ids.epoch, ids.peer_id, ids.peer_epoch, now))
@@ -382,6 +389,7 @@ impl<C: MuxConn> UdpMux<C> {
     /// or above [`MAX_CONNECTIONS`] (the stage parameters are checked before this).
     pub fn new(net: net::Config, pool: C::Pool, conn: Config, mux: MuxConfig) -> UdpMux<C> {
         let port = *net.ports.first().expect("a connection table needs a bound port");
+        let conn = C::adapt(conn);
         conn.validate().expect("invalid connection configuration");
         assert!(
             (1..=MAX_CONNECTIONS).contains(&mux.max_connections),

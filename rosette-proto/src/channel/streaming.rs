@@ -95,6 +95,7 @@ impl<P: BufPool> Stream<P> {
     /// # Panics
     /// If `cfg` fails [`Config::validate`] or `local_id` is zero.
     pub fn connect(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
+        let cfg = cfg.for_stream();
         cfg.validate().expect("invalid streaming channel configuration");
         assert_ne!(local_id, 0, "connection id 0 is reserved");
         Stream { core: Core::connect(cfg, pool, local_id, epoch, now), eof: false, end_reported: false }
@@ -105,6 +106,7 @@ impl<P: BufPool> Stream<P> {
     /// # Panics
     /// If `cfg` fails [`Config::validate`] or `local_id` is zero.
     pub fn listen(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
+        let cfg = cfg.for_stream();
         cfg.validate().expect("invalid streaming channel configuration");
         assert_ne!(local_id, 0, "connection id 0 is reserved");
         Stream { core: Core::listen(cfg, pool, local_id, epoch, now), eof: false, end_reported: false }

@@ -35,12 +35,18 @@ pub enum ConnState {
     Aborted,
     /// Ended: retransmissions gave up; the peer stopped answering.
     Failed,
+    /// The channel stage stopped (its loop ended): nothing more is sent. What it held
+    /// unacknowledged was counted when it stopped.
+    Stopped,
 }
 
 impl ConnState {
     /// True once the connection is over (nothing more is sent or delivered on it).
     pub fn is_over(self) -> bool {
-        matches!(self, ConnState::Closed | ConnState::Reset(_) | ConnState::Aborted | ConnState::Failed)
+        matches!(
+            self,
+            ConnState::Closed | ConnState::Reset(_) | ConnState::Aborted | ConnState::Failed | ConnState::Stopped
+        )
     }
 
     fn code(self) -> u32 {
@@ -51,6 +57,7 @@ impl ConnState {
             ConnState::Closed => 4,
             ConnState::Aborted => 5,
             ConnState::Failed => 6,
+            ConnState::Stopped => 7,
             ConnState::Reset(r) => {
                 8 + match r {
                     ResetReason::PeerRestarted => 0,
@@ -71,6 +78,7 @@ impl ConnState {
             4 => ConnState::Closed,
             5 => ConnState::Aborted,
             6 => ConnState::Failed,
+            7 => ConnState::Stopped,
             8 => ConnState::Reset(ResetReason::PeerRestarted),
             9 => ConnState::Reset(ResetReason::PeerReset),
             10 => ConnState::Reset(ResetReason::ProtocolViolation),
@@ -255,6 +263,25 @@ impl StatusBoard {
         }
     }
 
+    /// Lcore side, when the stage goes (stopped, or dropped after a failure): every connection that
+    /// has not ended is marked stopped, so that the application's later sends are refused.
+    pub(crate) fn stop(&self) {
+        for cell in self.cells.iter() {
+            let mut word = cell.word.load(Ordering::Acquire);
+            loop {
+                let live = ConnState::from_code(word as u32).is_some_and(|s| !s.is_over());
+                if !live {
+                    break;
+                }
+                let stopped = word & !0xffff_ffff | u64::from(ConnState::Stopped.code());
+                match cell.word.compare_exchange(word, stopped, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => break,
+                    Err(now) => word = now,
+                }
+            }
+        }
+    }
+
     /// Lcore side: `n` more units (messages or bytes) of slot `index`'s connection were dropped
     /// unacknowledged; `generation` `None` means "whatever connection the slot holds". A unit for a
     /// slot that moved on to another generation is counted for the table only.
@@ -361,6 +388,7 @@ mod tests {
             ConnState::Closed,
             ConnState::Aborted,
             ConnState::Failed,
+            ConnState::Stopped,
             ConnState::Reset(ResetReason::PeerRestarted),
             ConnState::Reset(ResetReason::PeerReset),
             ConnState::Reset(ResetReason::ProtocolViolation),
@@ -401,6 +429,17 @@ mod tests {
         board.set_state(0, 7, ConnState::Reset(ResetReason::PeerReset));
         board.close(0, 7);
         assert_eq!(board.state(0, 7), Some(ConnState::Reset(ResetReason::PeerReset)));
+    }
+
+    #[test]
+    fn a_stop_ends_only_the_live_connections() {
+        let board = StatusBoard::new(3);
+        board.open(0, 4, ConnState::Open);
+        board.open(1, 2, ConnState::Failed);
+        board.stop();
+        assert_eq!(board.state(0, 4), Some(ConnState::Stopped));
+        assert_eq!(board.state(1, 2), Some(ConnState::Failed), "an ended connection keeps its end");
+        assert_eq!(board.state(2, 0), None, "an unused slot stays unused");
     }
 
     #[test]

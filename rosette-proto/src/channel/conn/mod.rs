@@ -126,6 +126,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The configuration of a byte stream: a stream has no messages, so `max_message_size`
+    /// (whose default, 64 KiB, needs a window of 48 packets) limits nothing and is set to one
+    /// packet. Without this a stream with a small `window` would fail [`Config::validate`] for a
+    /// limit it never uses.
+    pub fn for_stream(self) -> Config {
+        Config { max_message_size: self.mss, ..self }
+    }
+
     /// Checks the configuration for contradictions, returning a description of the first one.
     pub fn validate(&self) -> Result<(), &'static str> {
         if self.mss == 0 || self.mss > usize::from(u16::MAX) {
