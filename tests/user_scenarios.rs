@@ -71,7 +71,7 @@ dpdk_test! {
         let end = loop {
             let sent = if accepted % 5 == 4 {
                 offered(|| ep.try_send(&long))
-            } else if accepted % 2 == 0 {
+            } else if accepted.is_multiple_of(2) {
                 offered(|| ep.try_send(b"a small record"))
             } else {
                 offered(|| ep.try_send_with(9, |out| out.fill(b'w')))
