@@ -113,6 +113,10 @@ dpdk_test! {
         let status = ep.status();
         assert_eq!(status.state, ConnState::Failed);
         assert!(status.sent > 0 && status.timeouts > 0, "{status:?}");
+        // The same through telemetry (`/rosette/stats,channel_dead`).
+        let served = rosette::substrate::telemetry::read_source("channel_dead").expect("served through telemetry");
+        assert_eq!(served, status.pairs());
+        assert!(served.contains(&("state".to_owned(), 6)), "{served:?}");
         println!("gave up after {gave_up:?}: {status:?}");
         pipeline.stop();
         assert!(common::wait_until(LONG, || pipeline.is_finished()));
@@ -227,6 +231,13 @@ dpdk_test! {
         let table = ep.table_status();
         assert_eq!(table.failed, 8, "{table:?}");
         assert_eq!(table.opened, 8, "{table:?}");
+        assert!(table.retransmits > 0 && table.timeouts > 0, "{table:?}");
+        // Through telemetry: the table (`channel_produce`) and each connection (`channel_produce/<slot>`).
+        let served = rosette::substrate::telemetry::read_source("channel_produce").expect("table served");
+        assert!(served.contains(&("failed".to_owned(), 8)), "{served:?}");
+        let first = ep.status(conns[0]).unwrap();
+        let one = rosette::substrate::telemetry::read_source(&format!("channel_produce/{}", conns[0].index()));
+        assert_eq!(one, Some(first.pairs()));
         pipeline.stop();
         assert!(common::wait_until(LONG, || pipeline.is_finished()));
         let total: u64 = conns.iter().map(|&c| ep.status(c).map_or(0, |s| s.unacknowledged)).sum();

@@ -67,8 +67,9 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::mpsc::TryRecvError;
 
 use super::endpoint::{
-    AppQueue, ConnState, Deliver, LcoreEnds, ReliableCommand, ReliableEndpoint, ReliableOp, StatusBoard, StreamCommand,
-    StreamDelivery, StreamEndpoint, StreamOp, UnorderedCommand, UnorderedEndpoint,
+    serve_telemetry, telemetry_source, AppQueue, ConnState, Deliver, LcoreEnds, ReliableCommand, ReliableEndpoint,
+    ReliableOp, StatusBoard, StreamCommand, StreamDelivery, StreamEndpoint, StreamOp, UnorderedCommand,
+    UnorderedEndpoint,
 };
 use super::mux::{bytes_in, messages_in, PUBLISH_INTERVAL};
 use super::{Context, Stage, StageReport, Verdict};
@@ -472,6 +473,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
                 Role::Listen => Reliable::listen(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
             };
             self.run = Some((new_link(p, pool.clone()), conn));
+            serve_telemetry(&p.name, &self.ends.shared, true);
         }
         true
     }
@@ -598,7 +600,10 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
 
     fn finish(&mut self, _cx: &Context) {
         // Everything the application handed over that the peer has not acknowledged is dropped
-        // now: counted for the endpoint, whose later sends are refused.
+        // now: counted for the endpoint, whose later sends are refused (stopped first, so that a
+        // partial packet parked after the last take below is taken back by the endpoint).
+        self.ends.shared.status.stop();
+        crate::substrate::telemetry::unregister_source(&telemetry_source(&self.params.name));
         let mut lost = self.channel().map_or(0, |c| c.unacknowledged().messages);
         lost += self.held.take().map_or(0, |cmd| messages_in(&cmd.op));
         lost += self.pending.take().map_or(0, |p| messages_in(&ReliableOp::Packed(p)));
@@ -608,7 +613,6 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
         lost += self.ends.shared.open.take().map_or(0, |p| messages_in(&ReliableOp::Packed(p)));
         let board = &self.ends.shared.status;
         board.add_unacknowledged(0, None, lost);
-        board.stop();
         self.stash = None;
         self.run = None;
     }
@@ -765,6 +769,7 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
                 Role::Listen => Stream::listen(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
             };
             self.run = Some((new_link(p, pool.clone()), conn));
+            serve_telemetry(&p.name, &self.ends.shared, true);
         }
         true
     }
@@ -894,6 +899,8 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
 
     fn finish(&mut self, _cx: &Context) {
         // As the reliable stage: what was not acknowledged is counted, later writes are refused.
+        self.ends.shared.status.stop();
+        crate::substrate::telemetry::unregister_source(&telemetry_source(&self.params.name));
         let mut lost = self.channel().map_or(0, |c| c.unacknowledged().bytes);
         lost += self.writing.take().map_or(0, |cmd| bytes_in(&cmd.op));
         lost += self.pending.take().map_or(0, |p| p.pkt_len() as u64);
@@ -903,7 +910,6 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
         lost += self.ends.shared.open.take().map_or(0, |p| p.pkt_len() as u64);
         let board = &self.ends.shared.status;
         board.add_unacknowledged(0, None, lost);
-        board.stop();
         self.stash = None;
         self.run = None;
     }

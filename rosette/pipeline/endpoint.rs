@@ -311,6 +311,28 @@ impl Shared {
     }
 }
 
+/// The telemetry source of a channel stage's connections: `channel_<endpoint>` serves the table's
+/// counters (a single connection's status for `reliable` / `streaming`), `channel_<endpoint>/<n>`
+/// the status of connection slot `n` (`/rosette/stats,channel_ingest/3`).
+pub(crate) fn telemetry_source(endpoint: &str) -> String {
+    format!("channel_{endpoint}")
+}
+
+/// Serves `shared`'s status board through telemetry under [`telemetry_source`]. Called once, when
+/// the stage first runs (EAL is up); a failure is logged, the stage runs on without it.
+pub(crate) fn serve_telemetry(endpoint: &str, shared: &Arc<Shared>, single: bool) {
+    let (all, one) = (shared.clone(), shared.clone());
+    let read: crate::substrate::telemetry::CounterReader = Box::new(move || match single {
+        true => single_status(&all).pairs(),
+        false => all.status.table_status().pairs(),
+    });
+    let read_one: crate::substrate::telemetry::IndexedReader =
+        Box::new(move |n| one.status.status_at(n).map(|s| s.pairs()));
+    if let Err(e) = crate::substrate::telemetry::register_indexed_source(&telemetry_source(endpoint), read, read_one) {
+        log::warn!("channel `{endpoint}`: its status is not served through telemetry: {e}");
+    }
+}
+
 /// `Err` naming `state` when a connection in it takes no more sends.
 #[inline]
 pub(crate) fn refuse(state: ConnState) -> Result<(), EndpointError> {
@@ -831,9 +853,11 @@ impl ReliableEndpoint {
         self.filling.cork();
     }
 
-    /// Ends a [`ReliableEndpoint::cork`]; the last one hands the partial packet (if any) to the lcore.
+    /// Ends a [`ReliableEndpoint::cork`]; the last one hands the partial packet (if any) to the lcore
+    /// (or, when the stage has stopped, counts its messages as unacknowledged and frees it).
     pub fn uncork(&self) {
         self.filling.uncork(&self.ends.shared.open);
+        let _ = self.unpark_if_stopped(0);
     }
 
     /// Corks the endpoint until the returned guard is dropped.
@@ -929,7 +953,22 @@ impl ReliableEndpoint {
             }
         }
         self.park(m);
-        Ok(())
+        self.unpark_if_stopped(1)
+    }
+
+    /// After parking the partial packet: if the stage stopped meanwhile, nothing takes it any more
+    /// (its last take may have come just before): take it back, count the messages it held as
+    /// unacknowledged except the `own` this call added (the call fails), free it.
+    fn unpark_if_stopped(&self, own: usize) -> Result<(), EndpointError> {
+        let shared = &self.ends.shared;
+        if !shared.status.is_stopped() {
+            return Ok(());
+        }
+        if let Some(m) = self.reclaim() {
+            let held = crate::wire::packed::count_records(m.data()).unwrap_or(own);
+            shared.status.add_unacknowledged(0, None, held.saturating_sub(own) as u64);
+        }
+        shared.check_single().and(Err(EndpointError::Disconnected))
     }
 
     fn park_unless_empty(&self, m: Mbuf) {
@@ -1035,9 +1074,11 @@ impl StreamEndpoint {
         self.filling.cork();
     }
 
-    /// Ends a [`StreamEndpoint::cork`]; the last one hands the partial packet (if any) to the lcore.
+    /// Ends a [`StreamEndpoint::cork`]; the last one hands the partial packet (if any) to the lcore
+    /// (or, once the stage stopped, counts its bytes as unacknowledged and frees it).
     pub fn uncork(&self) {
         self.filling.uncork(&self.ends.shared.open);
+        let _ = self.unpark_if_stopped(0);
     }
 
     /// Corks the endpoint until the returned guard is dropped.
@@ -1131,7 +1172,20 @@ impl StreamEndpoint {
         } else if m.data_len() > 0 {
             self.park(m);
         }
+        self.unpark_if_stopped(n)?;
         Ok(n)
+    }
+
+    /// After parking the partial packet: as [`ReliableEndpoint`] does, in bytes (`own`: this call's).
+    fn unpark_if_stopped(&self, own: usize) -> Result<(), EndpointError> {
+        let shared = &self.ends.shared;
+        if !shared.status.is_stopped() {
+            return Ok(());
+        }
+        if let Some(m) = self.reclaim() {
+            shared.status.add_unacknowledged(0, None, m.pkt_len().saturating_sub(own) as u64);
+        }
+        shared.check_single().and(Err(EndpointError::Disconnected))
     }
 
     /// Writes all of `data`, waiting while the queue is full, for up to `timeout` in all.

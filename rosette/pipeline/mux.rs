@@ -387,6 +387,7 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
             }
         }
         self.run = Some(mux);
+        super::endpoint::serve_telemetry(&self.params.name, &self.ends.shared, false);
         true
     }
 
@@ -593,6 +594,8 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> Stage for MuxStage<K, D> {
         // for each connection's status (and the table's), whose later sends are refused.
         let shared = self.ends.shared.clone();
         let board = &shared.status;
+        board.stop();
+        crate::substrate::telemetry::unregister_source(&super::endpoint::telemetry_source(&self.params.name));
         if let Some((h, m)) = self.pending.take() {
             board.add_unacknowledged(h.index(), Some(h.generation()), K::units(&K::packed(m)));
         }
@@ -611,7 +614,6 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> Stage for MuxStage<K, D> {
                 board.add_unacknowledged(h.index(), Some(h.generation()), lost);
             }
         }
-        board.stop();
         self.stash = None;
         self.run = None;
     }

@@ -85,6 +85,31 @@ fn may_close(shared: &Shared, conn: ConnHandle) -> Result<bool, EndpointError> {
     }
 }
 
+/// After parking a partial packet: if the stage stopped meanwhile, nothing takes it any more: take
+/// it back, count what it held for its connection (`units`, less the `own` this call added, which
+/// fails) as unacknowledged, free it.
+fn unpark_if_stopped(
+    shared: &Shared,
+    filling: &TaggedFilling,
+    own: u64,
+    units: impl FnOnce(&[u8]) -> u64,
+) -> Result<(), EndpointError> {
+    if !shared.status.is_stopped() {
+        return Ok(());
+    }
+    if let Some((conn, m)) = filling.reclaim(shared) {
+        let held = units(m.data().get(TAG_LEN..).unwrap_or_default());
+        shared.status.add_unacknowledged(conn.index(), Some(conn.generation()), held.saturating_sub(own));
+        return check(shared, conn).and(Err(EndpointError::Disconnected));
+    }
+    Err(EndpointError::Disconnected)
+}
+
+/// Records in a packet of packed messages.
+fn records(payload: &[u8]) -> u64 {
+    crate::wire::packed::count_records(payload).unwrap_or(1) as u64
+}
+
 /// The share of the pool an application may not take for new packets: what the lcore needs for
 /// acknowledgements, Fins and retransmission copies of every connection. With thousands of
 /// connections the application could otherwise fill every connection's send queue and leave the
@@ -306,7 +331,7 @@ impl ReliableMuxEndpoint {
             return Err(EndpointError::NoBuffers);
         }
         self.filling.park(shared, m);
-        Ok(())
+        unpark_if_stopped(shared, &self.filling, 1, records)
     }
 
     /// Queues a message for `conn`, retrying while the queue is full, for up to `timeout`.
@@ -361,9 +386,11 @@ impl ReliableMuxEndpoint {
         self.filling.filling.cork();
     }
 
-    /// Ends a [`Self::cork`].
+    /// Ends a [`Self::cork`] (once the stage stopped, the partial packet's messages are counted as
+    /// unacknowledged and it is freed).
     pub fn uncork(&self) {
         self.filling.filling.uncork(&self.ends.shared.open);
+        let _ = unpark_if_stopped(&self.ends.shared, &self.filling, 0, records);
     }
 
     /// The next delivery of any connection, if there is one.
@@ -427,6 +454,7 @@ impl StreamMuxEndpoint {
         let mss = shared.single_packet;
         let pool = pool_of(shared)?;
         let mut taken = 0;
+        let mut own = 0;
         while taken < data.len() {
             let mut open = None;
             if let Some((owner, m)) = self.filling.reclaim(shared) {
@@ -455,8 +483,11 @@ impl StreamMuxEndpoint {
                 }
             }
             taken += n;
+            own = n;
             self.filling.park(shared, m);
         }
+        // `own`: this call's bytes in the packet parked last (earlier ones went to the queue).
+        unpark_if_stopped(shared, &self.filling, own as u64, |bytes| bytes.len() as u64)?;
         Ok(taken)
     }
 

@@ -11,7 +11,7 @@
 //! Why a board and not only events: events wait in the delivery queue behind the data before them,
 //! and an application that is sending is not reading. A send must be refused the moment the
 //! connection is over, so the state is published where the send path looks, one load per call.
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 
 use crate::channel::conn::{self, Outcome, ResetReason};
@@ -130,6 +130,28 @@ pub struct ConnStatus {
     pub queued: u32,
 }
 
+impl ConnStatus {
+    /// The status as named counters (telemetry): the state as its code (1 opening, 2 open,
+    /// 3 closing, 4 closed, 5 aborted, 6 failed, 7 stopped, 8.. reset), the counters, srtt in ns.
+    pub fn pairs(&self) -> Vec<(String, u64)> {
+        [
+            ("state", u64::from(self.state.code())),
+            ("unacknowledged", self.unacknowledged),
+            ("sent", self.sent),
+            ("acknowledged", self.acknowledged),
+            ("delivered", self.delivered),
+            ("retransmits", self.retransmits),
+            ("timeouts", self.timeouts),
+            ("srtt_ns", self.srtt.map_or(0, |d| d.as_nanos() as u64)),
+            ("cwnd", u64::from(self.cwnd)),
+            ("queued", u64::from(self.queued)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
 /// A table's cumulative counters, over every connection it ever had (open and ended), read from
 /// its endpoint while it runs ([`ReliableMuxEndpoint::table_status`](super::ReliableMuxEndpoint::table_status)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -160,6 +182,28 @@ pub struct TableStatus {
     pub timeouts: u64,
 }
 
+impl TableStatus {
+    /// The counters by name (telemetry).
+    pub fn pairs(&self) -> Vec<(String, u64)> {
+        [
+            ("live", self.live),
+            ("opened", self.opened),
+            ("closed", self.closed),
+            ("reset", self.reset),
+            ("aborted", self.aborted),
+            ("failed", self.failed),
+            ("unacknowledged", self.unacknowledged),
+            ("sent", self.sent),
+            ("acknowledged", self.acknowledged),
+            ("retransmits", self.retransmits),
+            ("timeouts", self.timeouts),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
 /// The live view of one connection slot. `word` holds the slot's generation (high half) and its
 /// [`ConnState`] code (low half).
 #[derive(Debug, Default)]
@@ -188,12 +232,18 @@ pub(crate) struct StatusBoard {
     cells: Box<[Cell]>,
     /// Table counters, published by the stage ([`TableStatus`] fields in order).
     table: [AtomicU64; 11],
+    /// Set when the stage stops: nothing takes the endpoint's partial packet any more.
+    stopped: AtomicBool,
 }
 
 impl StatusBoard {
     /// A board of `slots` cells, every one unused.
     pub(crate) fn new(slots: usize) -> StatusBoard {
-        StatusBoard { cells: (0..slots.max(1)).map(|_| Cell::default()).collect(), table: Default::default() }
+        StatusBoard {
+            cells: (0..slots.max(1)).map(|_| Cell::default()).collect(),
+            table: Default::default(),
+            stopped: AtomicBool::new(false),
+        }
     }
 
     fn cell(&self, index: u32) -> Option<&Cell> {
@@ -266,6 +316,9 @@ impl StatusBoard {
     /// Lcore side, when the stage goes (stopped, or dropped after a failure): every connection that
     /// has not ended is marked stopped, so that the application's later sends are refused.
     pub(crate) fn stop(&self) {
+        // Before the stage takes the endpoint's partial packet for the last time: an endpoint that
+        // parks one after that take sees this and takes it back itself (`is_stopped`).
+        self.stopped.store(true, Ordering::SeqCst);
         for cell in self.cells.iter() {
             let mut word = cell.word.load(Ordering::Acquire);
             loop {
@@ -282,17 +335,23 @@ impl StatusBoard {
         }
     }
 
-    /// Lcore side: `n` more units (messages or bytes) of slot `index`'s connection were dropped
+    /// True once the stage stopped (read after parking a partial packet: see [`Self::stop`]).
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Lcore side (or the application, for a partial packet it took back after the stop): `n` more units (messages or bytes) of slot `index`'s connection were dropped
     /// unacknowledged; `generation` `None` means "whatever connection the slot holds". A unit for a
     /// slot that moved on to another generation is counted for the table only.
     pub(crate) fn add_unacknowledged(&self, index: u32, generation: Option<u32>, n: u64) {
         if n == 0 {
             return;
         }
-        bump(&self.table[6], n);
+        // Two writers (the lcore, and the application after a stop): a real atomic add.
+        self.table[6].fetch_add(n, Ordering::Relaxed);
         let Some(cell) = self.cell(index) else { return };
         if generation.is_none_or(|g| (cell.word.load(Ordering::Relaxed) >> 32) as u32 == g) {
-            bump(&cell.unacknowledged, n);
+            cell.unacknowledged.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -354,6 +413,12 @@ impl StatusBoard {
             cwnd: window as u32,
             queued: (window >> 32) as u32,
         })
+    }
+
+    /// Slot `index`'s status, whatever connection holds it (`None`: never used).
+    pub(crate) fn status_at(&self, index: u32) -> Option<ConnStatus> {
+        let generation = (self.cell(index)?.word.load(Ordering::Acquire) >> 32) as u32;
+        self.status(index, generation)
     }
 
     /// The table's counters.
