@@ -26,6 +26,15 @@
 //! received mbufs themselves (headers stripped), freed back to the pool when the application drops
 //! them. Nothing is allocated from the heap per message on either side.
 //!
+//! # Honest answers
+//! A send on a connection that is over fails at once with the error naming how it ended
+//! ([`EndpointError::ConnectionFailed`], [`EndpointError::ConnectionReset`],
+//! [`EndpointError::Closed`], [`EndpointError::Disconnected`]): the stage publishes the end to the
+//! endpoint's status board the moment it happens, and every send form checks it (one atomic load).
+//! [`ReliableEndpoint::status`] ([`ConnStatus`]) says how many accepted messages (stream: bytes)
+//! were never acknowledged — dropped with the connection, refused by the lcore after the end, or still
+//! queued when the stage stopped — and carries the connection's counters while it runs.
+//!
 //! # Packing (reliable)
 //! Small reliable messages are packed by the endpoint itself, in the channel's wire format
 //! ([`crate::wire::packed`]): each message is written as a record into the packet the endpoint is

@@ -688,19 +688,22 @@ fn print_connection(p: &Pipeline, who: &str) {
         let Some(report) = p.stage_report::<ChannelReport>(lcore, 1) else { continue };
         let (Some(c), Some(path)) = (report.connection, report.path) else { continue };
         println!(
-            "{who} connection: congestion={:?} cwnd={} srtt_us={} min_rtt_us={} rto_us={} retransmits={} \
-             rack_lost={} tail_probes={} spurious={} timeouts={} spurious_timeouts={}",
+            "{who} connection: congestion={:?} cwnd={} srtt_us={} min_rtt_us={} rto_us={} sent={} acked={} \
+             retransmits={} rack_lost={} tail_probes={} spurious={} timeouts={} spurious_timeouts={} send_refused={}",
             path.congestion,
             path.cwnd,
             us(path.srtt),
             us(path.min_rtt),
             us(Some(path.rto)),
+            c.tx_packets,
+            c.acked,
             c.retransmits,
             c.fast_lost,
             c.tail_probes,
             c.spurious_retransmits,
             c.timeouts,
-            c.spurious_timeouts
+            c.spurious_timeouts,
+            report.stage.send_refused
         );
     }
 }

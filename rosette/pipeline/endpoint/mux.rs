@@ -3,9 +3,11 @@
 //! the connection it is for.
 //!
 //! A new connection shows itself as its `Connected` event (a listener's accepted connection, or one a
-//! dialer opened, at start or with [`ReliableMuxEndpoint::open`]); its handle is valid until the
-//! connection's last event (`Closed`, `Reset`, `Failed`), after which the table reuses the slot and
-//! the handle is refused (sends on it are dropped and counted by the stage as refused).
+//! dialer opened, at start or with [`ReliableMuxEndpoint::open`]). When it ends (closed, reset,
+//! failed) every send on it fails at once with the error naming the end, and
+//! [`ReliableMuxEndpoint::status`] says what was not acknowledged; a linger after
+//! its end the table reuses the slot, and the handle is refused with
+//! [`EndpointError::UnknownConnection`].
 //!
 //! Packing works as on the single-connection endpoints: small messages (reliable) or written bytes
 //! (stream) fill one packet in place, which the lcore takes from the slot once it has caught up.

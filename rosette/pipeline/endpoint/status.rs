@@ -11,6 +11,26 @@
 //! Why a board and not only events: events wait in the delivery queue behind the data before them,
 //! and an application that is sending is not reading. A send must be refused the moment the
 //! connection is over, so the state is published where the send path looks, one load per call.
+//!
+//! A producer that must not lose records resends what a dead connection never had acknowledged:
+//! ```no_run
+//! use rosette::pipeline::endpoint::{EndpointError, ReliableEndpoint};
+//! # fn resend_elsewhere(_last: u64) {}
+//! fn produce(ep: &ReliableEndpoint, records: &[&[u8]]) -> Result<(), EndpointError> {
+//!     for record in records {
+//!         match ep.send(record, std::time::Duration::from_secs(1)) {
+//!             Ok(()) => {}
+//!             Err(EndpointError::ConnectionFailed | EndpointError::ConnectionReset) => {
+//!                 // Every record accepted before and not acknowledged, counted by the lcore.
+//!                 resend_elsewhere(ep.status().unacknowledged);
+//!                 return Ok(());
+//!             }
+//!             Err(e) => return Err(e),
+//!         }
+//!     }
+//!     Ok(())
+//! }
+//! ```
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use core::time::Duration;
 
