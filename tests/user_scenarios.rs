@@ -159,12 +159,26 @@ dpdk_test! {
     }
 }
 
-/// Spawns the collector process on `socket`.
-fn spawn_collector(socket: &str) -> Child {
+/// Spawns the collector process on `socket`: a table (`single` false) or one connection.
+fn spawn_collector(socket: &str, single: bool) -> Child {
     common::child_command("scenario_collector", true)
         .env("ROSETTE_MEMIF_SOCKET", socket)
+        .env("ROSETTE_COLLECTOR", if single { "single" } else { "table" })
         .spawn()
         .expect("spawn the collector process")
+}
+
+/// Stops polling, kills the collector and waits for the link to drop, then polls again (the memif
+/// hazard: no rx poll while the peer disappears).
+fn kill_collector(pipeline: &Pipeline, mut collector: Child) {
+    assert!(pipeline.pause(LONG), "loop did not pause");
+    collector.kill().unwrap();
+    let _ = collector.wait();
+    assert!(
+        common::wait_until(LONG, || !pipeline.ports()[0].link().is_ok_and(|l| l.up)),
+        "link still up after SIGKILL"
+    );
+    pipeline.resume();
 }
 
 dpdk_test! {
@@ -172,7 +186,7 @@ dpdk_test! {
         let socket = format!("/tmp/rosette-scenarios-kill-{}.sock", std::process::id());
         let _ = std::fs::remove_file(&socket);
         let pipeline = producer::launch(&options("link", memif_device("server", &socket))).expect("launch");
-        let mut collector = spawn_collector(&socket);
+        let collector = spawn_collector(&socket, false);
         let ep = producer::endpoints::produce(LONG).unwrap();
         let mut conns = Vec::new();
         while conns.len() < 8 {
@@ -194,14 +208,7 @@ dpdk_test! {
             }
         }
         // The collector dies (SIGKILL): nothing of it says goodbye.
-        assert!(pipeline.pause(LONG), "loop did not pause");
-        collector.kill().unwrap();
-        let _ = collector.wait();
-        assert!(
-            common::wait_until(LONG, || !pipeline.ports()[0].link().is_ok_and(|l| l.up)),
-            "link still up after SIGKILL"
-        );
-        pipeline.resume();
+        kill_collector(&pipeline, collector);
         // Keep sending: each connection accepts until its end is known, then refuses with it.
         let mut ended: [Option<EndpointError>; 8] = [None; 8];
         let deadline = Instant::now() + LONG;
@@ -249,18 +256,67 @@ dpdk_test! {
     }
 }
 
-/// The collector of the kill scenario, spawned as its own process: reads whatever arrives until it is
-/// killed (or its parent is gone).
+dpdk_test! {
+    fn a_collector_killed_mid_transfer_fails_the_single_connection_and_every_mbuf_comes_back() {
+        let socket = format!("/tmp/rosette-scenarios-single-{}.sock", std::process::id());
+        let _ = std::fs::remove_file(&socket);
+        let pipeline = producer_single::launch(&options("link", memif_device("server", &socket))).expect("launch");
+        let collector = spawn_collector(&socket, true);
+        let ep = producer_single::endpoints::produce(LONG).unwrap();
+        assert!(matches!(ep.recv_event(LONG), Ok(reliable::Event::Connected)));
+        let mut accepted = 0u64;
+        let transfer_until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < transfer_until {
+            if offered(|| ep.try_send(&[7; 300])).is_ok() {
+                accepted += 1;
+            }
+        }
+        kill_collector(&pipeline, collector);
+        // Blocking sends, as the producer used them: the failure, not the caller's timeout.
+        let end = loop {
+            match ep.send(&[7; 300], LONG) {
+                Ok(()) => accepted += 1,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(end, EndpointError::ConnectionFailed);
+        let status = ep.status();
+        assert_eq!(status.state, ConnState::Failed);
+        assert!(status.unacknowledged <= accepted && status.acknowledged > 0, "{status:?}, accepted {accepted}");
+        // The producer keeps its endpoint (and may park more) past the stop: still every mbuf home.
+        pipeline.stop();
+        assert!(common::wait_until(LONG, || pipeline.is_finished()));
+        assert_eq!(ep.try_send(b"after"), Err(EndpointError::ConnectionFailed));
+        finish(pipeline);
+        drop(ep);
+        let _ = std::fs::remove_file(&socket);
+    }
+}
+
+/// The collector of the kill scenarios, spawned as its own process: reads whatever arrives until it
+/// is killed (or its parent is gone).
 #[test]
-#[ignore = "spawned as the collector process by the kill scenario"]
+#[ignore = "spawned as the collector process by the kill scenarios"]
 fn scenario_collector() {
     let socket = std::env::var("ROSETTE_MEMIF_SOCKET").expect("ROSETTE_MEMIF_SOCKET");
     let parent = std::os::unix::process::parent_id();
-    let pipeline = collector::launch(&options("link", memif_device("client", &socket))).expect("launch");
-    let ep = collector::endpoints::collect(LONG).unwrap();
-    while std::os::unix::process::parent_id() == parent {
-        let _ = ep.recv(Duration::from_millis(100));
+    let orphaned = || std::os::unix::process::parent_id() != parent;
+    let device = memif_device("client", &socket);
+    if std::env::var("ROSETTE_COLLECTOR").as_deref() == Ok("single") {
+        let pipeline = collector_single::launch(&options("link", device)).expect("launch");
+        let ep = collector_single::endpoints::collect(LONG).unwrap();
+        while !orphaned() {
+            let _ = ep.recv_event(Duration::from_millis(100));
+        }
+        drop(ep);
+        pipeline.stop();
+    } else {
+        let pipeline = collector::launch(&options("link", device)).expect("launch");
+        let ep = collector::endpoints::collect(LONG).unwrap();
+        while !orphaned() {
+            let _ = ep.recv(Duration::from_millis(100));
+        }
+        drop(ep);
+        pipeline.stop();
     }
-    drop(ep);
-    pipeline.stop();
 }
