@@ -1,6 +1,7 @@
 //! Runs the built `bench-forward` briefly (`--seconds 1 --rounds 1`: one rosette round on the generated
 //! pipeline, one testpmd round, the hand loop) and checks that it exits 0 and ends with the ratio line.
-//! Skipped, with the reason printed, when `dpdk-testpmd` is not installed.
+//! Needs `dpdk-testpmd` (resource `testpmd`, package `dpdk`, which `scripts/setup` installs): without it
+//! the test fails, unless `ROSETTE_ALLOW_SKIP` names `testpmd` (never in CI; see `rosette::testing`).
 
 use std::io::Read;
 use std::os::unix::process::CommandExt;
@@ -8,18 +9,19 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rosette::substrate::MemoryMode;
-use rosette::testing::memory_mode;
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
+use rosette::testing::{memory_mode, missing_program, with_resource, RESOURCE_TESTPMD};
 
 #[test]
 fn bench_forward_prints_the_ratio() {
-    if !on_path("dpdk-testpmd") {
-        eprintln!("skipped: dpdk-testpmd is not installed (apt-get install dpdk), bench-forward needs it");
-        return;
-    }
+    with_resource(
+        RESOURCE_TESTPMD,
+        missing_program("dpdk-testpmd"),
+        "apt-get install -y dpdk (scripts/setup installs it)",
+        run_bench_forward,
+    );
+}
+
+fn run_bench_forward() {
     let memory = match memory_mode() {
         MemoryMode::Auto => "auto",
         MemoryMode::Hugepages => "hugepages",
