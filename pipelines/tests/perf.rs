@@ -99,11 +99,21 @@ fn check(channel: &str, extra: &[&str]) {
     } else {
         assert_eq!(delivered, sent, "{stdout}");
     }
-    // Figures the runs justify, loose enough for a test build on a busy 2-CPU VM: 44-90 k messages/s
-    // and ping-pong p50 of 10-800 us measured there with a parallel build running (release: millions
-    // per second). A path that trickles or ping-pongs that stall fail.
+    // Figures the runs justify, loose enough for a test build on a busy 2-CPU VM (release: millions per
+    // second). Measured there beside a parallel build: without faults 44-90 k messages/s; with faults,
+    // 1 % loss and 5 % reorder/duplicate/corrupt, 1.5-60 k (1500 B slowest); at 10 and 30 % loss
+    // 125-43 k (streaming 1500 B at 30 %: 125-392). Ping-pong p50 10 us to 12 ms. A path that
+    // trickles, or ping-pongs that stall, fail.
+    let loss: f64 = extra.iter().position(|a| *a == "--loss").map_or(0.0, |i| extra[i + 1].parse().unwrap());
+    let floor = if loss >= 0.1 {
+        20.0
+    } else if loss > 0.0 {
+        200.0
+    } else {
+        1000.0
+    };
     let rate: f64 = field(&fields, "msgs_per_s").parse().unwrap();
-    assert!(rate >= 1000.0, "{rate} messages/s, expected at least 1000:\n{stdout}");
+    assert!(rate >= floor, "{rate} messages/s, expected at least {floor}:\n{stdout}");
     let p50: f64 = field(&fields, "p50_us").parse().unwrap();
     assert!(p50 > 0.0 && p50 < 2_000_000.0, "ping-pong p50 {p50} us, expected a measured one below 2 s:\n{stdout}");
     let app = extra.iter().position(|a| *a == "--app").map_or("thread", |i| extra[i + 1]);
