@@ -432,6 +432,13 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
     fn publish(&mut self, now: Instant) {
         let Some(mux) = &mut self.run else { return };
         let board = &self.ends.shared.status;
+        // The table's counts of ended connections go first: an application that saw a connection's
+        // end finds it in the table's counts too.
+        if mux.has_ended() || now >= self.next_publish {
+            self.next_publish = now + PUBLISH_INTERVAL;
+            let t = mux.stats();
+            board.publish_table(mux.len(), t.accepted + t.opened, [t.closed, t.reset, t.aborted, t.failed]);
+        }
         while let Some(h) = mux.next_ended() {
             let Some(c) = mux.get(h) else { continue };
             let Some(outcome) = K::outcome(c) else { continue };
@@ -439,11 +446,6 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
             board.add_unacknowledged(h.index(), Some(h.generation()), K::abandoned_units(c));
             let (s, queued) = K::stats(c);
             board.publish(h.index(), &s, &K::path(c), queued);
-        }
-        if now >= self.next_publish {
-            self.next_publish = now + PUBLISH_INTERVAL;
-            let t = mux.stats();
-            board.publish_table(mux.len(), t.accepted + t.opened, [t.closed, t.reset, t.aborted, t.failed]);
         }
     }
 

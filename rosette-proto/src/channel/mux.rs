@@ -545,6 +545,11 @@ impl<C: MuxConn> UdpMux<C> {
         None
     }
 
+    /// True when a connection ended since [`Self::next_ended`] last returned `None`.
+    pub fn has_ended(&self) -> bool {
+        !self.table.ended.is_empty()
+    }
+
     /// The counters of every connection that has left the table, summed, and what they dropped
     /// unacknowledged: with the live connections' counters, the table's whole history.
     pub fn retired(&self) -> (&Stats, Unacknowledged) {
