@@ -739,7 +739,7 @@ fn attribute_generic_stage_in_type_form_needs_no_turbofish() {
 fn short_stage_names_resolve_and_misspelt_ones_list_the_known_names() {
     let valid = yaml_ok(&example_with(
         "{ type: mac_swap }",
-        "{ type: mac_swap }\n          - { type: reliable, params: { endpoint: ingest, port: 7000 } }",
+        "{ type: mac_swap }\n          - { type: reliable, params: { endpoint: ingest, port: 7000, peer: \"10.0.0.2:7000\" } }",
     ));
     let stages = &valid.pipeline.cores[0].polls[0].stages;
     assert_eq!(stages[0].short_name(), Some("mac_swap"));
@@ -750,7 +750,9 @@ fn short_stage_names_resolve_and_misspelt_ones_list_the_known_names() {
     let errors = yaml_errors(&example_with("type: mac_swap", "type: mac_swp"));
     assert_eq!(errors.len(), 1);
     assert!(
-        errors[0].starts_with("30:21: unknown stage `mac_swp`; built-in stages are: count, drop_all"),
+        errors[0].starts_with(
+            "30:21: unknown stage `mac_swp`; did you mean `mac_swap`? built-in stages are: count, drop_all"
+        ),
         "{errors:?}"
     );
     assert!(errors[0].contains("reliable, reliable_mux, set_macs, streaming, streaming_mux, unordered"), "{errors:?}");
