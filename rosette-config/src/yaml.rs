@@ -68,9 +68,9 @@ fn convert_error(error: &serde_saphyr::Error) -> Diagnostic {
     Diagnostic::new(loc, suggest_name(&explain_type_error(message)))
 }
 
-/// serde reports a misspelt key or word as `unknown field \`lcors\`, expected one of name, eal, …` (or
-/// `unknown variant`); when one of the expected names is close, say which: `unknown field \`lcors\`;
-/// did you mean \`lcores\`? expected one of …`.
+/// serde reports a misspelt key or word as ``unknown field `lcors`, expected one of name, eal, …`` (or
+/// ``unknown variant``); when one of the expected names is close, say which: ``unknown field `lcors`;
+/// did you mean `lcores`? expected one of …``.
 fn suggest_name(message: &str) -> String {
     for what in ["unknown field `", "unknown variant `"] {
         let Some(rest) = message.strip_prefix(what) else { continue };

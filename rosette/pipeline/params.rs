@@ -306,7 +306,7 @@ pub fn build<S: DeclaredStage>(
 /// its lcore, before the loop starts (and before `launch()` returns: see
 /// [`LcoreIo::ready`](super::LcoreIo::ready)). `at` is where the stage was declared (`file:line:col`,
 /// empty when unknown) and `value_at[i]` where `values[i]` was. An error is
-/// [`LaunchError::Config`] `"<where>: lcore <n>: stage `<stage>`: <message>"`, `<where>` being the
+/// [`LaunchError::Config`] ``"<where>: lcore <n>: stage `<stage>`: <message>"``, `<where>` being the
 /// declaration of the param the error is about, else of the stage.
 pub fn build_declared<S: DeclaredStage>(
     stage: &str,
