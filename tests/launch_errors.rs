@@ -95,3 +95,15 @@ dpdk_test! {
         );
     }
 }
+
+dpdk_test! {
+    fn a_stage_that_cannot_be_built_on_one_lcore_stops_the_loops_already_running() {
+        // Lcore 1's loop is polling by the time lcore 2 fails: the launch still fails whole.
+        let error = launch_error(two_lcores::launch(&options()));
+        assert_eq!(
+            error,
+            "tests/pipelines/launch_errors.yaml:58:30: lcore 2: stage `crate::Budget`: param `limit` must be at \
+             least 1 (0 would drop everything)"
+        );
+    }
+}

@@ -868,3 +868,13 @@ fn the_connection_table_example_of_schema_md_is_the_ui_fixture() {
         }
     }
 }
+
+/// Every built-in stage name has its params in `rosette::pipeline::params::stock::builtin_fields`, the
+/// table `rosette-graph` checks declarations with (a missing name would go unchecked there).
+#[test]
+fn every_built_in_stage_has_its_params_for_tools() {
+    for (name, _) in ir::BUILTIN_STAGES {
+        assert!(rosette::pipeline::params::stock::builtin_fields(name).is_some(), "{name}");
+    }
+    assert!(rosette::pipeline::params::stock::builtin_fields("crate::Filter").is_none());
+}
