@@ -216,7 +216,7 @@ dpdk_test! {
         let pipeline = rel_receiver::launch(&options(&socket, true)).expect("launch");
         let child = spawn_peer("reliable", &socket);
         let ep = rel_receiver::endpoints::app(LONG).unwrap();
-        assert!(matches!(ep.recv(LONG).unwrap(), reliable::Event::Connected));
+        assert!(matches!(ep.recv_event(LONG).unwrap(), reliable::Event::Connected));
         for &size in &SIZES {
             // Read once: the environment lookup allocates.
             let end = WARMUP + counted();
@@ -226,16 +226,16 @@ dpdk_test! {
                 if before.is_none() && seq >= WARMUP {
                     before = Some(window_start());
                 }
-                let ev = ep.recv(LONG).unwrap_or_else(|e| panic!("receiving {size} B message {seq}: {e}"));
+                let ev = ep.recv_event(LONG).unwrap_or_else(|e| panic!("receiving {size} B message {seq}: {e}"));
                 seq = receive(&ev, size, seq);
             }
             let allocs = window_end(before.unwrap_or_default());
             println!("receiver: {size} B messages: {allocs} allocations over {} messages", counted());
             assert_eq!(allocs, 0, "receiver allocated while receiving {size} B messages");
         }
-        assert!(matches!(ep.recv(LONG).unwrap(), reliable::Event::PeerClosed));
+        assert!(matches!(ep.recv_event(LONG).unwrap(), reliable::Event::PeerClosed));
         ep.close(LONG).unwrap();
-        assert!(matches!(ep.recv(LONG).unwrap(), reliable::Event::Closed));
+        assert!(matches!(ep.recv_event(LONG).unwrap(), reliable::Event::Closed));
         drop(ep);
         stop_polling(&pipeline);
         release_peer(child);
@@ -312,7 +312,7 @@ fn alloc_peer() {
     match mode.as_str() {
         "reliable" => {
             let ep = rel_sender::endpoints::app(LONG).unwrap();
-            assert!(matches!(ep.recv(LONG).unwrap(), reliable::Event::Connected));
+            assert!(matches!(ep.recv_event(LONG).unwrap(), reliable::Event::Connected));
             let mut msg = vec![0u8; 9000];
             for &size in &SIZES {
                 let mut before = 0;
@@ -335,7 +335,7 @@ fn alloc_peer() {
                 assert_eq!(allocs, 0, "sender allocated while sending {size} B messages");
             }
             ep.close(LONG).unwrap();
-            assert!(matches!(ep.recv(LONG).unwrap(), reliable::Event::PeerClosed));
+            assert!(matches!(ep.recv_event(LONG).unwrap(), reliable::Event::PeerClosed));
             drop(ep);
             wait_for_bye();
         }

@@ -56,16 +56,11 @@ fn finish(pipeline: Pipeline) {
     assert_eq!(report.mbufs_leaked, 0, "mbufs were not returned to their pools");
 }
 
-/// Runs scenario `name` in its own process and returns what it printed (it must succeed).
+/// Runs scenario `name` in its own process and returns what it printed (it must succeed, having run
+/// exactly that one test).
 fn run_scenario(name: &str) -> Output {
     let output = common::child_command(name, false).output().expect("spawn the test binary for a DPDK scenario");
-    assert!(
-        output.status.success(),
-        "DPDK scenario `{name}` failed in its own process ({}):\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    common::assert_child_ran_one_test(name, &output);
     output
 }
 
@@ -123,17 +118,17 @@ fn stale_memif_socket_of_a_killed_server_is_reclaimed() {
         assert!(UnixListener::bind(&socket).is_err(), "the server does not hold its socket");
         finish(pipeline);
         let _ = std::fs::remove_file(&socket);
-        return;
+    } else {
+        let output = run_scenario(NAME);
+        // No logger in the test binary: the warning is one line on stderr.
+        let warned = stderr_lines(&output, "removed the stale socket file");
+        assert_eq!(warned.len(), 1, "expected one warning line, got {warned:?}");
+        assert!(
+            warned[0].starts_with("rosette: warning: memif server `net_memif0`: removed the stale socket file /tmp/"),
+            "{}",
+            warned[0]
+        );
     }
-    let output = run_scenario(NAME);
-    // No logger in the test binary: the warning is one line on stderr.
-    let warned = stderr_lines(&output, "removed the stale socket file");
-    assert_eq!(warned.len(), 1, "expected one warning line, got {warned:?}");
-    assert!(
-        warned[0].starts_with("rosette: warning: memif server `net_memif0`: removed the stale socket file /tmp/"),
-        "{}",
-        warned[0]
-    );
 }
 
 dpdk_test! {
@@ -200,13 +195,13 @@ fn lcores_beyond_the_cpus_are_one_warning_on_stderr_without_a_logger() {
         let eal = common::test_eal().lcores(0..=cpus).start().expect("lcores sharing CPUs still start");
         assert_eq!(eal.worker_lcores().count(), cpus as usize);
         common::assert_no_mbuf_leaked(&eal);
-        return;
+    } else {
+        let output = run_scenario(NAME);
+        let warned = stderr_lines(&output, "do not fit this machine's");
+        assert_eq!(warned.len(), 1, "expected one warning line, got {warned:?}");
+        let expected = rosette::substrate::lcore_sharing_warning(&(0..=cpus).collect::<Vec<_>>(), cpus).unwrap();
+        assert_eq!(warned[0], format!("rosette: warning: {expected}"));
     }
-    let output = run_scenario(NAME);
-    let warned = stderr_lines(&output, "do not fit this machine's");
-    assert_eq!(warned.len(), 1, "expected one warning line, got {warned:?}");
-    let expected = rosette::substrate::lcore_sharing_warning(&(0..=cpus).collect::<Vec<_>>(), cpus).unwrap();
-    assert_eq!(warned[0], format!("rosette: warning: {expected}"));
 }
 
 dpdk_test! {
@@ -262,4 +257,16 @@ dpdk_test! {
         drop(ep);
         finish(pipeline);
     }
+}
+
+/// A scenario whose name matches no test (renamed, misspelt) runs nothing in its child process, which
+/// libtest reports as success (`running 0 tests`): the harness must fail it.
+#[test]
+fn a_scenario_that_runs_no_test_fails() {
+    const NAME: &str = "no_test_has_this_name_any_more";
+    let output = common::child_command(NAME, false).output().expect("spawn the test binary");
+    assert!(output.status.success(), "libtest itself passes a run of 0 tests");
+    let checked = std::panic::catch_unwind(|| common::assert_child_ran_one_test(NAME, &output));
+    let message = *checked.expect_err("a child that ran no test fails").downcast::<String>().expect("a message");
+    assert!(message.contains("ran no test"), "{message}");
 }

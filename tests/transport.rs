@@ -194,7 +194,7 @@ const DOWN_BYTES: u64 = 256 << 10;
 
 /// The next reliable event, or a panic naming what was being waited for.
 fn next(ep: &ReliableEndpoint, what: &str) -> reliable::Event<Mbuf> {
-    ep.recv(LONG).unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
+    ep.recv_event(LONG).unwrap_or_else(|e| panic!("waiting for {what}: {e}"))
 }
 
 /// The next message, whatever delivery carried it (one packet, packed with others, a chain): messages

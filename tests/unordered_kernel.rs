@@ -11,7 +11,9 @@
 //! sends; the kernel echoes; then, with the kernel's neighbour cache flushed, the kernel resolves the
 //! channel with ARP and sends first.
 //!
-//! It needs root, `ip`, `ethtool` and python3; without them it says why and passes.
+//! It needs root, `ip`, `ethtool`, python3 and a kernel that lets it create namespaces and veth pairs
+//! (resource `netns`; `scripts/setup` installs the tools): without them it fails saying what is
+//! missing, unless `ROSETTE_ALLOW_SKIP` names `netns` (never in CI; see `rosette::testing`).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -168,16 +170,42 @@ fn kernel_udp_csum_errors(ns: &str) -> u64 {
     values.split_whitespace().nth(at).and_then(|v| v.parse().ok()).expect("InCsumErrors value")
 }
 
+/// `None` when this process can build the test's network: root, the tools, and a namespace with a veth
+/// pair (created and deleted here); else what is missing.
+fn missing_netns() -> Option<String> {
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    if !is_root {
+        return Some("not running as root (namespaces and veth pairs need CAP_NET_ADMIN)".to_owned());
+    }
+    let tools = ["ip", "ethtool", "python3"];
+    let absent: Vec<&str> = tools
+        .into_iter()
+        .filter(|tool| Command::new(tool).arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err())
+        .collect();
+    if !absent.is_empty() {
+        return Some(format!("not installed: {}", absent.join(", ")));
+    }
+    let probe = format!("rosette-probe{}", std::process::id());
+    let veth = format!("rp{}", std::process::id());
+    let made = run(&["ip", "netns", "add", &probe]).and_then(|()| {
+        run(&["ip", "-n", &probe, "link", "add", &veth, "type", "veth", "peer", "name", &format!("{veth}b")])
+    });
+    let _ = run(&["ip", "netns", "del", &probe]);
+    made.err().map(|e| format!("cannot build a namespace with a veth pair here: {e}"))
+}
+
 #[test]
 fn talks_udp_with_the_linux_kernel() {
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
-    let have_tools = ["ip", "ethtool", "python3"]
-        .iter()
-        .all(|tool| Command::new(tool).arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok());
-    if !is_root || !have_tools {
-        eprintln!("skipped: needs root, ip, ethtool and python3");
-        return;
-    }
+    rosette::testing::with_resource(
+        rosette::testing::RESOURCE_NETNS,
+        missing_netns(),
+        "run as root on a kernel with network namespaces and veth, with iproute2, ethtool and python3 \
+         installed (scripts/setup installs them)",
+        talk_udp_with_the_kernel,
+    );
+}
+
+fn talk_udp_with_the_kernel() {
     let pid = std::process::id();
     let (ns_k, ns_c) = (format!("rosette-k{pid}"), format!("rosette-c{pid}"));
     let (if_k, if_c) = (format!("rk{pid}"), format!("rc{pid}"));
@@ -198,10 +226,7 @@ fn talks_udp_with_the_linux_kernel() {
         &["ip", "-n", &ns_c, "link", "set", &if_c, "up"],
     ];
     for args in setup {
-        if let Err(e) = run(args) {
-            eprintln!("skipped: cannot build the namespaces here: {e}");
-            return;
-        }
+        run(args).unwrap_or_else(|e| panic!("building the namespaces: {e}"));
     }
 
     let mut peer = spawn_in(&ns_k, KERNEL_PEER, "");

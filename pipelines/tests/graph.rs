@@ -28,8 +28,13 @@ fn declarations() -> Vec<PathBuf> {
     files
 }
 
-fn dot_installed() -> bool {
-    Command::new("dot").arg("-V").output().is_ok_and(|o| o.status.success())
+/// `None` when Graphviz's `dot` runs, else why not.
+fn missing_dot() -> Option<String> {
+    match Command::new("dot").arg("-V").output() {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(format!("`dot -V` failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr))),
+        Err(e) => Some(format!("cannot run `dot`: {e}")),
+    }
 }
 
 #[test]
@@ -71,10 +76,15 @@ fn every_declaration_is_drawn_whole() {
 
 #[test]
 fn graphviz_renders_every_declaration() {
-    if !dot_installed() {
-        eprintln!("skipped: Graphviz is not installed (apt-get install graphviz)");
-        return;
-    }
+    rosette::testing::with_resource(
+        rosette::testing::RESOURCE_GRAPHVIZ,
+        missing_dot(),
+        "apt-get install -y graphviz (scripts/setup installs it)",
+        render_every_declaration,
+    );
+}
+
+fn render_every_declaration() {
     let tmp = std::env::temp_dir().join(format!("rosette-graph-test-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     for file in declarations() {

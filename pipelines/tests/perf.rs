@@ -1,5 +1,7 @@
 //! Runs the built `rosette-perf` briefly for each channel (two processes over net_memif each) and checks
-//! its result line: `digest=match`, and for reliable and streaming every message sent was delivered;
+//! its result line: `digest=match` (the whole transfer's digests compared) for reliable and streaming,
+//! `digest=per-message` (every delivered datagram checked, no digest to compare) for unordered and
+//! raw-memif, `bad=0`, and for reliable and streaming every message sent was delivered;
 //! with faults, that the declared fault stages (rates from `$ROSETTE_PERF_FAULTS`) dropped packets; and
 //! that both processes shut down clean (every mbuf back in its pool, no DPDK error).
 //!
@@ -85,17 +87,35 @@ fn check(channel: &str, extra: &[&str]) {
     assert_eq!(fault_drops, extra.contains(&"--loss"), "fault stage drops:\n{stdout}");
     let fields = result_fields(&stdout);
     assert_eq!(field(&fields, "channel"), channel);
-    assert_eq!(field(&fields, "digest"), "match", "{stdout}");
+    let unordered = channel == "unordered" || channel == "raw-memif";
+    // `match` only where digests were compared; unordered kinds say what they checked instead.
+    assert_eq!(field(&fields, "digest"), if unordered { "per-message" } else { "match" }, "{stdout}");
+    assert_eq!(field(&fields, "bad"), "0", "{stdout}");
     let sent: u64 = field(&fields, "sent").parse().unwrap();
     let delivered: u64 = field(&fields, "delivered").parse().unwrap();
     assert!(sent > 0, "nothing was sent:\n{stdout}");
-    if channel == "unordered" || channel == "raw-memif" {
+    if unordered {
         assert!(delivered <= sent && delivered > 0, "{stdout}");
     } else {
         assert_eq!(delivered, sent, "{stdout}");
     }
-    assert!(field(&fields, "msgs_per_s").parse::<f64>().unwrap() > 0.0);
-    assert!(field(&fields, "p50_us").parse::<f64>().unwrap() > 0.0);
+    // Figures the runs justify, loose enough for a test build on a busy 2-CPU VM (release: millions per
+    // second). Measured there beside a parallel build: without faults 44-90 k messages/s; with faults,
+    // 1 % loss and 5 % reorder/duplicate/corrupt, 1.5-60 k (1500 B slowest); at 10 and 30 % loss
+    // 125-43 k (streaming 1500 B at 30 %: 125-392). Ping-pong p50 10 us to 12 ms. A path that
+    // trickles, or ping-pongs that stall, fail.
+    let loss: f64 = extra.iter().position(|a| *a == "--loss").map_or(0.0, |i| extra[i + 1].parse().unwrap());
+    let floor = if loss >= 0.1 {
+        20.0
+    } else if loss > 0.0 {
+        200.0
+    } else {
+        1000.0
+    };
+    let rate: f64 = field(&fields, "msgs_per_s").parse().unwrap();
+    assert!(rate >= floor, "{rate} messages/s, expected at least {floor}:\n{stdout}");
+    let p50: f64 = field(&fields, "p50_us").parse().unwrap();
+    assert!(p50 > 0.0 && p50 < 2_000_000.0, "ping-pong p50 {p50} us, expected a measured one below 2 s:\n{stdout}");
     let app = extra.iter().position(|a| *a == "--app").map_or("thread", |i| extra[i + 1]);
     assert_eq!(field(&fields, "app"), app);
     assert!(ok, "rosette-perf exited with failure:\n{stdout}");
@@ -180,11 +200,17 @@ fn compare_lossless_prints_both_ratios() {
         Duration::from_secs(90),
     );
     assert!(ok, "{stdout}");
-    for name in ["ratio faults/lossless msgs_per_s: ", "ratio faults/lossless owd_p99: "] {
+    // At 1 % loss the rate keeps 0.90-1.04 of lossless in release (README), 0.41 measured in a test
+    // build beside a parallel build; the one-way p99 1.0-2.5x (2.2 in the test build). Bounds with a
+    // wide margin: a loss recovery that stalls (rate ratio under 0.1, p99 ratio over 100) fails.
+    let ratio = |name: &str| -> f64 {
         let line = stdout.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name}in:\n{stdout}"));
-        let ratio: f64 = line[name.len()..].trim().parse().expect("a number");
-        assert!(ratio > 0.0, "{line}");
-    }
+        line[name.len()..].trim().parse().expect("a number")
+    };
+    let rate = ratio("ratio faults/lossless msgs_per_s: ");
+    assert!((0.1..=2.0).contains(&rate), "faults/lossless msgs_per_s {rate} outside 0.1..=2:\n{stdout}");
+    let owd = ratio("ratio faults/lossless owd_p99: ");
+    assert!((0.05..=100.0).contains(&owd), "faults/lossless owd_p99 {owd} outside 0.05..=100:\n{stdout}");
 }
 
 #[test]
@@ -219,7 +245,10 @@ fn compare_kernel_prints_every_ratio() {
         let line = format!("ratio rosette/{name}: ");
         let ratio = stdout.lines().find_map(|l| l.strip_prefix(line.as_str()));
         let ratio: f64 = ratio.unwrap_or_else(|| panic!("no {line:?} in:\n{stdout}")).parse().unwrap();
-        assert!(ratio > 0.0, "{stdout}");
+        // Test build against release kernels and C, beside a parallel build: 0.08-0.22 measured
+        // (release: 0.5-8, README). A channel that crawls (under 0.01) or a baseline that did nothing
+        // (an absurd ratio) fails.
+        assert!((0.01..=1000.0).contains(&ratio), "ratio rosette/{name} {ratio} outside 0.01..=1000:\n{stdout}");
     }
     assert!(stdout.contains("rtt p50 rosette/raw-memif: "), "{stdout}");
     assert!(stdout.contains("round trips, interleaved rounds"), "{stdout}");
@@ -261,7 +290,7 @@ fn seconds_zero_runs_until_interrupted() {
 #[test]
 fn result_line_fields_parse() {
     let f = result_fields(
-        "x\nchannel=reliable sent=3 delivered=3 digest=match msgs_per_s=1 p50_us=2.0 p99_us=3.0 app=thread\nratio a: 1\n",
+        "x\nchannel=reliable sent=3 delivered=3 bad=0 digest=match msgs_per_s=1 p50_us=2.0 p99_us=3.0 app=thread\nratio a: 1\n",
     );
     assert_eq!(field(&f, "delivered"), "3");
 }
@@ -322,7 +351,9 @@ fn a_flood_of_forged_attempts_leaves_the_connections_intact() {
         .find(|l| l.starts_with("ratio flooded/undisturbed msgs_per_s: "))
         .unwrap_or_else(|| panic!("no ratio in:\n{stdout}"));
     let ratio: f64 = line.rsplit(' ').next().unwrap_or_default().parse().expect("a number");
-    assert!(ratio > 0.0, "{line}");
+    // Release: 1.00 (README, goal >= 0.8); a test build beside a parallel build: 0.68 (one flooded
+    // round at 0.15 of its undisturbed one). Connections the flood starves (under 0.05) fail.
+    assert!((0.05..=20.0).contains(&ratio), "ratio flooded/undisturbed {ratio} outside 0.05..=20:\n{stdout}");
     // The flooded rounds' servers answered the forged Syns with cookies and kept no state for them.
     let flooded = stdout.lines().filter(|l| l.starts_with("server table:")).find(|l| !l.contains("bad_cookie=0 "));
     let flooded = flooded.unwrap_or_else(|| panic!("no flooded round's server table in:\n{stdout}"));

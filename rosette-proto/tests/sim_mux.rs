@@ -491,3 +491,62 @@ fn a_syn_flood_overflows_a_small_reply_queue_and_leaves_the_genuine_connections_
     assert_eq!(got, want, "every message of every genuine connection arrived");
     assert!(sent.iter().all(|&n| n >= 400), "the transfers made progress: {sent:?}");
 }
+
+/// The collector dies with messages outstanding: each dialer connection fails, its end is told at
+/// once (before its events are taken) with the number of messages it dropped unacknowledged, and the
+/// table's history keeps both after the slots are reused.
+#[test]
+fn a_dead_peer_fails_every_connection_and_each_says_what_it_dropped() {
+    let mut now = Instant::ZERO;
+    let mut server: UdpMux<Rel> = listener(8);
+    let mut client: UdpMux<Rel> = dialer(8, 9);
+    let handles: Vec<ConnHandle> = (0..3).map(|_| client.connect(now).expect("room")).collect();
+    for _ in 0..50 {
+        step(&mut now, &mut client, &mut server);
+        let _ = events(&mut server, now);
+        let _ = events(&mut client, now);
+    }
+    assert_eq!(server.len(), 3);
+    // Connection i has 1 + i messages in flight when the collector goes silent.
+    for (i, &h) in handles.iter().enumerate() {
+        client
+            .with(now, h, |c| {
+                for _ in 0..=i {
+                    c.send(now, b"lost with the collector").expect("send");
+                }
+            })
+            .expect("live");
+    }
+    assert!(client.next_ended().is_none(), "nothing ended yet");
+    let mut ended = Vec::new();
+    for _ in 0..2_000_000 {
+        now += Duration::from_millis(1);
+        client.advance(now);
+        let mut void: Vec<VecBuf> = Vec::new();
+        client.transmit(now, &mut void);
+        while let Some(h) = client.next_ended() {
+            let c = client.get(h).expect("still in the table when its end is told");
+            assert_eq!(c.outcome(), Some(conn::Outcome::Failed));
+            ended.push((h, c.abandoned().messages));
+        }
+        if ended.len() == handles.len() {
+            break;
+        }
+    }
+    ended.sort_by_key(|(h, _)| h.index());
+    let want: Vec<(ConnHandle, u64)> = handles.iter().enumerate().map(|(i, &h)| (h, 1 + i as u64)).collect();
+    assert_eq!(ended, want);
+    assert_eq!(client.stats().failed, 3);
+    // Their events go, their slots are reused; the history stays.
+    let failed = events(&mut client, now).into_iter().filter(|(_, e)| matches!(e, Event::Failed)).count();
+    assert_eq!(failed, 3);
+    // The linger is twice the (backed-off) RTO.
+    for _ in 0..1000 {
+        now += Duration::from_millis(1);
+        client.advance(now);
+    }
+    assert_eq!(client.len(), 0);
+    let (retired, abandoned) = client.retired();
+    assert_eq!(abandoned.messages, 1 + 2 + 3);
+    assert!(retired.timeouts > 0 && retired.tx_packets > 0, "{retired:?}");
+}

@@ -69,7 +69,7 @@ impl AppEndpoint for ReliableEndpoint {
                 return Ok(0);
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match ReliableEndpoint::recv(self, left)? {
+            match ReliableEndpoint::recv_event(self, left)? {
                 ev @ (reliable::Event::Message(_) | reliable::Event::Messages(_)) => {
                     for message in ev.messages() {
                         for seg in message {

@@ -67,9 +67,11 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::mpsc::TryRecvError;
 
 use super::endpoint::{
-    AppQueue, Deliver, LcoreEnds, ReliableCommand, ReliableEndpoint, ReliableOp, StreamCommand, StreamDelivery,
-    StreamEndpoint, StreamOp, UnorderedCommand, UnorderedEndpoint,
+    serve_telemetry, telemetry_source, AppQueue, ConnState, Deliver, LcoreEnds, ReliableCommand, ReliableEndpoint,
+    ReliableOp, StatusBoard, StreamCommand, StreamDelivery, StreamEndpoint, StreamOp, UnorderedCommand,
+    UnorderedEndpoint,
 };
+use super::mux::{bytes_in, messages_in, PUBLISH_INTERVAL};
 use super::{Context, Stage, StageReport, Verdict};
 use crate::channel::conn;
 use crate::channel::link::{self, FrameSink};
@@ -205,6 +207,99 @@ impl FrameSink<Mbuf> for Batch<'_> {
     }
 }
 
+/// What a single-connection stage last published to its endpoint's status board
+/// ([`super::endpoint::ConnStatus`]): the state at once when it changes, what ended connections
+/// dropped unacknowledged at once, the counters every [`PUBLISH_INTERVAL`].
+#[derive(Debug)]
+struct Publisher {
+    state: ConnState,
+    abandoned: u64,
+    next_at: Instant,
+}
+
+impl Default for Publisher {
+    fn default() -> Self {
+        Publisher { state: ConnState::Opening, abandoned: 0, next_at: Instant::ZERO }
+    }
+}
+
+/// What the publisher reads of a reliable or streaming connection.
+trait Published {
+    fn outcome(&self) -> Option<conn::Outcome>;
+    fn established(&self) -> bool;
+    /// Dropped unacknowledged so far, in the application's unit (messages or bytes).
+    fn abandoned_units(&self) -> u64;
+    fn counters(&self) -> (&conn::Stats, conn::PathStats, usize);
+}
+
+impl Published for Reliable<Mempool> {
+    fn outcome(&self) -> Option<conn::Outcome> {
+        Reliable::outcome(self)
+    }
+    fn established(&self) -> bool {
+        self.state() == conn::State::Established
+    }
+    fn abandoned_units(&self) -> u64 {
+        self.abandoned().messages
+    }
+    fn counters(&self) -> (&conn::Stats, conn::PathStats, usize) {
+        (self.stats(), self.path(), self.send_queue_len())
+    }
+}
+
+impl Published for Stream<Mempool> {
+    fn outcome(&self) -> Option<conn::Outcome> {
+        Stream::outcome(self)
+    }
+    fn established(&self) -> bool {
+        self.state() == conn::State::Established
+    }
+    fn abandoned_units(&self) -> u64 {
+        self.abandoned().bytes
+    }
+    fn counters(&self) -> (&conn::Stats, conn::PathStats, usize) {
+        (self.stats(), self.path(), self.send_queue_len())
+    }
+}
+
+impl Publisher {
+    /// Publishes what changed of `conn` (the state, what it dropped; its counters when due).
+    fn publish(&mut self, board: &StatusBoard, now: Instant, conn: &impl Published) {
+        let state = match conn.outcome() {
+            Some(outcome) => ConnState::of_outcome(outcome),
+            None if conn.established() => ConnState::Open,
+            None => ConnState::Opening,
+        };
+        let abandoned = conn.abandoned_units();
+        if abandoned != self.abandoned {
+            // Counted before the state flips, so a send refused for the end finds the count final.
+            board.add_unacknowledged(0, None, abandoned.wrapping_sub(self.abandoned));
+            self.abandoned = abandoned;
+        }
+        let ended = state != self.state;
+        if ended {
+            // The application's own close (Closing) stays until the connection really ends.
+            if !(state == ConnState::Open && board.state(0, 0) == Some(ConnState::Closing)) {
+                board.set_state(0, 0, state);
+            }
+            self.state = state;
+        }
+        if ended || now >= self.next_at {
+            self.next_at = now + PUBLISH_INTERVAL;
+            let (stats, path, queued) = conn.counters();
+            board.publish(0, stats, &path, queued);
+        }
+    }
+}
+
+/// Counts a send the stage could not give to its connection (`units` in the application's unit):
+/// the application was told `Ok`, so the endpoint's status says it was not acknowledged.
+fn refused(stats: &mut StageStats, board: &StatusBoard, units: u64) {
+    stats.send_refused += 1;
+    stats.refused_units += units;
+    board.add_unacknowledged(0, None, units);
+}
+
 /// Taken, or dropped (and freed) when the interface refused the frame.
 #[inline]
 fn verdict(received: Result<(), RxDrop>) -> Verdict {
@@ -239,6 +334,10 @@ pub struct StageStats {
     pub commands: u64,
     /// Sends the channel refused (too large, closed, pool empty); the payload was freed.
     pub send_refused: u64,
+    /// What those refused sends carried, in the application's unit: messages (reliable) or bytes
+    /// (stream). The application had been told `Ok`; these are counted in its endpoint's
+    /// `status().unacknowledged`.
+    pub refused_units: u64,
     /// Deliveries handed to the sink.
     pub delivered: u64,
     /// Datagrams from addresses other than the peer (reliable/streaming).
@@ -270,6 +369,7 @@ pub struct ReliableStage<D: Deliver<reliable::Event<Mbuf>> = AppQueue<reliable::
     taken: u32,
     run: Option<(UdpLink, Reliable<Mempool>)>,
     stats: StageStats,
+    publisher: Publisher,
 }
 
 impl ReliableStage {
@@ -306,6 +406,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
             taken: 0,
             run: None,
             stats: StageStats::default(),
+            publisher: Publisher::default(),
         }
     }
 
@@ -344,11 +445,15 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
                     None => break,
                 },
             };
-            if matches!(item, reliable::Event::Reset(_) | reliable::Event::Failed)
-                && (self.held.take().is_some() | self.pending.take().is_some())
-            {
+            if matches!(item, reliable::Event::Reset(_) | reliable::Event::Failed) {
                 // A message held for the old connection must not go out on a new one.
-                self.stats.send_refused += 1;
+                let board = &self.ends.shared.status;
+                if let Some(cmd) = self.held.take() {
+                    refused(&mut self.stats, board, messages_in(&cmd.op));
+                }
+                if let Some(p) = self.pending.take() {
+                    refused(&mut self.stats, board, messages_in(&ReliableOp::Packed(p)));
+                }
             }
             if let Err(item) = self.sink.deliver(item) {
                 self.stash = Some(item);
@@ -368,6 +473,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
                 Role::Listen => Reliable::listen(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
             };
             self.run = Some((new_link(p, pool.clone()), conn));
+            serve_telemetry(&p.name, &self.ends.shared, true);
         }
         true
     }
@@ -398,6 +504,8 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
         }
         let Some((link, conn)) = &mut self.run else { return };
         link.advance(conn, now);
+        // The connection's end is published before any command is taken: later sends fail at once.
+        self.publisher.publish(&self.ends.shared.status, now, conn);
         // Deliveries first (only while the sink takes them), so a reset is seen before commands are.
         self.deliver();
         // Commands, only while the channel can take them (back-pressure to the application): a command
@@ -405,6 +513,9 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
         // queue drained and everything queued transmitted, the endpoint's partial packet is taken
         // from its slot (once per iteration), so packing never waits for more messages.
         let mut took_partial = false;
+        // A connection that is over refuses everything at once (each refusal counted), so nothing
+        // the application handed over waits unseen.
+        let over = self.publisher.state.is_over();
         loop {
             let cmd = match self.held.take() {
                 Some(cmd) => cmd,
@@ -417,7 +528,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
                         // Everything queued before the partial packet is in: the partial goes next.
                         if let Some(p) = self.pending.take() {
                             let Some((_, conn)) = &mut self.run else { return };
-                            if conn.send_space() == 0 {
+                            if conn.send_space() == 0 && !over {
                                 self.pending = Some(p);
                                 break;
                             }
@@ -428,7 +539,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
                             Some(run) => run,
                             None => return,
                         };
-                        if !took_partial && !conn.has_unsent() && conn.send_space() > 0 {
+                        if !took_partial && (over || (!conn.has_unsent() && conn.send_space() > 0)) {
                             if let Some(p) = self.ends.shared.open.take() {
                                 self.taken = self.taken.wrapping_add(1);
                                 self.stats.partials_taken += 1;
@@ -450,7 +561,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
             };
             // A command stamped after the endpoint saw the pending partial taken is newer than it.
             let after_partial = self.pending.is_some() && cmd.seen.wrapping_sub(self.taken) as i32 >= 0;
-            if conn.send_space() < need + usize::from(after_partial) && !matches!(cmd.op, ReliableOp::Reset) {
+            if conn.send_space() < need + usize::from(after_partial) && !matches!(cmd.op, ReliableOp::Reset) && !over {
                 self.held = Some(cmd);
                 break;
             }
@@ -460,12 +571,13 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
                 }
             }
             let Some((_, conn)) = &mut self.run else { return };
+            let units = messages_in(&cmd.op);
             let res = match cmd.op {
                 // Zero-copy: the application's packet (or each mss-sized segment) becomes the packet.
                 ReliableOp::Packed(m) => conn.send_packed(now, m).map(drop),
                 ReliableOp::Message(m) => conn.send_chain(now, m),
                 ReliableOp::Close => {
-                    if !conn.close(now) {
+                    if !conn.close(now) && !over {
                         // No buffer for the Fin right now: the close waits, as a send would.
                         self.held = Some(ReliableCommand { seen: cmd.seen, op: ReliableOp::Close });
                         break;
@@ -479,7 +591,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
                 }
             };
             if res.is_err() {
-                self.stats.send_refused += 1;
+                refused(&mut self.stats, &self.ends.shared.status, units);
             }
         }
         let Some((link, conn)) = &mut self.run else { return };
@@ -487,9 +599,21 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
     }
 
     fn finish(&mut self, _cx: &Context) {
+        // Everything the application handed over that the peer has not acknowledged is dropped
+        // now: counted for the endpoint, whose later sends are refused (stopped first, so that a
+        // partial packet parked after the last take below is taken back by the endpoint).
+        self.ends.shared.status.stop();
+        crate::substrate::telemetry::unregister_source(&telemetry_source(&self.params.name));
+        let mut lost = self.channel().map_or(0, |c| c.unacknowledged().messages);
+        lost += self.held.take().map_or(0, |cmd| messages_in(&cmd.op));
+        lost += self.pending.take().map_or(0, |p| messages_in(&ReliableOp::Packed(p)));
+        while let Ok(cmd) = self.ends.next_command() {
+            lost += messages_in(&cmd.op);
+        }
+        lost += self.ends.shared.open.take().map_or(0, |p| messages_in(&ReliableOp::Packed(p)));
+        let board = &self.ends.shared.status;
+        board.add_unacknowledged(0, None, lost);
         self.stash = None;
-        self.held = None;
-        self.pending = None;
         self.run = None;
     }
 
@@ -509,8 +633,9 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
     /// Queues the endpoint's partial packet (records written by the application, zero-copy).
     fn queue_partial(&mut self, now: Instant, p: Mbuf) {
         let Some((_, conn)) = &mut self.run else { return };
+        let units = crate::wire::packed::count_records(p.data()).unwrap_or(1) as u64;
         if conn.send_packed(now, p).is_err() {
-            self.stats.send_refused += 1;
+            refused(&mut self.stats, &self.ends.shared.status, units);
         }
     }
 }
@@ -535,6 +660,7 @@ pub struct StreamingStage<D: Deliver<StreamDelivery> = AppQueue<StreamDelivery>>
     end_delivered: bool,
     run: Option<(UdpLink, Stream<Mempool>)>,
     stats: StageStats,
+    publisher: Publisher,
 }
 
 impl StreamingStage {
@@ -565,6 +691,7 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
             end_delivered: false,
             run: None,
             stats: StageStats::default(),
+            publisher: Publisher::default(),
         }
     }
 
@@ -614,11 +741,15 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
                     None => break,
                 },
             };
-            if matches!(item, StreamDelivery::Event(streaming::Event::Reset(_) | streaming::Event::Failed))
-                && (self.writing.take().is_some() | self.pending.take().is_some())
-            {
+            if matches!(item, StreamDelivery::Event(streaming::Event::Reset(_) | streaming::Event::Failed)) {
                 // Bytes written for the old connection must not go out on a new one.
-                self.stats.send_refused += 1;
+                let board = &self.ends.shared.status;
+                if let Some(cmd) = self.writing.take() {
+                    refused(&mut self.stats, board, bytes_in(&cmd.op));
+                }
+                if let Some(p) = self.pending.take() {
+                    refused(&mut self.stats, board, p.pkt_len() as u64);
+                }
             }
             if let Err(item) = self.sink.deliver(item) {
                 self.stash = Some(item);
@@ -638,6 +769,7 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
                 Role::Listen => Stream::listen(p.conn.clone(), pool.clone(), p.local_id, p.epoch, now),
             };
             self.run = Some((new_link(p, pool.clone()), conn));
+            serve_telemetry(&p.name, &self.ends.shared, true);
         }
         true
     }
@@ -667,12 +799,16 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
         }
         if let Some((link, stream)) = &mut self.run {
             link.advance(stream, now);
+            // The stream's end is published before any write is taken: later writes fail at once.
+            self.publisher.publish(&self.ends.shared.status, now, stream);
         }
         // Deliveries first (only while the sink takes them), so a reset is seen before writes are.
         self.deliver();
         // Writes: the application's packets become the stream's packets (zero-copy). A write that does
         // not fit is held; once caught up, the endpoint's partial packet is taken from its slot.
         let mut took_partial = false;
+        // As the reliable stage: a stream that is over refuses everything at once, counted.
+        let over = self.publisher.state.is_over();
         loop {
             let Some((_, stream)) = &mut self.run else { return };
             let cmd = match self.writing.take() {
@@ -684,13 +820,14 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
                     }
                     Err(_) => {
                         if let Some(p) = self.pending.take() {
-                            if stream.send_space() == 0 {
+                            if stream.send_space() == 0 && !over {
                                 self.pending = Some(p);
                                 break;
                             }
+                            let units = p.pkt_len() as u64;
                             if let Err((e, p)) = stream.write_buf(now, p) {
                                 if e == streaming::WriteError::Closed {
-                                    self.stats.send_refused += 1;
+                                    refused(&mut self.stats, &self.ends.shared.status, units);
                                 } else {
                                     self.pending = Some(p);
                                     break;
@@ -698,7 +835,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
                             }
                             continue;
                         }
-                        if !took_partial && !stream.has_unsent() && stream.send_space() > 0 {
+                        if !took_partial && (over || (!stream.has_unsent() && stream.send_space() > 0)) {
                             if let Some(p) = self.ends.shared.open.take() {
                                 self.taken = self.taken.wrapping_add(1);
                                 self.stats.partials_taken += 1;
@@ -713,15 +850,16 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
             };
             let after_partial = self.pending.is_some() && cmd.seen.wrapping_sub(self.taken) as i32 >= 0;
             let need = usize::from(matches!(cmd.op, StreamOp::Write(_))) + usize::from(after_partial);
-            if stream.send_space() < need && !matches!(cmd.op, StreamOp::Reset) {
+            if stream.send_space() < need && !matches!(cmd.op, StreamOp::Reset) && !over {
                 self.writing = Some(cmd);
                 break;
             }
             if after_partial {
                 if let Some(p) = self.pending.take() {
+                    let units = p.pkt_len() as u64;
                     if let Err((e, p)) = stream.write_buf(now, p) {
                         if e == streaming::WriteError::Closed {
-                            self.stats.send_refused += 1;
+                            refused(&mut self.stats, &self.ends.shared.status, units);
                         } else {
                             self.pending = Some(p);
                             self.writing = Some(cmd);
@@ -730,17 +868,20 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
                     }
                 }
             }
+            let units = bytes_in(&cmd.op);
             match cmd.op {
                 StreamOp::Write(m) => match stream.write_buf(now, m) {
                     Ok(()) => {}
-                    Err((streaming::WriteError::Closed, _)) => self.stats.send_refused += 1,
+                    Err((streaming::WriteError::Closed, _)) => {
+                        refused(&mut self.stats, &self.ends.shared.status, units)
+                    }
                     Err((_, m)) => {
                         self.writing = Some(StreamCommand { seen: cmd.seen, op: StreamOp::Write(m) });
                         break;
                     }
                 },
                 StreamOp::Finish => {
-                    if !stream.finish(now) {
+                    if !stream.finish(now) && !over {
                         // No buffer for the Fin right now: the finish waits, as a write would.
                         self.writing = Some(StreamCommand { seen: cmd.seen, op: StreamOp::Finish });
                         break;
@@ -757,9 +898,19 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
     }
 
     fn finish(&mut self, _cx: &Context) {
+        // As the reliable stage: what was not acknowledged is counted, later writes are refused.
+        self.ends.shared.status.stop();
+        crate::substrate::telemetry::unregister_source(&telemetry_source(&self.params.name));
+        let mut lost = self.channel().map_or(0, |c| c.unacknowledged().bytes);
+        lost += self.writing.take().map_or(0, |cmd| bytes_in(&cmd.op));
+        lost += self.pending.take().map_or(0, |p| p.pkt_len() as u64);
+        while let Ok(cmd) = self.ends.next_command() {
+            lost += bytes_in(&cmd.op);
+        }
+        lost += self.ends.shared.open.take().map_or(0, |p| p.pkt_len() as u64);
+        let board = &self.ends.shared.status;
+        board.add_unacknowledged(0, None, lost);
         self.stash = None;
-        self.writing = None;
-        self.pending = None;
         self.run = None;
     }
 

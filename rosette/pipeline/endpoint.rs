@@ -26,6 +26,15 @@
 //! received mbufs themselves (headers stripped), freed back to the pool when the application drops
 //! them. Nothing is allocated from the heap per message on either side.
 //!
+//! # Honest answers
+//! A send on a connection that is over fails at once with the error naming how it ended
+//! ([`EndpointError::ConnectionFailed`], [`EndpointError::ConnectionReset`],
+//! [`EndpointError::Closed`], [`EndpointError::Disconnected`]): the stage publishes the end to the
+//! endpoint's status board the moment it happens, and every send form checks it (one atomic load).
+//! [`ReliableEndpoint::status`] ([`ConnStatus`]) says how many accepted messages (stream: bytes)
+//! were never acknowledged — dropped with the connection, refused by the lcore after the end, or still
+//! queued when the stage stopped — and carries the connection's counters while it runs.
+//!
 //! # Packing (reliable)
 //! Small reliable messages are packed by the endpoint itself, in the channel's wire format
 //! ([`crate::wire::packed`]): each message is written as a record into the packet the endpoint is
@@ -54,8 +63,11 @@ use crate::substrate::{Mbuf, MbufSlot, Mempool};
 use crate::wire::packed::{emit_record, record_len};
 
 mod mux;
+mod status;
 pub(crate) use mux::{untag, MuxCommand, MuxOp, ReliableMuxEnds, StreamMuxEnds};
 pub use mux::{MuxEvent, ReliableMuxEndpoint, StreamMuxEndpoint};
+pub(crate) use status::StatusBoard;
+pub use status::{ConnState, ConnStatus, TableStatus};
 
 /// Why an endpoint call did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +79,14 @@ pub enum EndpointError {
     /// The channel stage is gone (its loop ended and it was dropped).
     Disconnected,
     /// The payload is larger than the channel accepts.
-    TooLarge,
+    TooLarge {
+        /// The payload's length, bytes.
+        len: usize,
+        /// The most the call accepts, bytes.
+        limit: usize,
+        /// The stage param that sets the limit (`max_message`, `mss`), or `""` when it is fixed.
+        param: &'static str,
+    },
     /// No mbuf could be had from the lcore's pool, or the lcore has not run yet (the pool is learnt on
     /// the stage's first iteration).
     NoBuffers,
@@ -89,6 +108,12 @@ pub enum EndpointError {
     ConnectionReset,
     /// The connection gave up: retransmissions went unanswered for too long.
     ConnectionFailed,
+    /// The connection was closed: by the application (its `close` / `finish`), or in order by
+    /// both sides. Nothing more can be sent on it.
+    Closed,
+    /// The connection handle names a connection that is over and whose slot the table has given to
+    /// a newer connection (a connection table's handle outlived its connection).
+    UnknownConnection,
 }
 
 /// The three kinds of application endpoint, one per channel stage.
@@ -152,6 +177,13 @@ impl core::fmt::Display for EndpointKind {
 
 impl core::fmt::Display for EndpointError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if let EndpointError::TooLarge { len, limit, param } = self {
+            write!(f, "payload of {len} bytes is larger than the {limit} bytes this call accepts")?;
+            if !param.is_empty() {
+                write!(f, " (the stage param `{param}` sets it)")?;
+            }
+            return Ok(());
+        }
         if let EndpointError::WrongKind { name, registered, requested } = self {
             return write!(
                 f,
@@ -170,11 +202,13 @@ impl core::fmt::Display for EndpointError {
             EndpointError::WouldBlock => "queue full or empty; try again",
             EndpointError::TimedOut => "timed out",
             EndpointError::Disconnected => "the channel stage is gone",
-            EndpointError::TooLarge => "payload too large for the channel",
+            EndpointError::TooLarge { .. } => "payload too large for the channel",
             EndpointError::NoBuffers => "no mbuf available (pool empty or lcore not started)",
             EndpointError::NotFound => "no endpoint registered under that name (or it was already taken)",
             EndpointError::ConnectionReset => "the connection was reset",
             EndpointError::ConnectionFailed => "the connection failed (the peer stopped answering)",
+            EndpointError::Closed => "the connection is closed for sending",
+            EndpointError::UnknownConnection => "the connection is over and its handle was reused",
         })
     }
 }
@@ -270,6 +304,54 @@ pub(crate) struct Shared {
     /// is parked). A hint for when to take it, never trusted for where it goes: the packet names
     /// its connection itself.
     pub(crate) open_hint: AtomicU64,
+    /// The state and counters of each connection (one for a single-connection channel).
+    pub(crate) status: StatusBoard,
+}
+
+impl Shared {
+    /// The single connection's state as a send sees it: `Err` naming the state when it takes no
+    /// more sends.
+    #[inline]
+    pub(crate) fn check_single(&self) -> Result<(), EndpointError> {
+        match self.status.state(0, 0) {
+            Some(state) => refuse(state),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The telemetry source of a channel stage's connections: `channel_<endpoint>` serves the table's
+/// counters (a single connection's status for `reliable` / `streaming`), `channel_<endpoint>/<n>`
+/// the status of connection slot `n` (`/rosette/stats,channel_ingest/3`).
+pub(crate) fn telemetry_source(endpoint: &str) -> String {
+    format!("channel_{endpoint}")
+}
+
+/// Serves `shared`'s status board through telemetry under [`telemetry_source`]. Called once, when
+/// the stage first runs (EAL is up); a failure is logged, the stage runs on without it.
+pub(crate) fn serve_telemetry(endpoint: &str, shared: &Arc<Shared>, single: bool) {
+    let (all, one) = (shared.clone(), shared.clone());
+    let read: crate::substrate::telemetry::CounterReader = Box::new(move || match single {
+        true => single_status(&all).pairs(),
+        false => all.status.table_status().pairs(),
+    });
+    let read_one: crate::substrate::telemetry::IndexedReader =
+        Box::new(move |n| one.status.status_at(n).map(|s| s.pairs()));
+    if let Err(e) = crate::substrate::telemetry::register_indexed_source(&telemetry_source(endpoint), read, read_one) {
+        log::warn!("channel `{endpoint}`: its status is not served through telemetry: {e}");
+    }
+}
+
+/// `Err` naming `state` when a connection in it takes no more sends.
+#[inline]
+pub(crate) fn refuse(state: ConnState) -> Result<(), EndpointError> {
+    match state {
+        ConnState::Opening | ConnState::Open => Ok(()),
+        ConnState::Closing | ConnState::Closed => Err(EndpointError::Closed),
+        ConnState::Reset(_) | ConnState::Aborted => Err(EndpointError::ConnectionReset),
+        ConnState::Failed => Err(EndpointError::ConnectionFailed),
+        ConnState::Stopped => Err(EndpointError::Disconnected),
+    }
 }
 
 /// Commands of a reliable endpoint, each stamped with how many of its partial packets the endpoint
@@ -335,6 +417,13 @@ pub(crate) struct LcoreEnds<C, D> {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// The stage is gone: its connections take no more sends (see [`StatusBoard::stop`]).
+impl<C, D> Drop for LcoreEnds<C, D> {
+    fn drop(&mut self) {
+        self.shared.status.stop();
+    }
+}
+
 impl<C, D> LcoreEnds<C, D> {
     /// The next command, if the application queued one ([`TryRecvError::Empty`] also when the
     /// application is gone).
@@ -388,7 +477,18 @@ impl<C, D> AppEnds<C, D> {
     }
 }
 
-fn queues<C, D>(depth: usize, max_payload: usize, single_packet: usize) -> (LcoreEnds<C, D>, AppEnds<C, D>) {
+/// The queues of an endpoint with `slots` connection slots (1 for a single-connection channel, whose
+/// connection starts out opening).
+fn queues<C, D>(
+    depth: usize,
+    max_payload: usize,
+    single_packet: usize,
+    slots: usize,
+) -> (LcoreEnds<C, D>, AppEnds<C, D>) {
+    let status = StatusBoard::new(slots);
+    if slots == 1 {
+        status.open(0, 0, ConnState::Opening);
+    }
     let (ctx, crx) = sync_channel(depth);
     let (dtx, drx) = sync_channel(depth);
     let shared = Arc::new(Shared {
@@ -398,6 +498,7 @@ fn queues<C, D>(depth: usize, max_payload: usize, single_packet: usize) -> (Lcor
         open: MbufSlot::new(),
         dropped: AtomicU64::new(0),
         open_hint: AtomicU64::new(0),
+        status,
     });
     let (command_puts, delivery_puts) = (Arc::new(PutCount::default()), Arc::new(PutCount::default()));
     (
@@ -545,12 +646,42 @@ fn to_mbufs(pool: &Mempool, bytes: &[u8], segment: usize) -> Result<Mbuf, Endpoi
         rest = &rest[n..];
         head = Some(match head {
             None => m,
-            Some(h) => h.chain(m).map_err(|_| EndpointError::TooLarge)?,
+            // More segments than an mbuf chain holds: the pool's buffers are far smaller than
+            // the channel's mss (a pool misconfiguration, not the caller's payload).
+            Some(h) => h.chain(m).map_err(|_| EndpointError::NoBuffers)?,
         });
         if rest.is_empty() {
             return head.ok_or(EndpointError::NoBuffers);
         }
     }
+}
+
+/// A message longer than the channel's `max_message`.
+fn too_long_message(shared: &Shared, len: usize) -> EndpointError {
+    EndpointError::TooLarge { len, limit: shared.max_payload, param: "max_message" }
+}
+
+/// A message too long to pack into one packet with its 2-byte record header (`try_send_with`).
+fn too_long_record(shared: &Shared, len: usize) -> EndpointError {
+    let limit = shared.single_packet.saturating_sub(record_len(0)).min(shared.max_payload);
+    let param = if limit == shared.max_payload { "max_message" } else { "mss" };
+    EndpointError::TooLarge { len, limit, param }
+}
+
+/// A single-connection endpoint's status (its one cell is written from the start).
+fn single_status(shared: &Shared) -> ConnStatus {
+    shared.status.status(0, 0).unwrap_or(ConnStatus {
+        state: ConnState::Opening,
+        unacknowledged: 0,
+        sent: 0,
+        acknowledged: 0,
+        delivered: 0,
+        retransmits: 0,
+        timeouts: 0,
+        srtt: None,
+        cwnd: 0,
+        queued: 0,
+    })
 }
 
 fn pool_of(shared: &Shared) -> Result<&Mempool, EndpointError> {
@@ -668,7 +799,7 @@ impl<E: Cork> core::ops::Deref for CorkGuard<'_, E> {
 /// ```no_run
 /// # use rosette::pipeline::endpoint::ReliableEndpoint;
 /// # fn f(ep: &ReliableEndpoint) -> Result<(), rosette::pipeline::endpoint::EndpointError> {
-/// let ev = ep.recv(std::time::Duration::from_secs(1))?;
+/// let ev = ep.recv_event(std::time::Duration::from_secs(1))?;
 /// for message in ev.messages() {
 ///     for segment in message {
 ///         let _bytes: &[u8] = segment;
@@ -692,7 +823,7 @@ impl ReliableEndpoint {
         max_message: usize,
         mss: usize,
     ) -> LcoreEnds<ReliableCommand, reliable::Event<Mbuf>> {
-        let (lcore, app) = queues(depth, max_message, mss);
+        let (lcore, app) = queues(depth, max_message, mss, 1);
         register(
             name,
             Registered::Reliable(Box::new(ReliableEndpoint {
@@ -731,9 +862,11 @@ impl ReliableEndpoint {
         self.filling.cork();
     }
 
-    /// Ends a [`ReliableEndpoint::cork`]; the last one hands the partial packet (if any) to the lcore.
+    /// Ends a [`ReliableEndpoint::cork`]; the last one hands the partial packet (if any) to the lcore
+    /// (or, when the stage has stopped, counts its messages as unacknowledged and frees it).
     pub fn uncork(&self) {
         self.filling.uncork(&self.ends.shared.open);
+        let _ = self.unpark_if_stopped(0);
     }
 
     /// Corks the endpoint until the returned guard is dropped.
@@ -770,8 +903,9 @@ impl ReliableEndpoint {
         if record_len(msg.len()) <= self.ends.shared.single_packet {
             return self.try_send_with(msg.len(), |out| out.copy_from_slice(msg));
         }
+        self.ends.shared.check_single()?;
         if msg.len() > self.ends.shared.max_payload {
-            return Err(EndpointError::TooLarge);
+            return Err(too_long_message(&self.ends.shared, msg.len()));
         }
         let pool = pool_of(&self.ends.shared)?;
         // What was packed before goes first.
@@ -787,10 +921,11 @@ impl ReliableEndpoint {
     /// neighbours; `len` plus the 2-byte record header must fit the channel's mss, else
     /// [`EndpointError::TooLarge`] (use [`ReliableEndpoint::try_send`] for longer messages).
     pub fn try_send_with(&self, len: usize, fill: impl FnOnce(&mut [u8])) -> Result<(), EndpointError> {
+        self.ends.shared.check_single()?;
         let need = record_len(len);
         let mss = self.ends.shared.single_packet;
         if need > mss || len > self.ends.shared.max_payload {
-            return Err(EndpointError::TooLarge);
+            return Err(too_long_record(&self.ends.shared, len));
         }
         let pool = pool_of(&self.ends.shared)?;
         let mut open = self.reclaim();
@@ -818,7 +953,7 @@ impl ReliableEndpoint {
                     // Cannot happen (`need` bytes were appended); undo rather than send garbage.
                     let _ = m.trim(need);
                     self.park_unless_empty(m);
-                    return Err(EndpointError::TooLarge);
+                    return Err(too_long_record(&self.ends.shared, len));
                 }
             },
             Err(_) => {
@@ -827,7 +962,22 @@ impl ReliableEndpoint {
             }
         }
         self.park(m);
-        Ok(())
+        self.unpark_if_stopped(1)
+    }
+
+    /// After parking the partial packet: if the stage stopped meanwhile, nothing takes it any more
+    /// (its last take may have come just before): take it back, count the messages it held as
+    /// unacknowledged except the `own` this call added (the call fails), free it.
+    fn unpark_if_stopped(&self, own: usize) -> Result<(), EndpointError> {
+        let shared = &self.ends.shared;
+        if !shared.status.is_stopped() {
+            return Ok(());
+        }
+        if let Some(m) = self.reclaim() {
+            let held = crate::wire::packed::count_records(m.data()).unwrap_or(own);
+            shared.status.add_unacknowledged(0, None, held.saturating_sub(own) as u64);
+        }
+        shared.check_single().and(Err(EndpointError::Disconnected))
     }
 
     fn park_unless_empty(&self, m: Mbuf) {
@@ -845,22 +995,39 @@ impl ReliableEndpoint {
         })
     }
 
-    /// The next delivery (message or connection event) if there is one.
-    pub fn try_recv(&self) -> Result<reliable::Event<Mbuf>, EndpointError> {
+    /// The next delivery (message or connection event) if there is one. (Named apart from
+    /// [`AppEndpoint::recv`](super::AppEndpoint::recv), which reads bytes, so that neither hides
+    /// the other.)
+    pub fn try_recv_event(&self) -> Result<reliable::Event<Mbuf>, EndpointError> {
         self.ends.pull()
     }
 
     /// The next delivery, waiting up to `timeout`.
-    pub fn recv(&self, timeout: Duration) -> Result<reliable::Event<Mbuf>, EndpointError> {
+    pub fn recv_event(&self, timeout: Duration) -> Result<reliable::Event<Mbuf>, EndpointError> {
         self.ends.pull_timeout(timeout)
     }
 
-    /// Closes the sending side after every queued message (the peer sees `PeerClosed`).
+    /// The connection's state and counters now, as the lcore last published them (about every
+    /// millisecond, and at once when the connection ends): see [`ConnStatus`]. After a send
+    /// failed with the connection's end, `unacknowledged` says how many of the messages this
+    /// endpoint accepted were never acknowledged (resend those elsewhere).
+    pub fn status(&self) -> ConnStatus {
+        single_status(&self.ends.shared)
+    }
+
+    /// Closes the sending side after every queued message (the peer sees `PeerClosed`); later
+    /// sends return [`EndpointError::Closed`]. Closing a connection that already ended says how.
     pub fn close(&self, timeout: Duration) -> Result<(), EndpointError> {
+        if let Some(ConnState::Closing | ConnState::Closed) = self.ends.shared.status.state(0, 0) {
+            return Ok(());
+        }
+        self.ends.shared.check_single()?;
         retry(timeout, || {
             self.flush_open()?;
             self.queue(ReliableOp::Close).map_err(|(e, _)| e)
-        })
+        })?;
+        self.ends.shared.status.close(0, 0);
+        Ok(())
     }
 
     /// Aborts the connection (queued and undelivered data is dropped; the peer sees a reset).
@@ -888,7 +1055,7 @@ pub struct StreamEndpoint {
 
 impl StreamEndpoint {
     pub(crate) fn register(name: &str, depth: usize, mss: usize) -> LcoreEnds<StreamCommand, StreamDelivery> {
-        let (lcore, app) = queues(depth, usize::MAX, mss);
+        let (lcore, app) = queues(depth, usize::MAX, mss, 1);
         register(
             name,
             Registered::Streaming(Box::new(StreamEndpoint {
@@ -916,9 +1083,11 @@ impl StreamEndpoint {
         self.filling.cork();
     }
 
-    /// Ends a [`StreamEndpoint::cork`]; the last one hands the partial packet (if any) to the lcore.
+    /// Ends a [`StreamEndpoint::cork`]; the last one hands the partial packet (if any) to the lcore
+    /// (or, once the stage stopped, counts its bytes as unacknowledged and frees it).
     pub fn uncork(&self) {
         self.filling.uncork(&self.ends.shared.open);
+        let _ = self.unpark_if_stopped(0);
     }
 
     /// Corks the endpoint until the returned guard is dropped.
@@ -972,6 +1141,7 @@ impl StreamEndpoint {
     /// there is room: [`EndpointError::WouldBlock`] / [`EndpointError::NoBuffers`] otherwise. Returns
     /// the bytes taken (0 when `max` is 0).
     pub fn try_write_with(&self, max: usize, fill: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, EndpointError> {
+        self.ends.shared.check_single()?;
         let mss = self.ends.shared.single_packet.max(1);
         let pool = pool_of(&self.ends.shared)?;
         let mut open = self.reclaim();
@@ -1011,7 +1181,20 @@ impl StreamEndpoint {
         } else if m.data_len() > 0 {
             self.park(m);
         }
+        self.unpark_if_stopped(n)?;
         Ok(n)
+    }
+
+    /// After parking the partial packet: as [`ReliableEndpoint`] does, in bytes (`own`: this call's).
+    fn unpark_if_stopped(&self, own: usize) -> Result<(), EndpointError> {
+        let shared = &self.ends.shared;
+        if !shared.status.is_stopped() {
+            return Ok(());
+        }
+        if let Some(m) = self.reclaim() {
+            shared.status.add_unacknowledged(0, None, m.pkt_len().saturating_sub(own) as u64);
+        }
+        shared.check_single().and(Err(EndpointError::Disconnected))
     }
 
     /// Writes all of `data`, waiting while the queue is full, for up to `timeout` in all.
@@ -1130,14 +1313,28 @@ impl StreamEndpoint {
         self.ended && self.current.is_none()
     }
 
-    /// Finishes the writing direction after everything written (the peer reads end of stream).
+    /// The connection's state and counters now (see [`ReliableEndpoint::status`]);
+    /// `unacknowledged` counts stream bytes.
+    pub fn status(&self) -> ConnStatus {
+        single_status(&self.ends.shared)
+    }
+
+    /// Finishes the writing direction after everything written (the peer reads end of stream);
+    /// later writes return [`EndpointError::Closed`]. Finishing a connection that already ended
+    /// says how.
     pub fn finish(&self, timeout: Duration) -> Result<(), EndpointError> {
+        if let Some(ConnState::Closing | ConnState::Closed) = self.ends.shared.status.state(0, 0) {
+            return Ok(());
+        }
+        self.ends.shared.check_single()?;
         retry(timeout, || {
             if let Some(m) = self.reclaim() {
                 self.queue_or_park(m)?;
             }
             self.queue(StreamOp::Finish).map_err(|(e, _)| e)
-        })
+        })?;
+        self.ends.shared.status.close(0, 0);
+        Ok(())
     }
 
     /// Aborts both directions.
@@ -1159,7 +1356,7 @@ impl UnorderedEndpoint {
         depth: usize,
         max_datagram: usize,
     ) -> LcoreEnds<UnorderedCommand, unordered::Event<Mbuf>> {
-        let (lcore, app) = queues(depth, max_datagram, max_datagram);
+        let (lcore, app) = queues(depth, max_datagram, max_datagram, 1);
         register(name, Registered::Unordered(Box::new(UnorderedEndpoint { ends: app })));
         lcore
     }
@@ -1178,12 +1375,13 @@ impl UnorderedEndpoint {
     /// `WouldBlock` rather than silent loss). `Ok` means the lcore will take it; whether the channel
     /// could send it is counted by [`UnorderedEndpoint::dropped`].
     pub fn try_send_to(&self, dst: SocketAddrV4, payload: &[u8]) -> Result<(), EndpointError> {
+        let too_large = EndpointError::TooLarge { len: payload.len(), limit: self.ends.shared.max_payload, param: "" };
         if payload.len() > self.ends.shared.max_payload {
-            return Err(EndpointError::TooLarge);
+            return Err(too_large);
         }
         let pool = pool_of(&self.ends.shared)?;
         let mut m = pool.alloc().ok_or(EndpointError::NoBuffers)?;
-        m.append(payload.len()).map_err(|_| EndpointError::TooLarge)?.copy_from_slice(payload);
+        m.append(payload.len()).map_err(|_| too_large)?.copy_from_slice(payload);
         push(&self.ends, UnorderedCommand { dst, payload: m })
     }
 
@@ -1250,10 +1448,15 @@ mod tests {
         // Before the stage ran there is no pool to copy into; the blocking variant waits, then times out.
         assert_eq!(ep.try_send(b"x").unwrap_err(), EndpointError::NoBuffers);
         assert_eq!(ep.send(b"x", Duration::from_millis(5)).unwrap_err(), EndpointError::TimedOut);
-        assert_eq!(ep.try_send(&[0; 101]).unwrap_err(), EndpointError::TooLarge);
-        assert_eq!(ep.try_recv().unwrap_err(), EndpointError::WouldBlock);
+        let too_large = ep.try_send(&[0; 101]).unwrap_err();
+        assert_eq!(too_large, EndpointError::TooLarge { len: 101, limit: 100, param: "max_message" });
+        assert_eq!(
+            too_large.to_string(),
+            "payload of 101 bytes is larger than the 100 bytes this call accepts (the stage param `max_message` sets it)"
+        );
+        assert_eq!(ep.try_recv_event().unwrap_err(), EndpointError::WouldBlock);
         drop(_lcore);
-        assert_eq!(ep.try_recv().unwrap_err(), EndpointError::Disconnected);
+        assert_eq!(ep.try_recv_event().unwrap_err(), EndpointError::Disconnected);
         assert_eq!(ep.close(Duration::ZERO).unwrap_err(), EndpointError::Disconnected);
     }
 
@@ -1272,11 +1475,43 @@ mod tests {
     fn command_queue_is_bounded() {
         let lcore = StreamEndpoint::register("bounded", 2, 1400);
         let ep = StreamEndpoint::connect("bounded", Duration::ZERO).unwrap();
-        assert_eq!(ep.finish(Duration::ZERO), Ok(()));
         assert_eq!(ep.reset(Duration::ZERO), Ok(()));
-        assert_eq!(ep.finish(Duration::from_millis(2)), Err(EndpointError::TimedOut));
-        assert!(matches!(lcore.commands.try_recv(), Ok(StreamCommand { op: StreamOp::Finish, .. })));
+        assert_eq!(ep.reset(Duration::ZERO), Ok(()));
+        assert_eq!(ep.reset(Duration::from_millis(2)), Err(EndpointError::TimedOut));
+        assert!(matches!(lcore.commands.try_recv(), Ok(StreamCommand { op: StreamOp::Reset, .. })));
         assert_eq!(ep.finish(Duration::ZERO), Ok(()));
+        assert_eq!(ep.status().state, ConnState::Closing);
+        // A finished direction takes no more bytes, and a second finish queues nothing.
+        assert_eq!(ep.try_write(b"x"), Err(EndpointError::Closed));
+        assert_eq!(ep.finish(Duration::ZERO), Ok(()));
+        assert!(matches!(lcore.commands.try_recv(), Ok(StreamCommand { op: StreamOp::Reset, .. })));
+        assert!(matches!(lcore.commands.try_recv(), Ok(StreamCommand { op: StreamOp::Finish, .. })));
+        assert!(lcore.commands.try_recv().is_err());
+    }
+
+    #[test]
+    fn sends_on_an_ended_connection_name_its_end() {
+        let lcore = ReliableEndpoint::register("ended", 4, 100, 100);
+        let ep = ReliableEndpoint::connect("ended", Duration::ZERO).unwrap();
+        let board = &lcore.shared.status;
+        for (state, error) in [
+            (ConnState::Failed, EndpointError::ConnectionFailed),
+            (ConnState::Reset(crate::channel::conn::ResetReason::PeerReset), EndpointError::ConnectionReset),
+            (ConnState::Aborted, EndpointError::ConnectionReset),
+            (ConnState::Closed, EndpointError::Closed),
+        ] {
+            board.set_state(0, 0, state);
+            assert_eq!(ep.try_send(b"x"), Err(error), "{state:?}");
+            assert_eq!(ep.send(b"x", Duration::from_secs(10)), Err(error), "no wait for the timeout: {state:?}");
+            assert_eq!(ep.try_send_with(1, |_| panic!("not written")), Err(error));
+            assert_eq!(ep.try_send(&[0; 99]), Err(error), "a long message too");
+            assert_eq!(ep.status().state, state);
+        }
+        assert_eq!(ep.close(Duration::ZERO), Ok(()), "closing a closed connection is no error");
+        board.set_state(0, 0, ConnState::Failed);
+        assert_eq!(ep.close(Duration::ZERO), Err(EndpointError::ConnectionFailed));
+        board.add_unacknowledged(0, None, 7);
+        assert_eq!(ep.status().unacknowledged, 7);
     }
 
     #[test]

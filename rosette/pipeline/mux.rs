@@ -72,8 +72,14 @@ pub struct MuxReport {
     pub table: MuxStats,
     /// Connections live at the end.
     pub live: usize,
-    /// The counters of the connections live at the end, summed.
+    /// The counters of every connection the table had (live at the end, and ended before),
+    /// summed.
     pub connections: conn::Stats,
+    /// The counters of the connections live at the end, summed.
+    pub live_connections: conn::Stats,
+    /// What every ended connection dropped unacknowledged, summed (see [`conn::Unacknowledged`]).
+    pub abandoned: conn::Unacknowledged,
+
     /// The interface's counters.
     pub link: Option<crate::channel::unordered::Stats>,
     /// Packets the live connections still held for sending.
@@ -106,6 +112,36 @@ pub(crate) trait MuxKind: Send + 'static {
     fn has_unsent(conn: &Self::Conn) -> bool;
     /// The connection's counters and queued packets (for the report).
     fn stats(conn: &Self::Conn) -> (conn::Stats, usize);
+    /// The connection's view of the path.
+    fn path(conn: &Self::Conn) -> conn::PathStats;
+    /// How the connection ended, if it did.
+    fn outcome(conn: &Self::Conn) -> Option<conn::Outcome>;
+    /// What the application handed over in `op`, in the unit it counts lost sends in: messages
+    /// (reliable) or bytes (stream).
+    fn units(op: &Self::Op) -> u64;
+    /// What the connection dropped unacknowledged when it ended.
+    fn abandoned(conn: &Self::Conn) -> conn::Unacknowledged;
+    /// The same, in the unit of [`MuxKind::units`].
+    fn abandoned_units(conn: &Self::Conn) -> u64;
+    /// What the connection holds now that its peer has not acknowledged, in the same unit.
+    fn unacknowledged_units(conn: &Self::Conn) -> u64;
+}
+
+/// Messages in a packet of packed records, or one for a message of its own.
+pub(crate) fn messages_in(op: &ReliableOp) -> u64 {
+    match op {
+        ReliableOp::Packed(m) => crate::wire::packed::count_records(m.data()).unwrap_or(1) as u64,
+        ReliableOp::Message(_) => 1,
+        ReliableOp::Close | ReliableOp::Reset => 0,
+    }
+}
+
+/// Stream bytes in a write.
+pub(crate) fn bytes_in(op: &StreamOp) -> u64 {
+    match op {
+        StreamOp::Write(m) => m.pkt_len() as u64,
+        StreamOp::Finish | StreamOp::Reset => 0,
+    }
 }
 
 /// The reliable table stage's kind.
@@ -155,6 +191,24 @@ impl MuxKind for ReliableKind {
     }
     fn stats(conn: &Reliable<Mempool>) -> (conn::Stats, usize) {
         (*conn.stats(), conn.send_queue_len())
+    }
+    fn path(conn: &Reliable<Mempool>) -> conn::PathStats {
+        conn.path()
+    }
+    fn outcome(conn: &Reliable<Mempool>) -> Option<conn::Outcome> {
+        conn.outcome()
+    }
+    fn units(op: &ReliableOp) -> u64 {
+        messages_in(op)
+    }
+    fn abandoned(conn: &Reliable<Mempool>) -> conn::Unacknowledged {
+        conn.abandoned()
+    }
+    fn abandoned_units(conn: &Reliable<Mempool>) -> u64 {
+        conn.abandoned().messages
+    }
+    fn unacknowledged_units(conn: &Reliable<Mempool>) -> u64 {
+        conn.unacknowledged().messages
     }
 }
 
@@ -210,6 +264,24 @@ impl MuxKind for StreamKind {
     fn stats(conn: &Stream<Mempool>) -> (conn::Stats, usize) {
         (*conn.stats(), conn.send_queue_len())
     }
+    fn path(conn: &Stream<Mempool>) -> conn::PathStats {
+        conn.path()
+    }
+    fn outcome(conn: &Stream<Mempool>) -> Option<conn::Outcome> {
+        conn.outcome()
+    }
+    fn units(op: &StreamOp) -> u64 {
+        bytes_in(op)
+    }
+    fn abandoned(conn: &Stream<Mempool>) -> conn::Unacknowledged {
+        conn.abandoned()
+    }
+    fn abandoned_units(conn: &Stream<Mempool>) -> u64 {
+        conn.abandoned().bytes
+    }
+    fn unacknowledged_units(conn: &Stream<Mempool>) -> u64 {
+        conn.unacknowledged().bytes
+    }
 }
 
 /// A table of connections as a stage. See the module documentation.
@@ -230,7 +302,12 @@ pub struct MuxStage<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> {
     taken: u32,
     run: Option<UdpMux<K::Conn>>,
     stats: StageStats,
+    /// When the table's counters are next published to the endpoint.
+    next_publish: Instant,
 }
+
+/// How often a stage publishes its table's counters (and a single connection's) to its endpoint.
+pub(crate) const PUBLISH_INTERVAL: Duration = Duration::from_millis(1);
 
 /// A `reliable_mux` stage.
 pub type ReliableMuxStage<D = AppQueue<MuxEvent<reliable::Event<Mbuf>>>> = MuxStage<ReliableKind, D>;
@@ -245,6 +322,7 @@ impl ReliableMuxStage {
             params.queue_depth,
             params.conn.max_message_size,
             params.conn.mss,
+            table.max_connections,
         );
         let sink = AppQueue::clone_of(&ends.deliveries);
         MuxStage::build(params, table, ends, sink)
@@ -254,7 +332,8 @@ impl ReliableMuxStage {
 impl StreamingMuxStage {
     /// A streaming table whose deliveries go to the application endpoint named `params.name`.
     pub fn new(params: ChannelParams, table: TableParams) -> StreamingMuxStage {
-        let ends: StreamMuxEnds = StreamMuxEndpoint::register(&params.name, params.queue_depth, params.conn.mss);
+        let ends: StreamMuxEnds =
+            StreamMuxEndpoint::register(&params.name, params.queue_depth, params.conn.mss, table.max_connections);
         let sink = AppQueue::clone_of(&ends.deliveries);
         MuxStage::build(params, table, ends, sink)
     }
@@ -279,6 +358,7 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
             taken: 0,
             run: None,
             stats: StageStats::default(),
+            next_publish: Instant::ZERO,
         }
     }
 
@@ -307,6 +387,7 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
             }
         }
         self.run = Some(mux);
+        super::endpoint::serve_telemetry(&self.params.name, &self.ends.shared, false);
         true
     }
 
@@ -320,23 +401,49 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
             }
             self.stats.delivered += 1;
         }
-        let (sink, stats) = (&mut self.sink, &mut self.stats);
+        let (sink, stats, board) = (&mut self.sink, &mut self.stats, &self.ends.shared.status);
         while let Some(h) = mux.next_ready() {
             let mut blocked = None;
+            // The application learns the handle from these deliveries: its status exists first.
+            board.ensure(h.index(), h.generation());
             mux.with(now, h, |c| {
                 while let Some(event) = K::next_delivery(c) {
                     if let Err(item) = sink.deliver(MuxEvent { conn: h, event }) {
                         blocked = Some(item);
-                        return;
+                        break;
                     }
                     stats.delivered += 1;
+                    board.delivered(h.index());
                 }
+                let (s, queued) = K::stats(c);
+                board.publish(h.index(), &s, &K::path(c), queued);
             });
             if let Some(item) = blocked {
                 self.stash = Some(item);
                 mux.mark_ready(h);
                 return;
             }
+        }
+    }
+
+    /// Publishes the ends of connections at once (the application's sends on them fail from now
+    /// on, whatever deliveries wait before their events), with what each dropped unacknowledged;
+    /// and the table's counters every [`PUBLISH_INTERVAL`].
+    fn publish(&mut self, now: Instant) {
+        let Some(mux) = &mut self.run else { return };
+        let board = &self.ends.shared.status;
+        while let Some(h) = mux.next_ended() {
+            let Some(c) = mux.get(h) else { continue };
+            let Some(outcome) = K::outcome(c) else { continue };
+            board.set_state(h.index(), h.generation(), super::endpoint::ConnState::of_outcome(outcome));
+            board.add_unacknowledged(h.index(), Some(h.generation()), K::abandoned_units(c));
+            let (s, queued) = K::stats(c);
+            board.publish(h.index(), &s, &K::path(c), queued);
+        }
+        if now >= self.next_publish {
+            self.next_publish = now + PUBLISH_INTERVAL;
+            let t = mux.stats();
+            board.publish_table(mux.len(), t.accepted + t.opened, [t.closed, t.reset, t.aborted, t.failed]);
         }
     }
 
@@ -358,7 +465,7 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
                     }
                     Err(_) => {
                         if let Some((h, m)) = self.pending.take() {
-                            match Self::apply(mux, &mut self.stats, now, h, K::packed(m)) {
+                            match Self::apply(mux, &mut self.stats, &self.ends.shared, now, h, K::packed(m)) {
                                 Ok(()) => continue,
                                 Err(op) => {
                                     self.pending = K::unpack(op).map(|m| (h, m));
@@ -394,7 +501,7 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
             let after_partial = self.pending.is_some() && cmd.seen.wrapping_sub(self.taken) as i32 >= 0;
             if after_partial {
                 if let Some((h, m)) = self.pending.take() {
-                    if let Err(op) = Self::apply(mux, &mut self.stats, now, h, K::packed(m)) {
+                    if let Err(op) = Self::apply(mux, &mut self.stats, &self.ends.shared, now, h, K::packed(m)) {
                         self.pending = K::unpack(op).map(|m| (h, m));
                         self.held = Some(cmd);
                         break;
@@ -408,7 +515,7 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
                     }
                 }
                 MuxOp::On(h, op) => {
-                    if let Err(op) = Self::apply(mux, &mut self.stats, now, h, op) {
+                    if let Err(op) = Self::apply(mux, &mut self.stats, &self.ends.shared, now, h, op) {
                         self.held = Some(MuxCommand { seen: cmd.seen, op: MuxOp::On(h, op) });
                         break;
                     }
@@ -419,23 +526,31 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
 
     /// Applies `op` to connection `h`, or gives it back when the connection has no room for it yet.
     /// An op for a connection that is gone, or that the connection refuses, is dropped (its payload
-    /// freed) and counted.
+    /// freed) and counted, as the stage's `send_refused` and, in the application's unit, as
+    /// unacknowledged for the connection (the application was told `Ok` when it queued it).
     fn apply(
         mux: &mut UdpMux<K::Conn>,
         stats: &mut StageStats,
+        shared: &super::endpoint::Shared,
         now: Instant,
         h: ConnHandle,
         op: K::Op,
     ) -> Result<(), K::Op> {
         let need = K::need(&op);
-        match mux.get(h).map(K::send_space) {
-            None => stats.send_refused += 1,
+        let units = K::units(&op);
+        let refused = match mux.get(h).map(K::send_space) {
+            None => true,
             Some(space) if space < need => return Err(op),
             Some(_) => match mux.with(now, h, |c| K::apply(c, now, op)) {
-                Some(Ok(true)) => {}
+                Some(Ok(true)) => false,
                 Some(Err(op)) => return Err(op),
-                Some(Ok(false)) | None => stats.send_refused += 1,
+                Some(Ok(false)) | None => true,
             },
+        };
+        if refused {
+            stats.send_refused += 1;
+            stats.refused_units += units;
+            shared.status.add_unacknowledged(h.index(), Some(h.generation()), units);
         }
         Ok(())
     }
@@ -466,6 +581,7 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> Stage for MuxStage<K, D> {
         if let Some(mux) = &mut self.run {
             mux.advance(now);
         }
+        self.publish(now);
         self.deliver(now);
         self.commands(now);
         if let Some(mux) = &mut self.run {
@@ -474,9 +590,31 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> Stage for MuxStage<K, D> {
     }
 
     fn finish(&mut self, _cx: &Context) {
+        // Everything the application handed over that no peer acknowledged is dropped now: counted
+        // for each connection's status (and the table's), whose later sends are refused.
+        let shared = self.ends.shared.clone();
+        let board = &shared.status;
+        board.stop();
+        crate::substrate::telemetry::unregister_source(&super::endpoint::telemetry_source(&self.params.name));
+        if let Some((h, m)) = self.pending.take() {
+            board.add_unacknowledged(h.index(), Some(h.generation()), K::units(&K::packed(m)));
+        }
+        let ends = &mut self.ends;
+        for cmd in self.held.take().into_iter().chain(core::iter::from_fn(|| ends.next_command().ok())) {
+            if let MuxOp::On(h, op) = cmd.op {
+                board.add_unacknowledged(h.index(), Some(h.generation()), K::units(&op));
+            }
+        }
+        if let Some((h, m)) = shared.open.take().and_then(untag) {
+            board.add_unacknowledged(h.index(), Some(h.generation()), K::units(&K::packed(m)));
+        }
+        if let Some(mux) = &self.run {
+            for (h, c) in mux.connections() {
+                let lost = K::unacknowledged_units(c);
+                board.add_unacknowledged(h.index(), Some(h.generation()), lost);
+            }
+        }
         self.stash = None;
-        self.held = None;
-        self.pending = None;
         self.run = None;
     }
 
@@ -489,10 +627,15 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> Stage for MuxStage<K, D> {
             r.table = mux.stats();
             r.live = mux.len();
             r.link = Some(mux.interface().stats().clone());
+            let (retired, abandoned) = mux.retired();
+            r.connections = *retired;
+            r.abandoned = abandoned;
             for (_, c) in mux.connections() {
                 let (s, queued) = K::stats(c);
                 r.connections.add(&s);
+                r.live_connections.add(&s);
                 r.send_queue_len += queued;
+                r.abandoned.add(&K::abandoned(c));
             }
         }
         Some(StageReport::new(r))

@@ -160,25 +160,33 @@ mod tests {
         *state
     }
 
-    fn hardware() -> Option<fn(u32, &[u8]) -> u32> {
+    /// Runs `body` with the hardware update; on a CPU without SSE4.2 the test fails (resource
+    /// `crc-hardware`), unless `ROSETTE_ALLOW_SKIP` names it (see `crate::testing`).
+    #[track_caller]
+    fn with_hardware(body: impl FnOnce(fn(u32, &[u8]) -> u32)) {
         let hw = hardware_update();
-        if hw.is_none() {
-            eprintln!("no hardware CRC-32C on this CPU; hardware comparison skipped");
-        }
-        hw
+        let missing = hw.is_none().then(|| "this CPU has no SSE4.2 crc32 instruction".to_owned());
+        let provide = "run on an x86_64 CPU with SSE4.2 (every x86_64 CPU since 2008)";
+        crate::testing::with_resource(crate::testing::RESOURCE_CRC_HARDWARE, missing, provide, || {
+            body(hw.expect("checked present"))
+        });
     }
 
     #[test]
     fn hardware_known_vector() {
-        let Some(hw) = hardware() else { return };
-        assert_eq!(!hw(!0, b"123456789"), 0xE306_9283);
-        assert_eq!(!hw(!0, b""), 0);
-        assert_eq!(!hw(hw(!0, b"12345"), b"6789"), 0xE306_9283);
+        with_hardware(|hw| {
+            assert_eq!(!hw(!0, b"123456789"), 0xE306_9283);
+            assert_eq!(!hw(!0, b""), 0);
+            assert_eq!(!hw(hw(!0, b"12345"), b"6789"), 0xE306_9283);
+        });
     }
 
     #[test]
     fn hardware_matches_software() {
-        let Some(hw) = hardware() else { return };
+        with_hardware(hardware_matches_software_with);
+    }
+
+    fn hardware_matches_software_with(hw: fn(u32, &[u8]) -> u32) {
         let mut x = 0x2545_F491_4F6C_DD1Du64;
         let data: Vec<u8> = (0..10_000).map(|_| xorshift(&mut x) as u8).collect();
         // Every length up to 300, and around the three-lane blocks (384 bytes) up to jumbo frames.
@@ -232,7 +240,7 @@ mod tests {
             println!("{name}: {ns:.1} ns per {LEN} bytes ({:.2} GB/s)", LEN as f64 / ns);
         };
         time("software (slicing-by-8)", crc32c_update_software);
-        if let Some(hw) = hardware() {
+        if let Some(hw) = hardware_update() {
             time("hardware (SSE4.2 crc32)", hw);
         }
         // What the transport pays: `Crc32c` through the hook (the hardware one when installed).

@@ -3,7 +3,8 @@
 //!
 //! Two commands are registered the first time a source is added:
 //! - `/rosette/sources` — the names of every registered source;
-//! - `/rosette/stats,<source>` — that source's counters, as a dictionary of unsigned integers.
+//! - `/rosette/stats,<source>` — that source's counters, as a dictionary of unsigned integers;
+//!   `/rosette/stats,<source>/<n>` — item `n` of an indexed source (a channel's connection `n`).
 //!
 //! Connect with `dpdk-telemetry.py -f <file-prefix>` (rosette's default prefix is `rosette-<pid>`).
 
@@ -16,9 +17,13 @@ use super::ffi;
 /// Reads a source's counters when a telemetry client asks. Runs on DPDK's telemetry thread.
 pub type CounterReader = Box<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
 
+/// Reads the counters of item `n` of a source (`None`: no such item). Runs on the telemetry thread.
+pub type IndexedReader = Box<dyn Fn(u32) -> Option<Vec<(String, u64)>> + Send + Sync>;
+
 struct Source {
     name: String,
     read: CounterReader,
+    read_one: Option<IndexedReader>,
 }
 
 static SOURCES: Mutex<Vec<Source>> = Mutex::new(Vec::new());
@@ -32,6 +37,15 @@ fn telemetry_key(name: &str) -> String {
 /// Adds (or replaces) a counter source named `name`; characters telemetry does not accept in names
 /// (anything but letters, digits, `_` and `/`) become `_`.
 pub fn register_source(name: &str, read: CounterReader) -> Result<()> {
+    register(name, read, None)
+}
+
+/// Adds (or replaces) a source whose items can be read one by one as `<name>/<n>` as well.
+pub fn register_indexed_source(name: &str, read: CounterReader, read_one: IndexedReader) -> Result<()> {
+    register(name, read, Some(read_one))
+}
+
+fn register(name: &str, read: CounterReader, read_one: Option<IndexedReader>) -> Result<()> {
     let mut failure = None;
     REGISTER.call_once(|| failure = register_commands().err());
     if let Some(e) = failure {
@@ -40,7 +54,7 @@ pub fn register_source(name: &str, read: CounterReader) -> Result<()> {
     let name = telemetry_key(name);
     let mut sources = SOURCES.lock().unwrap_or_else(|e| e.into_inner());
     sources.retain(|s| s.name != name);
-    sources.push(Source { name, read });
+    sources.push(Source { name, read, read_one });
     Ok(())
 }
 
@@ -53,7 +67,14 @@ pub fn unregister_source(name: &str) {
 /// The counters of a source, as telemetry would serve them (for tests and local display).
 pub fn read_source(name: &str) -> Option<Vec<(String, u64)>> {
     let sources = SOURCES.lock().unwrap_or_else(|e| e.into_inner());
-    sources.iter().find(|s| s.name == telemetry_key(name)).map(|s| (s.read)())
+    let key = telemetry_key(name);
+    if let Some(s) = sources.iter().find(|s| s.name == key) {
+        return Some((s.read)());
+    }
+    let (base, item) = key.rsplit_once('/')?;
+    let item: u32 = item.parse().ok()?;
+    let read_one = sources.iter().find(|s| s.name == base)?.read_one.as_ref()?;
+    read_one(item)
 }
 
 fn register_commands() -> Result<()> {

@@ -134,7 +134,7 @@ impl Wire for ReliableWire {
 
     fn offer(&mut self, msg: &[u8]) -> Result<usize, EndpointError> {
         match self.ep.try_send_with(msg.len(), |out| out.copy_from_slice(msg)) {
-            Err(EndpointError::TooLarge) => room(self.ep.try_send(msg), msg.len()),
+            Err(EndpointError::TooLarge { .. }) => room(self.ep.try_send(msg), msg.len()),
             r => room(r, msg.len()),
         }
     }
@@ -153,7 +153,7 @@ impl Wire for ReliableWire {
         });
         match packed {
             // Longer than a packet: written whole first, then cut into a chain by the endpoint.
-            Err(EndpointError::TooLarge) => {
+            Err(EndpointError::TooLarge { .. }) => {
                 let ep = &self.ep;
                 send_from(&mut self.scratch, size, fill, taken, |m| ep.try_send(m))
             }
@@ -165,7 +165,7 @@ impl Wire for ReliableWire {
         let mut got = false;
         let mut first = true;
         loop {
-            let ev = if first && !wait.is_zero() { self.ep.recv(wait) } else { self.ep.try_recv() };
+            let ev = if first && !wait.is_zero() { self.ep.recv_event(wait) } else { self.ep.try_recv_event() };
             first = false;
             let ev = match ev {
                 Ok(ev) => ev,

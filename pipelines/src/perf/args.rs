@@ -12,7 +12,8 @@ use crate::cli::{EalPassthrough, MemoryArg};
 /// and raw memif baselines.
 ///
 /// Without --server/--client it spawns the server side as a child process over net_memif and runs the
-/// client. The last line is the result: `channel=… sent=… delivered=… digest=…`.
+/// client. The last line is the result: `channel=… sent=… delivered=… bad=… digest=…` (`digest=match`:
+/// the whole transfer's digests compared equal; unordered kinds: `digest=per-message`, each datagram checked).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "rosette-perf")]
 pub struct PerfArgs {

@@ -251,8 +251,9 @@ fn batch(size: usize, mss: usize) -> usize {
     (2 * (mss / record_len(size)).max(1)).max(1)
 }
 
-/// Prints each table's counters (accepted, cookies, forged, idle) and its connections' sums, one
-/// line per lcore; false when no table reported.
+/// Prints each table's counters (accepted, cookies, forged, idle, how connections ended, what they
+/// dropped unacknowledged) and the sums over every connection it had, one line per lcore; false when
+/// no table reported.
 fn print_tables(p: &Pipeline, who: &str) -> bool {
     let mut any = false;
     for lcore in 0..3 {
@@ -262,8 +263,8 @@ fn print_tables(p: &Pipeline, who: &str) -> bool {
             let t = &report.table;
             println!(
                 "{who} table: lcore={lcore} live={} accepted={} opened={} cookies_sent={} bad_syn={} bad_cookie={} \
-                 stale={} replies_dropped={} table_full={} idle_closed={} storage_allocated={} retransmits={} \
-                 timeouts={}",
+                 stale={} replies_dropped={} table_full={} idle_closed={} storage_allocated={} closed={} reset={} \
+                 aborted={} failed={} abandoned_packets={} send_refused={} retransmits={} timeouts={}",
                 report.live,
                 t.accepted,
                 t.opened,
@@ -275,6 +276,12 @@ fn print_tables(p: &Pipeline, who: &str) -> bool {
                 t.table_full,
                 t.idle_closed,
                 t.storage_allocated,
+                t.closed,
+                t.reset,
+                t.aborted,
+                t.failed,
+                report.abandoned.packets,
+                report.stage.send_refused,
                 report.connections.retransmits,
                 report.connections.timeouts
             );

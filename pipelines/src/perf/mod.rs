@@ -43,8 +43,11 @@
 //! latency under load (system clock stamp at send, read at delivery in the other process), also
 //! printed on their own line. The digest is
 //! computed over the delivered messages in order on the receiver and over the sent ones on the sender
-//! ([`stats::Digest`]); for unordered, each delivered datagram is checked against the content its
-//! sequence number implies.
+//! ([`stats::Digest`]); `digest=match` on the result line means the two were compared and agree (and no
+//! message was bad). Unordered kinds (`unordered`, `raw-memif`) may lose datagrams, so there is no
+//! digest to compare: each delivered datagram is checked against the content its sequence number
+//! implies, and the result line says `digest=per-message` (`BAD-MESSAGES` when one was wrong or more
+//! arrived than were sent). `bad=` counts the messages that failed their check.
 
 pub mod app;
 pub mod args;
@@ -688,19 +691,22 @@ fn print_connection(p: &Pipeline, who: &str) {
         let Some(report) = p.stage_report::<ChannelReport>(lcore, 1) else { continue };
         let (Some(c), Some(path)) = (report.connection, report.path) else { continue };
         println!(
-            "{who} connection: congestion={:?} cwnd={} srtt_us={} min_rtt_us={} rto_us={} retransmits={} \
-             rack_lost={} tail_probes={} spurious={} timeouts={} spurious_timeouts={}",
+            "{who} connection: congestion={:?} cwnd={} srtt_us={} min_rtt_us={} rto_us={} sent={} acked={} \
+             retransmits={} rack_lost={} tail_probes={} spurious={} timeouts={} spurious_timeouts={} send_refused={}",
             path.congestion,
             path.cwnd,
             us(path.srtt),
             us(path.min_rtt),
             us(Some(path.rto)),
+            c.tx_packets,
+            c.acked,
             c.retransmits,
             c.fast_lost,
             c.tail_probes,
             c.spurious_retransmits,
             c.timeouts,
-            c.spurious_timeouts
+            c.spurious_timeouts,
+            report.stage.send_refused
         );
     }
 }
@@ -979,7 +985,16 @@ fn report(opts: &Options, out: &ClientOutcome, r: Option<PeerReport>) -> Result<
         eprintln!("rosette-perf server: {e}");
     }
     let ordered = opts.channel.ordered();
+    // Ordered kinds compare the digests of the whole transfer. Unordered kinds (unordered, raw-memif) may
+    // lose datagrams, so no digest can be compared: each delivered message was checked against the
+    // content its sequence number implies, and the word says that (`per-message`), not `match`.
     let digest_ok = if ordered { r.digest == out.digest && r.bad == 0 } else { r.bad == 0 && r.delivered <= out.sent };
+    let digest_word = match (ordered, digest_ok) {
+        (true, true) => "match",
+        (true, false) => "MISMATCH",
+        (false, true) => "per-message",
+        (false, false) => "BAD-MESSAGES",
+    };
     let complete = !ordered || (r.delivered == out.sent && !out.drain_timed_out);
     let rate = r.delivered as f64 / out.elapsed.max(1e-9);
     println!(
@@ -990,11 +1005,12 @@ fn report(opts: &Options, out: &ClientOutcome, r: Option<PeerReport>) -> Result<
         if out.pings_lost > 0 { format!(" pings_lost={}", out.pings_lost) } else { String::new() }
     );
     println!(
-        "channel={} sent={} delivered={} digest={} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} app={} owd_p50_us={:.1} owd_p99_us={:.1}",
+        "channel={} sent={} delivered={} bad={} digest={} msgs_per_s={:.0} p50_us={:.1} p99_us={:.1} app={} owd_p50_us={:.1} owd_p99_us={:.1}",
         opts.channel.name(),
         out.sent,
         r.delivered,
-        if digest_ok { "match" } else { "MISMATCH" },
+        r.bad,
+        digest_word,
         rate,
         us(out.rtt.quantile(0.5)),
         us(out.rtt.quantile(0.99)),

@@ -53,7 +53,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use crate::buf::{BufPool, PacketBuf};
-use crate::channel::conn::{initial_seq, Config, Core, Storage};
+use crate::channel::conn::{initial_seq, Config, Core, Outcome, Stats, Storage, Unacknowledged};
 use crate::channel::link::{self, FrameSink, LinkStats};
 use crate::channel::reliable::Reliable;
 use crate::channel::sim::Endpoint;
@@ -147,6 +147,11 @@ impl ConnHandle {
         self.index
     }
 
+    /// The slot's generation: how many connections the slot held before this one (wrapping).
+    pub fn generation(self) -> u32 {
+        self.generation
+    }
+
     /// The handle as one number (to pass it through an atomic).
     pub fn to_bits(self) -> u64 {
         u64::from(self.generation) << 32 | u64::from(self.index)
@@ -210,6 +215,14 @@ pub struct MuxStats {
     /// Connections whose queues were given fresh storage (no spare was free): the high-water mark
     /// of simultaneously active connections, once warm.
     pub storage_allocated: u64,
+    /// Connections that ended in an orderly close (both directions, everything acknowledged).
+    pub closed: u64,
+    /// Connections reset (by the peer, a restarted peer, a protocol violation or the idle timeout).
+    pub reset: u64,
+    /// Connections the application aborted.
+    pub aborted: u64,
+    /// Connections whose retransmissions gave up (the peer stopped answering).
+    pub failed: u64,
 }
 
 // The sealed trait's methods name the crate-private engine; the trait is unnameable outside the
@@ -225,6 +238,10 @@ mod sealed {
         fn accept(cfg: Config, pool: Self::Pool, ids: Accepted, now: Instant) -> Self;
         fn core(&self) -> &Core<Self::Pool>;
         fn core_mut(&mut self) -> &mut Core<Self::Pool>;
+        /// The configuration as this kind uses it (a stream has no messages, so no message limit).
+        fn adapt(cfg: Config) -> Config {
+            cfg
+        }
     }
 
     /// Ids and epochs of a connection accepted by cookie.
@@ -265,6 +282,9 @@ impl<P: BufPool + Clone> Conn for Stream<P> {
     fn dial(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
         Stream::from_core(Core::connect_lean(cfg, pool, local_id, epoch, now))
     }
+    fn adapt(cfg: Config) -> Config {
+        cfg.for_stream()
+    }
     fn accept(cfg: Config, pool: P, ids: Accepted, now: Instant) -> Self {
         Stream::from_core(Core::accept_cookie(cfg, pool, ids.local_id, ids.epoch, ids.peer_id, ids.peer_epoch, now))
     }
@@ -288,6 +308,8 @@ struct Slot<C> {
     queued_timer: Option<Instant>,
     /// When the connection was first seen finished (its slot is reused a linger later).
     finished_at: Option<Instant>,
+    /// Its end was filed for [`UdpMux::next_ended`].
+    end_filed: bool,
     /// Its packets in flight, as last added to the table's sum.
     in_flight: u32,
     in_ready: bool,
@@ -330,6 +352,13 @@ struct Table<C: MuxConn> {
     spares: Vec<Storage<<C as Endpoint>::Buf>>,
     replies: VecDeque<(SocketAddrV4, Repr)>,
     stats: MuxStats,
+    /// Connections that ended, not yet returned by [`UdpMux::next_ended`].
+    ended: VecDeque<u32>,
+    /// The counters of every connection whose slot was reused, summed (with the live ones', the
+    /// whole table's history).
+    retired: Stats,
+    /// What those connections dropped unacknowledged, summed.
+    retired_abandoned: Unacknowledged,
 }
 
 /// A table of connections on one UDP port. See the module documentation.
@@ -360,6 +389,7 @@ impl<C: MuxConn> UdpMux<C> {
     /// or above [`MAX_CONNECTIONS`] (the stage parameters are checked before this).
     pub fn new(net: net::Config, pool: C::Pool, conn: Config, mux: MuxConfig) -> UdpMux<C> {
         let port = *net.ports.first().expect("a connection table needs a bound port");
+        let conn = C::adapt(conn);
         conn.validate().expect("invalid connection configuration");
         assert!(
             (1..=MAX_CONNECTIONS).contains(&mux.max_connections),
@@ -392,6 +422,9 @@ impl<C: MuxConn> UdpMux<C> {
                 spares,
                 replies,
                 stats: MuxStats::default(),
+                ended: VecDeque::new(),
+                retired: Stats::default(),
+                retired_abandoned: Unacknowledged::default(),
                 mux,
             },
             link: LinkStats::default(),
@@ -495,6 +528,27 @@ impl<C: MuxConn> UdpMux<C> {
             }
         }
         None
+    }
+
+    /// The next connection that ended (closed, reset, aborted or failed) since the last call, while
+    /// it is still in the table (its slot is reused only a linger after it finished): read its
+    /// [`Outcome`] and what it dropped unacknowledged with [`Self::get`]. Unlike its events, which
+    /// wait for the application to take them, this tells the end at once.
+    pub fn next_ended(&mut self) -> Option<ConnHandle> {
+        let t = &mut self.table;
+        while let Some(index) = t.ended.pop_front() {
+            let entry = &t.entries[index as usize];
+            if entry.slot.is_some() {
+                return Some(ConnHandle { index, generation: entry.generation });
+            }
+        }
+        None
+    }
+
+    /// The counters of every connection that has left the table, summed, and what they dropped
+    /// unacknowledged: with the live connections' counters, the table's whole history.
+    pub fn retired(&self) -> (&Stats, Unacknowledged) {
+        (&self.table.retired, self.table.retired_abandoned)
     }
 
     /// Files `h` to be returned by [`Self::next_ready`] again.
@@ -628,7 +682,7 @@ impl<C: MuxConn> Table<C> {
     /// past this bound.)
     fn reserve_queues(&mut self) {
         let n = self.entries.len();
-        for q in [&mut self.ready, &mut self.tx, &mut self.gated] {
+        for q in [&mut self.ready, &mut self.tx, &mut self.gated, &mut self.ended] {
             q.reserve(n.saturating_sub(q.len()));
         }
         self.timers.reserve((4 * n + 64).saturating_sub(self.timers.len()));
@@ -642,6 +696,7 @@ impl<C: MuxConn> Table<C> {
             last_active: now,
             queued_timer: None,
             finished_at: None,
+            end_filed: false,
             in_flight: 0,
             in_ready: false,
             in_tx: false,
@@ -734,6 +789,19 @@ impl<C: MuxConn> Table<C> {
         let Some(slot) = self.entries[index as usize].slot.as_mut() else { return };
         if slot.finished_at.is_none() && slot.conn.core().is_finished() {
             slot.finished_at = Some(now);
+        }
+        if !slot.end_filed {
+            if let Some(outcome) = slot.conn.core().outcome() {
+                slot.end_filed = true;
+                self.ended.push_back(index);
+                let count = match outcome {
+                    Outcome::Closed => &mut self.stats.closed,
+                    Outcome::Reset(_) => &mut self.stats.reset,
+                    Outcome::Aborted => &mut self.stats.aborted,
+                    Outcome::Failed => &mut self.stats.failed,
+                };
+                *count += 1;
+            }
         }
         let deadline = self.deadline(index);
         self.schedule(index, deadline);
@@ -840,6 +908,8 @@ impl<C: MuxConn> Table<C> {
         self.park(index);
         let entry = &mut self.entries[index as usize];
         let Some(slot) = entry.slot.take() else { return };
+        self.retired.add(slot.conn.core().stats());
+        self.retired_abandoned.add(&slot.conn.core().abandoned());
         self.in_flight = self.in_flight.saturating_sub(u64::from(slot.in_flight));
         entry.generation = entry.generation.wrapping_add(1) & ((1 << (32 - INDEX_BITS)) - 1);
         if !slot.conn.core().is_parked() {

@@ -51,7 +51,7 @@
 use core::fmt;
 
 use crate::buf::{BufPool, PacketBuf, Segments};
-use crate::channel::conn::{Config, Core, CoreEvent, ResetReason, State, Stats};
+use crate::channel::conn::{Config, Core, CoreEvent, Outcome, ResetReason, State, Stats, Unacknowledged};
 use crate::channel::time::Instant;
 use crate::wire::packed::{self, record_len, Records, RECORD_HEADER_LEN};
 use crate::wire::transport::{PacketType, FLAG_END_OF_MESSAGE, FLAG_PACKED};
@@ -619,6 +619,22 @@ impl<P: BufPool> Reliable<P> {
         self.core.stats()
     }
 
+    /// How the connection ended ([`Outcome`]); `None` while it lives or waits for its peer.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.core.outcome()
+    }
+
+    /// What this connection dropped unacknowledged when it ended (reset, failed, aborted), over its
+    /// life: the messages the application handed over that the peer never acknowledged.
+    pub fn abandoned(&self) -> Unacknowledged {
+        self.core.abandoned()
+    }
+
+    /// What the connection holds now that the peer has not acknowledged yet.
+    pub fn unacknowledged(&self) -> Unacknowledged {
+        self.core.unacknowledged()
+    }
+
     /// Current congestion window, packets.
     pub fn cwnd(&self) -> u32 {
         self.core.cwnd()
@@ -746,6 +762,60 @@ mod tests {
         }
         assert!(matches!(a.poll_event(), Some(Event::Failed)));
         assert!(now.as_nanos() <= Duration::from_secs(11).as_nanos() as u64);
+    }
+
+    /// A connection whose peer dies tells how many of the messages handed to it were never
+    /// acknowledged: what the peer acknowledged before it died is not counted, every record of a
+    /// packed packet and every longer message still held is.
+    #[test]
+    fn a_failed_connection_counts_the_messages_it_dropped() {
+        let (mut a, mut b) = pair();
+        let mut now = Instant::from_nanos(1000);
+        a.send(now, b"acknowledged").unwrap();
+        exchange(&mut a, &mut b, now);
+        assert_eq!(a.unacknowledged(), Unacknowledged::default());
+        // Three small messages packed into one packet, one of 3000 bytes in three packets.
+        for m in [&b"one"[..], b"two", b"three"] {
+            a.send(now, m).unwrap();
+        }
+        a.send(now, &[7; 3000]).unwrap();
+        assert_eq!(a.unacknowledged().messages, 4);
+        assert_eq!(a.unacknowledged().packets, 4);
+        assert_eq!(a.unacknowledged().bytes, (2 + 3) + (2 + 3) + (2 + 5) + 3000);
+        // The peer is gone: what is sent goes nowhere, nothing comes back.
+        while a.poll_transmit(now).is_some() {}
+        while let Some(t) = a.poll_timeout() {
+            now = t;
+            a.handle_timeout(now);
+            while a.poll_transmit(now).is_some() {}
+        }
+        assert_eq!(a.outcome(), Some(Outcome::Failed));
+        assert_eq!(a.abandoned().messages, 4);
+        assert_eq!(a.abandoned().packets, 4);
+        assert_eq!(a.send(now, b"after"), Err(SendError::Closed));
+    }
+
+    #[test]
+    fn an_orderly_close_abandons_nothing_and_a_reset_counts_what_it_dropped() {
+        let (mut a, mut b) = pair();
+        let now = Instant::from_nanos(1000);
+        a.send(now, b"x").unwrap();
+        a.close(now);
+        exchange(&mut a, &mut b, now);
+        b.close(now);
+        exchange(&mut a, &mut b, now);
+        while a.poll_event().is_some() {}
+        assert_eq!(a.outcome(), Some(Outcome::Closed));
+        assert_eq!(a.abandoned(), Unacknowledged::default());
+        let (mut a, mut b) = pair();
+        exchange(&mut a, &mut b, now);
+        a.send(now, b"y").unwrap();
+        a.reset(now);
+        assert_eq!(a.outcome(), Some(Outcome::Aborted));
+        assert_eq!(a.abandoned().messages, 1);
+        exchange(&mut a, &mut b, now);
+        while b.poll_event().is_some() {}
+        assert_eq!(b.outcome(), Some(Outcome::Reset(ResetReason::PeerReset)));
     }
 
     #[test]

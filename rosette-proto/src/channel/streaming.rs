@@ -22,7 +22,7 @@
 use core::fmt;
 
 use crate::buf::{BufPool, PacketBuf};
-use crate::channel::conn::{Config, Core, CoreEvent, ResetReason, State, Stats};
+use crate::channel::conn::{Config, Core, CoreEvent, Outcome, ResetReason, State, Stats, Unacknowledged};
 use crate::channel::time::Instant;
 use crate::wire::transport::{PacketType, HEADER_LEN};
 
@@ -95,6 +95,7 @@ impl<P: BufPool> Stream<P> {
     /// # Panics
     /// If `cfg` fails [`Config::validate`] or `local_id` is zero.
     pub fn connect(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
+        let cfg = cfg.for_stream();
         cfg.validate().expect("invalid streaming channel configuration");
         assert_ne!(local_id, 0, "connection id 0 is reserved");
         Stream { core: Core::connect(cfg, pool, local_id, epoch, now), eof: false, end_reported: false }
@@ -105,6 +106,7 @@ impl<P: BufPool> Stream<P> {
     /// # Panics
     /// If `cfg` fails [`Config::validate`] or `local_id` is zero.
     pub fn listen(cfg: Config, pool: P, local_id: u32, epoch: u32, now: Instant) -> Self {
+        let cfg = cfg.for_stream();
         cfg.validate().expect("invalid streaming channel configuration");
         assert_ne!(local_id, 0, "connection id 0 is reserved");
         Stream { core: Core::listen(cfg, pool, local_id, epoch, now), eof: false, end_reported: false }
@@ -358,6 +360,22 @@ impl<P: BufPool> Stream<P> {
     /// Counters, including per-reason receive drops.
     pub fn stats(&self) -> &Stats {
         self.core.stats()
+    }
+
+    /// How the connection ended ([`Outcome`]); `None` while it lives or waits for its peer.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.core.outcome()
+    }
+
+    /// What this connection dropped unacknowledged when it ended (reset, failed, aborted), over its
+    /// life: the bytes the application handed over that the peer never acknowledged.
+    pub fn abandoned(&self) -> Unacknowledged {
+        self.core.abandoned()
+    }
+
+    /// What the connection holds now that the peer has not acknowledged yet.
+    pub fn unacknowledged(&self) -> Unacknowledged {
+        self.core.unacknowledged()
     }
 
     /// Current congestion window, packets.

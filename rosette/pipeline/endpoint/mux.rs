@@ -3,9 +3,11 @@
 //! the connection it is for.
 //!
 //! A new connection shows itself as its `Connected` event (a listener's accepted connection, or one a
-//! dialer opened, at start or with [`ReliableMuxEndpoint::open`]); its handle is valid until the
-//! connection's last event (`Closed`, `Reset`, `Failed`), after which the table reuses the slot and
-//! the handle is refused (sends on it are dropped and counted by the stage as refused).
+//! dialer opened, at start or with [`ReliableMuxEndpoint::open`]). When it ends (closed, reset,
+//! failed) every send on it fails at once with the error naming the end, and
+//! [`ReliableMuxEndpoint::status`] says what was not acknowledged; a linger after
+//! its end the table reuses the slot, and the handle is refused with
+//! [`EndpointError::UnknownConnection`].
 //!
 //! Packing works as on the single-connection endpoints: small messages (reliable) or written bytes
 //! (stream) fill one packet in place, which the lcore takes from the slot once it has caught up.
@@ -58,6 +60,56 @@ pub(crate) fn untag(mut m: Mbuf) -> Option<(ConnHandle, Mbuf)> {
     let bits = u64::from_le_bytes(m.data().get(..TAG_LEN)?.try_into().ok()?);
     m.adjust(TAG_LEN).ok()?;
     Some((ConnHandle::from_bits(bits), m))
+}
+
+/// `Err` naming the state of `conn` when it takes no more sends; [`EndpointError::UnknownConnection`]
+/// when its slot holds a newer connection.
+#[inline]
+fn check(shared: &Shared, conn: ConnHandle) -> Result<(), EndpointError> {
+    match shared.status.state(conn.index(), conn.generation()) {
+        Some(state) => refuse(state),
+        None => Err(EndpointError::UnknownConnection),
+    }
+}
+
+/// `conn`'s status, or [`EndpointError::UnknownConnection`].
+fn status_of(shared: &Shared, conn: ConnHandle) -> Result<ConnStatus, EndpointError> {
+    shared.status.status(conn.index(), conn.generation()).ok_or(EndpointError::UnknownConnection)
+}
+
+/// Closing `conn`: `Ok(true)` to queue the close, `Ok(false)` when it is closed already, `Err` when it
+/// ended otherwise.
+fn may_close(shared: &Shared, conn: ConnHandle) -> Result<bool, EndpointError> {
+    match shared.status.state(conn.index(), conn.generation()) {
+        Some(ConnState::Closing | ConnState::Closed) => Ok(false),
+        Some(state) => refuse(state).map(|()| true),
+        None => Err(EndpointError::UnknownConnection),
+    }
+}
+
+/// After parking a partial packet: if the stage stopped meanwhile, nothing takes it any more: take
+/// it back, count what it held for its connection (`units`, less the `own` this call added, which
+/// fails) as unacknowledged, free it.
+fn unpark_if_stopped(
+    shared: &Shared,
+    filling: &TaggedFilling,
+    own: u64,
+    units: impl FnOnce(&[u8]) -> u64,
+) -> Result<(), EndpointError> {
+    if !shared.status.is_stopped() {
+        return Ok(());
+    }
+    if let Some((conn, m)) = filling.reclaim(shared) {
+        let held = units(m.data().get(TAG_LEN..).unwrap_or_default());
+        shared.status.add_unacknowledged(conn.index(), Some(conn.generation()), held.saturating_sub(own));
+        return check(shared, conn).and(Err(EndpointError::Disconnected));
+    }
+    Err(EndpointError::Disconnected)
+}
+
+/// Records in a packet of packed messages.
+fn records(payload: &[u8]) -> u64 {
+    crate::wire::packed::count_records(payload).unwrap_or(1) as u64
 }
 
 /// The share of the pool an application may not take for new packets: what the lcore needs for
@@ -180,8 +232,14 @@ pub struct ReliableMuxEndpoint {
 }
 
 impl ReliableMuxEndpoint {
-    pub(crate) fn register(name: &str, depth: usize, max_message: usize, mss: usize) -> ReliableMuxEnds {
-        let (lcore, app) = queues(depth, max_message, mss);
+    pub(crate) fn register(
+        name: &str,
+        depth: usize,
+        max_message: usize,
+        mss: usize,
+        max_connections: usize,
+    ) -> ReliableMuxEnds {
+        let (lcore, app) = queues(depth, max_message, mss, max_connections);
         register(
             name,
             Registered::ReliableMux(Box::new(ReliableMuxEndpoint { ends: app, filling: Default::default() })),
@@ -221,8 +279,9 @@ impl ReliableMuxEndpoint {
         if record_len(msg.len()) <= self.ends.shared.single_packet {
             return self.try_send_with(conn, msg.len(), |out| out.copy_from_slice(msg));
         }
+        check(&self.ends.shared, conn)?;
         if msg.len() > self.ends.shared.max_payload {
-            return Err(EndpointError::TooLarge);
+            return Err(too_long_message(&self.ends.shared, msg.len()));
         }
         let pool = pool_of(&self.ends.shared)?;
         self.flush_open()?;
@@ -241,9 +300,10 @@ impl ReliableMuxEndpoint {
     ) -> Result<(), EndpointError> {
         let need = record_len(len);
         let shared = &self.ends.shared;
+        check(shared, conn)?;
         let mss = shared.single_packet;
         if need > mss || len > shared.max_payload {
-            return Err(EndpointError::TooLarge);
+            return Err(too_long_record(shared, len));
         }
         let pool = pool_of(shared)?;
         let mut open = None;
@@ -273,7 +333,7 @@ impl ReliableMuxEndpoint {
             return Err(EndpointError::NoBuffers);
         }
         self.filling.park(shared, m);
-        Ok(())
+        unpark_if_stopped(shared, &self.filling, 1, records)
     }
 
     /// Queues a message for `conn`, retrying while the queue is full, for up to `timeout`.
@@ -289,9 +349,33 @@ impl ReliableMuxEndpoint {
         retry(timeout, || self.queue(MuxOp::Open))
     }
 
-    /// Closes `conn`'s sending side after its queued messages (the peer sees `PeerClosed`).
+    /// Closes `conn`'s sending side after its queued messages (the peer sees `PeerClosed`); later
+    /// sends on it return [`EndpointError::Closed`]. Closing a connection that ended otherwise
+    /// says how.
     pub fn close(&self, conn: ConnHandle, timeout: Duration) -> Result<(), EndpointError> {
-        retry(timeout, || self.queue(MuxOp::On(conn, ReliableOp::Close)))
+        if !may_close(&self.ends.shared, conn)? {
+            return Ok(());
+        }
+        retry(timeout, || self.queue(MuxOp::On(conn, ReliableOp::Close)))?;
+        self.ends.shared.status.close(conn.index(), conn.generation());
+        Ok(())
+    }
+
+    /// `conn`'s state and counters now, as the lcore last published them (at every event of the
+    /// connection, and at once when it ends): see [`ConnStatus`]. When a send fails with the
+    /// connection's end (or its `Failed` / `Reset` event arrives), `unacknowledged` says how many
+    /// of the messages accepted for `conn` were never acknowledged, so a producer can send them
+    /// again elsewhere. [`EndpointError::UnknownConnection`] once the table gave the slot to a
+    /// newer connection (a linger of at least 10 ms after the end): the sum stays in
+    /// [`Self::table_status`].
+    pub fn status(&self, conn: ConnHandle) -> Result<ConnStatus, EndpointError> {
+        status_of(&self.ends.shared, conn)
+    }
+
+    /// The table's counters over every connection it ever had, published by the lcore about
+    /// every millisecond.
+    pub fn table_status(&self) -> TableStatus {
+        self.ends.shared.status.table_status()
     }
 
     /// Aborts `conn` (its queued and undelivered data is dropped; the peer sees a reset).
@@ -304,9 +388,11 @@ impl ReliableMuxEndpoint {
         self.filling.filling.cork();
     }
 
-    /// Ends a [`Self::cork`].
+    /// Ends a [`Self::cork`] (once the stage stopped, the partial packet's messages are counted as
+    /// unacknowledged and it is freed).
     pub fn uncork(&self) {
         self.filling.filling.uncork(&self.ends.shared.open);
+        let _ = unpark_if_stopped(&self.ends.shared, &self.filling, 0, records);
     }
 
     /// The next delivery of any connection, if there is one.
@@ -329,8 +415,8 @@ pub struct StreamMuxEndpoint {
 }
 
 impl StreamMuxEndpoint {
-    pub(crate) fn register(name: &str, depth: usize, mss: usize) -> StreamMuxEnds {
-        let (lcore, app) = queues(depth, usize::MAX, mss);
+    pub(crate) fn register(name: &str, depth: usize, mss: usize, max_connections: usize) -> StreamMuxEnds {
+        let (lcore, app) = queues(depth, usize::MAX, mss, max_connections);
         register(name, Registered::StreamMux(Box::new(StreamMuxEndpoint { ends: app, filling: Default::default() })));
         lcore
     }
@@ -362,13 +448,15 @@ impl StreamMuxEndpoint {
     /// Writes as much of `data` to `conn` as fits the packet being filled and the queue (at least one
     /// byte, or [`EndpointError::WouldBlock`]); returns the bytes taken.
     pub fn try_write(&self, conn: ConnHandle, data: &[u8]) -> Result<usize, EndpointError> {
+        let shared = &self.ends.shared;
+        check(shared, conn)?;
         if data.is_empty() {
             return Ok(0);
         }
-        let shared = &self.ends.shared;
         let mss = shared.single_packet;
         let pool = pool_of(shared)?;
         let mut taken = 0;
+        let mut own = 0;
         while taken < data.len() {
             let mut open = None;
             if let Some((owner, m)) = self.filling.reclaim(shared) {
@@ -397,8 +485,11 @@ impl StreamMuxEndpoint {
                 }
             }
             taken += n;
+            own = n;
             self.filling.park(shared, m);
         }
+        // `own`: this call's bytes in the packet parked last (earlier ones went to the queue).
+        unpark_if_stopped(shared, &self.filling, own as u64, |bytes| bytes.len() as u64)?;
         Ok(taken)
     }
 
@@ -421,9 +512,26 @@ impl StreamMuxEndpoint {
         retry(timeout, || self.queue(MuxOp::Open))
     }
 
-    /// Ends `conn`'s direction after its written bytes (the peer reads end of stream).
+    /// Ends `conn`'s direction after its written bytes (the peer reads end of stream); later
+    /// writes on it return [`EndpointError::Closed`].
     pub fn finish(&self, conn: ConnHandle, timeout: Duration) -> Result<(), EndpointError> {
-        retry(timeout, || self.queue(MuxOp::On(conn, StreamOp::Finish)))
+        if !may_close(&self.ends.shared, conn)? {
+            return Ok(());
+        }
+        retry(timeout, || self.queue(MuxOp::On(conn, StreamOp::Finish)))?;
+        self.ends.shared.status.close(conn.index(), conn.generation());
+        Ok(())
+    }
+
+    /// `conn`'s state and counters now (see [`ReliableMuxEndpoint::status`]); `unacknowledged`
+    /// counts stream bytes.
+    pub fn status(&self, conn: ConnHandle) -> Result<ConnStatus, EndpointError> {
+        status_of(&self.ends.shared, conn)
+    }
+
+    /// The table's counters over every connection it ever had.
+    pub fn table_status(&self) -> TableStatus {
+        self.ends.shared.status.table_status()
     }
 
     /// Aborts `conn`.

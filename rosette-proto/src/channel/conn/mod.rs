@@ -126,6 +126,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The configuration of a byte stream: a stream has no messages, so `max_message_size`
+    /// (whose default, 64 KiB, needs a window of 48 packets) limits nothing and is set to one
+    /// packet. Without this a stream with a small `window` would fail [`Config::validate`] for a
+    /// limit it never uses.
+    pub fn for_stream(self) -> Config {
+        Config { max_message_size: self.mss, ..self }
+    }
+
     /// Checks the configuration for contradictions, returning a description of the first one.
     pub fn validate(&self) -> Result<(), &'static str> {
         if self.mss == 0 || self.mss > usize::from(u16::MAX) {
@@ -174,6 +182,45 @@ pub enum ResetReason {
     IdleTimeout,
 }
 
+/// How a connection ended, as the application is told (events) and asked (endpoint status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Both directions were closed in order and our close was acknowledged: everything sent
+    /// was acknowledged.
+    Closed,
+    /// Reset: by the peer, a restarted peer, a protocol violation, or the table's idle timeout.
+    Reset(ResetReason),
+    /// The application aborted it ([`crate::channel::reliable::Reliable::reset`]).
+    Aborted,
+    /// Retransmissions gave up: the peer stopped answering.
+    Failed,
+}
+
+/// What a connection held for sending that the peer never acknowledged: dropped when the connection
+/// ended (reset, failed, aborted), so that the application can tell its producer what to send again.
+/// Cumulative over the life of one connection engine (a single-connection channel that is reset and
+/// accepts again keeps counting).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Unacknowledged {
+    /// Data packets.
+    pub packets: u64,
+    /// Payload bytes of those packets (streams: stream bytes).
+    pub bytes: u64,
+    /// Whole messages (reliable): every record of a packed packet, one per multi-packet message
+    /// whose last packet was still held. A message of several packets whose last packet was
+    /// acknowledged but an earlier one not cannot exist (acknowledgement is cumulative).
+    pub messages: u64,
+}
+
+impl Unacknowledged {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Unacknowledged) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.messages += other.messages;
+    }
+}
+
 /// Packets dropped on receive, by reason (RFC 5961 spirit: drop and count, never trust).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Drops {
@@ -198,6 +245,8 @@ pub struct Stats {
     pub tx_packets: u64,
     /// Packets received (before validation).
     pub rx_packets: u64,
+    /// Data packets the peer acknowledged (cumulatively or selectively), each counted once.
+    pub acked: u64,
     /// Retransmitted packets.
     pub retransmits: u64,
     /// Packets declared lost from acknowledgements (RACK, without a timeout).
@@ -230,6 +279,7 @@ impl Stats {
         let (a, b) = (self, other);
         a.tx_packets += b.tx_packets;
         a.rx_packets += b.rx_packets;
+        a.acked += b.acked;
         a.retransmits += b.retransmits;
         a.fast_lost += b.fast_lost;
         a.tail_probes += b.tail_probes;
@@ -374,6 +424,10 @@ pub(crate) struct Core<P: BufPool> {
     /// window is full); retransmissions and control packets still go.
     new_data_open: bool,
     stats: Stats,
+    /// How the current (or last) connection ended; `None` while it lives.
+    outcome: Option<Outcome>,
+    /// What ended connections held unacknowledged, over the engine's life.
+    abandoned: Unacknowledged,
 }
 
 impl<P: BufPool> Core<P> {
@@ -416,6 +470,8 @@ impl<P: BufPool> Core<P> {
             closed_reported: false,
             new_data_open: true,
             stats: Stats::default(),
+            outcome: None,
+            abandoned: Unacknowledged::default(),
         }
     }
 
@@ -465,6 +521,7 @@ impl<P: BufPool> Core<P> {
         core.sender.restart(after_syn_ack);
         core.wnd_ack = after_syn_ack;
         core.state = State::Established;
+        core.outcome = None;
         core.push_event(CoreEvent::Connected);
         core
     }
@@ -678,12 +735,14 @@ impl<P: BufPool> Core<P> {
         }
         self.clear();
         self.state = State::Closed;
+        self.outcome = Some(Outcome::Aborted);
     }
 
     /// Closes an idle connection: a Reset to the peer, and [`ResetReason::IdleTimeout`] to the
     /// application.
     pub(crate) fn expire_idle(&mut self) {
         self.reset();
+        self.outcome = Some(Outcome::Reset(ResetReason::IdleTimeout));
         self.push_event(CoreEvent::Reset(ResetReason::IdleTimeout));
     }
 
@@ -692,6 +751,21 @@ impl<P: BufPool> Core<P> {
     pub(crate) fn is_finished(&self) -> bool {
         let over = self.state == State::Closed || self.closed_reported;
         over && self.events.is_empty() && self.receiver.is_empty()
+    }
+
+    /// How the connection ended; `None` while it lives (or waits for its first peer).
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
+        self.outcome
+    }
+
+    /// What ended connections of this engine held unacknowledged (cumulative).
+    pub(crate) fn abandoned(&self) -> Unacknowledged {
+        self.abandoned
+    }
+
+    /// What the connection holds now that the peer has not acknowledged.
+    pub(crate) fn unacknowledged(&self) -> Unacknowledged {
+        self.sender.unacknowledged()
     }
 
     pub(crate) fn poll_core_event(&mut self) -> Option<CoreEvent> {
@@ -706,6 +780,7 @@ impl<P: BufPool> Core<P> {
             && !self.closed_reported
         {
             self.closed_reported = true;
+            self.outcome = Some(Outcome::Closed);
             return true;
         }
         false
@@ -751,6 +826,8 @@ impl<P: BufPool> Core<P> {
     }
 
     fn clear(&mut self) {
+        let dropped = self.sender.unacknowledged();
+        self.abandoned.add(&dropped);
         self.sender.clear();
         self.receiver.clear();
         self.recovery.stop_timers();
@@ -763,6 +840,7 @@ impl<P: BufPool> Core<P> {
     fn fail(&mut self) {
         self.clear();
         self.state = State::Closed;
+        self.outcome = Some(Outcome::Failed);
         self.push_event(CoreEvent::Failed);
     }
 
@@ -771,6 +849,7 @@ impl<P: BufPool> Core<P> {
         self.clear();
         self.push_event(CoreEvent::Reset(reason));
         self.state = State::Closed;
+        self.outcome = Some(Outcome::Reset(reason));
     }
 
     fn reset_reply_for(&self, r: &Repr) -> Repr {
@@ -846,6 +925,7 @@ impl<P: BufPool> Core<P> {
         self.last_progress = now;
         self.last_heard = now;
         self.state = State::Established;
+        self.outcome = None;
         match self.alloc_segment() {
             Some(buf) => self.sender.push(buf, PacketType::SynAck, 0),
             None => {
@@ -868,6 +948,7 @@ impl<P: BufPool> Core<P> {
                 self.peer_epoch = r.epoch;
                 self.receiver.restart(r.seq.wrapping_add(1));
                 self.state = State::Established;
+                self.outcome = None;
                 self.last_heard = now;
                 self.process_ack(now, r);
                 self.receiver.request_ack();
@@ -1003,6 +1084,7 @@ impl<P: BufPool> Core<P> {
             self.sender.ack_range(first, end, &mut on_delivered);
         }
         self.recovery.end_of_ack(acked > 0);
+        self.stats.acked += u64::from(acked);
         if self.recovery.take_spurious_rto() {
             self.stats.spurious_timeouts += 1;
             self.cc.on_spurious_timeout();

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 
 use crate::buf::PacketBuf;
 use crate::channel::time::Instant;
-use crate::wire::transport::{PacketType, FLAG_PACKED, HEADER_LEN};
+use crate::wire::transport::{PacketType, FLAG_END_OF_MESSAGE, FLAG_PACKED, HEADER_LEN};
 
 use super::{le, lt};
 
@@ -121,6 +121,27 @@ impl<B: PacketBuf> SendQueue<B> {
         self.clear();
         self.una = isn;
         self.fin_seq = None;
+    }
+
+    /// What the queue holds that the peer has not acknowledged (sent or not): the packets, their
+    /// payload bytes, and the messages in them (the records of a packed packet; one for the last
+    /// packet of a message). Walks the queue: for when a connection ends, not for the fast path.
+    pub(crate) fn unacknowledged(&self) -> super::Unacknowledged {
+        let mut u = super::Unacknowledged::default();
+        for slot in &self.slots {
+            if slot.kind != PacketType::Data {
+                continue;
+            }
+            let payload = slot.buf.data().get(slot.lower + HEADER_LEN..).unwrap_or_default();
+            u.packets += 1;
+            u.bytes += slot.buf.len().saturating_sub(slot.lower + HEADER_LEN) as u64;
+            u.messages += if slot.flags & FLAG_PACKED != 0 {
+                crate::wire::packed::count_records(payload).unwrap_or(1) as u64
+            } else {
+                u64::from(slot.flags & FLAG_END_OF_MESSAGE != 0)
+            };
+        }
+        u
     }
 
     /// Drops every packet (the connection is gone); keeps the sequence position.
