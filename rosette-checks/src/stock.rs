@@ -125,9 +125,11 @@ pub fn duration_text(d: Duration) -> String {
 /// - `reliable` and `streaming` need `peer`; so does a table stage that dials (`role: connect`);
 /// - `queue_depth` ≥ 1, `window` ≥ 2, `mss` ≥ 1;
 /// - `rto_min` ≤ `rto_max` (each defaulted when not declared);
-/// - on a connection (every kind but `unordered`), the largest message, cut into `mss`-byte packets,
-///   fits in `window - 1` packets: the receiver keeps one slot free, and a message it cannot hold whole
-///   would never be delivered (the connection engine's `Config::validate`).
+/// - on a message connection (`reliable`, `reliable_mux`), the largest message, cut into `mss`-byte
+///   packets, fits in `window - 1` packets: the receiver keeps one slot free, and a message it cannot
+///   hold whole would never be delivered (the connection engine's `Config::validate`). A byte stream
+///   has no messages (its engine is configured with `Config::for_stream`, whose limit is one packet),
+///   and `unordered` no connection.
 pub fn channel_problems(kind: ChannelKind, decl: &ChannelDecl) -> Vec<Problem> {
     let mut problems = Vec::new();
     let stage = kind.name();
@@ -173,7 +175,7 @@ pub fn channel_problems(kind: ChannelKind, decl: &ChannelDecl) -> Vec<Problem> {
             ),
         ));
     }
-    if kind != ChannelKind::Unordered && window_ok && mss_ok {
+    if matches!(kind, ChannelKind::Reliable | ChannelKind::ReliableMux) && window_ok && mss_ok {
         let window = decl.window.unwrap_or(DEFAULT_WINDOW);
         let mss = decl.mss.unwrap_or(DEFAULT_MSS);
         let max_message = decl.max_message.unwrap_or(DEFAULT_MAX_MESSAGE);
@@ -395,12 +397,15 @@ mod tests {
         assert_eq!(channel_problems(ChannelKind::Reliable, &fits), vec![]);
         let short = ChannelDecl { window: Some(47), ..connected() };
         assert_eq!(
-            messages(channel_problems(ChannelKind::StreamingMux, &short)),
+            messages(channel_problems(ChannelKind::ReliableMux, &short)),
             ["window: param `window` (47) cannot hold the largest message: `max_message` (65536 bytes, the \
               default) takes 47 packets of `mss` (1400 bytes, the default), and the receiver keeps one of the \
               window's packets free; declare `window: 48` or more, or a smaller `max_message`"]
         );
         assert_eq!(channel_problems(ChannelKind::Unordered, &short), vec![], "no connection, no window");
+        for stream in [ChannelKind::Streaming, ChannelKind::StreamingMux] {
+            assert_eq!(channel_problems(stream, &short), vec![], "a stream has no messages");
+        }
         let small_message = ChannelDecl { window: Some(8), max_message: Some(1400 * 7), ..connected() };
         assert_eq!(channel_problems(ChannelKind::Reliable, &small_message), vec![]);
         let big_message = ChannelDecl { max_message: Some(1 << 20), ..connected() };

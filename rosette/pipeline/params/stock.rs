@@ -464,9 +464,15 @@ impl ChannelStageParams {
             conn.max_message_size = m as usize;
         }
         // The shared checks cover what `validate` refuses; this keeps a disagreement (a new rule in the
-        // connection engine) an error instead of the constructor's panic.
-        if kind != ChannelKind::Unordered {
-            conn.validate().map_err(|e| BuildError::new(format!("invalid connection settings: {e}")))?;
+        // connection engine) an error instead of the constructor's panic. Validated as the channel will
+        // (a stream's engine is configured `for_stream`).
+        let engine = match kind {
+            ChannelKind::Unordered => None,
+            ChannelKind::Streaming | ChannelKind::StreamingMux => Some(conn.clone().for_stream()),
+            ChannelKind::Reliable | ChannelKind::ReliableMux => Some(conn.clone()),
+        };
+        if let Some(engine) = engine {
+            engine.validate().map_err(|e| BuildError::new(format!("invalid connection settings: {e}")))?;
         }
         if let Epoch::Fixed(e) = self.epoch {
             params.epoch = e;
@@ -702,19 +708,27 @@ mod tests {
                         max_message_size: max_message.map_or(default.max_message_size, |m| m as usize),
                         ..default
                     };
-                    for kind in [ChannelKind::Reliable, ChannelKind::Streaming, ChannelKind::ReliableMux] {
+                    for kind in [
+                        ChannelKind::Reliable,
+                        ChannelKind::ReliableMux,
+                        ChannelKind::Streaming,
+                        ChannelKind::StreamingMux,
+                    ] {
+                        // Configured as the channel configures its engine.
+                        let stream = matches!(kind, ChannelKind::Streaming | ChannelKind::StreamingMux);
+                        let engine = if stream { engine.clone().for_stream() } else { engine.clone() };
                         let shared = p.channel_params(kind).map(|_| ());
                         assert_eq!(
                             shared.is_ok(),
                             engine.validate().is_ok(),
-                            "window {window}, mss {mss}, max_message {max_message:?}: {shared:?}"
+                            "{kind:?}: window {window}, mss {mss}, max_message {max_message:?}: {shared:?}"
                         );
                         checked += 1;
                     }
                 }
             }
         }
-        assert_eq!(checked, 8 * 6 * 6 * 3);
+        assert_eq!(checked, 8 * 6 * 6 * 4);
     }
 
     #[test]
