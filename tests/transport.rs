@@ -609,7 +609,10 @@ impl Stage for TapChannel {
 impl DeclaredStage for TapChannel {
     type Params = ChannelStageParams;
     fn build(p: ChannelStageParams, _env: &StageEnv) -> Result<Self, BuildError> {
-        Ok(TapChannel(UnorderedStage::with_sink(p.channel_params(false)?, tap_sink as TapSink)))
+        Ok(TapChannel(UnorderedStage::with_sink(
+            p.channel_params(rosette::pipeline::params::stock::ChannelKind::Unordered)?,
+            tap_sink as TapSink,
+        )))
     }
 }
 

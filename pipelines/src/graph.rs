@@ -11,6 +11,38 @@ use std::fmt::Write;
 use rosette_config::ir::{self, MemoryMode, ParamValue, Sink, Source};
 use rosette_config::ValidPipeline;
 
+/// The errors of the built-in stages' params that the `pipeline!` macro reports from const evaluation
+/// (an unknown param, with its "did you mean"; a value of the wrong kind or out of range; a missing
+/// required param), in the macro's words (`path:line:col: stage `reliable`: …`), for the file written
+/// as `path`. The validator's errors (`rosette_config::parse_and_validate`, which also makes the
+/// run-time checks of `rosette-checks`) come first; these are what is left for a declaration that
+/// passed it. User stages (a Rust path) are not checked: their params are known only to rustc.
+pub fn param_errors(path: &str, pipelines: &[ValidPipeline]) -> Vec<String> {
+    use rosette::pipeline::params::{self, stock};
+    let mut errors = Vec::new();
+    let at = |loc: rosette_config::Loc| match loc {
+        rosette_config::Loc::Yaml { .. } => format!("{path}:{loc}"),
+        _ => path.to_owned(),
+    };
+    for stage in pipelines.iter().flat_map(|v| &v.pipeline.cores).flat_map(|c| &c.polls).flat_map(|p| &p.stages) {
+        let Some(fields) = stage.short_name().and_then(stock::builtin_fields) else { continue };
+        let label = &stage.ty.value;
+        for param in &stage.params {
+            let value = match &param.value.value {
+                ParamValue::Int(i) => params::ParamValue::Int(*i),
+                ParamValue::Float(f) => params::ParamValue::Float(*f),
+                ParamValue::Bool(b) => params::ParamValue::Bool(*b),
+                ParamValue::Str(s) => params::ParamValue::Str(s),
+            };
+            let loc = at(param.value.loc);
+            errors.extend(params::param_message(fields, label, &loc, &param.name.value, value));
+        }
+        let given: Vec<&str> = stage.params.iter().map(|p| p.name.value.as_str()).collect();
+        errors.extend(params::missing_message(fields, label, &at(stage.ty.loc), &given));
+    }
+    errors
+}
+
 /// Quotes `text` as a DOT string (`"…"`, with `"` and `\` escaped and newlines as `\n`).
 fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);

@@ -102,9 +102,10 @@ fn render_every_declaration() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-/// Every YAML fixture of the macro's UI tests: where the macro reports `error: path:line:col: …` lines,
-/// rosette-graph prints exactly those lines and exits 1; where the errors come only from the stage
-/// params' compile-time checks (they need the stage types, which only rustc sees), it draws the graph.
+/// Every YAML fixture of the macro's UI tests: where the macro reports `error: path:line:col: …` lines
+/// (the validator, run-time param checks included) or const-evaluation errors of a built-in stage's
+/// params, rosette-graph prints exactly those messages and exits 1; where the errors come only from
+/// the params of user stages (they need the stage types, which only rustc sees), it draws the graph.
 #[test]
 fn errors_are_the_macros_errors() {
     let ui = manifest_dir().join("../rosette-macros/tests/ui");
@@ -120,7 +121,11 @@ fn errors_are_the_macros_errors() {
             continue;
         };
         let stderr = std::fs::read_to_string(case.with_extension("stderr")).unwrap();
-        let expected: Vec<&str> = stderr.lines().filter_map(|l| l.strip_prefix("error: ")).collect();
+        let mut expected: Vec<&str> = stderr.lines().filter_map(|l| l.strip_prefix("error: ")).collect();
+        // Const-evaluation errors of built-in stages (`stage `reliable``, not `stage `crate::Filter``).
+        expected.extend(stderr.lines().filter_map(|l| l.strip_prefix("error[E0080]: evaluation panicked: ")).filter(
+            |m| m.split("stage `").nth(1).is_some_and(|rest| !rest.split('`').next().unwrap_or("").contains("::")),
+        ));
         let out = graph(&ui, &[yaml]);
         // trybuild writes the macro crate's directory as `$DIR`.
         let macros_dir = ui.join("../..").canonicalize().unwrap();
@@ -130,11 +135,36 @@ fn errors_are_the_macros_errors() {
             assert!(out.status.success(), "{stem}: the macro's parser accepts {yaml}, rosette-graph does not:\n{got}");
         } else {
             assert_eq!(out.status.code(), Some(1), "{stem}: {got}");
-            assert_eq!(got.lines().collect::<Vec<_>>(), expected, "{stem}: not the macro's messages");
+            // rustc orders const-evaluation errors its own way: compare them as sets of lines.
+            let (mut got_lines, mut expected) = (got.lines().collect::<Vec<_>>(), expected);
+            got_lines.sort_unstable();
+            expected.sort_unstable();
+            assert_eq!(got_lines, expected, "{stem}: not the macro's messages");
             compared += 1;
         }
     }
     assert!(compared >= 20, "only {compared} UI fixtures compared");
+}
+
+/// A file whose params the runtime would refuse (`window: 0`) is refused here, at the param, with the
+/// macro's message and exit code 1: rosette-graph draws only what compiles and launches.
+#[test]
+fn params_the_runtime_refuses_fail_with_the_macros_message() {
+    let ui = manifest_dir().join("../rosette-macros/tests/ui");
+    let out = graph(&ui, &["yaml_param_window_too_small.yaml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing is drawn");
+    assert_eq!(stderr.trim_end(), "yaml_param_window_too_small.yaml:22:23: param `window` must be at least 2");
+    let typo = graph(&ui, &["yaml_param_typo.yaml"]);
+    let stderr = String::from_utf8_lossy(&typo.stderr);
+    assert_eq!(typo.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.starts_with(
+            "yaml_param_typo.yaml:22:22: stage `reliable`: unknown param `windw`; did you mean `window`? expected one of:"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -128,3 +128,12 @@ impl Diagnostics {
         }
     }
 }
+
+/// `"; did you mean `near`?"` when one of `candidates` is close to the misspelt `word` (see
+/// [`rosette_checks::suggest`]), else `""`: appended to every "unknown …" message of the declarations.
+pub fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+    match rosette_checks::closest(word, candidates) {
+        Some(near) => format!("; did you mean `{near}`?"),
+        None => String::new(),
+    }
+}

@@ -74,6 +74,7 @@ pub fn validate(pipeline: Pipeline) -> Result<ValidPipeline, Vec<Diagnostic>> {
     check_endpoints(&mut d, &pipeline);
     check_listeners(&mut d, &pipeline);
     check_tables(&mut d, &pipeline);
+    check_stage_values(&mut d, &pipeline);
     let main_lcore = pipeline.eal.main_lcore().unwrap_or(0);
     d.finish(ValidPipeline { pipeline, main_lcore, ring_producers })
 }
@@ -291,10 +292,15 @@ fn check_poll(d: &mut Diagnostics, p: &Pipeline, core: &ir::Core, poll: &ir::Pol
         match stage.short_name() {
             Some(name) if ir::builtin_stage(name).is_none() => {
                 let known: Vec<&str> = ir::BUILTIN_STAGES.iter().map(|(n, _)| *n).collect();
+                // `unknown stage `relaible`; did you mean `reliable`? built-in …`, or `…`; built-in …`.
+                let hint = match crate::diag::did_you_mean(name, &known) {
+                    h if h.is_empty() => "; ".to_owned(),
+                    h => h + " ",
+                };
                 d.error(
                     stage.ty.loc,
                     format!(
-                        "unknown stage `{name}`; built-in stages are: {}; a user stage is written as a Rust \
+                        "unknown stage `{name}`{hint}built-in stages are: {}; a user stage is written as a Rust \
                          path such as `crate::MyStage`",
                         known.join(", ")
                     ),
@@ -447,8 +453,8 @@ pub const DEFAULT_MAX_CONNECTIONS: i128 = 1024;
 /// The table params, checked where they are declared (the stages check them again when they are
 /// built, for pipelines assembled in Rust): they belong to `reliable_mux` / `streaming_mux` only,
 /// `connections` to a dialer only, `max_connections` within what a table can index, `connections`
-/// within `max_connections`; a dialer needs the `peer` it dials. Values of the wrong kind are left to
-/// the params' compile-time checks.
+/// within `max_connections` (that a dialer needs the `peer` it dials is one of the shared checks of
+/// [`check_stage_values`]). Values of the wrong kind are left to the params' compile-time checks.
 fn check_tables(d: &mut Diagnostics, p: &Pipeline) {
     for stage in p.cores.iter().flat_map(|c| &c.polls).flat_map(|poll| &poll.stages) {
         let Some(name) = stage.short_name() else { continue };
@@ -506,8 +512,58 @@ fn check_tables(d: &mut Diagnostics, p: &Pipeline) {
                 }
             }
         }
-        if let (Some(role), true, None) = (role, dialer, param("peer")) {
-            d.error(role.value.loc, "a dialer (`role: connect`) needs `peer` (ip:port), the address it connects to");
+    }
+}
+
+/// The checks of the built-in stages' params that the runtime makes again when it builds the stage
+/// (`window` ≥ 2, `rto_min` ≤ `rto_max`, a `max_message` the window holds, a blackhole that ends after it
+/// starts, …): the same functions, from `rosette_checks::stock`, so a declaration that compiles is one
+/// that launches. Each problem is reported at the value of the param it names (at the stage when the
+/// param is absent). A value of the wrong kind counts as absent here: the kind is the param checks'
+/// (`check_param`, in const evaluation), which report it once.
+fn check_stage_values(d: &mut Diagnostics, p: &Pipeline) {
+    use rosette_checks::stock::{self, ChannelDecl, ChannelKind, FaultDecl};
+    for stage in p.cores.iter().flat_map(|c| &c.polls).flat_map(|poll| &poll.stages) {
+        let Some(name) = stage.short_name() else { continue };
+        let param = |n: &str| stage.params.iter().find(|p| p.name.value == n);
+        let value = |n: &str| param(n).map(|p| &p.value.value);
+        // An integer within `max` (the param's type), else absent.
+        let int = |n: &str, max: u64| match value(n) {
+            Some(ir::ParamValue::Int(i)) => u64::try_from(*i).ok().filter(|v| *v <= max),
+            _ => None,
+        };
+        let duration = |n: &str| match value(n) {
+            Some(ir::ParamValue::Str(s)) => rosette_checks::parse_duration(s).ok(),
+            _ => None,
+        };
+        let problems = if let Some(kind) = ChannelKind::from_short_name(name) {
+            let decl = ChannelDecl {
+                role_connect: matches!(value("role"), Some(ir::ParamValue::Str(r)) if r == "connect"),
+                peer: param("peer").is_some(),
+                queue_depth: int("queue_depth", u64::MAX),
+                window: int("window", u32::MAX.into()),
+                mss: int("mss", u16::MAX.into()),
+                max_message: int("max_message", u32::MAX.into()),
+                rto_min: duration("rto_min"),
+                rto_max: duration("rto_max"),
+            };
+            stock::channel_problems(kind, &decl)
+        } else if name == "fault" {
+            let decl = FaultDecl {
+                blackhole_start: duration("blackhole_start"),
+                blackhole_end: duration("blackhole_end"),
+                hold_capacity: int("hold_capacity", u64::MAX),
+                reorder_ppm: int("reorder_ppm", 1_000_000),
+            };
+            stock::fault_problems(&decl)
+        } else if name == "inject_udp" {
+            stock::inject_problems(int("payload_len", u16::MAX.into()))
+        } else {
+            Vec::new()
+        };
+        for problem in problems {
+            let loc = problem.param.and_then(param).map_or(stage.ty.loc, |p| p.value.loc);
+            d.error(loc, problem.message);
         }
     }
 }
@@ -678,7 +734,13 @@ mod tests {
         text
     }
 
+    /// A channel stage listening on `ip:port`; the single-connection kinds get the peer they need.
     fn listener(ty: &str, ip: &str, port: u16, extra: &str) -> String {
+        let extra = if ["reliable", "streaming"].contains(&ty) && !extra.contains("peer") {
+            format!(", peer: \"10.0.0.2:7000\"{extra}")
+        } else {
+            extra.to_owned()
+        };
         format!(
             "          - {{ type: {ty}, params: {{ endpoint: e{port}x{}, ip: \"{ip}\", port: {port}, mac: \"02:00:00:00:00:01\"{extra} }} }}\n",
             ip.replace('.', "_")
@@ -866,6 +928,67 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         // User stages are not checked: their params are their own.
         assert_eq!(stage_errors("crate::Table", ", role: connect, connections: 5000", &[]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn run_time_param_checks_are_made_at_the_params_location() {
+        assert_eq!(
+            stage_errors("reliable", ", window: 0", &["window: |0"]),
+            vec!["@window: |0: param `window` must be at least 2"]
+        );
+        assert_eq!(
+            stage_errors("streaming", ", rto_min: \"300ms\"", &["\"300ms\""]),
+            vec!["@\"300ms\": param `rto_min` (300ms) exceeds `rto_max` (200ms, the default)"]
+        );
+        let small = stage_errors("reliable_mux", ", window: 16", &["16"]);
+        assert_eq!(small.len(), 1, "{small:?}");
+        assert!(small[0].starts_with("@16: param `window` (16) cannot hold the largest message"), "{small:?}");
+        // A missing peer is the stage's: reported at its type.
+        let text = pipeline(1, "", |_| {
+            "          - { type: reliable, params: { endpoint: e, ip: \"10.0.0.1\", port: 1, mac: \"02:00:00:00:00:01\" } }\n"
+                .to_owned()
+        });
+        assert_eq!(
+            errors(&text),
+            vec![
+                "15:21: stage `reliable` needs param `peer` (ip:port): a connection-based channel accepts and \
+                  sends to that address only"
+            ]
+        );
+        // Values of the wrong kind are the kind checks': not reported here.
+        assert_eq!(stage_errors("reliable", ", window: -1, mss: \"big\", rto_min: 5", &[]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn fault_and_inject_params_are_checked() {
+        let stage = |params: &str| pipeline(1, "", |_| format!("          - {{ type: {params} }}\n"));
+        assert_eq!(
+            errors(&stage("fault, params: { blackhole_start: 10ms, blackhole_end: 5ms }")),
+            vec!["15:76: param `blackhole_end` (5ms) must come after `blackhole_start` (10ms)"]
+        );
+        assert_eq!(
+            errors(&stage("inject_udp, params: { count: 1, dst_port: 9, payload_len: 9000 }")),
+            vec![
+                "15:79: param `payload_len` (9000) exceeds 1472 bytes (an Ethernet MTU of 1500 less the IPv4 and \
+                  UDP headers)"
+            ]
+        );
+    }
+
+    #[test]
+    fn misspelt_stage_names_and_fields_get_a_suggestion() {
+        let text = pipeline(1, "", |_| "          - { type: relaible }\n".to_owned());
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("15:21: unknown stage `relaible`; did you mean `reliable`? built-in stages are: "));
+        let far = errors(&pipeline(1, "", |_| "          - { type: zzz }\n".to_owned()));
+        assert!(far[0].starts_with("15:21: unknown stage `zzz`; built-in stages are: "), "{far:?}");
+        let field = errors(&pipeline(1, "", |_| String::new()).replace("rx_queues", "rx_queus"));
+        assert_eq!(field.len(), 1, "{field:?}");
+        assert!(
+            field[0].contains("unknown field `rx_queus`; did you mean `rx_queues`? expected one of device, rx_queues"),
+            "{field:?}"
+        );
     }
 
     #[test]

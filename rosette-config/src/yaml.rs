@@ -65,7 +65,27 @@ fn convert_error(error: &serde_saphyr::Error) -> Diagnostic {
     let message = serde_saphyr::DefaultMessageFormatter.format_message(error);
     // The parser's advice is addressed to the programmer embedding it, not to our user.
     let message = message.split(", set DuplicateKeyPolicy").next().unwrap_or_default();
-    Diagnostic::new(loc, explain_type_error(message))
+    Diagnostic::new(loc, suggest_name(&explain_type_error(message)))
+}
+
+/// serde reports a misspelt key or word as ``unknown field `lcors`, expected one of name, eal, …`` (or
+/// ``unknown variant``); when one of the expected names is close, say which: ``unknown field `lcors`;
+/// did you mean `lcores`? expected one of …``.
+fn suggest_name(message: &str) -> String {
+    for what in ["unknown field `", "unknown variant `"] {
+        let Some(rest) = message.strip_prefix(what) else { continue };
+        let Some((word, expected)) = rest.split_once('`') else { continue };
+        let expected = expected.strip_prefix(", ").unwrap_or(expected);
+        let Some(list) = expected.strip_prefix("expected ") else { continue };
+        let list = list.strip_prefix("one of ").unwrap_or(list).replace('`', "");
+        let candidates: Vec<&str> = list.split(", ").flat_map(|c| c.split(" or ")).map(str::trim).collect();
+        let hint = crate::diag::did_you_mean(word, &candidates);
+        if hint.is_empty() {
+            continue;
+        }
+        return format!("{what}{word}`{hint} {expected}");
+    }
+    message.to_owned()
 }
 
 /// serde-saphyr reports a scalar of the wrong type as `invalid u16` and the like; say what was expected.

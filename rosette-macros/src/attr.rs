@@ -85,7 +85,14 @@ impl Fields {
             if !allowed.contains(&key.as_str()) {
                 d.error(
                     Loc::Tokens(m.key.span()),
-                    format!("unknown field `{key}` in {what}, expected one of: {}", allowed.join(", ")),
+                    match crate::diag::did_you_mean(&key, allowed) {
+                        hint if hint.is_empty() => {
+                            format!("unknown field `{key}` in {what}, expected one of: {}", allowed.join(", "))
+                        }
+                        hint => {
+                            format!("unknown field `{key}` in {what}{hint} expected one of: {}", allowed.join(", "))
+                        }
+                    },
                 );
             } else if seen.contains(&key) && key != "poll" {
                 d.error(Loc::Tokens(m.key.span()), format!("duplicate field `{key}` in {what}"));

@@ -253,7 +253,11 @@ pub fn expand(model: &Model) -> TokenStream {
     let launches = model.lcores.iter().map(|l| {
         let lcore = lit(l.lcore);
         let f = format_ident!("lcore_{}", l.lcore);
-        quote!(runtime.launch(#lcore, #f)?;)
+        quote! {
+            if let ::core::result::Result::Err(e) = runtime.launch(#lcore, #f) {
+                return ::core::result::Result::Err(runtime.abort(e));
+            }
+        }
     });
     let checks = model.lcores.iter().flat_map(|l| &l.polls).flat_map(|p| &p.stages).map(|s| &s.checks);
     let endpoints = expand_endpoints(model);
@@ -274,13 +278,16 @@ pub fn expand(model: &Model) -> TokenStream {
             #endpoints
 
             /// Starts EAL, creates the mempools on the NUMA socket of the lcores that poll them,
-            /// configures and starts the ports, creates the rings, and launches every lcore's loop.
+            /// configures and starts the ports, creates the rings, launches every lcore's loop, and
+            /// returns once every loop has built its stages: a stage that cannot be built (a param
+            /// its checks refuse at run time) fails the launch with its reason and its declaration,
+            /// after the pipeline was shut down.
             pub fn launch(
                 options: &::rosette::pipeline::LaunchOptions,
             ) -> ::core::result::Result<::rosette::pipeline::Pipeline, ::rosette::pipeline::LaunchError> {
                 let mut runtime = ::rosette::pipeline::Runtime::start(&SPEC, options)?;
                 #(#launches)*
-                Ok(runtime.into_pipeline())
+                runtime.started()
             }
 
             #(#lcore_fns)*
@@ -591,6 +598,8 @@ fn expand_lcore(model: &Model, lcore: &LcoreModel) -> TokenStream {
             // Stages are built here, on the lcore, so their memory is first touched on its NUMA socket.
             #env
             #(#stage_lets)*
+            // Every stage is built: `launch()` may return.
+            io.ready();
             let mut burst = ::rosette::substrate::Burst::<#burst_ty>::new();
             let mut counters = ::rosette::pipeline::stats::LocalCounters::<#stage_count>::new();
             let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;

@@ -5,7 +5,8 @@
 //! `const _: () = check_param(FIELDS, stage, "<file>:<line>:<col>", name, value);` and for every stage
 //! `const _: () = check_missing(FIELDS, stage, "<file>:<line>:<col>", &[given names]);` — const
 //! evaluation reports a bad declaration at its YAML location (attribute form: spanned on the param).
-//! On the lcore the stage is built with `rosette::pipeline::params::build::<Type>(stage, &[..], &env)`.
+//! On the lcore the stage is built with `rosette::pipeline::params::build_declared::<Type>(stage, at, &[..], &[..], &env)`,
+//! whose errors name the declaration of the param at fault (`launch()` returns them).
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -75,7 +76,7 @@ pub fn model(valid: &ValidPipeline, source: Option<&str>) -> syn::Result<Model> 
                 let (resolve, ty) = resolved.unwrap_or_else(|| (TokenStream::new(), quote!(#path)));
                 let mut checks = resolve;
                 checks.extend(self::checks(index, &ty, stage, source));
-                let init = constructor(&ty, stage);
+                let init = constructor(&ty, stage, source);
                 if let Some(endpoint) = stage.endpoint_name() {
                     endpoints.push(EndpointModel {
                         name: endpoint.to_owned(),
@@ -336,14 +337,17 @@ fn checks(index: usize, ty: &TokenStream, stage: &ir::Stage, source: Option<&str
     out
 }
 
-/// The expression that builds one stage on its lcore (`env` is the lcore's `StageEnv`).
-fn constructor(ty: &TokenStream, stage: &ir::Stage) -> TokenStream {
+/// The expression that builds one stage on its lcore (`env` is the lcore's `StageEnv`), with the
+/// locations of the stage and of each param for its run-time errors (empty for the attribute form).
+fn constructor(ty: &TokenStream, stage: &ir::Stage, source: Option<&str>) -> TokenStream {
     let label = &stage.ty.value;
+    let at = location(source, stage.ty.loc);
     let values = stage.params.iter().map(|p| {
         let (name, value) = (&p.name.value, param_value(&p.value.value));
         quote!((#name, #value))
     });
-    quote!(::rosette::pipeline::params::build::<#ty>(#label, &[#(#values),*], &env)?)
+    let value_at = stage.params.iter().map(|p| location(source, p.value.loc));
+    quote!(::rosette::pipeline::params::build_declared::<#ty>(#label, #at, &[#(#values),*], &[#(#value_at),*], &env)?)
 }
 
 #[cfg(test)]

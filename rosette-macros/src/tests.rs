@@ -739,7 +739,7 @@ fn attribute_generic_stage_in_type_form_needs_no_turbofish() {
 fn short_stage_names_resolve_and_misspelt_ones_list_the_known_names() {
     let valid = yaml_ok(&example_with(
         "{ type: mac_swap }",
-        "{ type: mac_swap }\n          - { type: reliable, params: { endpoint: ingest, port: 7000 } }",
+        "{ type: mac_swap }\n          - { type: reliable, params: { endpoint: ingest, port: 7000, peer: \"10.0.0.2:7000\" } }",
     ));
     let stages = &valid.pipeline.cores[0].polls[0].stages;
     assert_eq!(stages[0].short_name(), Some("mac_swap"));
@@ -750,7 +750,9 @@ fn short_stage_names_resolve_and_misspelt_ones_list_the_known_names() {
     let errors = yaml_errors(&example_with("type: mac_swap", "type: mac_swp"));
     assert_eq!(errors.len(), 1);
     assert!(
-        errors[0].starts_with("30:21: unknown stage `mac_swp`; built-in stages are: count, drop_all"),
+        errors[0].starts_with(
+            "30:21: unknown stage `mac_swp`; did you mean `mac_swap`? built-in stages are: count, drop_all"
+        ),
         "{errors:?}"
     );
     assert!(errors[0].contains("reliable, reliable_mux, set_macs, streaming, streaming_mux, unordered"), "{errors:?}");
@@ -865,4 +867,14 @@ fn the_connection_table_example_of_schema_md_is_the_ui_fixture() {
             panic!("{:?}", render(&e));
         }
     }
+}
+
+/// Every built-in stage name has its params in `rosette::pipeline::params::stock::builtin_fields`, the
+/// table `rosette-graph` checks declarations with (a missing name would go unchecked there).
+#[test]
+fn every_built_in_stage_has_its_params_for_tools() {
+    for (name, _) in ir::BUILTIN_STAGES {
+        assert!(rosette::pipeline::params::stock::builtin_fields(name).is_some(), "{name}");
+    }
+    assert!(rosette::pipeline::params::stock::builtin_fields("crate::Filter").is_none());
 }

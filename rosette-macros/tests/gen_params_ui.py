@@ -29,6 +29,19 @@ cases = {
         ('peer: "10.0.0.2:7000"', "peer: 7000"), ("role: listen", "role: 1"), ("rto_min: 1ms", "rto_min: 5"),
         ("              rto_min", '              pacing: "yes"\n              epoch: false\n              rto_min'),
         ("proto: udp", "proto: 6, weight: heavy"), ("loss_ppm: 100", "loss_ppm: 100, env: 3")),
+    # The checks the runtime makes again when it builds the stage (rosette-checks), each at the
+    # location of the param it names, and the "did you mean" of a misspelt param.
+    "window_too_small": edit(("rto_min: 1ms", "rto_min: 1ms\n              window: 0")),
+    "window_cannot_hold_message": edit(("rto_min: 1ms", "rto_min: 1ms\n              window: 16")),
+    "queue_depth_zero": edit(("rto_min: 1ms", "rto_min: 1ms\n              queue_depth: 0")),
+    "mss_zero": edit(("rto_min: 1ms", "rto_min: 1ms\n              mss: 0")),
+    "rto_order": edit(("rto_min: 1ms", "rto_min: 300ms")),
+    "peer_missing": edit(('              peer: "10.0.0.2:7000"\n', "")),
+    "fault_blackhole_order": edit(("loss_ppm: 100", "loss_ppm: 100, blackhole_start: 10ms, blackhole_end: 5ms")),
+    "fault_hold_capacity": edit(("loss_ppm: 100", "reorder_ppm: 100, hold_capacity: 0")),
+    "inject_payload": edit(("type: fault\n            params: { loss_ppm: 100 }",
+        "type: inject_udp\n            params: { count: 1, dst_port: 9, payload_len: 9000 }")),
+    "typo": edit(("rto_min: 1ms", "rto_min: 1ms\n              windw: 64")),
 }
 for name, text in cases.items():
     (ui / f"yaml_param_{name}.yaml").write_text(text)

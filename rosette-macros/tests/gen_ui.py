@@ -58,6 +58,7 @@ cases = {
         "          - { type: reliable_mux, params: { endpoint: many, ip: \"10.0.0.1\", port: 7001, mac: \"02:00:00:00:00:01\", max_connections: 0, connections: 4 } }\n"
         "          - { type: streaming_mux, params: { endpoint: dials, ip: \"10.0.0.1\", port: 7002, mac: \"02:00:00:00:00:01\", role: connect, connections: 2000 } }\n"
         "        to: p0.tx[1]")),
+    "typo_field": edit(("rx_queues: 1", "rx_queus: 1")),
     "many_errors": edit(("burst: 32", "burst: 0"), ("lcore: 2", "lcore: 9"), ("size: 1024 }", "size: 3 }")),
 }
 for name, text in cases.items():

@@ -102,27 +102,34 @@ pub enum ParamValue<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParamError {
     message: String,
+    param: Option<String>,
 }
 
 impl ParamError {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> ParamError {
-        ParamError { message: message.into() }
+        ParamError { message: message.into(), param: None }
     }
 
     /// A required param was not given.
     pub fn missing(name: &str) -> ParamError {
-        ParamError::new(format!("missing required param `{name}`"))
+        ParamError { message: format!("missing required param `{name}`"), param: None }
     }
 
-    /// Prefixes the message with the param's name.
+    /// Prefixes the message with the param's name, and remembers the param (so a launch error can
+    /// point at its declaration).
     pub fn in_param(self, name: &str) -> ParamError {
-        ParamError::new(format!("param `{name}`: {}", self.message))
+        ParamError { message: format!("param `{name}`: {}", self.message), param: Some(name.to_owned()) }
     }
 
     /// The message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The declared param the error is about, when it is about one.
+    pub fn param(&self) -> Option<&str> {
+        self.param.as_deref()
     }
 }
 
@@ -134,16 +141,28 @@ impl fmt::Display for ParamError {
 
 impl std::error::Error for ParamError {}
 
-/// A stage could not be built from valid params (e.g. the lcore has no mempool).
+/// A stage could not be built from its params (a value its checks refuse, or the lcore has no mempool).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildError {
     message: String,
+    param: Option<String>,
 }
 
 impl BuildError {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> BuildError {
-        BuildError { message: message.into() }
+        BuildError { message: message.into(), param: None }
+    }
+
+    /// An error about the declared param `param` (the message names it too): a launch error then
+    /// points at that param's declaration.
+    pub fn in_param(param: impl Into<String>, message: impl Into<String>) -> BuildError {
+        BuildError { message: message.into(), param: Some(param.into()) }
+    }
+
+    /// The declared param the error is about, when it is about one.
+    pub fn param(&self) -> Option<&str> {
+        self.param.as_deref()
     }
 }
 
@@ -157,7 +176,13 @@ impl std::error::Error for BuildError {}
 
 impl From<ParamError> for BuildError {
     fn from(e: ParamError) -> Self {
-        BuildError { message: e.message }
+        BuildError { message: e.message, param: e.param }
+    }
+}
+
+impl From<rosette_checks::stock::Problem> for BuildError {
+    fn from(p: rosette_checks::stock::Problem) -> Self {
+        BuildError { message: p.message, param: p.param.map(str::to_owned) }
     }
 }
 
@@ -267,16 +292,39 @@ impl StageParams for NoParams {
 // Run-time support for generated code and derives
 // ---------------------------------------------------------------------------------------------------
 
-/// Builds a declared stage from its declared values: what generated loops call for every stage.
-/// Errors name the lcore and the stage and become [`LaunchError::Config`].
+/// Builds a declared stage from its declared values. Errors name the lcore and the stage and become
+/// [`LaunchError::Config`]; [`build_declared`] also names where the stage was declared.
 pub fn build<S: DeclaredStage>(
     stage: &str,
     values: &[(&str, ParamValue<'_>)],
     env: &StageEnv,
 ) -> Result<S, LaunchError> {
-    let fail = |e: &dyn fmt::Display| LaunchError::Config(format!("lcore {}: stage `{stage}`: {e}", env.lcore));
-    let params = <S::Params as StageParams>::from_values(values).map_err(|e| fail(&e))?;
-    S::build(params, env).map_err(|e| fail(&e))
+    build_declared(stage, "", values, &[], env)
+}
+
+/// Builds a declared stage from its declared values: what generated loops call for every stage, on
+/// its lcore, before the loop starts (and before `launch()` returns: see
+/// [`LcoreIo::ready`](super::LcoreIo::ready)). `at` is where the stage was declared (`file:line:col`,
+/// empty when unknown) and `value_at[i]` where `values[i]` was. An error is
+/// [`LaunchError::Config`] ``"<where>: lcore <n>: stage `<stage>`: <message>"``, `<where>` being the
+/// declaration of the param the error is about, else of the stage.
+pub fn build_declared<S: DeclaredStage>(
+    stage: &str,
+    at: &str,
+    values: &[(&str, ParamValue<'_>)],
+    value_at: &[&str],
+    env: &StageEnv,
+) -> Result<S, LaunchError> {
+    let fail = |param: Option<&str>, e: &dyn fmt::Display| {
+        let declared = param
+            .and_then(|p| values.iter().position(|(name, _)| *name == p))
+            .and_then(|i| value_at.get(i).copied())
+            .unwrap_or(at);
+        let prefix = if declared.is_empty() { String::new() } else { format!("{declared}: ") };
+        LaunchError::Config(format!("{prefix}lcore {}: stage `{stage}`: {e}", env.lcore))
+    };
+    let params = <S::Params as StageParams>::from_values(values).map_err(|e| fail(e.param(), &e))?;
+    S::build(params, env).map_err(|e| fail(e.param(), &e))
 }
 
 /// The value declared for `name`, if any.
@@ -288,12 +336,9 @@ pub fn find<'v, 'a>(values: &'v [(&str, ParamValue<'a>)], name: &str) -> Option<
 pub fn check_names(fields: &[ParamField], values: &[(&str, ParamValue<'_>)]) -> Result<(), ParamError> {
     for (name, _) in values {
         if !fields.iter().any(|f| f.name == *name) {
-            let names: Vec<&str> = fields.iter().map(|f| f.name).collect();
-            return Err(ParamError::new(if names.is_empty() {
-                format!("unknown param `{name}`; this stage takes no params")
-            } else {
-                format!("unknown param `{name}`; expected one of: {}", names.join(", "))
-            }));
+            let mut m = Msg::new();
+            unknown_param(&mut m, fields, name);
+            return Err(ParamError { message: m.as_str().to_owned(), param: Some((*name).to_owned()) });
         }
     }
     Ok(())
@@ -487,35 +532,9 @@ pub const fn parse_mac(text: &str) -> Result<[u8; 6], &'static str> {
     Ok(out)
 }
 
-/// Parses `"50us"`, `"1ms"`, `"2s"`, `"100ns"` (a decimal integer and a unit).
-pub const fn parse_duration(text: &str) -> Result<Duration, &'static str> {
-    let b = text.as_bytes();
-    let mut digits = 0;
-    while digits < b.len() && b[digits].is_ascii_digit() {
-        digits += 1;
-    }
-    if digits == 0 {
-        return Err("starts with a decimal integer");
-    }
-    let mut unit_start = digits;
-    while unit_start < b.len() && b[unit_start] == b' ' {
-        unit_start += 1;
-    }
-    let (_, unit) = b.split_at(unit_start);
-    let scale: u64 = match unit {
-        b"ns" => 1,
-        b"us" => 1_000,
-        b"ms" => 1_000_000,
-        b"s" => 1_000_000_000,
-        b"" => return Err("missing unit: ns, us, ms or s"),
-        _ => return Err("unknown unit: use ns, us, ms or s"),
-    };
-    let n = match parse_decimal(b, 0, digits, u64::MAX / scale) {
-        Ok(n) => n,
-        Err(_) => return Err("too long"),
-    };
-    Ok(Duration::from_nanos(n * scale))
-}
+/// Parses `"50us"`, `"1ms"`, `"2s"`, `"100ns"` (a decimal integer and a unit); the one parser the
+/// compile-time checks, the run-time conversion and the validator share.
+pub use rosette_checks::parse_duration;
 
 const fn find_word(words: &[&str], text: &str) -> bool {
     let mut i = 0;
@@ -722,6 +741,24 @@ impl Msg {
 /// of the field's kind and well-formed. Panics (a const-evaluation error) with a message starting
 /// with `at` (the param's location), naming `stage` and the param, what was expected and what was found.
 pub const fn check_param(fields: &[ParamField], stage: &str, at: &str, name: &str, value: ParamValue<'_>) {
+    if let Some(m) = param_problem(fields, stage, at, name, value) {
+        panic!("{}", m.as_str());
+    }
+}
+
+/// The message of [`check_param`], without panicking: for tools that check a declaration outside the
+/// macro (`rosette-graph`), so they print the macro's words.
+pub fn param_message(
+    fields: &[ParamField],
+    stage: &str,
+    at: &str,
+    name: &str,
+    value: ParamValue<'_>,
+) -> Option<String> {
+    param_problem(fields, stage, at, name, value).map(|m| m.as_str().to_owned())
+}
+
+const fn param_problem(fields: &[ParamField], stage: &str, at: &str, name: &str, value: ParamValue<'_>) -> Option<Msg> {
     let mut i = 0;
     while i < fields.len() {
         if str_eq(fields[i].name, name) {
@@ -739,36 +776,71 @@ pub const fn check_param(fields: &[ParamField], stage: &str, at: &str, name: &st
                     m.push(detail);
                     m.push(")");
                 }
-                panic!("{}", m.as_str());
+                return Some(m);
             }
-            return;
+            return None;
         }
         i += 1;
     }
     let mut m = Msg::new();
     m.prefix(at, stage);
+    unknown_param(&mut m, fields, name);
+    Some(m)
+}
+
+/// The longest list of field names the "did you mean" search looks through (const evaluation cannot
+/// allocate; stages have far fewer params).
+const MAX_SUGGESTED_FIELDS: usize = 64;
+
+/// ``unknown param `windw`; did you mean `window`? expected one of: …``, the same words at compile time
+/// and at run time.
+const fn unknown_param(m: &mut Msg, fields: &[ParamField], name: &str) {
     m.push("unknown param `");
     m.push(name);
     if fields.is_empty() {
         m.push("`; this stage takes no params");
-    } else {
-        m.push("`; expected one of: ");
-        let mut i = 0;
-        while i < fields.len() {
-            if i > 0 {
-                m.push(", ");
-            }
-            m.push(fields[i].name);
-            i += 1;
-        }
+        return;
     }
-    panic!("{}", m.as_str());
+    let mut names = [""; MAX_SUGGESTED_FIELDS];
+    let mut n = 0;
+    while n < fields.len() && n < MAX_SUGGESTED_FIELDS {
+        names[n] = fields[n].name;
+        n += 1;
+    }
+    let (names, _) = names.split_at(n);
+    match rosette_checks::closest(name, names) {
+        Some(near) => {
+            m.push("`; did you mean `");
+            m.push(near);
+            m.push("`? expected one of: ");
+        }
+        None => m.push("`; expected one of: "),
+    }
+    let mut i = 0;
+    while i < fields.len() {
+        if i > 0 {
+            m.push(", ");
+        }
+        m.push(fields[i].name);
+        i += 1;
+    }
 }
 
 /// The compile-time check that every required field of `fields` is among the `given` names. Panics
 /// with a message starting with `at` (the stage's location) that lists the missing params and what
 /// each takes.
 pub const fn check_missing(fields: &[ParamField], stage: &str, at: &str, given: &[&str]) {
+    if let Some(m) = missing_problem(fields, stage, at, given) {
+        panic!("{}", m.as_str());
+    }
+}
+
+/// The message of [`check_missing`], without panicking (see [`param_message`]).
+pub fn missing_message(fields: &[ParamField], stage: &str, at: &str, given: &[&str]) -> Option<String> {
+    missing_problem(fields, stage, at, given).map(|m| m.as_str().to_owned())
+}
+
+const fn missing_problem(fields: &[ParamField], stage: &str, at: &str, given: &[&str]) -> Option<Msg> {
     let mut m = Msg::new();
     m.prefix(at, stage);
     m.push("missing required param");
@@ -786,7 +858,9 @@ pub const fn check_missing(fields: &[ParamField], stage: &str, at: &str, given: 
         i += 1;
     }
     if missing > 0 {
-        panic!("{}", m.as_str());
+        Some(m)
+    } else {
+        None
     }
 }
 
@@ -1004,7 +1078,13 @@ mod tests {
     #[test]
     fn check_messages() {
         let m = panic_message(|| check_param(FIELDS, "reliable", "x.yaml:12:9", "portt", ParamValue::Int(1)));
-        assert_eq!(m, "x.yaml:12:9: stage `reliable`: unknown param `portt`; expected one of: port, peer, role");
+        assert_eq!(
+            m,
+            "x.yaml:12:9: stage `reliable`: unknown param `portt`; did you mean `port`? expected one of: port, peer, role"
+        );
+        // Nothing close: no suggestion.
+        let m = panic_message(|| check_param(FIELDS, "reliable", "x.yaml:12:9", "congestion", ParamValue::Int(1)));
+        assert_eq!(m, "x.yaml:12:9: stage `reliable`: unknown param `congestion`; expected one of: port, peer, role");
         let m = panic_message(|| check_param(FIELDS, "reliable", "x.yaml:3:4", "port", ParamValue::Int(70000)));
         assert_eq!(
             m,

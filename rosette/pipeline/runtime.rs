@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -252,6 +253,9 @@ pub struct LcoreIo {
     pause: Arc<PauseState>,
     parked: bool,
     reports: Arc<StageReports>,
+    /// Tells [`Runtime::started`] that the loop's stages are built (see [`LcoreIo::ready`]); dropped
+    /// unsent when the body returns or panics before that.
+    ready: Option<SyncSender<()>>,
 }
 
 /// The pause switch of a pipeline ([`Pipeline::pause`]) and how many loops are parked on it.
@@ -337,6 +341,17 @@ impl LcoreIo {
         requested
     }
 
+    /// Called by the loop once its stages are built, before it starts polling: [`Runtime::started`]
+    /// (what the generated `launch()` returns through) waits for it, so a stage that cannot be built
+    /// fails `launch()` with its reason instead of a running pipeline without that stage. Calling it
+    /// again does nothing.
+    pub fn ready(&mut self) {
+        if let Some(ready) = self.ready.take() {
+            // The launcher may have given up waiting (it aborts on another lcore's failure): nothing to tell.
+            let _ = ready.send(());
+        }
+    }
+
     /// Keeps the final report of stage `index` (loop order) of this lcore, for
     /// [`Pipeline::stage_report`]. Called by the loop after it stopped.
     pub fn report_stage(&self, index: usize, report: Option<StageReport>) {
@@ -363,6 +378,8 @@ pub struct Runtime {
     io: BTreeMap<u32, LcoreIo>,
     stats: Vec<Arc<LcoreStats>>,
     joins: Vec<LcoreJoin<Result<(), LaunchError>>>,
+    /// For each of `joins`, the receiving end of its loop's [`LcoreIo::ready`].
+    ready: Vec<Receiver<()>>,
     stop: StopFlag,
     pause: Arc<PauseState>,
     reports: Arc<StageReports>,
@@ -502,6 +519,7 @@ impl Runtime {
                 pause: pause.clone(),
                 parked: false,
                 reports: reports.clone(),
+                ready: None,
             };
             for q in lcore.rx {
                 lcore_io.rx.push(Some(ports[q.port].rx_queue(q.queue)?));
@@ -542,23 +560,85 @@ impl Runtime {
             stats.push(lcore_stats);
             io.insert(lcore.lcore, lcore_io);
         }
-        Ok(Runtime { spec: *spec, eal, pools, ports, io, stats, joins: Vec::new(), stop, pause, reports })
+        Ok(Runtime {
+            spec: *spec,
+            eal,
+            pools,
+            ports,
+            io,
+            stats,
+            joins: Vec::new(),
+            ready: Vec::new(),
+            stop,
+            pause,
+            reports,
+        })
     }
 
-    /// Launches `body` on `lcore` with that lcore's [`LcoreIo`].
+    /// Launches `body` on `lcore` with that lcore's [`LcoreIo`]. On an error, end with
+    /// [`Runtime::abort`]: lcores already launched run until stopped.
     pub fn launch<F>(&mut self, lcore: u32, body: F) -> Result<(), LaunchError>
     where
         F: FnOnce(LcoreIo) -> Result<(), LaunchError> + Send + 'static,
     {
-        let io = self.io.remove(&lcore).ok_or_else(|| {
+        let mut io = self.io.remove(&lcore).ok_or_else(|| {
             LaunchError::Config(format!("lcore {lcore} is not a worker of this pipeline (or was launched twice)"))
         })?;
+        let (ready, wait) = mpsc::sync_channel(1);
+        io.ready = Some(ready);
         let join = launch(&self.eal, lcore, move || body(io))?;
         self.joins.push(join);
+        self.ready.push(wait);
         Ok(())
     }
 
-    /// The running pipeline. Lcores not launched are dropped with their queues.
+    /// The running pipeline, once every launched loop has built its stages ([`LcoreIo::ready`]); what
+    /// the generated `launch()` returns. A loop that ends before that (a stage its params cannot build,
+    /// a queue it cannot take, a panic) fails the launch with that loop's error, after every loop was
+    /// stopped and the pipeline shut down (every mbuf back in its pool, EAL cleaned up). Every body
+    /// launched must call [`LcoreIo::ready`] or return; use [`Runtime::into_pipeline`] for bodies that
+    /// do neither.
+    pub fn started(mut self) -> Result<Pipeline, LaunchError> {
+        let joins = std::mem::take(&mut self.joins);
+        let waits = std::mem::take(&mut self.ready);
+        let mut failure = None;
+        for (join, wait) in joins.into_iter().zip(waits) {
+            // After a failure the others are not waited for: they are stopped below.
+            if failure.is_none() && wait.recv().is_err() {
+                // The body ended before its stages were built: its result says why.
+                let lcore = join.lcore();
+                match join.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => failure = Some(e),
+                    Err(_) => failure = Some(LaunchError::LcorePanicked { lcore }),
+                }
+                continue;
+            }
+            self.joins.push(join);
+        }
+        match failure {
+            None => Ok(self.into_pipeline()),
+            Some(e) => Err(self.abort(e)),
+        }
+    }
+
+    /// Ends a launch that failed with `error`: stops and joins every loop already launched, shuts the
+    /// pipeline down (ports stopped, pools freed, EAL cleaned up) and returns `error`.
+    pub fn abort(self, error: LaunchError) -> LaunchError {
+        let mut pipeline = self.into_pipeline();
+        match pipeline.shutdown() {
+            Ok(report) if report.mbufs_leaked > 0 => {
+                log::error!("{} mbuf(s) did not return to their pools after a failed launch", report.mbufs_leaked)
+            }
+            Ok(_) => {}
+            Err(other) => log::debug!("after a failed launch ({error}), shutting down also failed: {other}"),
+        }
+        error
+    }
+
+    /// The running pipeline, without waiting for its loops to build their stages (for loop bodies that
+    /// do not call [`LcoreIo::ready`]; see [`Runtime::started`]). Lcores not launched are dropped with
+    /// their queues.
     pub fn into_pipeline(self) -> Pipeline {
         Pipeline {
             name: self.spec.name,

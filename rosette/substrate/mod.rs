@@ -30,7 +30,7 @@ pub use burst::{Batch, Burst, BurstSize};
 pub use capture::CaptureStatus;
 pub use clock::{tsc, TscClock};
 pub use crc::install_crc32c_accelerator;
-pub use eal::{hugepage_status, lcore_sharing_warning, runtime_dir, Eal, EalBuilder, EalInfo, MemoryMode};
+pub use eal::{eal_running, hugepage_status, lcore_sharing_warning, runtime_dir, Eal, EalBuilder, EalInfo, MemoryMode};
 pub use error::{Error, Result};
 pub use lcore::{current_lcore, current_socket, install_signal_handlers, launch, stop_signalled, LcoreJoin, StopFlag};
 pub use mbuf::Mbuf;

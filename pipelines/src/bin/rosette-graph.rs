@@ -2,8 +2,10 @@
 //! lcores as clusters, stages in order per lcore, rings and edges; see [`pipelines::graph`]), on stdout
 //! or into `-o file.dot`, and as SVG with `--svg out.svg` when Graphviz's `dot` is installed.
 //!
-//! The file is read and validated as the `pipeline!` macro does it, and errors are the macro's
-//! `path:line:col: message` lines (exit code 1).
+//! The file is read and validated as the `pipeline!` macro does it, params of the built-in stages
+//! included (every check the runtime would make when it builds them), and errors are the macro's
+//! `path:line:col: message` lines (exit code 1). The params of user stages (a Rust path) are checked by
+//! rustc only: the tool cannot see their types.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -47,6 +49,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // The macro's const-evaluated param checks of the built-in stages: what else would fail to compile.
+    let param_errors = pipelines::graph::param_errors(&written, &pipelines);
+    if !param_errors.is_empty() {
+        for e in &param_errors {
+            eprintln!("{e}");
+        }
+        return ExitCode::FAILURE;
+    }
     let dot = pipelines::graph::to_dot(&written, &pipelines);
     let wrote = match &cli.output {
         Some(path) => std::fs::write(path, &dot).map_err(|e| format!("cannot write {}: {e}", path.display())),

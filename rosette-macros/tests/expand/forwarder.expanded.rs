@@ -96,7 +96,10 @@ pub mod forwarder {
         ],
     };
     /// Starts EAL, creates the mempools on the NUMA socket of the lcores that poll them,
-    /// configures and starts the ports, creates the rings, and launches every lcore's loop.
+    /// configures and starts the ports, creates the rings, launches every lcore's loop, and
+    /// returns once every loop has built its stages: a stage that cannot be built (a param
+    /// its checks refuse at run time) fails the launch with its reason and its declaration,
+    /// after the pipeline was shut down.
     pub fn launch(
         options: &::rosette::pipeline::LaunchOptions,
     ) -> ::core::result::Result<
@@ -104,9 +107,13 @@ pub mod forwarder {
         ::rosette::pipeline::LaunchError,
     > {
         let mut runtime = ::rosette::pipeline::Runtime::start(&SPEC, options)?;
-        runtime.launch(1, lcore_1)?;
-        runtime.launch(2, lcore_2)?;
-        Ok(runtime.into_pipeline())
+        if let ::core::result::Result::Err(e) = runtime.launch(1, lcore_1) {
+            return ::core::result::Result::Err(runtime.abort(e));
+        }
+        if let ::core::result::Result::Err(e) = runtime.launch(2, lcore_2) {
+            return ::core::result::Result::Err(runtime.abort(e));
+        }
+        runtime.started()
     }
     /// The poll loop of lcore 1: burst 32, polls:
     /// - east.rx[0] → west.tx[0]
@@ -122,6 +129,7 @@ pub mod forwarder {
         let stats = io.stats();
         let stop = io.stop_flag();
         let cx = io.context();
+        io.ready();
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<0>::new();
         let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;
@@ -182,6 +190,7 @@ pub mod forwarder {
         let stats = io.stats();
         let stop = io.stop_flag();
         let cx = io.context();
+        io.ready();
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<0>::new();
         let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;

@@ -215,7 +215,10 @@ pub mod link {
         }
     }
     /// Starts EAL, creates the mempools on the NUMA socket of the lcores that poll them,
-    /// configures and starts the ports, creates the rings, and launches every lcore's loop.
+    /// configures and starts the ports, creates the rings, launches every lcore's loop, and
+    /// returns once every loop has built its stages: a stage that cannot be built (a param
+    /// its checks refuse at run time) fails the launch with its reason and its declaration,
+    /// after the pipeline was shut down.
     pub fn launch(
         options: &::rosette::pipeline::LaunchOptions,
     ) -> ::core::result::Result<
@@ -223,8 +226,10 @@ pub mod link {
         ::rosette::pipeline::LaunchError,
     > {
         let mut runtime = ::rosette::pipeline::Runtime::start(&SPEC, options)?;
-        runtime.launch(1, lcore_1)?;
-        Ok(runtime.into_pipeline())
+        if let ::core::result::Result::Err(e) = runtime.launch(1, lcore_1) {
+            return ::core::result::Result::Err(runtime.abort(e));
+        }
+        runtime.started()
     }
     /// The poll loop of lcore 1: burst 32, polls:
     /// - wire.rx[0] → reliable → fault → wire.tx[0]
@@ -241,10 +246,11 @@ pub mod link {
         ::rosette::pipeline::require_stage::<
             ::rosette::pipeline::channels::ReliableStage,
         >();
-        let mut stage_0: ::rosette::pipeline::channels::ReliableStage = ::rosette::pipeline::params::build::<
+        let mut stage_0: ::rosette::pipeline::channels::ReliableStage = ::rosette::pipeline::params::build_declared::<
             ::rosette::pipeline::channels::ReliableStage,
         >(
             "reliable",
+            "link_reliable.yaml:18:19",
             &[
                 ("endpoint", ::rosette::pipeline::ParamValue::Str("ingest")),
                 ("ip", ::rosette::pipeline::ParamValue::Str("10.10.0.1")),
@@ -260,23 +266,46 @@ pub mod link {
                 ("epoch", ::rosette::pipeline::ParamValue::Str("time")),
                 ("conn_id", ::rosette::pipeline::ParamValue::Str("pid")),
             ],
+            &[
+                "link_reliable.yaml:20:25",
+                "link_reliable.yaml:21:19",
+                "link_reliable.yaml:22:21",
+                "link_reliable.yaml:23:20",
+                "link_reliable.yaml:24:21",
+                "link_reliable.yaml:25:21",
+                "link_reliable.yaml:26:25",
+                "link_reliable.yaml:27:28",
+                "link_reliable.yaml:28:23",
+                "link_reliable.yaml:29:24",
+                "link_reliable.yaml:30:20",
+                "link_reliable.yaml:31:22",
+                "link_reliable.yaml:32:24",
+            ],
             &env,
         )?;
         ::rosette::pipeline::require_stage::<
             ::rosette::pipeline::fault_stage::FaultStage,
         >();
-        let mut stage_1: ::rosette::pipeline::fault_stage::FaultStage = ::rosette::pipeline::params::build::<
+        let mut stage_1: ::rosette::pipeline::fault_stage::FaultStage = ::rosette::pipeline::params::build_declared::<
             ::rosette::pipeline::fault_stage::FaultStage,
         >(
             "fault",
+            "link_reliable.yaml:33:19",
             &[
                 ("seed", ::rosette::pipeline::ParamValue::Int(7)),
                 ("loss_ppm", ::rosette::pipeline::ParamValue::Int(1000)),
                 ("reorder_ppm", ::rosette::pipeline::ParamValue::Int(1000)),
                 ("reorder_delay", ::rosette::pipeline::ParamValue::Str("200us")),
             ],
+            &[
+                "link_reliable.yaml:34:29",
+                "link_reliable.yaml:34:42",
+                "link_reliable.yaml:34:61",
+                "link_reliable.yaml:34:82",
+            ],
             &env,
         )?;
+        io.ready();
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<2>::new();
         let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;

@@ -190,7 +190,10 @@ pub mod client {
         }
     }
     /// Starts EAL, creates the mempools on the NUMA socket of the lcores that poll them,
-    /// configures and starts the ports, creates the rings, and launches every lcore's loop.
+    /// configures and starts the ports, creates the rings, launches every lcore's loop, and
+    /// returns once every loop has built its stages: a stage that cannot be built (a param
+    /// its checks refuse at run time) fails the launch with its reason and its declaration,
+    /// after the pipeline was shut down.
     pub fn launch(
         options: &::rosette::pipeline::LaunchOptions,
     ) -> ::core::result::Result<
@@ -198,8 +201,10 @@ pub mod client {
         ::rosette::pipeline::LaunchError,
     > {
         let mut runtime = ::rosette::pipeline::Runtime::start(&SPEC, options)?;
-        runtime.launch(1, lcore_1)?;
-        Ok(runtime.into_pipeline())
+        if let ::core::result::Result::Err(e) = runtime.launch(1, lcore_1) {
+            return ::core::result::Result::Err(runtime.abort(e));
+        }
+        runtime.started()
     }
     /// The poll loop of lcore 1: burst 32, polls:
     /// - wire.rx[0] → reliable_mux → forge_stage → fault → wire.tx[0]
@@ -216,10 +221,11 @@ pub mod client {
         ::rosette::pipeline::require_stage::<
             ::rosette::pipeline::mux::ReliableMuxStage,
         >();
-        let mut stage_0: ::rosette::pipeline::mux::ReliableMuxStage = ::rosette::pipeline::params::build::<
+        let mut stage_0: ::rosette::pipeline::mux::ReliableMuxStage = ::rosette::pipeline::params::build_declared::<
             ::rosette::pipeline::mux::ReliableMuxStage,
         >(
             "reliable_mux",
+            "perf_reliable_mux.yaml:22:19",
             &[
                 ("endpoint", ::rosette::pipeline::ParamValue::Str("perf")),
                 ("ip", ::rosette::pipeline::ParamValue::Str("10.20.0.1")),
@@ -230,31 +236,46 @@ pub mod client {
                 ("role", ::rosette::pipeline::ParamValue::Str("connect")),
                 ("max_connections", ::rosette::pipeline::ParamValue::Int(16384)),
             ],
-            &env,
-        )?;
-        ::rosette::pipeline::require_stage::<
-            <__RosetteStage1 as ::rosette::pipeline::StageType>::Stage,
-        >();
-        let mut stage_1: <__RosetteStage1 as ::rosette::pipeline::StageType>::Stage = ::rosette::pipeline::params::build::<
-            <__RosetteStage1 as ::rosette::pipeline::StageType>::Stage,
-        >(
-            "crate::perf::forge::ForgeStage",
             &[
-                ("target", ::rosette::pipeline::ParamValue::Str("10.20.0.2:7100")),
-                ("target_mac", ::rosette::pipeline::ParamValue::Str("02:00:00:00:20:02")),
+                "perf_reliable_mux.yaml:24:25",
+                "perf_reliable_mux.yaml:25:19",
+                "perf_reliable_mux.yaml:26:21",
+                "perf_reliable_mux.yaml:27:20",
+                "perf_reliable_mux.yaml:28:21",
+                "perf_reliable_mux.yaml:29:25",
+                "perf_reliable_mux.yaml:30:21",
+                "perf_reliable_mux.yaml:31:32",
             ],
             &env,
         )?;
         ::rosette::pipeline::require_stage::<
+            <__RosetteStage1 as ::rosette::pipeline::StageType>::Stage,
+        >();
+        let mut stage_1: <__RosetteStage1 as ::rosette::pipeline::StageType>::Stage = ::rosette::pipeline::params::build_declared::<
+            <__RosetteStage1 as ::rosette::pipeline::StageType>::Stage,
+        >(
+            "crate::perf::forge::ForgeStage",
+            "perf_reliable_mux.yaml:32:19",
+            &[
+                ("target", ::rosette::pipeline::ParamValue::Str("10.20.0.2:7100")),
+                ("target_mac", ::rosette::pipeline::ParamValue::Str("02:00:00:00:20:02")),
+            ],
+            &["perf_reliable_mux.yaml:33:31", "perf_reliable_mux.yaml:33:61"],
+            &env,
+        )?;
+        ::rosette::pipeline::require_stage::<
             ::rosette::pipeline::fault_stage::FaultStage,
         >();
-        let mut stage_2: ::rosette::pipeline::fault_stage::FaultStage = ::rosette::pipeline::params::build::<
+        let mut stage_2: ::rosette::pipeline::fault_stage::FaultStage = ::rosette::pipeline::params::build_declared::<
             ::rosette::pipeline::fault_stage::FaultStage,
         >(
             "fault",
+            "perf_reliable_mux.yaml:34:19",
             &[("env", ::rosette::pipeline::ParamValue::Str("ROSETTE_PERF_FAULTS"))],
+            &["perf_reliable_mux.yaml:35:28"],
             &env,
         )?;
+        io.ready();
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<3>::new();
         let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;
@@ -652,7 +673,10 @@ pub mod server {
         }
     }
     /// Starts EAL, creates the mempools on the NUMA socket of the lcores that poll them,
-    /// configures and starts the ports, creates the rings, and launches every lcore's loop.
+    /// configures and starts the ports, creates the rings, launches every lcore's loop, and
+    /// returns once every loop has built its stages: a stage that cannot be built (a param
+    /// its checks refuse at run time) fails the launch with its reason and its declaration,
+    /// after the pipeline was shut down.
     pub fn launch(
         options: &::rosette::pipeline::LaunchOptions,
     ) -> ::core::result::Result<
@@ -660,8 +684,10 @@ pub mod server {
         ::rosette::pipeline::LaunchError,
     > {
         let mut runtime = ::rosette::pipeline::Runtime::start(&SPEC, options)?;
-        runtime.launch(0, lcore_0)?;
-        Ok(runtime.into_pipeline())
+        if let ::core::result::Result::Err(e) = runtime.launch(0, lcore_0) {
+            return ::core::result::Result::Err(runtime.abort(e));
+        }
+        runtime.started()
     }
     /// The poll loop of lcore 0: burst 32, polls:
     /// - wire.rx[0] → reliable_mux → fault → wire.tx[0]
@@ -678,10 +704,11 @@ pub mod server {
         ::rosette::pipeline::require_stage::<
             ::rosette::pipeline::mux::ReliableMuxStage,
         >();
-        let mut stage_0: ::rosette::pipeline::mux::ReliableMuxStage = ::rosette::pipeline::params::build::<
+        let mut stage_0: ::rosette::pipeline::mux::ReliableMuxStage = ::rosette::pipeline::params::build_declared::<
             ::rosette::pipeline::mux::ReliableMuxStage,
         >(
             "reliable_mux",
+            "perf_reliable_mux.yaml:52:19",
             &[
                 ("endpoint", ::rosette::pipeline::ParamValue::Str("perf")),
                 ("ip", ::rosette::pipeline::ParamValue::Str("10.20.0.2")),
@@ -691,18 +718,30 @@ pub mod server {
                 ("role", ::rosette::pipeline::ParamValue::Str("listen")),
                 ("max_connections", ::rosette::pipeline::ParamValue::Int(16384)),
             ],
+            &[
+                "perf_reliable_mux.yaml:54:25",
+                "perf_reliable_mux.yaml:55:19",
+                "perf_reliable_mux.yaml:56:21",
+                "perf_reliable_mux.yaml:57:20",
+                "perf_reliable_mux.yaml:58:25",
+                "perf_reliable_mux.yaml:59:21",
+                "perf_reliable_mux.yaml:60:32",
+            ],
             &env,
         )?;
         ::rosette::pipeline::require_stage::<
             ::rosette::pipeline::fault_stage::FaultStage,
         >();
-        let mut stage_1: ::rosette::pipeline::fault_stage::FaultStage = ::rosette::pipeline::params::build::<
+        let mut stage_1: ::rosette::pipeline::fault_stage::FaultStage = ::rosette::pipeline::params::build_declared::<
             ::rosette::pipeline::fault_stage::FaultStage,
         >(
             "fault",
+            "perf_reliable_mux.yaml:61:19",
             &[("env", ::rosette::pipeline::ParamValue::Str("ROSETTE_PERF_FAULTS"))],
+            &["perf_reliable_mux.yaml:62:28"],
             &env,
         )?;
+        io.ready();
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<2>::new();
         let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;

@@ -57,7 +57,10 @@ pub mod reflector {
         &[],
     );
     /// Starts EAL, creates the mempools on the NUMA socket of the lcores that poll them,
-    /// configures and starts the ports, creates the rings, and launches every lcore's loop.
+    /// configures and starts the ports, creates the rings, launches every lcore's loop, and
+    /// returns once every loop has built its stages: a stage that cannot be built (a param
+    /// its checks refuse at run time) fails the launch with its reason and its declaration,
+    /// after the pipeline was shut down.
     pub fn launch(
         options: &::rosette::pipeline::LaunchOptions,
     ) -> ::core::result::Result<
@@ -65,8 +68,10 @@ pub mod reflector {
         ::rosette::pipeline::LaunchError,
     > {
         let mut runtime = ::rosette::pipeline::Runtime::start(&SPEC, options)?;
-        runtime.launch(1, lcore_1)?;
-        Ok(runtime.into_pipeline())
+        if let ::core::result::Result::Err(e) = runtime.launch(1, lcore_1) {
+            return ::core::result::Result::Err(runtime.abort(e));
+        }
+        runtime.started()
     }
     /// The poll loop of lcore 1: burst 32, polls:
     /// - wire.rx[0] → mac_swap → wire.tx[0]
@@ -81,9 +86,10 @@ pub mod reflector {
         let cx = io.context();
         let env = ::rosette::pipeline::StageEnv::from_context(&cx);
         ::rosette::pipeline::require_stage::<::rosette::pipeline::stages::MacSwap>();
-        let mut stage_0: ::rosette::pipeline::stages::MacSwap = ::rosette::pipeline::params::build::<
+        let mut stage_0: ::rosette::pipeline::stages::MacSwap = ::rosette::pipeline::params::build_declared::<
             ::rosette::pipeline::stages::MacSwap,
-        >("mac_swap", &[], &env)?;
+        >("mac_swap", "reflector.yaml:17:19", &[], &[], &env)?;
+        io.ready();
         let mut burst = ::rosette::substrate::Burst::<::rosette::typenum::U32>::new();
         let mut counters = ::rosette::pipeline::stats::LocalCounters::<1>::new();
         let mut countdown = ::rosette::pipeline::stats::COST_SAMPLE_EVERY as u32;

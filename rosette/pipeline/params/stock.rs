@@ -9,8 +9,8 @@ use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
 
 use super::{
-    BuildError, DeclaredStage, EndpointStage, MacAddr, NoParams, ParamError, ParamKind, ParamType, ParamValue,
-    StageEnv, StageParams,
+    BuildError, DeclaredStage, EndpointStage, MacAddr, NoParams, ParamError, ParamField, ParamKind, ParamType,
+    ParamValue, StageEnv, StageParams,
 };
 use crate::channel::conn::CongestionKind;
 use crate::channel::fault::FaultConfig;
@@ -23,6 +23,8 @@ use crate::pipeline::endpoint::{
 use crate::pipeline::fault_stage::{FaultStage, DEFAULT_HOLD_CAPACITY};
 use crate::pipeline::mux::{ReliableMuxStage, StreamingMuxStage, TableParams};
 use crate::pipeline::stages::{Count, DropAll, DropUdpPort, InjectUdp, MacSwap, ParseUdp, SetMacs};
+pub use rosette_checks::stock::ChannelKind;
+use rosette_checks::stock::{ChannelDecl, FaultDecl, Problem};
 
 macro_rules! no_params {
     ($($stage:ident),*) => {$(
@@ -82,9 +84,6 @@ impl DeclaredStage for SetMacs {
     }
 }
 
-/// Largest UDP payload of [`InjectUdp`] (an Ethernet MTU of 1500).
-const MAX_INJECT_PAYLOAD: u16 = 1500 - 28;
-
 /// Params of [`InjectUdp`] (`inject_udp`).
 #[derive(Debug, Clone, Copy, StageParams)]
 pub struct InjectUdpParams {
@@ -100,11 +99,18 @@ pub struct InjectUdpParams {
 impl DeclaredStage for InjectUdp {
     type Params = InjectUdpParams;
     fn build(p: InjectUdpParams, env: &StageEnv) -> Result<Self, BuildError> {
-        if p.payload_len > MAX_INJECT_PAYLOAD {
-            return Err(BuildError::new(format!("payload_len {} exceeds {MAX_INJECT_PAYLOAD}", p.payload_len)));
-        }
+        first_problem(rosette_checks::stock::inject_problems(Some(p.payload_len.into())))?;
         require_pool(env)?;
         Ok(InjectUdp::new(p.count, p.payload_len, p.dst_port))
+    }
+}
+
+/// The first of the problems the shared checks found (the validator reports them all at compile time;
+/// here they can only come from a pipeline assembled in Rust, or from a run-time override).
+fn first_problem(problems: Vec<Problem>) -> Result<(), BuildError> {
+    match problems.into_iter().next() {
+        Some(p) => Err(p.into()),
+        None => Ok(()),
     }
 }
 
@@ -232,15 +238,16 @@ impl DeclaredStage for FaultStage {
         if let Some(var) = &p.env {
             if let Ok(list) = std::env::var(var) {
                 let var = var.clone();
-                p.apply_overrides(&list).map_err(|e| BuildError::new(format!("${var}: {e}")))?;
+                // Blamed on the `env` param: that is the declaration the override comes through.
+                p.apply_overrides(&list).map_err(|e| BuildError::in_param("env", format!("${var}: {e}")))?;
             }
         }
-        if p.blackhole_end.is_some_and(|end| end <= p.blackhole_start) {
-            return Err(BuildError::new("param `blackhole_end` must come after `blackhole_start`"));
-        }
-        if p.hold_capacity == 0 && p.reorder_ppm.0 > 0 {
-            return Err(BuildError::new("reorder_ppm needs a hold_capacity of at least 1"));
-        }
+        first_problem(rosette_checks::stock::fault_problems(&FaultDecl {
+            blackhole_start: Some(p.blackhole_start),
+            blackhole_end: p.blackhole_end,
+            hold_capacity: Some(p.hold_capacity as u64),
+            reorder_ppm: Some(p.reorder_ppm.0.into()),
+        }))?;
         Ok(FaultStage::with_hold_capacity(p.seed, p.config(), p.hold_capacity))
     }
 }
@@ -351,9 +358,10 @@ impl ChannelStageParams {
         let mut t = TableParams::default();
         if let Some(n) = self.max_connections {
             if n == 0 || n as usize > MAX_CONNECTIONS {
-                return Err(BuildError::new(format!(
-                    "param `max_connections` must be between 1 and {MAX_CONNECTIONS}"
-                )));
+                return Err(BuildError::in_param(
+                    "max_connections",
+                    format!("param `max_connections` must be between 1 and {MAX_CONNECTIONS}"),
+                ));
             }
             t.max_connections = n as usize;
         }
@@ -362,13 +370,16 @@ impl ChannelStageParams {
         }
         if let Some(n) = self.connections {
             if self.role != Role::Connect {
-                return Err(BuildError::new("param `connections` is for `role: connect` (a listener accepts)"));
+                return Err(BuildError::in_param(
+                    "connections",
+                    "param `connections` is for `role: connect` (a listener accepts)",
+                ));
             }
             if n as usize > t.max_connections {
-                return Err(BuildError::new(format!(
-                    "param `connections` ({n}) exceeds `max_connections` ({})",
-                    t.max_connections
-                )));
+                return Err(BuildError::in_param(
+                    "connections",
+                    format!("param `connections` ({n}) exceeds `max_connections` ({})", t.max_connections),
+                ));
             }
             t.connections = n as usize;
         }
@@ -384,41 +395,47 @@ impl ChannelStageParams {
             (self.connections.is_some(), "connections"),
         ] {
             if set {
-                return Err(BuildError::new(match table {
-                    Some(table) => {
-                        format!("param `{name}` needs a connection table: declare `{table}` instead of `{stage}`")
-                    }
-                    None => format!(
-                        "param `{name}` needs a connection table: `{stage}` has no connections (the table \
+                return Err(BuildError::in_param(
+                    name,
+                    match table {
+                        Some(table) => {
+                            format!("param `{name}` needs a connection table: declare `{table}` instead of `{stage}`")
+                        }
+                        None => format!(
+                            "param `{name}` needs a connection table: `{stage}` has no connections (the table \
                          stages are `reliable_mux` and `streaming_mux`)"
-                    ),
-                }));
+                        ),
+                    },
+                ));
             }
         }
         Ok(())
     }
 
-    /// The [`ChannelParams`] these params describe; `needs_peer` when the stage is connection-based
-    /// (reliable, streaming).
-    pub fn channel_params(&self, needs_peer: bool) -> Result<ChannelParams, BuildError> {
-        let peer = match self.peer {
-            Some(peer) => peer,
-            None if needs_peer => {
-                return Err(BuildError::new("param `peer` (ip:port) is required by a connection-based channel"))
-            }
-            None => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-        };
+    /// The [`ChannelParams`] these params describe for a stage of `kind`, checked by the shared checks
+    /// (the validator makes the same ones at compile time) and by the connection engine's own
+    /// [`Config::validate`](crate::channel::conn::Config::validate), so a bad combination is an error here rather than a panic in the
+    /// channel's constructor.
+    pub fn channel_params(&self, kind: ChannelKind) -> Result<ChannelParams, BuildError> {
+        first_problem(rosette_checks::stock::channel_problems(
+            kind,
+            &ChannelDecl {
+                role_connect: self.role == Role::Connect,
+                peer: self.peer.is_some(),
+                queue_depth: Some(self.queue_depth as u64),
+                window: self.window.map(u64::from),
+                mss: self.mss.map(u64::from),
+                max_message: self.max_message.map(u64::from),
+                rto_min: self.rto_min,
+                rto_max: self.rto_max,
+            },
+        ))?;
+        let peer = self.peer.unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
         let mut params = ChannelParams::new(&self.endpoint, self.mac.0, self.ip, self.port, peer).role(self.role);
         params.peer_mac = self.peer_mac.map(|m| m.0);
-        if self.queue_depth == 0 {
-            return Err(BuildError::new("param `queue_depth` must be at least 1"));
-        }
         params.queue_depth = self.queue_depth;
         let conn = &mut params.conn;
         if let Some(w) = self.window {
-            if w < 2 {
-                return Err(BuildError::new("param `window` must be at least 2"));
-            }
             conn.send_capacity = w as usize;
             conn.recv_capacity = w as usize;
         }
@@ -431,12 +448,6 @@ impl ChannelStageParams {
         if let Some(rto) = self.rto_max {
             conn.max_rto = rto;
         }
-        if conn.min_rto > conn.max_rto {
-            return Err(BuildError::new(format!(
-                "param `rto_min` ({:?}) exceeds `rto_max` ({:?})",
-                conn.min_rto, conn.max_rto
-            )));
-        }
         if let Some(cc) = self.congestion {
             conn.congestion = cc;
         }
@@ -447,13 +458,21 @@ impl ChannelStageParams {
             conn.pacing = p;
         }
         if let Some(mss) = self.mss {
-            if mss == 0 {
-                return Err(BuildError::new("param `mss` must be at least 1"));
-            }
             conn.mss = usize::from(mss);
         }
         if let Some(m) = self.max_message {
             conn.max_message_size = m as usize;
+        }
+        // The shared checks cover what `validate` refuses; this keeps a disagreement (a new rule in the
+        // connection engine) an error instead of the constructor's panic. Validated as the channel will
+        // (a stream's engine is configured `for_stream`).
+        let engine = match kind {
+            ChannelKind::Unordered => None,
+            ChannelKind::Streaming | ChannelKind::StreamingMux => Some(conn.clone().for_stream()),
+            ChannelKind::Reliable | ChannelKind::ReliableMux => Some(conn.clone()),
+        };
+        if let Some(engine) = engine {
+            engine.validate().map_err(|e| BuildError::new(format!("invalid connection settings: {e}")))?;
         }
         if let Epoch::Fixed(e) = self.epoch {
             params.epoch = e;
@@ -471,7 +490,7 @@ impl DeclaredStage for ReliableStage {
     fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
         require_pool(env)?;
         p.no_table_params("reliable", Some("reliable_mux"))?;
-        Ok(ReliableStage::new(p.channel_params(true)?))
+        Ok(ReliableStage::new(p.channel_params(ChannelKind::Reliable)?))
     }
 }
 
@@ -484,7 +503,7 @@ impl DeclaredStage for StreamingStage {
     fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
         require_pool(env)?;
         p.no_table_params("streaming", Some("streaming_mux"))?;
-        Ok(StreamingStage::new(p.channel_params(true)?))
+        Ok(StreamingStage::new(p.channel_params(ChannelKind::Streaming)?))
     }
 }
 
@@ -497,7 +516,7 @@ impl DeclaredStage for UnorderedStage {
     fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
         require_pool(env)?;
         p.no_table_params("unordered", None)?;
-        Ok(UnorderedStage::new(p.channel_params(false)?))
+        Ok(UnorderedStage::new(p.channel_params(ChannelKind::Unordered)?))
     }
 }
 
@@ -509,7 +528,7 @@ impl DeclaredStage for ReliableMuxStage {
     type Params = ChannelStageParams;
     fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
         require_pool(env)?;
-        Ok(ReliableMuxStage::new(p.channel_params(p.role == Role::Connect)?, p.table_params()?))
+        Ok(ReliableMuxStage::new(p.channel_params(ChannelKind::ReliableMux)?, p.table_params()?))
     }
 }
 
@@ -521,7 +540,7 @@ impl DeclaredStage for StreamingMuxStage {
     type Params = ChannelStageParams;
     fn build(p: ChannelStageParams, env: &StageEnv) -> Result<Self, BuildError> {
         require_pool(env)?;
-        Ok(StreamingMuxStage::new(p.channel_params(p.role == Role::Connect)?, p.table_params()?))
+        Ok(StreamingMuxStage::new(p.channel_params(ChannelKind::StreamingMux)?, p.table_params()?))
     }
 }
 
@@ -529,15 +548,32 @@ impl EndpointStage for StreamingMuxStage {
     type Endpoint = StreamMuxEndpoint;
 }
 
-/// Converts declared values the way generated code does (for tests and tools).
-pub fn channel_params_from(values: &[(&str, ParamValue<'_>)], needs_peer: bool) -> Result<ChannelParams, BuildError> {
-    ChannelStageParams::from_values(values)?.channel_params(needs_peer)
+/// The params of the built-in stage declared as `name` (its short name, as in `type: reliable`): what
+/// the macro's compile-time checks read, for tools that check a declaration outside the macro
+/// (`rosette-graph`). `None` for a name that is not a built-in stage.
+pub fn builtin_fields(name: &str) -> Option<&'static [ParamField]> {
+    Some(match name {
+        "mac_swap" | "count" | "drop_all" => NoParams::FIELDS,
+        "parse_udp" => ParseUdpParams::FIELDS,
+        "drop_udp_port" => DropUdpPortParams::FIELDS,
+        "set_macs" => SetMacsParams::FIELDS,
+        "inject_udp" => InjectUdpParams::FIELDS,
+        "fault" => FaultParams::FIELDS,
+        "reliable" | "streaming" | "unordered" | "reliable_mux" | "streaming_mux" => ChannelStageParams::FIELDS,
+        _ => return None,
+    })
+}
+
+/// Converts declared values the way generated code does for a stage of `kind` (for tests and tools).
+pub fn channel_params_from(values: &[(&str, ParamValue<'_>)], kind: ChannelKind) -> Result<ChannelParams, BuildError> {
+    ChannelStageParams::from_values(values)?.channel_params(kind)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::params::{check_missing, check_param, ParamField};
+    use crate::channel::conn;
+    use crate::pipeline::params::{check_missing, check_param};
 
     const CHANNEL: &[ParamField] = <ChannelStageParams as StageParams>::FIELDS;
 
@@ -580,10 +616,12 @@ mod tests {
             ("window", ParamValue::Int(64)),
             ("rto_min", ParamValue::Str("200us")),
             ("mss", ParamValue::Int(1000)),
+            // 32 packets of 1000 bytes: the 64-packet window holds it (the default 64 KiB would not).
+            ("max_message", ParamValue::Int(32_000)),
             ("epoch", ParamValue::Int(9)),
             ("conn_id", ParamValue::Int(3)),
         ];
-        let p = channel_params_from(&values, true).unwrap();
+        let p = channel_params_from(&values, ChannelKind::Reliable).unwrap();
         assert_eq!(p.name, "ingest");
         assert_eq!(p.peer, SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 7000));
         assert_eq!(p.role, Role::Connect);
@@ -592,9 +630,9 @@ mod tests {
         assert_eq!(p.conn.min_rto, Duration::from_micros(200));
         assert_eq!((p.epoch, p.local_id, p.queue_depth), (9, 3, 1024));
         // Without a peer: fine for unordered, an error for connection-based channels.
-        assert!(channel_params_from(&values[..4], false).is_ok());
-        assert!(channel_params_from(&values[..4], true).is_err());
-        assert!(channel_params_from(&values[1..4], false).is_err(), "endpoint is required");
+        assert!(channel_params_from(&values[..4], ChannelKind::Unordered).is_ok());
+        assert!(channel_params_from(&values[..4], ChannelKind::Reliable).is_err());
+        assert!(channel_params_from(&values[1..4], ChannelKind::Unordered).is_err(), "endpoint is required");
     }
 
     #[test]
@@ -606,7 +644,7 @@ mod tests {
             ("mac", ParamValue::Str("02:00:00:00:00:01")),
             ("peer", ParamValue::Str("10.0.0.2:7000")),
         ];
-        let default = channel_params_from(&base, true).unwrap().conn;
+        let default = channel_params_from(&base, ChannelKind::Reliable).unwrap().conn;
         assert_eq!((default.congestion, default.pacing), (CongestionKind::Swift, true));
         let mut values = base.to_vec();
         values.extend([
@@ -615,18 +653,102 @@ mod tests {
             ("pacing", ParamValue::Bool(false)),
             ("rto_max", ParamValue::Str("50ms")),
         ]);
-        let c = channel_params_from(&values, true).unwrap().conn;
+        let c = channel_params_from(&values, ChannelKind::Reliable).unwrap().conn;
         assert_eq!(c.congestion, CongestionKind::NewReno);
         assert_eq!(
             (c.target_delay, c.pacing, c.max_rto),
             (Duration::from_micros(40), false, Duration::from_millis(50))
         );
         values.push(("rto_min", ParamValue::Str("60ms")));
-        let e = channel_params_from(&values, true).unwrap_err();
+        let e = channel_params_from(&values, ChannelKind::Reliable).unwrap_err();
         assert!(e.to_string().contains("`rto_min` (60ms) exceeds `rto_max` (50ms)"), "{e}");
         let mut wrong = base.to_vec();
         wrong.push(("congestion", ParamValue::Str("cubic")));
-        assert!(channel_params_from(&wrong, true).is_err());
+        assert!(channel_params_from(&wrong, ChannelKind::Reliable).is_err());
+    }
+
+    #[test]
+    fn the_shared_checks_assume_the_connection_engines_defaults() {
+        use rosette_checks::stock::{
+            DEFAULT_MAX_MESSAGE, DEFAULT_MSS, DEFAULT_RTO_MAX, DEFAULT_RTO_MIN, DEFAULT_WINDOW,
+        };
+        let c = conn::Config::default();
+        assert_eq!((c.send_capacity as u64, c.recv_capacity as u64), (DEFAULT_WINDOW, DEFAULT_WINDOW));
+        assert_eq!((c.mss as u64, c.max_message_size as u64), (DEFAULT_MSS, DEFAULT_MAX_MESSAGE));
+        assert_eq!((c.min_rto, c.max_rto), (DEFAULT_RTO_MIN, DEFAULT_RTO_MAX));
+    }
+
+    /// Over a grid of windows, segment and message sizes, the shared checks accept exactly what the
+    /// connection engine's `Config::validate` accepts: what compiles, launches (and does not panic).
+    #[test]
+    fn the_shared_checks_agree_with_the_connection_engine() {
+        let base = [
+            ("endpoint", ParamValue::Str("ingest")),
+            ("ip", ParamValue::Str("10.0.0.1")),
+            ("port", ParamValue::Int(7000)),
+            ("mac", ParamValue::Str("02:00:00:00:00:01")),
+            ("peer", ParamValue::Str("10.0.0.2:7000")),
+        ];
+        let mut checked = 0;
+        for window in [2, 3, 8, 46, 47, 48, 49, 256] {
+            for mss in [1, 100, 1399, 1400, 9000, 65535] {
+                for max_message in [None, Some(0), Some(1), Some(1400), Some(65536), Some(1 << 20)] {
+                    let mut values = base.to_vec();
+                    values.push(("window", ParamValue::Int(window)));
+                    values.push(("mss", ParamValue::Int(mss)));
+                    if let Some(m) = max_message {
+                        values.push(("max_message", ParamValue::Int(m)));
+                    }
+                    let p = ChannelStageParams::from_values(&values).unwrap();
+                    let default = conn::Config::default();
+                    let engine = conn::Config {
+                        send_capacity: window as usize,
+                        recv_capacity: window as usize,
+                        mss: mss as usize,
+                        max_message_size: max_message.map_or(default.max_message_size, |m| m as usize),
+                        ..default
+                    };
+                    for kind in [
+                        ChannelKind::Reliable,
+                        ChannelKind::ReliableMux,
+                        ChannelKind::Streaming,
+                        ChannelKind::StreamingMux,
+                    ] {
+                        // Configured as the channel configures its engine.
+                        let stream = matches!(kind, ChannelKind::Streaming | ChannelKind::StreamingMux);
+                        let engine = if stream { engine.clone().for_stream() } else { engine.clone() };
+                        let shared = p.channel_params(kind).map(|_| ());
+                        assert_eq!(
+                            shared.is_ok(),
+                            engine.validate().is_ok(),
+                            "{kind:?}: window {window}, mss {mss}, max_message {max_message:?}: {shared:?}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(checked, 8 * 6 * 6 * 4);
+    }
+
+    #[test]
+    fn build_errors_name_the_param_they_are_about() {
+        let mut values = vec![
+            ("endpoint", ParamValue::Str("ingest")),
+            ("ip", ParamValue::Str("10.0.0.1")),
+            ("port", ParamValue::Int(7000)),
+            ("mac", ParamValue::Str("02:00:00:00:00:01")),
+            ("peer", ParamValue::Str("10.0.0.2:7000")),
+        ];
+        values.push(("window", ParamValue::Int(0)));
+        let e = channel_params_from(&values, ChannelKind::Reliable).unwrap_err();
+        assert_eq!((e.param(), e.to_string().as_str()), (Some("window"), "param `window` must be at least 2"));
+        let e = ChannelStageParams::from_values(&[("windw", ParamValue::Int(4))]).unwrap_err();
+        assert_eq!(e.param(), Some("windw"));
+        assert!(e.message().starts_with("unknown param `windw`; did you mean `window`? expected one of: "), "{e}");
+        let mut p = FaultParams::from_values(&[]).unwrap();
+        let e = p.apply_overrides("loss_ppm=2000000").unwrap_err();
+        assert_eq!(e.param(), Some("loss_ppm"));
     }
 
     #[test]

@@ -1,0 +1,6 @@
+rosette_macros::pipeline!("yaml_param_typo.yaml");
+
+// The user stage every typed-param case declares (one copy, shared).
+include!("params_stage.rs.in");
+
+fn main() {}

@@ -1,0 +1,3 @@
+rosette_macros::pipeline!("yaml_typo_field.yaml");
+
+fn main() {}
