@@ -115,6 +115,20 @@ pub fn assert_no_mbuf_leaked(eal: &Eal) {
     assert_eq!(eal.mbufs_outstanding(), 0, "mbufs were not returned to their pools");
 }
 
+/// Launch options of a declared test pipeline: `device` for `port`, the test memory mode, quiet EAL
+/// and memif logs.
+pub fn launch_options(port: &str, device: impl Into<String>) -> crate::pipeline::LaunchOptions {
+    crate::pipeline::LaunchOptions::new()
+        .device(port, device)
+        .memory(memory_mode())
+        .eal_args(["--log-level=lib.eal:error", "--log-level=pmd.net.memif:error"])
+}
+
+/// The net_memif device string of one end of a link on `socket` (`role`: `server` or `client`).
+pub fn memif_device(role: &str, socket: &str) -> String {
+    format!("net_memif0,role={role},socket={socket},socket-abstract=no")
+}
+
 /// Polls `cond` every millisecond until it holds or `timeout` passes.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + timeout;

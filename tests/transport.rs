@@ -25,6 +25,8 @@
 
 mod common;
 
+use common::{launch_options, memif_device};
+
 use rosette::dpdk_test;
 
 use std::any::Any;
@@ -42,7 +44,7 @@ use rosette::pipeline::fault_stage::FaultReport;
 use rosette::pipeline::params::stock::ChannelStageParams;
 use rosette::pipeline::stages::Count;
 use rosette::pipeline::{
-    BuildError, Context, DeclaredStage, EndpointStage, LaunchOptions, Pipeline, Stage, StageEnv, StageReport, Verdict,
+    BuildError, Context, DeclaredStage, EndpointStage, Pipeline, Stage, StageEnv, StageReport, Verdict,
 };
 use rosette::substrate::{Batch, Mbuf};
 
@@ -58,18 +60,6 @@ const PEER_LOOP: u32 = 0;
 /// Stage indices (loop order) in the memif documents: the inbound fault stage, then the channel.
 const FAULT: usize = 0;
 const CHANNEL: usize = 1;
-
-/// Launch options of a test pipeline: `device` on `port`, the test memory mode, quiet logs.
-fn options(port: &str, device: impl Into<String>) -> LaunchOptions {
-    LaunchOptions::new()
-        .device(port, device)
-        .memory(rosette::testing::memory_mode())
-        .eal_args(["--log-level=lib.eal:error", "--log-level=pmd.net.memif:error"])
-}
-
-fn memif_device(role: &str, socket: &str) -> String {
-    format!("net_memif0,role={role},socket={socket},socket-abstract=no")
-}
 
 fn socket_path(tag: &str) -> String {
     let path = format!("/tmp/rosette-transport-{tag}-{}.sock", std::process::id());
@@ -218,7 +208,7 @@ fn next_message(
 dpdk_test! {
     fn reliable_over_memif_with_faults_is_exactly_once_in_order() {
         let socket = socket_path("rel");
-        let pipeline = rel_server::launch(&options("link", memif_device("server", &socket))).expect("launch");
+        let pipeline = rel_server::launch(&launch_options("link", memif_device("server", &socket))).expect("launch");
         let child = spawn_peer("reliable", &socket, 1);
         let ep = rel_server::endpoints::rel(LONG).unwrap();
         assert!(matches!(next(&ep, "connection"), reliable::Event::Connected));
@@ -254,7 +244,7 @@ dpdk_test! {
 dpdk_test! {
     fn streaming_over_memif_with_faults_is_exactly_once_in_order() {
         let socket = socket_path("str");
-        let pipeline = str_server::launch(&options("link", memif_device("server", &socket))).expect("launch");
+        let pipeline = str_server::launch(&launch_options("link", memif_device("server", &socket))).expect("launch");
         let child = spawn_peer("streaming", &socket, 1);
         let mut ep = str_server::endpoints::str(LONG).unwrap();
         assert_eq!(ep.wait_event(LONG).unwrap(), streaming::Event::Connected);
@@ -295,7 +285,7 @@ dpdk_test! {
 dpdk_test! {
     fn unordered_over_memif_with_faults_counts_loss_and_never_delivers_corruption() {
         let socket = socket_path("uno");
-        let pipeline = uno_server::launch(&options("link", memif_device("server", &socket))).expect("launch");
+        let pipeline = uno_server::launch(&launch_options("link", memif_device("server", &socket))).expect("launch");
         let child = spawn_peer("unordered", &socket, 1);
         let ep = uno_server::endpoints::uno(LONG).unwrap();
         let total = 3000u32;
@@ -356,7 +346,7 @@ fn unordered_payload(seq: u32) -> Vec<u8> {
 dpdk_test! {
     fn peer_killed_mid_transfer_and_restarted_resets_and_reconnects() {
         let socket = socket_path("kill");
-        let pipeline = kill_server::launch(&options("link", memif_device("server", &socket))).expect("launch");
+        let pipeline = kill_server::launch(&launch_options("link", memif_device("server", &socket))).expect("launch");
         let mut first = spawn_peer("reliable-endless", &socket, 1);
         let ep = kill_server::endpoints::kill(LONG).unwrap();
         assert!(matches!(next(&ep, "connection"), reliable::Event::Connected));
@@ -431,7 +421,7 @@ fn transport_peer() {
     let socket = std::env::var("ROSETTE_MEMIF_SOCKET").expect("ROSETTE_MEMIF_SOCKET");
     let mode = std::env::var("ROSETTE_PEER_MODE").expect("ROSETTE_PEER_MODE");
     let epoch: u32 = std::env::var("ROSETTE_PEER_EPOCH").unwrap().parse().unwrap();
-    let opts = options("link", memif_device("client", &socket));
+    let opts = launch_options("link", memif_device("client", &socket));
     // Each arm launches its pipeline, then waits for the memif link before sending (what is sent
     // before the link is up is lost, which the tests would count against the fault stage).
     let wait_link = |pipeline: &Pipeline| {
@@ -634,7 +624,7 @@ dpdk_test! {
         let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
         assert_eq!(rc, 0, "unshare(CLONE_NEWNET): {}", std::io::Error::last_os_error());
         let iface = "rsttap0";
-        let pipeline = tap::launch(&options("tap", format!("net_tap0,iface={iface}"))).expect("launch");
+        let pipeline = tap::launch(&launch_options("tap", format!("net_tap0,iface={iface}"))).expect("launch");
         sh(&["ip", "addr", "add", &format!("{TAP_KERNEL_IP}/24"), "dev", iface]);
         sh(&["ip", "link", "set", iface, "up"]);
         assert!(common::wait_until(LONG, || link_up(&pipeline)), "tap link never came up");
@@ -676,7 +666,7 @@ dpdk_test! {
     fn endpoint_send_reports_back_pressure_when_the_channel_is_full() {
         // A connection whose peer never answers (net_null swallows everything): the channel fills, then
         // the bounded command queue, then sends are refused (`bp`: window 16, queue depth 8).
-        let pipeline = bp::launch(&options("dev", "net_null0")).expect("launch");
+        let pipeline = bp::launch(&launch_options("dev", "net_null0")).expect("launch");
         let ep = bp::endpoints::bp(LONG).unwrap();
         // The first send waits for the lcore to start (it provides the pool).
         ep.send(b"first", LONG).unwrap();
@@ -721,7 +711,7 @@ dpdk_test! {
     fn fault_stage_blackhole_window_is_relative_to_the_stage_start() {
         // `blackhole`: net_null produces packets on every rx, through a fault stage whose blackhole
         // window is the first 100 ms of the stage, into a counter.
-        let pipeline = blackhole::launch(&options("dev", "net_null0")).expect("launch");
+        let pipeline = blackhole::launch(&launch_options("dev", "net_null0")).expect("launch");
         std::thread::sleep(Duration::from_millis(350));
         stop_polling(&pipeline);
         let fault: FaultReport = report(&pipeline, MAIN_LOOP, 0);

@@ -13,28 +13,19 @@
 
 mod common;
 
+use common::{launch_options, memif_device};
+
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use rosette::channel::reliable;
 use rosette::dpdk_test;
 use rosette::pipeline::endpoint::{ConnState, EndpointError};
-use rosette::pipeline::{AppEndpoint, LaunchOptions, Pipeline};
+use rosette::pipeline::{AppEndpoint, Pipeline};
 
 rosette_macros::pipeline!("tests/pipelines/scenarios.yaml");
 
 const LONG: Duration = Duration::from_secs(20);
-
-fn options(port: &str, device: impl Into<String>) -> LaunchOptions {
-    LaunchOptions::new()
-        .device(port, device)
-        .memory(rosette::testing::memory_mode())
-        .eal_args(["--log-level=lib.eal:error", "--log-level=pmd.net.memif:error"])
-}
-
-fn memif_device(role: &str, socket: &str) -> String {
-    format!("net_memif0,role={role},socket={socket},socket-abstract=no")
-}
 
 /// Closes the ports and checks that every mbuf went home.
 fn finish(pipeline: Pipeline) {
@@ -57,7 +48,7 @@ fn offered(mut attempt: impl FnMut() -> Result<(), EndpointError>) -> Result<(),
 
 dpdk_test! {
     fn a_dead_reliable_connection_refuses_every_send_and_counts_what_it_dropped() {
-        let pipeline = dead_reliable::launch(&options("dev", "net_null0")).expect("launch");
+        let pipeline = dead_reliable::launch(&launch_options("dev", "net_null0")).expect("launch");
         let mut ep = dead_reliable::endpoints::dead(LONG).unwrap();
         // Too large: the error names the limit and the param that sets it.
         let huge = vec![0u8; 5000];
@@ -130,7 +121,7 @@ dpdk_test! {
 
 dpdk_test! {
     fn a_dead_stream_refuses_every_write_and_counts_the_bytes_it_dropped() {
-        let pipeline = dead_streaming::launch(&options("dev", "net_null0")).expect("launch");
+        let pipeline = dead_streaming::launch(&launch_options("dev", "net_null0")).expect("launch");
         let ep = dead_streaming::endpoints::dead(LONG).unwrap();
         let chunk: Vec<u8> = (0..2500u32).map(|i| i as u8).collect();
         let mut accepted = 0u64;
@@ -185,7 +176,7 @@ dpdk_test! {
     fn a_collector_killed_mid_transfer_fails_every_connection_and_no_send_is_silently_lost() {
         let socket = format!("/tmp/rosette-scenarios-kill-{}.sock", std::process::id());
         let _ = std::fs::remove_file(&socket);
-        let pipeline = producer::launch(&options("link", memif_device("server", &socket))).expect("launch");
+        let pipeline = producer::launch(&launch_options("link", memif_device("server", &socket))).expect("launch");
         let collector = spawn_collector(&socket, false);
         let ep = producer::endpoints::produce(LONG).unwrap();
         let mut conns = Vec::new();
@@ -260,7 +251,7 @@ dpdk_test! {
     fn a_collector_killed_mid_transfer_fails_the_single_connection_and_every_mbuf_comes_back() {
         let socket = format!("/tmp/rosette-scenarios-single-{}.sock", std::process::id());
         let _ = std::fs::remove_file(&socket);
-        let pipeline = producer_single::launch(&options("link", memif_device("server", &socket))).expect("launch");
+        let pipeline = producer_single::launch(&launch_options("link", memif_device("server", &socket))).expect("launch");
         let collector = spawn_collector(&socket, true);
         let ep = producer_single::endpoints::produce(LONG).unwrap();
         assert!(matches!(ep.recv_event(LONG), Ok(reliable::Event::Connected)));
@@ -303,7 +294,7 @@ fn scenario_collector() {
     let orphaned = || std::os::unix::process::parent_id() != parent;
     let device = memif_device("client", &socket);
     if std::env::var("ROSETTE_COLLECTOR").as_deref() == Ok("single") {
-        let pipeline = collector_single::launch(&options("link", device)).expect("launch");
+        let pipeline = collector_single::launch(&launch_options("link", device)).expect("launch");
         let ep = collector_single::endpoints::collect(LONG).unwrap();
         while !orphaned() {
             let _ = ep.recv_event(Duration::from_millis(100));
@@ -311,7 +302,7 @@ fn scenario_collector() {
         drop(ep);
         pipeline.stop();
     } else {
-        let pipeline = collector::launch(&options("link", device)).expect("launch");
+        let pipeline = collector::launch(&launch_options("link", device)).expect("launch");
         let ep = collector::endpoints::collect(LONG).unwrap();
         while !orphaned() {
             let _ = ep.recv(Duration::from_millis(100));
