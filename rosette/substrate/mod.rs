@@ -10,6 +10,7 @@
 pub mod burst;
 pub mod capture;
 pub mod clock;
+pub mod cpus;
 pub mod crc;
 pub mod eal;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod telemetry;
 pub use burst::{Batch, Burst, BurstSize};
 pub use capture::CaptureStatus;
 pub use clock::{tsc, TscClock};
+pub use cpus::{cpu_shared, SpawnUnpinned};
 pub use crc::install_crc32c_accelerator;
 pub use eal::{hugepage_status, lcore_sharing_warning, runtime_dir, Eal, EalBuilder, EalInfo, MemoryMode};
 pub use error::{Error, Result};
