@@ -457,7 +457,7 @@ mod tests {
     }
 
     #[test]
-    fn stale_claims_are_ignored_and_removed_and_own_claims_go_at_drop() {
+    fn stale_claims_are_ignored_and_removed() {
         let dir = std::env::temp_dir().join(format!("rosette-claims-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

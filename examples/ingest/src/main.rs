@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rosette::pipeline::{AppEndpoint, LaunchOptions, Pipeline};
+use rosette::substrate::SpawnUnpinned as _;
 
 rosette_macros::pipeline!("ingest.yaml");
 
@@ -109,6 +110,7 @@ fn produce(messages: u64) -> i32 {
     };
     let exe = std::env::current_exe().expect("own executable");
     let child = Command::new(exe)
+        .unpinned()
         .args(["--messages", &messages.to_string(), "--collector", &socket])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -418,22 +418,18 @@ impl Options {
     }
 }
 
-/// Set by SIGINT/SIGTERM once the pipeline runs: ends the throughput phase (the drain and the
-/// end-of-stream handshake still run, so the loops must not stop on the signal themselves).
+/// Set by SIGINT/SIGTERM (from the start of `main`, see [`take_over_signals`]): ends the throughput
+/// phase (the drain and the end-of-stream handshake still run, so the loops must not stop on the
+/// signal themselves).
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_interrupt(_signal: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-/// Replaces the runtime's stop-on-signal handlers (installed at launch) with [`on_interrupt`].
-fn take_over_signals() {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        let handler: extern "C" fn(libc::c_int) = on_interrupt;
-        // SAFETY: `signal` installs a handler that only stores to an atomic (async-signal-safe).
-        unsafe {
-            libc::signal(signal, handler as libc::sighandler_t);
-        }
+/// Makes SIGINT and SIGTERM set [`INTERRUPTED`] instead of stopping the loops, now and after every
+/// pipeline launch (which reinstalls the handlers): `rosette-perf`'s `main` calls it first thing, so a
+/// Ctrl-C at any moment ends the run through the drain and the end-of-stream handshake, and a second
+/// Ctrl-C does the same. Calling it again is harmless.
+pub fn take_over_signals() {
+    if let Err(e) = rosette::substrate::route_stop_signals(&INTERRUPTED) {
+        eprintln!("rosette-perf: {e}");
     }
 }
 
@@ -1301,9 +1297,14 @@ fn run_child_pair(opts: &Options, echo: Echo) -> Result<Vec<(String, String)>, S
         }
     };
     let stdout = client.stdout.take().map(BufReader::new);
+    // The client prints its first line once its pipeline runs, long after it routed its signals
+    // (`take_over_signals`, first thing in main): from then on a forwarded SIGINT cannot be lost.
+    let client_ready = Arc::new(AtomicBool::new(false));
+    let ready = client_ready.clone();
     let reader = std::thread::spawn(move || {
         let mut result = None;
         for line in stdout.into_iter().flat_map(|r| r.lines().map_while(Result::ok)) {
+            ready.store(true, Ordering::Release);
             if echo == Echo::Live {
                 println!("{line}");
             }
@@ -1313,19 +1314,31 @@ fn run_child_pair(opts: &Options, echo: Echo) -> Result<Vec<(String, String)>, S
         }
         result
     });
-    let mut forwarded = false;
+    // An interrupt (each Ctrl-C, or one before the client was ready) is passed on to the client once
+    // it is ready, and again every second until it exits: the client ends its run with the drain
+    // and the end-of-stream handshake, and a repeated SIGINT only sets its flag again.
+    let mut forwarded: Option<(u32, StdInstant)> = None;
     let status = loop {
         match client.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) => {}
             Err(_) => break None,
         }
-        if INTERRUPTED.load(Ordering::Relaxed) && !forwarded {
-            forwarded = true;
-            let _ = Command::new("kill").args(["-INT", &client.id().to_string()]).status();
+        if INTERRUPTED.load(Ordering::Relaxed) && client_ready.load(Ordering::Acquire) {
+            let signals = rosette::substrate::stop_signals();
+            let due = forwarded.is_none_or(|(seen, at)| seen != signals || at.elapsed() >= Duration::from_secs(1));
+            if due {
+                rosette::substrate::interrupt_process(client.id());
+                forwarded = Some((signals, StdInstant::now()));
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    // The client is gone; if it died before its end-of-stream handshake, an interrupt still ends the
+    // server's run (it stops waiting for a client).
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        rosette::substrate::interrupt_process(server.id());
+    }
     let server_ok = wait_child(&mut server, Duration::from_secs(30));
     let _ = std::fs::remove_file(&opts.socket);
     let _ = std::fs::remove_file(ctl_path(&opts.socket));
