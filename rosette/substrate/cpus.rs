@@ -254,17 +254,25 @@ impl CpuClaims {
         let stop = Arc::new(AtomicBool::new(false));
         let rescan = (!mine.is_empty())
             .then(|| {
-                let (dir, mine, stop) = (dir.clone(), mine.to_vec(), stop.clone());
+                let (mine, stop) = (mine.to_vec(), stop.clone());
+                let dir_c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
                 std::thread::Builder::new()
                     .name("rosette-cpus".to_owned())
                     .spawn(move || {
+                        // Everything the rescans need is allocated here, once: a process that counts
+                        // its allocations (tests/alloc.rs) sees none from this thread while it runs.
+                        let mut others_on = vec![false; mine.len()];
+                        let mut shared = vec![false; mine.len()];
                         while !stop.load(Ordering::Acquire) {
                             std::thread::park_timeout(RESCAN);
                             if stop.load(Ordering::Acquire) {
                                 break;
                             }
-                            let others = read_others(&dir, me);
-                            set_shared(&mine, &shared_lcores(&mine, &others));
+                            rescan(&dir_c, me, &mine, &mut others_on);
+                            for (i, &(lcore, cpu)) in mine.iter().enumerate() {
+                                shared[i] = others_on[i] || mine.iter().any(|&(l, c)| l != lcore && c == cpu);
+                            }
+                            store_shared(&mine, &shared);
                         }
                     })
                     .ok()
@@ -299,14 +307,131 @@ impl Drop for CpuClaims {
 }
 
 fn set_shared(mine: &[(u32, u32)], shared: &[u32]) {
+    let flags: Vec<bool> = mine.iter().map(|(lcore, _)| shared.contains(lcore)).collect();
+    store_shared(mine, &flags);
+}
+
+/// Stores `shared[i]` as the flag of `mine[i]`'s lcore (all clear with `ROSETTE_IDLE_YIELD=off`).
+/// Allocates nothing once the environment was read (at the first call, at claim time).
+fn store_shared(mine: &[(u32, u32)], shared: &[bool]) {
     static OFF: OnceLock<bool> = OnceLock::new();
     let off = *OFF.get_or_init(|| std::env::var(IDLE_YIELD_ENV).is_ok_and(|v| v == "off"));
-    let shared = if off { &[][..] } else { shared };
+    // An lcore with several CPUs is shared when any of them is.
     for &(lcore, _) in mine {
+        let any = mine.iter().zip(shared).any(|(&(l, _), &s)| l == lcore && s);
         if let Some(flag) = SHARED.get(lcore as usize) {
-            flag.store(shared.contains(&lcore), Ordering::Relaxed);
+            flag.store(any && !off, Ordering::Relaxed);
         }
     }
+}
+
+/// Parses the decimal number at the start of `bytes` and what follows it.
+fn leading_number(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits > 19 {
+        return None;
+    }
+    let value = bytes[..digits].iter().fold(0u64, |v, &b| v * 10 + u64::from(b - b'0'));
+    Some((value, &bytes[digits..]))
+}
+
+/// `cpu<N>.<pid>` → (N, pid), without allocating.
+fn parse_claim_name(name: &[u8]) -> Option<(u32, u32)> {
+    let (cpu, rest) = leading_number(name.strip_prefix(b"cpu")?)?;
+    let (pid, rest) = leading_number(rest.strip_prefix(b".")?)?;
+    rest.is_empty().then_some((u32::try_from(cpu).ok()?, u32::try_from(pid).ok()?))
+}
+
+/// The `start_time=` value of a claim file's text, without allocating.
+fn claim_start_time(text: &[u8]) -> Option<u64> {
+    text.split(|&b| b == b'\n').find_map(|line| leading_number(line.strip_prefix(b"start_time=")?).map(|(v, _)| v))
+}
+
+/// Reads the file at `path` (NUL-terminated) into `buf`; the bytes read.
+fn read_small(path: &[u8], buf: &mut [u8]) -> Option<usize> {
+    let path = std::ffi::CStr::from_bytes_with_nul(path).ok()?;
+    // SAFETY: path is NUL-terminated; open has no other precondition.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: buf is valid for buf.len() bytes of writing; fd is open.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    // SAFETY: fd was opened above and is closed once.
+    unsafe { libc::close(fd) };
+    usize::try_from(n).ok()
+}
+
+/// Writes `parts` one after the other and a NUL into `buf`; the bytes with the NUL.
+fn join_into<'b>(buf: &'b mut [u8], parts: &[&[u8]]) -> Option<&'b [u8]> {
+    let mut at = 0;
+    for part in parts {
+        buf.get_mut(at..at + part.len())?.copy_from_slice(part);
+        at += part.len();
+    }
+    *buf.get_mut(at)? = 0;
+    Some(&buf[..=at])
+}
+
+/// Decimal digits of `v` into `buf`.
+fn decimal(v: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut at = buf.len();
+    let mut v = v;
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    &buf[at..]
+}
+
+/// The periodic rescan: `others_on[i]` = some live process other than `me` claims `mine[i]`'s CPU.
+/// Nothing here allocates from Rust's allocator (directory listing through libc, paths and file
+/// contents in stack buffers); stale claims are left for the next start's scan to remove.
+fn rescan(dir: &std::ffi::CStr, me: u32, mine: &[(u32, u32)], others_on: &mut [bool]) {
+    others_on.iter_mut().for_each(|o| *o = false);
+    // SAFETY: dir is a valid C string; opendir returns null on failure, checked.
+    let handle = unsafe { libc::opendir(dir.as_ptr()) };
+    if handle.is_null() {
+        return;
+    }
+    let dir_bytes = dir.to_bytes();
+    loop {
+        // SAFETY: handle is an open directory stream used by this thread only.
+        let entry = unsafe { libc::readdir(handle) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: readdir returned a valid dirent whose d_name is NUL-terminated; it stays valid
+        // until the next readdir on this stream, and is copied from before then.
+        let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+        let Some((cpu, pid)) = parse_claim_name(name) else { continue };
+        if pid == me || !mine.iter().any(|&(_, c)| c == cpu) {
+            continue;
+        }
+        let (mut path, mut text) = ([0u8; 512], [0u8; 256]);
+        let Some(claim_path) = join_into(&mut path, &[dir_bytes, b"/", name]) else { continue };
+        let Some(n) = read_small(claim_path, &mut text) else { continue };
+        let Some(start_time) = claim_start_time(&text[..n]) else { continue };
+        let (mut digits, mut stat_path, mut stat) = ([0u8; 10], [0u8; 64], [0u8; 1024]);
+        let Some(stat_path) = join_into(&mut stat_path, &[b"/proc/", decimal(pid, &mut digits), b"/stat"]) else {
+            continue;
+        };
+        let live = read_small(stat_path, &mut stat)
+            .and_then(|n| std::str::from_utf8(&stat[..n]).ok())
+            .and_then(start_time_from_stat)
+            == Some(start_time);
+        if live {
+            for (i, &(_, c)) in mine.iter().enumerate() {
+                others_on[i] |= c == cpu;
+            }
+        }
+    }
+    // SAFETY: handle was opened above and is closed once.
+    unsafe { libc::closedir(handle) };
 }
 
 /// Creates `dir` (and its parent) so that every user can add claims: mode 1777 like /tmp, so nobody
@@ -495,6 +620,33 @@ mod tests {
         assert!(parsed.is_live(process_start_time) && parsed.lcore == 121, "{text}");
         drop(claims);
         assert!(!file.exists() && !cpu_shared(120) && !cpu_shared(121));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_rescan_sees_live_claims_on_my_cpus_only() {
+        assert_eq!(parse_claim_name(b"cpu12.345"), Some((12, 345)));
+        assert_eq!(parse_claim_name(b".cpu1.2.tmp"), None);
+        assert_eq!(parse_claim_name(b"cpu1.2.tmp"), None);
+        assert_eq!(parse_claim_name(b"cpu.2"), None);
+        assert_eq!(claim_start_time(claim(1, 2, "x").to_text().as_bytes()), Some(77));
+        assert_eq!(decimal(0, &mut [0; 10]), b"0");
+        assert_eq!(decimal(4_000_000_000, &mut [0; 10]), b"4000000000");
+        let dir = std::env::temp_dir().join(format!("rosette-claims-rescan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let parent = std::os::unix::process::parent_id();
+        let live =
+            Claim { cpu: 3, pid: parent, start_time: process_start_time(parent).unwrap(), lcore: 1, name: "p".into() };
+        std::fs::write(dir.join(live.file_name()), live.to_text()).unwrap();
+        let dead = Claim { cpu: 4, pid: u32::MAX - 2, start_time: 1, lcore: 1, name: "d".into() };
+        std::fs::write(dir.join(dead.file_name()), dead.to_text()).unwrap();
+        let dir_c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+        let mut others = [true; 3];
+        rescan(&dir_c, std::process::id(), &[(1, 3), (2, 4), (5, 6)], &mut others);
+        assert_eq!(others, [true, false, false], "live claim on CPU 3 only; the dead one on CPU 4 does not count");
+        rescan(&dir_c, parent, &[(1, 3)], &mut others[..1]);
+        assert!(!others[0], "a process's own claim does not count");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
