@@ -241,15 +241,12 @@ impl LcoreStats {
     /// counts as idle, and after [`YIELD_AFTER_IDLE`] of them in a row the loop yields the CPU
     /// (`sched_yield`), so the other worker runs now — it probably holds what this one waits for —
     /// instead of at the end of a scheduler slice. On a CPU of its own the loop never yields (one
-    /// relaxed load of the shared flag per idle iteration).
+    /// relaxed load of the shared flag per iteration).
     #[inline(always)]
     pub fn publish<const STAGES: usize>(&self, local: &LocalCounters<STAGES>) {
-        let idle = local.packets == self.packets.load(Ordering::Relaxed)
-            && local.tx_packets == self.tx_packets.load(Ordering::Relaxed);
-        if idle {
-            self.idle_iteration();
-        } else if self.idle_run.load(Ordering::Relaxed) != 0 {
-            self.idle_run.store(0, Ordering::Relaxed);
+        // On a CPU of its own (the flag clear) this is one relaxed load and a branch.
+        if crate::substrate::cpu_shared(self.lcore) {
+            self.count_idle(local);
         }
         self.bursts.store(local.bursts, Ordering::Relaxed);
         self.packets.store(local.packets, Ordering::Relaxed);
@@ -261,14 +258,23 @@ impl LcoreStats {
         }
     }
 
-    #[inline(always)]
-    fn idle_iteration(&self) {
+    /// On a shared CPU: counts this iteration as idle (nothing received or sent since the last publish)
+    /// or not, and yields the CPU after [`YIELD_AFTER_IDLE`] idle ones in a row. Not inlined: the loop
+    /// body of a CPU of its own keeps only the flag test.
+    #[inline(never)]
+    fn count_idle<const STAGES: usize>(&self, local: &LocalCounters<STAGES>) {
+        let idle = local.packets == self.packets.load(Ordering::Relaxed)
+            && local.tx_packets == self.tx_packets.load(Ordering::Relaxed);
+        if !idle {
+            self.idle_run.store(0, Ordering::Relaxed);
+            return;
+        }
         let run = self.idle_run.load(Ordering::Relaxed) + 1;
-        if run >= YIELD_AFTER_IDLE && crate::substrate::cpu_shared(self.lcore) {
+        if run >= YIELD_AFTER_IDLE {
             std::thread::yield_now();
             self.idle_run.store(0, Ordering::Relaxed);
         } else {
-            self.idle_run.store(run.min(YIELD_AFTER_IDLE), Ordering::Relaxed);
+            self.idle_run.store(run, Ordering::Relaxed);
         }
     }
 
