@@ -20,7 +20,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::substrate::{Eal, EalBuilder, MemoryMode};
+use crate::substrate::{Eal, EalBuilder, MemoryMode, SpawnUnpinned as _};
 
 /// Runs `body` in a child process of its own (see the module docs). `name` must be the test's name.
 pub fn in_own_process(name: &str, body: impl FnOnce()) {
@@ -62,6 +62,7 @@ pub fn ran_exactly_one_test(libtest_stdout: &str) -> bool {
 pub fn child_command(name: &str, ignored: bool) -> Command {
     let exe = std::env::current_exe().expect("current test binary");
     let mut cmd = Command::new(exe);
+    cmd.unpinned();
     cmd.arg(name).arg("--exact").arg("--nocapture").arg("--test-threads=1");
     if ignored {
         cmd.arg("--ignored");

@@ -12,7 +12,7 @@ use rosette::pipeline::runtime::{EalSpec, LcoreSpec, PipelineSpec, PortSpec, Que
 use rosette::pipeline::stages::MacSwap;
 use rosette::pipeline::stats::LocalCounters;
 use rosette::pipeline::{LaunchError, LaunchOptions, LcoreIo, Runtime, Stage};
-use rosette::substrate::{Burst, Mbuf, MemoryMode, Mempool, MempoolConfig, Port, PortConfig};
+use rosette::substrate::{Burst, Mbuf, MemoryMode, Mempool, MempoolConfig, Port, PortConfig, SpawnUnpinned as _};
 use rosette::typenum::U32;
 
 const SOCKET: &str = "/tmp/rosette-pipeline-runtime.sock";
@@ -134,6 +134,7 @@ dpdk_test! {
         // The lcore's counters are served by DPDK telemetry, as dpdk-telemetry.py reads them.
         let prefix = format!("rosette-{}", std::process::id());
         let mut client = std::process::Command::new("dpdk-telemetry.py")
+            .unpinned()
             .args(["-f", &prefix])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())

@@ -31,7 +31,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use rosette::substrate::MemoryMode;
+use rosette::substrate::{MemoryMode, SpawnUnpinned as _};
 
 /// Frame sizes the two null ports generate.
 const PORT0_FRAME: usize = 128;
@@ -144,6 +144,7 @@ fn dumpcap_captures_a_running_pipeline() {
     let started = Instant::now();
     let mut demo = Reaped(Some(
         Command::new(env!("CARGO_BIN_EXE_forward-demo"))
+            .unpinned()
             .args(["--seconds", "25", "--memory", memory_arg])
             .arg(format!("--dev0=net_null0,size={PORT0_FRAME}"))
             .arg(format!("--dev1=net_null1,size={PORT1_FRAME}"))
@@ -199,6 +200,7 @@ fn dumpcap_captures_a_running_pipeline() {
     // gone, closes the file and exits.
     let mut capture = Reaped(Some(
         Command::new(&dumpcap)
+            .unpinned()
             .arg(format!("--file-prefix={prefix}"))
             .args(["-i", "0", "-w"])
             .arg(&file)

@@ -9,6 +9,7 @@
 //! machine would only make each slower.
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -285,6 +286,77 @@ fn seconds_zero_runs_until_interrupted() {
     assert!(sent > 0, "{stdout}");
     assert_eq!(field(&fields, "delivered"), sent.to_string(), "{stdout}");
     assert!(out.status.success(), "{stdout}");
+}
+
+/// Ctrl-C at any moment — while the parent starts, while the EALs start, while the link comes up,
+/// mid-transfer, and twice in a row — ends the demo's run (`--seconds 0`, what `scripts/demo` runs
+/// with `ROSETTE_DEMO_SECONDS=0`) within a bound, with a checked result and every mbuf of both
+/// processes back in its pool. The signal goes to the process group, as a terminal sends it.
+#[test]
+fn ctrl_c_at_any_moment_ends_the_run_cleanly() {
+    let _guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut failures = Vec::new();
+    // (delay before the first SIGINT, SIGINTs sent 100 ms apart)
+    for (delay_ms, signals) in [(30u64, 1usize), (400, 1), (1500, 1), (4000, 1), (3000, 2), (20, 3)] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rosette-perf"));
+        cmd.args(["--channel", "reliable", "--seconds", "0", "--pings", "50"]);
+        if let Ok(m) = std::env::var("ROSETTE_TEST_MEMORY") {
+            cmd.arg(format!("--memory={m}"));
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("start rosette-perf");
+        let group = format!("-{}", child.id());
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        for i in 0..signals {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let sent = Command::new("kill").args(["-INT", "--", &group]).status().expect("kill");
+            assert!(sent.success(), "could not signal rosette-perf's process group");
+        }
+        let started = Instant::now();
+        let limit = Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for rosette-perf") {
+                break Some(status);
+            }
+            if started.elapsed() > limit {
+                let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        let _ = child.stdout.take().expect("piped").read_to_string(&mut stdout);
+        let _ = child.stderr.take().expect("piped").read_to_string(&mut stderr);
+        let what = format!("SIGINT x{signals} after {delay_ms} ms");
+        let Some(status) = status else {
+            failures.push(format!("{what}: still running after {limit:?}\n{stdout}\n{stderr}"));
+            continue;
+        };
+        let took = started.elapsed();
+        eprintln!("{what}: exited {status} {took:.1?} after the first signal");
+        if !status.success() || stderr.contains("mbufs not returned") || stderr.contains("Invalid memory") {
+            failures.push(format!("{what}: {status}\n{stdout}\n{stderr}"));
+            continue;
+        }
+        let Some(line) = stdout.lines().rev().find(|l| l.starts_with("channel=")) else {
+            failures.push(format!("{what}: no result line\n{stdout}\n{stderr}"));
+            continue;
+        };
+        let fields = result_fields(line);
+        if field(&fields, "digest") != "match" || field(&fields, "sent") != field(&fields, "delivered") {
+            failures.push(format!("{what}: {line}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
 }
 
 #[test]

@@ -125,6 +125,8 @@ pub struct LaunchOptions {
     /// Packet capture with `dpdk-dumpcap` (`rte_pdump`): `None` keeps the default, on (see
     /// [`EalBuilder::capture`]); `Some(false)` turns it off.
     pub capture: Option<bool>,
+    /// Lcores placed on chosen CPUs, (lcore, cpu) (see [`EalBuilder::lcore_cpu`]).
+    pub lcore_cpus: Vec<(u32, u32)>,
 }
 
 impl LaunchOptions {
@@ -154,6 +156,12 @@ impl LaunchOptions {
     /// Turns packet capture on or off (default on; see [`EalBuilder::capture`]).
     pub fn capture(mut self, yes: bool) -> Self {
         self.capture = Some(yes);
+        self
+    }
+
+    /// Runs lcore `lcore` on CPU `cpu` (see [`EalBuilder::lcore_cpu`]).
+    pub fn lcore_cpu(mut self, lcore: u32, cpu: u32) -> Self {
+        self.lcore_cpus.push((lcore, cpu));
         self
     }
 
@@ -423,6 +431,9 @@ impl Runtime {
         }
         if let Some(capture) = options.capture {
             builder = builder.capture(capture);
+        }
+        for &(lcore, cpu) in &options.lcore_cpus {
+            builder = builder.lcore_cpu(lcore, cpu);
         }
         for device in &devices {
             builder = if is_pci_address(device) { builder.pci(device.clone()) } else { builder.vdev(device.clone()) };

@@ -8,7 +8,11 @@
 //! only. The sampled iterations also count their bursts in a power-of-two histogram; the mean burst
 //! and the empty-poll ratio come from the exact totals.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Idle iterations (nothing received, nothing sent) after which a loop whose CPU is shared with another
+/// busy-polling worker yields the CPU (see [`LcoreStats::publish`]).
+pub const YIELD_AFTER_IDLE: u32 = 32;
 
 /// One iteration in this many measures the stages' cycles (a power of two).
 pub const COST_SAMPLE_EVERY: u64 = 64;
@@ -44,6 +48,8 @@ pub struct LcoreStats {
     burst_sizes: [AtomicU64; BURST_BUCKETS],
     stage_cycles: Box<[AtomicU64]>,
     stage_packets: Box<[AtomicU64]>,
+    /// Idle iterations in a row (written by the loop only; see [`LcoreStats::publish`]).
+    idle_run: AtomicU32,
 }
 
 /// What one stage cost on the sampled iterations.
@@ -218,6 +224,7 @@ impl LcoreStats {
             tx_dropped: AtomicU64::new(0),
             stage_names,
             stage_drops,
+            idle_run: AtomicU32::new(0),
         }
     }
 
@@ -227,8 +234,20 @@ impl LcoreStats {
     }
 
     /// Publishes the loop's totals (relaxed stores: no fence, no contention; the loop is the only writer).
+    ///
+    /// The generated loop calls this once per iteration, which also makes it the place where a loop
+    /// gives its CPU away: when another busy-polling worker spins on the same CPU (another rosette
+    /// process's, seen by [`crate::substrate::cpus`]), an iteration that received and sent nothing
+    /// counts as idle, and after [`YIELD_AFTER_IDLE`] of them in a row the loop yields the CPU
+    /// (`sched_yield`), so the other worker runs now — it probably holds what this one waits for —
+    /// instead of at the end of a scheduler slice. On a CPU of its own the loop never yields (one
+    /// relaxed load of the shared flag per iteration).
     #[inline(always)]
     pub fn publish<const STAGES: usize>(&self, local: &LocalCounters<STAGES>) {
+        // On a CPU of its own (the flag clear) this is one relaxed load and a branch.
+        if crate::substrate::cpu_shared(self.lcore) {
+            self.count_idle(local);
+        }
         self.bursts.store(local.bursts, Ordering::Relaxed);
         self.packets.store(local.packets, Ordering::Relaxed);
         self.empty_polls.store(local.empty_polls, Ordering::Relaxed);
@@ -236,6 +255,26 @@ impl LcoreStats {
         self.tx_dropped.store(local.tx_dropped, Ordering::Relaxed);
         for (slot, value) in self.stage_drops.iter().zip(local.stage_drops.iter()) {
             slot.store(*value, Ordering::Relaxed);
+        }
+    }
+
+    /// On a shared CPU: counts this iteration as idle (nothing received or sent since the last publish)
+    /// or not, and yields the CPU after [`YIELD_AFTER_IDLE`] idle ones in a row. Not inlined: the loop
+    /// body of a CPU of its own keeps only the flag test.
+    #[inline(never)]
+    fn count_idle<const STAGES: usize>(&self, local: &LocalCounters<STAGES>) {
+        let idle = local.packets == self.packets.load(Ordering::Relaxed)
+            && local.tx_packets == self.tx_packets.load(Ordering::Relaxed);
+        if !idle {
+            self.idle_run.store(0, Ordering::Relaxed);
+            return;
+        }
+        let run = self.idle_run.load(Ordering::Relaxed) + 1;
+        if run >= YIELD_AFTER_IDLE {
+            std::thread::yield_now();
+            self.idle_run.store(0, Ordering::Relaxed);
+        } else {
+            self.idle_run.store(run, Ordering::Relaxed);
         }
     }
 

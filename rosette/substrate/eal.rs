@@ -73,6 +73,8 @@ pub struct EalBuilder {
     program_name: Option<String>,
     /// Packet capture turned off ([`EalBuilder::capture`]); on by default.
     no_capture: bool,
+    /// Lcores placed on a chosen CPU ([`EalBuilder::lcore_cpu`]).
+    lcore_cpus: Vec<(u32, u32)>,
 }
 
 /// What EAL was actually started with.
@@ -104,6 +106,15 @@ impl EalBuilder {
     /// otherwise.
     pub fn lcores(mut self, lcores: impl IntoIterator<Item = u32>) -> Self {
         self.lcores = lcores.into_iter().collect();
+        self
+    }
+
+    /// Runs lcore `lcore` on CPU `cpu` instead of CPU `lcore` (EAL's `--lcores=<lcore>@<cpu>`): the
+    /// operator's placement of a declared pipeline at run time, e.g. two processes that declared the
+    /// same worker lcore moved onto different CPUs, or (to measure it) onto the same one.
+    pub fn lcore_cpu(mut self, lcore: u32, cpu: u32) -> Self {
+        self.lcore_cpus.retain(|&(l, _)| l != lcore);
+        self.lcore_cpus.push((lcore, cpu));
         self
     }
 
@@ -184,7 +195,19 @@ impl EalBuilder {
         let mut args = vec![self.program_name.clone().unwrap_or_else(|| "rosette".to_owned())];
         if !self.lcores.is_empty() {
             let cpus = machine_cpus();
-            if self.lcores.iter().all(|&l| l < cpus) {
+            let placed = |l: u32| self.lcore_cpus.iter().find(|&&(lcore, _)| lcore == l).map(|&(_, cpu)| cpu);
+            if !self.lcore_cpus.is_empty() {
+                // Some lcores placed by the operator: every lcore mapped explicitly, the others as
+                // below.
+                args.push(format!(
+                    "--lcores={}",
+                    self.lcores
+                        .iter()
+                        .map(|&l| format!("{l}@{}", placed(l).unwrap_or(if l < cpus { l } else { l % cpus })))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+            } else if self.lcores.iter().all(|&l| l < cpus) {
                 args.push("-l".to_owned());
                 args.push(self.lcores.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
             } else {
@@ -254,6 +277,10 @@ impl EalBuilder {
     /// - the runtime directories (`rosette-<pid>` under [`runtime_dir`]) of rosette processes that no
     ///   longer exist are removed. This process's own (with the default prefix) is removed at clean-up
     ///   and after a failed start.
+    ///
+    /// After EAL starts, the CPU of every worker lcore is claimed in the registry of [`super::cpus`]:
+    /// when another live rosette process's worker already spins on one of them, one warning (in the
+    /// same way) names the CPU and that process, and the poll loops on that CPU yield it when idle.
     pub fn start(self) -> Result<Eal> {
         // Before anything can send: every transport checksum from here on uses the CPU's CRC-32C
         // instruction when it has one.
@@ -281,13 +308,18 @@ impl EalBuilder {
             STATE_FAILED => return Err(Error::EalStartFailedBefore),
             _ => return Err(Error::EalAlreadyStarted),
         }
-        if let Some(warning) = lcore_sharing_warning(&self.lcores, machine_cpus()) {
+        let unplaced: Vec<u32> =
+            self.lcores.iter().copied().filter(|l| !self.lcore_cpus.iter().any(|(p, _)| p == l)).collect();
+        if let Some(warning) = lcore_sharing_warning(&unplaced, machine_cpus()) {
             warn(&warning);
         }
         // A memif server's socket file left by a killed server would make its probe fail: reclaim it
         // (or say who holds it) before EAL binds it.
         super::memif::prepare_servers(self.vdevs.iter().map(String::as_str), warn)?;
         claim_start()?;
+        // DPDK pins this thread to the main lcore's CPU: remember the mask it had, for the processes
+        // rosette spawns (see `cpus::SpawnUnpinned`).
+        super::cpus::remember_original_affinity();
         // The default prefix is ours alone (it carries our pid), so its runtime directory is removed at
         // clean-up, and after a failed start, instead of piling up in /var/run/dpdk; those of rosette
         // processes that died without cleaning up are removed here.
@@ -313,7 +345,20 @@ impl EalBuilder {
         };
         EAL_STATE.store(STATE_RUNNING, Ordering::SeqCst);
         info.capture = super::capture::start(!self.no_capture, &info.args, info.hugepages, info.file_prefix.as_deref());
-        let eal = Eal { inner: Arc::new(EalInner { info, pools: Mutex::new(Vec::new()), owned_runtime_dir }) };
+        // Claim the CPUs the worker lcores spin on; say once if another rosette process spins there too.
+        let pipeline = info.args.first().filter(|name| name.as_str() != "rosette").cloned();
+        let (cpu_claims, sharing) = super::cpus::CpuClaims::claim(&worker_cpus(&info), pipeline.as_deref());
+        if let Some(warning) = sharing {
+            warn(&warning);
+        }
+        let eal = Eal {
+            inner: Arc::new(EalInner {
+                info,
+                pools: Mutex::new(Vec::new()),
+                owned_runtime_dir,
+                _cpu_claims: cpu_claims,
+            }),
+        };
         for vdev in &self.vdevs {
             eal.check_device(device_name(vdev))?;
         }
@@ -322,6 +367,19 @@ impl EalBuilder {
         }
         Ok(eal)
     }
+}
+
+/// The (worker lcore, CPU) pairs of a started EAL: every CPU each worker lcore's thread may run on.
+fn worker_cpus(info: &EalInfo) -> Vec<(u32, u32)> {
+    const MAX_CPUS: usize = 1024;
+    let mut pairs = Vec::new();
+    let mut cpus = [0u8; MAX_CPUS];
+    for &lcore in info.lcores.iter().filter(|&&l| l != info.main_lcore) {
+        // SAFETY: lcore is enabled and below RTE_MAX_LCORE; cpus holds MAX_CPUS bytes, the count given.
+        unsafe { ffi::rosette_lcore_cpus(lcore, cpus.as_mut_ptr(), MAX_CPUS as u32) };
+        pairs.extend(cpus.iter().enumerate().filter(|(_, &set)| set != 0).map(|(cpu, _)| (lcore, cpu as u32)));
+    }
+    pairs
 }
 
 /// CPUs this process may run on.
@@ -528,6 +586,8 @@ struct EalInner {
     pools: Mutex<Vec<super::mempool::PoolWatch>>,
     /// The runtime directory to remove after clean-up (only when rosette chose the prefix).
     owned_runtime_dir: Option<std::path::PathBuf>,
+    /// This process's claims on its workers' CPUs, removed when the EAL goes (after clean-up).
+    _cpu_claims: super::cpus::CpuClaims,
 }
 
 /// Where DPDK puts the runtime directories of its processes (one per file prefix): /var/run/dpdk for
@@ -803,6 +863,14 @@ mod tests {
         assert_eq!(left, expected);
         assert!(process_exists(std::process::id()) && !process_exists(u32::MAX - 1));
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn placed_lcores_map_explicitly() {
+        let args = EalBuilder::new().lcores([0, 1]).main_lcore(1).lcore_cpu(0, 1).lcore_cpu(1, 0).args(false).unwrap();
+        assert!(args.contains(&"--lcores=0@1,1@0".to_owned()) && !args.contains(&"-l".to_owned()), "{args:?}");
+        let one = EalBuilder::new().lcores([0, 1]).lcore_cpu(1, 0).args(false).unwrap();
+        assert!(one.contains(&"--lcores=0@0,1@0".to_owned()), "{one:?}");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,9 +39,44 @@ impl StopFlag {
     }
 }
 
+/// Where a stop signal goes instead of [`SIGNALLED`] ([`route_stop_signals`]); null: to `SIGNALLED`.
+static ROUTE: AtomicPtr<AtomicBool> = AtomicPtr::new(core::ptr::null_mut());
+/// Stop signals received so far (either way).
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
+
 extern "C" fn on_stop_signal(_signal: libc::c_int) {
-    // Only an atomic store: async-signal-safe.
-    SIGNALLED.store(true, Ordering::Relaxed);
+    // Only atomic loads and stores: async-signal-safe.
+    SIGNALS.fetch_add(1, Ordering::Relaxed);
+    let route = ROUTE.load(Ordering::Acquire);
+    if route.is_null() {
+        SIGNALLED.store(true, Ordering::Relaxed);
+    } else {
+        // SAFETY: ROUTE only ever holds a pointer made from a `&'static AtomicBool`.
+        unsafe { (*route).store(true, Ordering::Relaxed) };
+    }
+}
+
+/// For a program that ends its run itself on Ctrl-C (drains, then stops its pipeline): SIGINT and
+/// SIGTERM set `flag` instead of stopping every loop, from now on and after every later
+/// [`install_signal_handlers`] (a pipeline launch calls it). Call it first thing in `main`, before
+/// EAL starts and before any child process could forward a signal: a signal that arrives before
+/// then kills the process (the default action), one that arrives after is never lost.
+pub fn route_stop_signals(flag: &'static AtomicBool) -> Result<()> {
+    ROUTE.store(flag as *const AtomicBool as *mut AtomicBool, Ordering::Release);
+    install_signal_handlers()
+}
+
+/// How many SIGINT/SIGTERM arrived since [`install_signal_handlers`] or [`route_stop_signals`] (a
+/// second Ctrl-C is a second count): what a parent compares to forward each one to its children.
+pub fn stop_signals() -> u32 {
+    SIGNALS.load(Ordering::Relaxed)
+}
+
+/// Sends SIGINT to process `pid` (a child this process started), as Ctrl-C would; false if it is gone.
+pub fn interrupt_process(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+    // SAFETY: kill has no memory-safety preconditions; a positive pid names one process.
+    pid > 0 && unsafe { libc::kill(pid, libc::SIGINT) } == 0
 }
 
 /// Makes SIGINT and SIGTERM set every [`StopFlag`] instead of killing the process, so loops drain and

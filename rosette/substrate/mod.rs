@@ -10,6 +10,7 @@
 pub mod burst;
 pub mod capture;
 pub mod clock;
+pub mod cpus;
 pub mod crc;
 pub mod eal;
 pub mod error;
@@ -29,10 +30,14 @@ pub mod telemetry;
 pub use burst::{Batch, Burst, BurstSize};
 pub use capture::CaptureStatus;
 pub use clock::{tsc, TscClock};
+pub use cpus::{cpu_shared, SpawnUnpinned};
 pub use crc::install_crc32c_accelerator;
 pub use eal::{eal_running, hugepage_status, lcore_sharing_warning, runtime_dir, Eal, EalBuilder, EalInfo, MemoryMode};
 pub use error::{Error, Result};
-pub use lcore::{current_lcore, current_socket, install_signal_handlers, launch, stop_signalled, LcoreJoin, StopFlag};
+pub use lcore::{
+    current_lcore, current_socket, install_signal_handlers, interrupt_process, launch, route_stop_signals,
+    stop_signalled, stop_signals, LcoreJoin, StopFlag,
+};
 pub use mbuf::Mbuf;
 pub use mempool::{Mempool, MempoolConfig};
 pub use port::{LinkStatus, Port, PortConfig, PortStats, RssMode, RxQueue, TxQueue};

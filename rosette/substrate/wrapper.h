@@ -25,3 +25,6 @@
 /* Accessors for DPDK's per-lcore (thread-local) variables; see shim.c. */
 int rosette_errno(void);
 void rosette_set_errno(int value);
+/* The CPUs lcore `lcore` runs on: sets cpus[i] = 1 for every CPU i < n in its cpuset, 0 otherwise;
+ * returns how many are set. */
+unsigned int rosette_lcore_cpus(unsigned int lcore, unsigned char *cpus, unsigned int n);

@@ -12,9 +12,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rosette::pipeline::{AppEndpoint, LaunchOptions, Pipeline};
+use rosette::substrate::SpawnUnpinned as _;
 
 rosette_macros::pipeline!("ingest.yaml");
 
@@ -23,7 +25,17 @@ const STEP: Duration = Duration::from_secs(30);
 /// Largest message payload.
 const MAX_MESSAGE: usize = 9000;
 
+/// Set by Ctrl-C (SIGINT) or SIGTERM: the producer stops sending, ends the stream, and the run ends
+/// through the usual handshake (the collector reads to the end of what was sent), every mbuf back.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 fn main() {
+    // First thing: a stop signal sets INTERRUPTED instead of stopping the poll loops, so the stream
+    // still ends cleanly. The collector, in the same process group, gets the terminal's Ctrl-C too
+    // and ignores it: the producer ends the stream.
+    if let Err(e) = rosette::substrate::route_stop_signals(&INTERRUPTED) {
+        eprintln!("ingest: {e}");
+    }
     std::process::exit(match Args::parse() {
         Ok(Args { messages, collector: Some(socket) }) => collect(messages, &socket),
         Ok(Args { messages, collector: None }) => produce(messages),
@@ -109,6 +121,7 @@ fn produce(messages: u64) -> i32 {
     };
     let exe = std::env::current_exe().expect("own executable");
     let child = Command::new(exe)
+        .unpinned()
         .args(["--messages", &messages.to_string(), "--collector", &socket])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -130,7 +143,12 @@ fn produce(messages: u64) -> i32 {
     let started = Instant::now();
     let (mut sent_digest, mut bytes, mut frame, mut payload) = (DIGEST_INIT, 0u64, Vec::new(), Vec::new());
     let mut failure = None;
+    let mut interrupted = None;
     for i in 0..messages {
+        if INTERRUPTED.load(Ordering::Relaxed) {
+            interrupted = Some(i);
+            break;
+        }
         message(i, &mut payload);
         sent_digest = digest(sent_digest, &payload);
         bytes += payload.len() as u64;
@@ -182,6 +200,12 @@ fn produce(messages: u64) -> i32 {
         eprintln!("ingest collector: {}", line.trim());
     }
     let matched = got_digest == Some(sent_digest);
+    // Interrupted: what was sent must have arrived, exactly; the exit code says it was cut short.
+    if let Some(sent) = interrupted {
+        eprintln!("ingest: interrupted after {sent} of {messages} messages");
+        println!("messages={sent} delivered={delivered} digest={}", if matched { "match" } else { "MISMATCH" });
+        return if failure.is_none() && matched && delivered == sent && collector_ok && clean { 130 } else { 1 };
+    }
     eprintln!(
         "ingest: {messages} messages, {bytes} payload bytes in {elapsed:.2} s ({:.0} msgs/s, {:.1} MB/s)",
         messages as f64 / elapsed,

@@ -16,7 +16,7 @@ use clap::Parser;
 use pipelines::cli::{EalPassthrough, MemoryArg};
 use pipelines::dispatch;
 use rosette::pipeline::{LaunchError, LaunchOptions, LcoreIo, Runtime};
-use rosette::substrate::MemoryMode;
+use rosette::substrate::{MemoryMode, SpawnUnpinned as _};
 
 const VARIANTS: [&str; 3] = ["generated", "hand-fused", "dyn"];
 
@@ -64,6 +64,7 @@ fn main() {
             let index = (round + k) % VARIANTS.len();
             let variant = VARIANTS[index];
             let out = Command::new(&exe)
+                .unpinned()
                 .args(["--variant", variant, "--seconds", &seconds.to_string(), "--memory", memory])
                 .args(if args.eal.eal.is_empty() { None } else { Some("--") })
                 .args(&args.eal.eal)

@@ -39,7 +39,7 @@ use pipelines::cli::MemoryArg;
 use pipelines::declared::bench_forward;
 use pipelines::forward::{self, ForwardConfig};
 use rosette::pipeline::LaunchOptions;
-use rosette::substrate::MemoryMode;
+use rosette::substrate::{MemoryMode, SpawnUnpinned as _};
 
 /// Forwarding before each window opens (both sides).
 const WARM_UP: Duration = Duration::from_secs(1);
@@ -212,6 +212,7 @@ fn window(start: Sample, end: Sample) -> Result<Window, String> {
 fn run_child(side: &str, seconds: u64, memory: &str) -> Result<Window, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let child = Command::new(exe)
+        .unpinned()
         .args(["--side", side, "--seconds", &seconds.to_string(), "--memory", memory])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -334,7 +335,8 @@ impl Testpmd {
         let main = spec.eal.main_lcore.unwrap_or(spec.eal.lcores[0]);
         // testpmd prints with stdio: line-buffer its stdout so each answer arrives when it is printed.
         let mut cmd = Command::new("stdbuf");
-        cmd.args(["-oL", "dpdk-testpmd"])
+        cmd.unpinned()
+            .args(["-oL", "dpdk-testpmd"])
             .arg("-l")
             .arg(format!("{main},{}", spec.lcores[0].lcore))
             .arg(format!("--main-lcore={main}"))

@@ -6,6 +6,8 @@ use clap::{CommandFactory, Parser};
 use pipelines::perf::{self, Options, PerfArgs};
 
 fn main() {
+    // First: a Ctrl-C from here on ends the run cleanly (see `perf::take_over_signals`).
+    perf::take_over_signals();
     let args = PerfArgs::parse();
     pipelines::logging::init();
     let opts = Options::parse(&args)

@@ -75,6 +75,17 @@ pub struct PerfArgs {
     /// one listener per server lcore, the client's dialers on the queue their hash picks).
     #[arg(long, value_name = "K")]
     pub lcores: Option<usize>,
+    /// Measures the cost of two processes whose workers share one CPU: runs the same transfer with the
+    /// workers on separate CPUs (the declared placement: client worker lcore 1 on CPU 1, server worker
+    /// lcore 0 on CPU 0) and with both workers on CPU 1 (the server's lcores swapped with
+    /// `--lcore-cpu 0@1 --lcore-cpu 1@0`: what two processes that both declare their worker on lcore 1
+    /// get), in interleaved rounds (3 of each), and prints the ratio of the median rates,
+    /// shared over separate (messages per second of the same size on both sides).
+    #[arg(long)]
+    pub share_cpu: bool,
+    /// Runs lcore L on CPU C (EAL's `--lcores L@C`), e.g. `--lcore-cpu 0@1`; repeatable.
+    #[arg(long, value_name = "L@C", value_parser = parse_lcore_cpu)]
+    pub lcore_cpu: Vec<(u32, u32)>,
     /// Runs only the server (receiver) side.
     #[arg(long, conflicts_with = "client")]
     pub server: bool,
@@ -90,6 +101,14 @@ pub struct PerfArgs {
     /// EAL arguments (after `--`).
     #[command(flatten)]
     pub eal: EalPassthrough,
+}
+
+fn parse_lcore_cpu(text: &str) -> Result<(u32, u32), String> {
+    let (l, c) = text.split_once('@').ok_or("expected LCORE@CPU, e.g. 0@1")?;
+    Ok((
+        l.parse().map_err(|_| format!("lcore `{l}` is not a number"))?,
+        c.parse().map_err(|_| format!("CPU `{c}` is not a number"))?,
+    ))
 }
 
 fn parse_channel(text: &str) -> Result<ChannelKind, String> {

@@ -68,7 +68,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use rosette::pipeline::{LaunchOptions, Pipeline};
-use rosette::substrate::MemoryMode;
+use rosette::substrate::{MemoryMode, SpawnUnpinned as _};
 
 use app::{
     ClientApp, ClientOutcome, ClientPlan, Progress, ReliableWire, ServerApp, ServerReport, StreamWire, UnorderedWire,
@@ -214,6 +214,10 @@ pub struct Options {
     pub forge_rate: Option<u64>,
     /// `--lcores K` with `--connections`: listener lcores (1 or 2).
     pub lcores: usize,
+    /// `--share-cpu`: compare the workers on one CPU with the workers on separate CPUs.
+    pub share_cpu: bool,
+    /// `--lcore-cpu L@C`: lcores placed on chosen CPUs.
+    pub lcore_cpus: Vec<(u32, u32)>,
 }
 
 /// Where the application sends and receives from.
@@ -312,6 +316,12 @@ impl Options {
         if lcores == 2 && (args.forge_rate.is_some() || args.connections < Some(2)) {
             return Err("--lcores 2 needs --connections 2 or more, and runs without --forge-rate".to_owned());
         }
+        if args.share_cpu && (args.server || args.client || args.compare_kernel || args.compare_lossless) {
+            return Err("--share-cpu runs its rounds alone, in the default mode".to_owned());
+        }
+        if args.share_cpu && (args.forge_rate.is_some() || lcores != 1 || !args.lcore_cpu.is_empty()) {
+            return Err("--share-cpu places the single worker of each side itself".to_owned());
+        }
         if args.forge_rate.is_some() && args.connections.is_none() {
             return Err("--forge-rate floods the listener of --connections".to_owned());
         }
@@ -341,6 +351,8 @@ impl Options {
             connections: args.connections,
             forge_rate: args.forge_rate,
             lcores,
+            share_cpu: args.share_cpu,
+            lcore_cpus: args.lcore_cpu.clone(),
         })
     }
 
@@ -387,6 +399,9 @@ impl Options {
         if self.lcores != 1 {
             a.push(format!("--lcores={}", self.lcores));
         }
+        for (lcore, cpu) in &self.lcore_cpus {
+            a.push(format!("--lcore-cpu={lcore}@{cpu}"));
+        }
         if let Some(m) = self.memory_name() {
             a.push(format!("--memory={m}"));
         }
@@ -406,22 +421,18 @@ impl Options {
     }
 }
 
-/// Set by SIGINT/SIGTERM once the pipeline runs: ends the throughput phase (the drain and the
-/// end-of-stream handshake still run, so the loops must not stop on the signal themselves).
+/// Set by SIGINT/SIGTERM (from the start of `main`, see [`take_over_signals`]): ends the throughput
+/// phase (the drain and the end-of-stream handshake still run, so the loops must not stop on the
+/// signal themselves).
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_interrupt(_signal: libc::c_int) {
-    INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-/// Replaces the runtime's stop-on-signal handlers (installed at launch) with [`on_interrupt`].
-fn take_over_signals() {
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        let handler: extern "C" fn(libc::c_int) = on_interrupt;
-        // SAFETY: `signal` installs a handler that only stores to an atomic (async-signal-safe).
-        unsafe {
-            libc::signal(signal, handler as libc::sighandler_t);
-        }
+/// Makes SIGINT and SIGTERM set [`INTERRUPTED`] instead of stopping the loops, now and after every
+/// pipeline launch (which reinstalls the handlers): `rosette-perf`'s `main` calls it first thing, so a
+/// Ctrl-C at any moment ends the run through the drain and the end-of-stream handshake, and a second
+/// Ctrl-C does the same. Calling it again is harmless.
+pub fn take_over_signals() {
+    if let Err(e) = rosette::substrate::route_stop_signals(&INTERRUPTED) {
+        eprintln!("rosette-perf: {e}");
     }
 }
 
@@ -455,6 +466,18 @@ pub fn run(opts: &Options) -> i32 {
             // This process starts no EAL of its own: each run is a pair of child processes (which
             // inherit an unpinned CPU set), and the kernel baselines run here on plain threads.
             take_over_signals();
+            if opts.share_cpu {
+                return match compare_share_cpu(opts) {
+                    Ok(lines) => {
+                        lines.iter().for_each(|l| println!("{l}"));
+                        0
+                    }
+                    Err(e) => {
+                        eprintln!("rosette-perf: {e}");
+                        1
+                    }
+                };
+            }
             if opts.forge_rate.is_some() {
                 return match conns::compare_forged(opts) {
                     Ok(lines) => {
@@ -549,6 +572,12 @@ fn launch_options(opts: &Options, role: &str) -> LaunchOptions {
         .eal_args(opts.eal_args.iter().cloned());
     if opts.memory != MemoryMode::Auto {
         o = o.memory(opts.memory);
+    }
+    // The server's placement only (`--share-cpu` moves it onto the client's worker CPU).
+    if role == "server" {
+        for &(lcore, cpu) in &opts.lcore_cpus {
+            o = o.lcore_cpu(lcore, cpu);
+        }
     }
     o
 }
@@ -1159,6 +1188,54 @@ fn compare_lossless(opts: &Options, main: &[(String, String)]) -> Result<Vec<Str
     ])
 }
 
+/// Rounds of `--share-cpu`, each placement once per round.
+const SHARE_CPU_ROUNDS: usize = 3;
+
+/// `--share-cpu`: the same transfer with the workers on separate CPUs and on one CPU, interleaved
+/// (which goes first alternates), then the ratio of the median rates, shared over separate.
+fn compare_share_cpu(opts: &Options) -> Result<Vec<String>, String> {
+    // Separate: the declared placement (client worker lcore 1, server worker lcore 0). Shared: the
+    // server's lcores swapped, so its worker spins on CPU 1 with the client's, and its main thread
+    // (and application thread) on CPU 0 with the client's.
+    let separate = Options { share_cpu: false, lcore_cpus: Vec::new(), ..opts.clone() };
+    let shared = Options { lcore_cpus: vec![(0, 1), (1, 0)], ..separate.clone() };
+    let (mut rates, mut rates_shared) = (Vec::new(), Vec::new());
+    for round in 0..SHARE_CPU_ROUNDS {
+        let order = if round % 2 == 0 { [false, true] } else { [true, false] };
+        for share in order {
+            if INTERRUPTED.load(Ordering::Relaxed) {
+                return Err("interrupted".to_owned());
+            }
+            let f = run_child_pair(if share { &shared } else { &separate }, Echo::Quiet)?;
+            let rate = field::<f64>(&f, "msgs_per_s")?;
+            println!(
+                "round {} {}: msgs_per_s={rate:.0} digest={}",
+                round + 1,
+                if share { "shared CPU  " } else { "separate CPUs" },
+                f.iter().find(|(k, _)| k == "digest").map_or("?", |(_, v)| v.as_str())
+            );
+            if share {
+                rates_shared.push(rate)
+            } else {
+                rates.push(rate)
+            }
+        }
+    }
+    let what = match opts.connections {
+        Some(n) => format!("{} x{n} connections", opts.channel.name()),
+        None => opts.channel.name().to_owned(),
+    };
+    Ok(vec![
+        format!(
+            "{what} size={}: msgs_per_s median separate CPUs {:.0}, shared CPU {:.0}",
+            opts.size,
+            median(&rates),
+            median(&rates_shared)
+        ),
+        format!("ratio shared/separate msgs_per_s: {:.3}", median(&rates_shared) / median(&rates).max(1e-9)),
+    ])
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
@@ -1212,6 +1289,7 @@ fn run_child_pair(opts: &Options, echo: Echo) -> Result<Vec<(String, String)>, S
     let _ = std::fs::remove_file(ctl_path(&opts.socket));
     let out = || if echo == Echo::Live { Stdio::inherit() } else { Stdio::null() };
     let mut server = Command::new(&exe)
+        .unpinned()
         .args(opts.side_args("--server"))
         .stdin(Stdio::null())
         .stdout(out())
@@ -1220,6 +1298,7 @@ fn run_child_pair(opts: &Options, echo: Echo) -> Result<Vec<(String, String)>, S
         .map_err(|e| format!("cannot start the server process: {e}"))?;
     wait_for_socket(&opts.socket, &mut server)?;
     let client = Command::new(&exe)
+        .unpinned()
         .args(opts.side_args("--client"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -1234,9 +1313,14 @@ fn run_child_pair(opts: &Options, echo: Echo) -> Result<Vec<(String, String)>, S
         }
     };
     let stdout = client.stdout.take().map(BufReader::new);
+    // The client prints its first line once its pipeline runs, long after it routed its signals
+    // (`take_over_signals`, first thing in main): from then on a forwarded SIGINT cannot be lost.
+    let client_ready = Arc::new(AtomicBool::new(false));
+    let ready = client_ready.clone();
     let reader = std::thread::spawn(move || {
         let mut result = None;
         for line in stdout.into_iter().flat_map(|r| r.lines().map_while(Result::ok)) {
+            ready.store(true, Ordering::Release);
             if echo == Echo::Live {
                 println!("{line}");
             }
@@ -1246,19 +1330,31 @@ fn run_child_pair(opts: &Options, echo: Echo) -> Result<Vec<(String, String)>, S
         }
         result
     });
-    let mut forwarded = false;
+    // An interrupt (each Ctrl-C, or one before the client was ready) is passed on to the client once
+    // it is ready, and again every second until it exits: the client ends its run with the drain
+    // and the end-of-stream handshake, and a repeated SIGINT only sets its flag again.
+    let mut forwarded: Option<(u32, StdInstant)> = None;
     let status = loop {
         match client.try_wait() {
             Ok(Some(status)) => break Some(status),
             Ok(None) => {}
             Err(_) => break None,
         }
-        if INTERRUPTED.load(Ordering::Relaxed) && !forwarded {
-            forwarded = true;
-            let _ = Command::new("kill").args(["-INT", &client.id().to_string()]).status();
+        if INTERRUPTED.load(Ordering::Relaxed) && client_ready.load(Ordering::Acquire) {
+            let signals = rosette::substrate::stop_signals();
+            let due = forwarded.is_none_or(|(seen, at)| seen != signals || at.elapsed() >= Duration::from_secs(1));
+            if due {
+                rosette::substrate::interrupt_process(client.id());
+                forwarded = Some((signals, StdInstant::now()));
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    // The client is gone; if it died before its end-of-stream handshake, an interrupt still ends the
+    // server's run (it stops waiting for a client).
+    if INTERRUPTED.load(Ordering::Relaxed) {
+        rosette::substrate::interrupt_process(server.id());
+    }
     let server_ok = wait_child(&mut server, Duration::from_secs(30));
     let _ = std::fs::remove_file(&opts.socket);
     let _ = std::fs::remove_file(ctl_path(&opts.socket));
