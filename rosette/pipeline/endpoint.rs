@@ -114,6 +114,11 @@ pub enum EndpointError {
     /// The connection handle names a connection that is over and whose slot the table has given to
     /// a newer connection (a connection table's handle outlived its connection).
     UnknownConnection,
+    /// A dialer's table has `max_connections` connections (with those already asked for): no more
+    /// can be opened until some end.
+    TableFull,
+    /// `open` on a listener's table: only a dialer (`role: connect`) opens connections.
+    NotADialer,
 }
 
 /// The three kinds of application endpoint, one per channel stage.
@@ -209,6 +214,8 @@ impl core::fmt::Display for EndpointError {
             EndpointError::ConnectionFailed => "the connection failed (the peer stopped answering)",
             EndpointError::Closed => "the connection is closed for sending",
             EndpointError::UnknownConnection => "the connection is over and its handle was reused",
+            EndpointError::TableFull => "the table is full (max_connections): no connection can be opened now",
+            EndpointError::NotADialer => "only a dialer's table (role: connect) opens connections",
         })
     }
 }

@@ -347,6 +347,7 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
         ends: super::endpoint::LcoreEnds<MuxCommand<K::Op>, MuxEvent<K::Delivery>>,
         sink: D,
     ) -> Self {
+        ends.shared.status.set_dialer(params.role == Role::Connect);
         MuxStage {
             params,
             table,
@@ -512,9 +513,11 @@ impl<K: MuxKind, D: Deliver<MuxEvent<K::Delivery>>> MuxStage<K, D> {
             }
             match cmd.op {
                 MuxOp::Open => {
-                    if mux.connect(now).is_err() {
+                    let refused = mux.connect(now).is_err();
+                    if refused {
                         self.stats.send_refused += 1;
                     }
+                    self.ends.shared.status.open_taken(mux.len(), refused);
                 }
                 MuxOp::On(h, op) => {
                     if let Err(op) = Self::apply(mux, &mut self.stats, &self.ends.shared, now, h, op) {

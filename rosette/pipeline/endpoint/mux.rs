@@ -112,6 +112,21 @@ fn records(payload: &[u8]) -> u64 {
     crate::wire::packed::count_records(payload).unwrap_or(1) as u64
 }
 
+/// Whether one more connection may be asked for, `requested` having been asked for before: a
+/// listener opens none, a full table none (counting those asked for and not taken yet).
+fn may_open(shared: &Shared, requested: u64) -> Result<(), EndpointError> {
+    let board = &shared.status;
+    if !board.is_dialer() {
+        return Err(EndpointError::NotADialer);
+    }
+    let taken = board.opens_taken();
+    let live = board.table_status().live;
+    if live + requested.saturating_sub(taken) >= board.capacity() {
+        return Err(EndpointError::TableFull);
+    }
+    Ok(())
+}
+
 /// The share of the pool an application may not take for new packets: what the lcore needs for
 /// acknowledgements, Fins and retransmission copies of every connection. With thousands of
 /// connections the application could otherwise fill every connection's send queue and leave the
@@ -229,6 +244,8 @@ fn flush_filling<Op, D>(
 pub struct ReliableMuxEndpoint {
     ends: AppEnds<MuxCommand<ReliableOp>, MuxEvent<reliable::Event<Mbuf>>>,
     filling: TaggedFilling,
+    /// `open` requests queued.
+    opens: Cell<u64>,
 }
 
 impl ReliableMuxEndpoint {
@@ -242,7 +259,11 @@ impl ReliableMuxEndpoint {
         let (lcore, app) = queues(depth, max_message, mss, max_connections);
         register(
             name,
-            Registered::ReliableMux(Box::new(ReliableMuxEndpoint { ends: app, filling: Default::default() })),
+            Registered::ReliableMux(Box::new(ReliableMuxEndpoint {
+                ends: app,
+                filling: Default::default(),
+                opens: Cell::new(0),
+            })),
         );
         lcore
     }
@@ -345,8 +366,14 @@ impl ReliableMuxEndpoint {
     }
 
     /// Asks a dialer to open one more connection; it shows itself as a `Connected` delivery.
+    /// [`EndpointError::NotADialer`] on a listener; [`EndpointError::TableFull`] when the table holds
+    /// `max_connections` with those asked for (an open the lcore still finds no room for — opens racing
+    /// at the limit — is counted in [`TableStatus::open_refused`]).
     pub fn open(&self, timeout: Duration) -> Result<(), EndpointError> {
-        retry(timeout, || self.queue(MuxOp::Open))
+        may_open(&self.ends.shared, self.opens.get())?;
+        retry(timeout, || self.queue(MuxOp::Open))?;
+        self.opens.set(self.opens.get() + 1);
+        Ok(())
     }
 
     /// Closes `conn`'s sending side after its queued messages (the peer sees `PeerClosed`); later
@@ -412,12 +439,21 @@ impl ReliableMuxEndpoint {
 pub struct StreamMuxEndpoint {
     ends: AppEnds<MuxCommand<StreamOp>, MuxEvent<StreamDelivery>>,
     filling: TaggedFilling,
+    /// `open` requests queued.
+    opens: Cell<u64>,
 }
 
 impl StreamMuxEndpoint {
     pub(crate) fn register(name: &str, depth: usize, mss: usize, max_connections: usize) -> StreamMuxEnds {
         let (lcore, app) = queues(depth, usize::MAX, mss, max_connections);
-        register(name, Registered::StreamMux(Box::new(StreamMuxEndpoint { ends: app, filling: Default::default() })));
+        register(
+            name,
+            Registered::StreamMux(Box::new(StreamMuxEndpoint {
+                ends: app,
+                filling: Default::default(),
+                opens: Cell::new(0),
+            })),
+        );
         lcore
     }
 
@@ -507,9 +543,13 @@ impl StreamMuxEndpoint {
         })
     }
 
-    /// Asks a dialer to open one more connection; it shows itself as a `Connected` event.
+    /// Asks a dialer to open one more connection; it shows itself as a `Connected` event. Refused
+    /// as [`ReliableMuxEndpoint::open`] is.
     pub fn open(&self, timeout: Duration) -> Result<(), EndpointError> {
-        retry(timeout, || self.queue(MuxOp::Open))
+        may_open(&self.ends.shared, self.opens.get())?;
+        retry(timeout, || self.queue(MuxOp::Open))?;
+        self.opens.set(self.opens.get() + 1);
+        Ok(())
     }
 
     /// Ends `conn`'s direction after its written bytes (the peer reads end of stream); later
@@ -547,5 +587,31 @@ impl StreamMuxEndpoint {
     /// The next delivery of any connection, waiting up to `timeout`.
     pub fn recv(&self, timeout: Duration) -> Result<MuxEvent<StreamDelivery>, EndpointError> {
         self.ends.pull_timeout(timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_is_refused_by_a_listener_and_by_a_full_table() {
+        let lcore = ReliableMuxEndpoint::register("open-test", 8, 100, 100, 2);
+        let ep = ReliableMuxEndpoint::connect("open-test", Duration::ZERO).unwrap();
+        assert_eq!(ep.open(Duration::ZERO), Err(EndpointError::NotADialer));
+        lcore.shared.status.set_dialer(true);
+        assert_eq!(ep.open(Duration::ZERO), Ok(()));
+        assert_eq!(ep.open(Duration::ZERO), Ok(()));
+        assert_eq!(ep.open(Duration::ZERO), Err(EndpointError::TableFull), "two asked for fill two slots");
+        // The lcore took both: two live connections.
+        lcore.shared.status.open_taken(1, false);
+        lcore.shared.status.open_taken(2, false);
+        assert_eq!(ep.open(Duration::ZERO), Err(EndpointError::TableFull));
+        // One ended and left: room for one more.
+        lcore.shared.status.publish_table(1, 2, [1, 0, 0, 0]);
+        assert_eq!(ep.open(Duration::ZERO), Ok(()));
+        lcore.shared.status.open_taken(2, false);
+        lcore.shared.status.open_taken(2, true);
+        assert_eq!(ep.table_status().open_refused, 1);
     }
 }

@@ -200,6 +200,9 @@ pub struct TableStatus {
     pub retransmits: u64,
     /// Retransmission timer expiries, over all connections.
     pub timeouts: u64,
+    /// `open` requests the lcore refused because the table was full when it got to them (the
+    /// endpoint refuses those it can see will not fit with [`EndpointError::TableFull`](super::EndpointError::TableFull)).
+    pub open_refused: u64,
 }
 
 impl TableStatus {
@@ -217,6 +220,7 @@ impl TableStatus {
             ("acknowledged", self.acknowledged),
             ("retransmits", self.retransmits),
             ("timeouts", self.timeouts),
+            ("open_refused", self.open_refused),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -251,7 +255,11 @@ fn bump(counter: &AtomicU64, n: u64) {
 pub(crate) struct StatusBoard {
     cells: Box<[Cell]>,
     /// Table counters, published by the stage ([`TableStatus`] fields in order).
-    table: [AtomicU64; 11],
+    table: [AtomicU64; 12],
+    /// A dialer's table (the endpoint may ask for more connections).
+    dialer: AtomicBool,
+    /// `open` requests the lcore has taken (refused ones included).
+    opens_taken: AtomicU64,
     /// Set when the stage stops: nothing takes the endpoint's partial packet any more.
     stopped: AtomicBool,
 }
@@ -262,6 +270,8 @@ impl StatusBoard {
         StatusBoard {
             cells: (0..slots.max(1)).map(|_| Cell::default()).collect(),
             table: Default::default(),
+            dialer: AtomicBool::new(false),
+            opens_taken: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
         }
     }
@@ -355,6 +365,39 @@ impl StatusBoard {
         }
     }
 
+    /// Marks the table a dialer's (set when the stage is built).
+    pub(crate) fn set_dialer(&self, dialer: bool) {
+        self.dialer.store(dialer, Ordering::Relaxed);
+    }
+
+    /// Whether `open` requests make sense: the table dials.
+    pub(crate) fn is_dialer(&self) -> bool {
+        self.dialer.load(Ordering::Relaxed)
+    }
+
+    /// Connection slots of the table.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.cells.len() as u64
+    }
+
+    /// Lcore side: one more `open` request taken (`refused`: the table was full). Publishes the
+    /// table's live count first, so that an endpoint that sees the request taken sees the
+    /// connection it opened counted.
+    pub(crate) fn open_taken(&self, live: usize, refused: bool) {
+        self.table[0].store(live as u64, Ordering::Relaxed);
+        if refused {
+            bump(&self.table[11], 1);
+        }
+        // Release: the live count above is visible to whoever sees this count.
+        let taken = self.opens_taken.load(Ordering::Relaxed) + 1;
+        self.opens_taken.store(taken, Ordering::Release);
+    }
+
+    /// `open` requests the lcore has taken so far (read before the live count).
+    pub(crate) fn opens_taken(&self) -> u64 {
+        self.opens_taken.load(Ordering::Acquire)
+    }
+
     /// True once the stage stopped (read after parking a partial packet: see [`Self::stop`]).
     pub(crate) fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
@@ -443,7 +486,7 @@ impl StatusBoard {
 
     /// The table's counters.
     pub(crate) fn table_status(&self) -> TableStatus {
-        let t: [u64; 11] = core::array::from_fn(|i| self.table[i].load(Ordering::Relaxed));
+        let t: [u64; 12] = core::array::from_fn(|i| self.table[i].load(Ordering::Relaxed));
         TableStatus {
             live: t[0],
             opened: t[1],
@@ -456,6 +499,7 @@ impl StatusBoard {
             acknowledged: t[8],
             retransmits: t[9],
             timeouts: t[10],
+            open_refused: t[11],
         }
     }
 }
