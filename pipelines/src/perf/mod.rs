@@ -426,7 +426,7 @@ impl Options {
 /// signal themselves).
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
-/// Makes SIGINT and SIGTERM set [`INTERRUPTED`] instead of stopping the loops, now and after every
+/// Makes SIGINT and SIGTERM set `INTERRUPTED` instead of stopping the loops, now and after every
 /// pipeline launch (which reinstalls the handlers): `rosette-perf`'s `main` calls it first thing, so a
 /// Ctrl-C at any moment ends the run through the drain and the end-of-stream handshake, and a second
 /// Ctrl-C does the same. Calling it again is harmless.
