@@ -836,11 +836,18 @@ impl<C: MuxConn> Table<C> {
         }
     }
 
-    /// The linger of a finished connection before its slot is reused: long enough to answer the
-    /// peer's retransmitted Fin (TCP's TIME-WAIT, short: a late packet after it is dropped as
-    /// stale, not answered with a Reset).
+    /// The linger of a finished connection before its slot is reused (TCP's TIME-WAIT, short): long
+    /// enough to answer the peer's retransmitted Fin when our last Ack of it was lost. The peer's
+    /// retransmissions come at most its backed-off RTO apart, which is bounded by `max_rto`, not by
+    /// *our* RTO: a peer that lost a few Acks in a row retransmits far later than our own RTO (at
+    /// 10,000 connections, listener connections retransmitted their last packets 25–200 ms apart
+    /// to dialer slots reused after 10 ms, found no connection and failed 10 s later). So twice
+    /// `max_rto` (400 ms by default), restarted by every packet the connection receives while it
+    /// lingers ([`Self::dispatch`]), as TCP restarts TIME-WAIT on a retransmitted FIN. A late
+    /// packet after it is dropped as stale, not answered with a Reset.
     fn linger(conn: &C) -> Duration {
-        (conn.core().rto() * 2).max(Duration::from_millis(10))
+        let cfg = conn.core().config();
+        (cfg.max_rto * 2).max(conn.core().rto() * 2).max(Duration::from_millis(10))
     }
 
     fn deadline(&self, index: u32) -> Option<Instant> {
@@ -963,6 +970,10 @@ impl<C: MuxConn> Table<C> {
         self.wake(index);
         let Some(slot) = self.entries[index as usize].slot.as_mut() else { return };
         slot.last_active = now;
+        if slot.finished_at.is_some() {
+            // The peer is still sending (a retransmitted Fin whose Ack was lost): linger on.
+            slot.finished_at = Some(now);
+        }
         slot.conn.handle_datagram(now, payload);
         self.touched(index, now);
     }

@@ -393,7 +393,7 @@ impl ReliableMuxEndpoint {
     /// connection's end (or its `Failed` / `Reset` event arrives), `unacknowledged` says how many
     /// of the messages accepted for `conn` were never acknowledged, so a producer can send them
     /// again elsewhere. [`EndpointError::UnknownConnection`] once the table gave the slot to a
-    /// newer connection (a linger of at least 10 ms after the end): the sum stays in
+    /// newer connection (a linger of twice `max_rto`, 400 ms by default, after the end): the sum stays in
     /// [`Self::table_status`].
     pub fn status(&self, conn: ConnHandle) -> Result<ConnStatus, EndpointError> {
         status_of(&self.ends.shared, conn)
