@@ -756,6 +756,9 @@ fn close(p: Pipeline, who: &str) -> bool {
             if !drops.is_empty() {
                 println!("{who} stage drops: {}", drops.join(" "));
             }
+            // Frames the port's tx queue refused (freed by the loop): a channel sees them as loss.
+            let tx_dropped: u64 = report.lcores.iter().map(|l| l.tx_dropped).sum();
+            println!("{who} tx_dropped={tx_dropped}");
             true
         }
         Ok(report) => {
