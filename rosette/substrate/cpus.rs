@@ -512,16 +512,15 @@ impl SpawnUnpinned for Command {
             }
             set
         };
-        // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
-        // work is allowed: it makes one system call (sched_setaffinity) on a set copied into the
-        // closure before the fork, and allocates nothing. A failure is ignored (the child then keeps
-        // the inherited mask, as without this call).
-        unsafe {
-            self.pre_exec(move || {
-                libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set);
-                Ok(())
-            })
+        // Runs in the child between fork and exec: one system call on a set copied in before the
+        // fork, no allocation. A failure is ignored (the child keeps the inherited mask).
+        let restore = move || {
+            // SAFETY: sched_setaffinity reads size_of::<cpu_set_t>() bytes of a valid set.
+            unsafe { libc::sched_setaffinity(0, core::mem::size_of::<libc::cpu_set_t>(), &set) };
+            Ok(())
         };
+        // SAFETY: pre_exec needs a closure that is async-signal-safe: `restore` only makes a syscall.
+        unsafe { self.pre_exec(restore) };
         self
     }
 }
