@@ -71,7 +71,7 @@ use super::endpoint::{
     ReliableOp, StatusBoard, StreamCommand, StreamDelivery, StreamEndpoint, StreamOp, UnorderedCommand,
     UnorderedEndpoint,
 };
-use super::mux::{bytes_in, messages_in, PUBLISH_INTERVAL};
+use super::mux::{bytes_in, messages_in, MuxKind, ReliableKind, StreamKind, PUBLISH_INTERVAL};
 use super::{Context, Stage, StageReport, Verdict};
 use crate::channel::conn;
 use crate::channel::link::{self, FrameSink};
@@ -223,54 +223,16 @@ impl Default for Publisher {
     }
 }
 
-/// What the publisher reads of a reliable or streaming connection.
-trait Published {
-    fn outcome(&self) -> Option<conn::Outcome>;
-    fn established(&self) -> bool;
-    /// Dropped unacknowledged so far, in the application's unit (messages or bytes).
-    fn abandoned_units(&self) -> u64;
-    fn counters(&self) -> (&conn::Stats, conn::PathStats, usize);
-}
-
-impl Published for Reliable<Mempool> {
-    fn outcome(&self) -> Option<conn::Outcome> {
-        Reliable::outcome(self)
-    }
-    fn established(&self) -> bool {
-        self.state() == conn::State::Established
-    }
-    fn abandoned_units(&self) -> u64 {
-        self.abandoned().messages
-    }
-    fn counters(&self) -> (&conn::Stats, conn::PathStats, usize) {
-        (self.stats(), self.path(), self.send_queue_len())
-    }
-}
-
-impl Published for Stream<Mempool> {
-    fn outcome(&self) -> Option<conn::Outcome> {
-        Stream::outcome(self)
-    }
-    fn established(&self) -> bool {
-        self.state() == conn::State::Established
-    }
-    fn abandoned_units(&self) -> u64 {
-        self.abandoned().bytes
-    }
-    fn counters(&self) -> (&conn::Stats, conn::PathStats, usize) {
-        (self.stats(), self.path(), self.send_queue_len())
-    }
-}
-
 impl Publisher {
-    /// Publishes what changed of `conn` (the state, what it dropped; its counters when due).
-    fn publish(&mut self, board: &StatusBoard, now: Instant, conn: &impl Published) {
-        let state = match conn.outcome() {
+    /// Publishes what changed of `conn` (the state, what it dropped; its counters when due). `K`
+    /// says what kind of connection it is, as for a table's connections.
+    fn publish<K: MuxKind>(&mut self, board: &StatusBoard, now: Instant, conn: &K::Conn) {
+        let state = match K::outcome(conn) {
             Some(outcome) => ConnState::of_outcome(outcome),
-            None if conn.established() => ConnState::Open,
+            None if K::established(conn) => ConnState::Open,
             None => ConnState::Opening,
         };
-        let abandoned = conn.abandoned_units();
+        let abandoned = K::abandoned_units(conn);
         if abandoned != self.abandoned {
             // Counted before the state flips, so a send refused for the end finds the count final.
             board.add_unacknowledged(0, None, abandoned.wrapping_sub(self.abandoned));
@@ -286,8 +248,8 @@ impl Publisher {
         }
         if ended || now >= self.next_at {
             self.next_at = now + PUBLISH_INTERVAL;
-            let (stats, path, queued) = conn.counters();
-            board.publish(0, stats, &path, queued);
+            let (stats, queued) = K::stats(conn);
+            board.publish(0, &stats, &K::path(conn), queued);
         }
     }
 }
@@ -505,7 +467,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> Stage for ReliableStage<D> {
         let Some((link, conn)) = &mut self.run else { return };
         link.advance(conn, now);
         // The connection's end is published before any command is taken: later sends fail at once.
-        self.publisher.publish(&self.ends.shared.status, now, conn);
+        self.publisher.publish::<ReliableKind>(&self.ends.shared.status, now, conn);
         // Deliveries first (only while the sink takes them), so a reset is seen before commands are.
         self.deliver();
         // Commands, only while the channel can take them (back-pressure to the application): a command
@@ -800,7 +762,7 @@ impl<D: Deliver<StreamDelivery>> Stage for StreamingStage<D> {
         if let Some((link, stream)) = &mut self.run {
             link.advance(stream, now);
             // The stream's end is published before any write is taken: later writes fail at once.
-            self.publisher.publish(&self.ends.shared.status, now, stream);
+            self.publisher.publish::<StreamKind>(&self.ends.shared.status, now, stream);
         }
         // Deliveries first (only while the sink takes them), so a reset is seen before writes are.
         self.deliver();

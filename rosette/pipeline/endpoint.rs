@@ -349,6 +349,27 @@ pub(crate) fn serve_telemetry(endpoint: &str, shared: &Arc<Shared>, single: bool
     }
 }
 
+/// Closes the sending direction of the connection in slot `index` of `generation` (0, 0 for a
+/// single connection): `queue` queues the close, retried up to `timeout`; then later sends are
+/// refused as [`ConnState::Closing`]. A direction already closed is `Ok` without a second close;
+/// a connection that ended otherwise says how; a slot reused is
+/// [`EndpointError::UnknownConnection`].
+pub(crate) fn close_direction(
+    shared: &Shared,
+    (index, generation): (u32, u32),
+    timeout: Duration,
+    queue: impl FnMut() -> Result<(), EndpointError>,
+) -> Result<(), EndpointError> {
+    match shared.status.state(index, generation) {
+        Some(ConnState::Closing | ConnState::Closed) => return Ok(()),
+        Some(state) => refuse(state)?,
+        None => return Err(EndpointError::UnknownConnection),
+    }
+    retry(timeout, queue)?;
+    shared.status.close(index, generation);
+    Ok(())
+}
+
 /// `Err` naming `state` when a connection in it takes no more sends.
 #[inline]
 pub(crate) fn refuse(state: ConnState) -> Result<(), EndpointError> {
@@ -677,18 +698,7 @@ fn too_long_record(shared: &Shared, len: usize) -> EndpointError {
 
 /// A single-connection endpoint's status (its one cell is written from the start).
 fn single_status(shared: &Shared) -> ConnStatus {
-    shared.status.status(0, 0).unwrap_or(ConnStatus {
-        state: ConnState::Opening,
-        unacknowledged: 0,
-        sent: 0,
-        acknowledged: 0,
-        delivered: 0,
-        retransmits: 0,
-        timeouts: 0,
-        srtt: None,
-        cwnd: 0,
-        queued: 0,
-    })
+    shared.status.status(0, 0).unwrap_or_default()
 }
 
 fn pool_of(shared: &Shared) -> Result<&Mempool, EndpointError> {
@@ -1025,16 +1035,10 @@ impl ReliableEndpoint {
     /// Closes the sending side after every queued message (the peer sees `PeerClosed`); later
     /// sends return [`EndpointError::Closed`]. Closing a connection that already ended says how.
     pub fn close(&self, timeout: Duration) -> Result<(), EndpointError> {
-        if let Some(ConnState::Closing | ConnState::Closed) = self.ends.shared.status.state(0, 0) {
-            return Ok(());
-        }
-        self.ends.shared.check_single()?;
-        retry(timeout, || {
+        close_direction(&self.ends.shared, (0, 0), timeout, || {
             self.flush_open()?;
             self.queue(ReliableOp::Close).map_err(|(e, _)| e)
-        })?;
-        self.ends.shared.status.close(0, 0);
-        Ok(())
+        })
     }
 
     /// Aborts the connection (queued and undelivered data is dropped; the peer sees a reset).
@@ -1330,18 +1334,12 @@ impl StreamEndpoint {
     /// later writes return [`EndpointError::Closed`]. Finishing a connection that already ended
     /// says how.
     pub fn finish(&self, timeout: Duration) -> Result<(), EndpointError> {
-        if let Some(ConnState::Closing | ConnState::Closed) = self.ends.shared.status.state(0, 0) {
-            return Ok(());
-        }
-        self.ends.shared.check_single()?;
-        retry(timeout, || {
+        close_direction(&self.ends.shared, (0, 0), timeout, || {
             if let Some(m) = self.reclaim() {
                 self.queue_or_park(m)?;
             }
             self.queue(StreamOp::Finish).map_err(|(e, _)| e)
-        })?;
-        self.ends.shared.status.close(0, 0);
-        Ok(())
+        })
     }
 
     /// Aborts both directions.

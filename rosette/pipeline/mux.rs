@@ -86,8 +86,9 @@ pub struct MuxReport {
     pub send_queue_len: usize,
 }
 
-/// What differs between the reliable and the streaming table stage (crate-private: the two
-/// kinds are [`ReliableKind`] and [`StreamKind`]).
+/// What differs between the reliable and the streaming table stage, and what the single-connection
+/// stages' status publisher reads of their connection (crate-private: the two kinds are
+/// [`ReliableKind`] and [`StreamKind`]).
 pub(crate) trait MuxKind: Send + 'static {
     /// The connection type.
     type Conn: crate::channel::mux::MuxConn<Pool = Mempool> + crate::channel::sim::Endpoint<Buf = Mbuf> + Send;
@@ -116,6 +117,8 @@ pub(crate) trait MuxKind: Send + 'static {
     fn path(conn: &Self::Conn) -> conn::PathStats;
     /// How the connection ended, if it did.
     fn outcome(conn: &Self::Conn) -> Option<conn::Outcome>;
+    /// True while the connection is established (handshake done, not ended).
+    fn established(conn: &Self::Conn) -> bool;
     /// What the application handed over in `op`, in the unit it counts lost sends in: messages
     /// (reliable) or bytes (stream).
     fn units(op: &Self::Op) -> u64;
@@ -198,6 +201,9 @@ impl MuxKind for ReliableKind {
     fn outcome(conn: &Reliable<Mempool>) -> Option<conn::Outcome> {
         conn.outcome()
     }
+    fn established(conn: &Reliable<Mempool>) -> bool {
+        conn.state() == conn::State::Established
+    }
     fn units(op: &ReliableOp) -> u64 {
         messages_in(op)
     }
@@ -269,6 +275,9 @@ impl MuxKind for StreamKind {
     }
     fn outcome(conn: &Stream<Mempool>) -> Option<conn::Outcome> {
         conn.outcome()
+    }
+    fn established(conn: &Stream<Mempool>) -> bool {
+        conn.state() == conn::State::Established
     }
     fn units(op: &StreamOp) -> u64 {
         bytes_in(op)

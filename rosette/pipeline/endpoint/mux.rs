@@ -77,14 +77,23 @@ fn status_of(shared: &Shared, conn: ConnHandle) -> Result<ConnStatus, EndpointEr
     shared.status.status(conn.index(), conn.generation()).ok_or(EndpointError::UnknownConnection)
 }
 
-/// Closing `conn`: `Ok(true)` to queue the close, `Ok(false)` when it is closed already, `Err` when it
-/// ended otherwise.
-fn may_close(shared: &Shared, conn: ConnHandle) -> Result<bool, EndpointError> {
-    match shared.status.state(conn.index(), conn.generation()) {
-        Some(ConnState::Closing | ConnState::Closed) => Ok(false),
-        Some(state) => refuse(state).map(|()| true),
-        None => Err(EndpointError::UnknownConnection),
-    }
+/// `conn`'s slot and generation, as the status board names them.
+fn slot_of(conn: ConnHandle) -> (u32, u32) {
+    (conn.index(), conn.generation())
+}
+
+/// Queues one more `open` (`queue`, retried up to `timeout`) when [`may_open`] allows it, and
+/// counts it in `opens`.
+fn request_open(
+    shared: &Shared,
+    opens: &Cell<u64>,
+    timeout: Duration,
+    queue: impl FnMut() -> Result<(), EndpointError>,
+) -> Result<(), EndpointError> {
+    may_open(shared, opens.get())?;
+    retry(timeout, queue)?;
+    opens.set(opens.get() + 1);
+    Ok(())
 }
 
 /// After parking a partial packet: if the stage stopped meanwhile, nothing takes it any more: take
@@ -370,22 +379,14 @@ impl ReliableMuxEndpoint {
     /// `max_connections` with those asked for (an open the lcore still finds no room for — opens racing
     /// at the limit — is counted in [`TableStatus::open_refused`]).
     pub fn open(&self, timeout: Duration) -> Result<(), EndpointError> {
-        may_open(&self.ends.shared, self.opens.get())?;
-        retry(timeout, || self.queue(MuxOp::Open))?;
-        self.opens.set(self.opens.get() + 1);
-        Ok(())
+        request_open(&self.ends.shared, &self.opens, timeout, || self.queue(MuxOp::Open))
     }
 
     /// Closes `conn`'s sending side after its queued messages (the peer sees `PeerClosed`); later
     /// sends on it return [`EndpointError::Closed`]. Closing a connection that ended otherwise
     /// says how.
     pub fn close(&self, conn: ConnHandle, timeout: Duration) -> Result<(), EndpointError> {
-        if !may_close(&self.ends.shared, conn)? {
-            return Ok(());
-        }
-        retry(timeout, || self.queue(MuxOp::On(conn, ReliableOp::Close)))?;
-        self.ends.shared.status.close(conn.index(), conn.generation());
-        Ok(())
+        close_direction(&self.ends.shared, slot_of(conn), timeout, || self.queue(MuxOp::On(conn, ReliableOp::Close)))
     }
 
     /// `conn`'s state and counters now, as the lcore last published them (at every event of the
@@ -546,21 +547,13 @@ impl StreamMuxEndpoint {
     /// Asks a dialer to open one more connection; it shows itself as a `Connected` event. Refused
     /// as [`ReliableMuxEndpoint::open`] is.
     pub fn open(&self, timeout: Duration) -> Result<(), EndpointError> {
-        may_open(&self.ends.shared, self.opens.get())?;
-        retry(timeout, || self.queue(MuxOp::Open))?;
-        self.opens.set(self.opens.get() + 1);
-        Ok(())
+        request_open(&self.ends.shared, &self.opens, timeout, || self.queue(MuxOp::Open))
     }
 
     /// Ends `conn`'s direction after its written bytes (the peer reads end of stream); later
     /// writes on it return [`EndpointError::Closed`].
     pub fn finish(&self, conn: ConnHandle, timeout: Duration) -> Result<(), EndpointError> {
-        if !may_close(&self.ends.shared, conn)? {
-            return Ok(());
-        }
-        retry(timeout, || self.queue(MuxOp::On(conn, StreamOp::Finish)))?;
-        self.ends.shared.status.close(conn.index(), conn.generation());
-        Ok(())
+        close_direction(&self.ends.shared, slot_of(conn), timeout, || self.queue(MuxOp::On(conn, StreamOp::Finish)))
     }
 
     /// `conn`'s state and counters now (see [`ReliableMuxEndpoint::status`]); `unacknowledged`

@@ -37,10 +37,11 @@ use core::time::Duration;
 use crate::channel::conn::{self, Outcome, ResetReason};
 
 /// Where a connection is in its life, as the application sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConnState {
     /// Not connected yet (handshake under way, or a listener waiting for its peer). Sends are
     /// queued and go out once connected.
+    #[default]
     Opening,
     /// Connected: data flows.
     Open,
@@ -121,7 +122,7 @@ impl ConnState {
 /// One connection's status, read from the endpoint while the stage runs
 /// ([`ReliableEndpoint::status`](super::ReliableEndpoint::status),
 /// [`ReliableMuxEndpoint::status`](super::ReliableMuxEndpoint::status), ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ConnStatus {
     /// Where the connection is.
     pub state: ConnState,
