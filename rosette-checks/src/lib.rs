@@ -15,5 +15,5 @@
 pub mod stock;
 pub mod suggest;
 
-pub use stock::parse_duration;
+pub use stock::{parse_decimal, parse_duration, DecimalError};
 pub use suggest::{closest, edit_distance};

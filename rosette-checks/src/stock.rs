@@ -261,13 +261,17 @@ pub fn inject_problems(payload_len: Option<u64>) -> Vec<Problem> {
 }
 
 /// Why [`parse_decimal`] failed.
-enum DecimalError {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalError {
+    /// Empty, or not only digits.
     Malformed,
+    /// Larger than the maximum.
     TooLarge,
 }
 
-/// A decimal number made of all of `b[start..end]` (no sign, at least one digit), up to `max`.
-const fn parse_decimal(b: &[u8], start: usize, end: usize, max: u64) -> Result<u64, DecimalError> {
+/// A decimal number made of all of `b[start..end]` (no sign, at least one digit), up to `max`
+/// (the one decimal parser of durations, addresses and ports, usable in constants).
+pub const fn parse_decimal(b: &[u8], start: usize, end: usize, max: u64) -> Result<u64, DecimalError> {
     if start >= end {
         return Err(DecimalError::Malformed);
     }

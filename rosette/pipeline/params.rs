@@ -23,6 +23,7 @@ pub mod stock;
 use core::fmt;
 use core::net::{Ipv4Addr, SocketAddrV4};
 use core::time::Duration;
+use rosette_checks::{parse_decimal, DecimalError};
 
 use super::{Context, Stage};
 use crate::substrate::{Mempool, TscClock};
@@ -399,42 +400,6 @@ const fn str_eq(a: &str, b: &str) -> bool {
         i += 1;
     }
     true
-}
-
-/// Why [`parse_decimal`] failed.
-#[derive(Clone, Copy)]
-enum DecimalError {
-    /// Empty, or not only digits.
-    Malformed,
-    /// Larger than the maximum.
-    TooLarge,
-}
-
-/// A decimal number made of all of `b[start..end]` (no sign, at least one digit), up to `max`.
-const fn parse_decimal(b: &[u8], start: usize, end: usize, max: u64) -> Result<u64, DecimalError> {
-    if start >= end {
-        return Err(DecimalError::Malformed);
-    }
-    let mut n: u64 = 0;
-    let mut i = start;
-    while i < end {
-        let c = b[i];
-        if !c.is_ascii_digit() {
-            return Err(DecimalError::Malformed);
-        }
-        n = match n.checked_mul(10) {
-            Some(x) => match x.checked_add((c - b'0') as u64) {
-                Some(y) => y,
-                None => return Err(DecimalError::TooLarge),
-            },
-            None => return Err(DecimalError::TooLarge),
-        };
-        if n > max {
-            return Err(DecimalError::TooLarge);
-        }
-        i += 1;
-    }
-    Ok(n)
 }
 
 const fn parse_ipv4_bytes(b: &[u8], start: usize, end: usize) -> Result<Ipv4Addr, &'static str> {
