@@ -104,6 +104,7 @@ dpdk_test! {
         let status = ep.status();
         assert_eq!(status.state, ConnState::Failed);
         assert!(status.sent > 0 && status.timeouts > 0, "{status:?}");
+        assert_eq!(status.delivered, 1, "the Failed event, as a table connection counts it: {status:?}");
         // The same through telemetry (`/rosette/stats,channel_dead`).
         let served = rosette::substrate::telemetry::read_source("channel_dead").expect("served through telemetry");
         assert_eq!(served, status.pairs());

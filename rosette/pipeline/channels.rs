@@ -422,6 +422,7 @@ impl<D: Deliver<reliable::Event<Mbuf>>> ReliableStage<D> {
                 break;
             }
             self.stats.delivered += 1;
+            self.ends.shared.status.delivered(0);
         }
     }
 
@@ -718,6 +719,7 @@ impl<D: Deliver<StreamDelivery>> StreamingStage<D> {
                 break;
             }
             self.stats.delivered += 1;
+            self.ends.shared.status.delivered(0);
         }
     }
 
